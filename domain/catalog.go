@@ -1,0 +1,243 @@
+package domain
+
+import (
+	"fmt"
+	"net/mail"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+// ValueType says what a member attribute of a category must look like.
+type ValueType string
+
+const (
+	TypeString      ValueType = "string"
+	TypeEmail       ValueType = "email"
+	TypePhone       ValueType = "phone"
+	TypeDate        ValueType = "date"
+	TypeCountryCode ValueType = "country_code"
+	TypeNumber      ValueType = "number"
+	TypeList        ValueType = "list"
+	TypeAddress     ValueType = "address"
+	TypeBoolean     ValueType = "boolean"
+)
+
+// Derivation rules: a derived category discloses a fact computed from its
+// source category at read time, never the source value.
+const (
+	RuleAgeAtLeast       = "age_at_least"
+	RuleCountryOfAddress = "country_of_address"
+)
+
+// Derivation describes how a derived category is computed.
+type Derivation struct {
+	From          string
+	Rule          string
+	Param         int
+	Reveals       string
+	DoesNotReveal string
+}
+
+// Category is a kind of personal data from the shipped catalogue.
+type Category struct {
+	Key, Label, Description, Example string
+	Type                             ValueType
+	Sensitive                        bool
+	Fideslang, DPV                   string
+	Derived                          *Derivation
+}
+
+// Purpose is why data is used.
+type Purpose struct {
+	Key, Label, Description string
+	Fideslang, DPV          string
+}
+
+// Catalog is the fixed set of categories and purposes a contract may name.
+type Catalog struct {
+	categories map[string]Category
+	purposes   map[string]Purpose
+	catOrder   []string
+	purOrder   []string
+}
+
+var catalogKey = regexp.MustCompile(`^[a-z]+(?:_[a-z0-9]+)*\.[a-z0-9]+(?:_[a-z0-9]+)*$`)
+
+// NewCatalog checks keys, types and derivations so that a bad catalogue file
+// stops the process at start rather than a request later.
+func NewCatalog(categories []Category, purposes []Purpose) (Catalog, error) {
+	c := Catalog{categories: map[string]Category{}, purposes: map[string]Purpose{}}
+	for _, cat := range categories {
+		if !catalogKey.MatchString(cat.Key) {
+			return Catalog{}, fmt.Errorf("catalogue: category key %q is not dotted lower case", cat.Key)
+		}
+		if _, dup := c.categories[cat.Key]; dup {
+			return Catalog{}, fmt.Errorf("catalogue: category %q twice", cat.Key)
+		}
+		if cat.Label == "" || cat.Description == "" {
+			return Catalog{}, fmt.Errorf("catalogue: category %q needs a label and a description", cat.Key)
+		}
+		switch cat.Type {
+		case TypeString, TypeEmail, TypePhone, TypeDate, TypeCountryCode, TypeNumber, TypeList, TypeAddress, TypeBoolean:
+		default:
+			return Catalog{}, fmt.Errorf("catalogue: category %q has unknown type %q", cat.Key, cat.Type)
+		}
+		c.categories[cat.Key] = cat
+		c.catOrder = append(c.catOrder, cat.Key)
+	}
+	for _, cat := range categories {
+		if cat.Derived == nil {
+			continue
+		}
+		src, ok := c.categories[cat.Derived.From]
+		if !ok || src.Derived != nil {
+			return Catalog{}, fmt.Errorf("catalogue: %q derives from %q, which is not a stored category", cat.Key, cat.Derived.From)
+		}
+		switch {
+		case cat.Derived.Rule == RuleAgeAtLeast && src.Type == TypeDate:
+		case cat.Derived.Rule == RuleCountryOfAddress && src.Type == TypeAddress:
+		default:
+			return Catalog{}, fmt.Errorf("catalogue: %q has rule %q that does not fit its source", cat.Key, cat.Derived.Rule)
+		}
+	}
+	for _, p := range purposes {
+		if !catalogKey.MatchString(p.Key) {
+			return Catalog{}, fmt.Errorf("catalogue: purpose key %q is not dotted lower case", p.Key)
+		}
+		if _, dup := c.purposes[p.Key]; dup {
+			return Catalog{}, fmt.Errorf("catalogue: purpose %q twice", p.Key)
+		}
+		c.purposes[p.Key] = p
+		c.purOrder = append(c.purOrder, p.Key)
+	}
+	sort.Strings(c.catOrder)
+	sort.Strings(c.purOrder)
+	return c, nil
+}
+
+func (c Catalog) Category(key string) (Category, bool) { cat, ok := c.categories[key]; return cat, ok }
+func (c Catalog) Purpose(key string) (Purpose, bool)   { p, ok := c.purposes[key]; return p, ok }
+
+// Categories lists every category, sorted by key.
+func (c Catalog) Categories() []Category {
+	out := make([]Category, 0, len(c.catOrder))
+	for _, k := range c.catOrder {
+		out = append(out, c.categories[k])
+	}
+	return out
+}
+
+// Purposes lists every purpose, sorted by key.
+func (c Catalog) Purposes() []Purpose {
+	out := make([]Purpose, 0, len(c.purOrder))
+	for _, k := range c.purOrder {
+		out = append(out, c.purposes[k])
+	}
+	return out
+}
+
+var (
+	e164        = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+	countryCode = regexp.MustCompile(`^[A-Z]{2}$`)
+)
+
+// ValidateAttribute checks a member's value for a stored category. Values
+// arrive decoded from JSON: strings, float64 numbers, []any, map[string]any.
+func (c Catalog) ValidateAttribute(key string, value any) error {
+	cat, ok := c.categories[key]
+	if !ok {
+		return fmt.Errorf("is not a category of the catalogue")
+	}
+	if cat.Derived != nil {
+		return fmt.Errorf("is derived from %s and cannot be set directly", cat.Derived.From)
+	}
+	str, isString := value.(string)
+	switch cat.Type {
+	case TypeString:
+		if !isString || strings.TrimSpace(str) == "" || len(str) > 500 {
+			return fmt.Errorf("must be a non-empty string of at most 500 characters")
+		}
+	case TypeEmail:
+		addr, err := mail.ParseAddress(str)
+		if !isString || err != nil || addr.Address != str {
+			return fmt.Errorf("must be an email address such as alex@example.com")
+		}
+	case TypePhone:
+		if !isString || !e164.MatchString(str) {
+			return fmt.Errorf("must be a phone number in E.164 form such as +4712345678")
+		}
+	case TypeDate:
+		if _, err := time.Parse(time.DateOnly, str); !isString || err != nil {
+			return fmt.Errorf("must be a date in YYYY-MM-DD form")
+		}
+	case TypeCountryCode:
+		if !isString || !countryCode.MatchString(str) {
+			return fmt.Errorf("must be an ISO 3166-1 alpha-2 country code such as NO")
+		}
+	case TypeNumber:
+		if _, ok := value.(float64); !ok {
+			return fmt.Errorf("must be a number")
+		}
+	case TypeList:
+		list, ok := value.([]any)
+		if !ok || len(list) > 200 {
+			return fmt.Errorf("must be a list of at most 200 strings")
+		}
+		for _, v := range list {
+			if s, ok := v.(string); !ok || s == "" || len(s) > 200 {
+				return fmt.Errorf("must be a list of non-empty strings")
+			}
+		}
+	case TypeAddress:
+		m, ok := value.(map[string]any)
+		if !ok {
+			return fmt.Errorf("must be an object with street, postal_code, city and country")
+		}
+		for k, v := range m {
+			s, isStr := v.(string)
+			switch k {
+			case "street", "postal_code", "city":
+				if !isStr || len(s) > 200 {
+					return fmt.Errorf("%s must be a string", k)
+				}
+			case "country":
+				if !isStr || !countryCode.MatchString(s) {
+					return fmt.Errorf("country must be an ISO 3166-1 alpha-2 code")
+				}
+			default:
+				return fmt.Errorf("has unknown field %s", k)
+			}
+		}
+		if _, ok := m["country"]; !ok {
+			return fmt.Errorf("country is required")
+		}
+	default:
+		return fmt.Errorf("cannot be stored")
+	}
+	return nil
+}
+
+// Derive computes a derived category's value from its source value at time
+// now; ok is false when the source is missing or unusable.
+func (c Catalog) Derive(key string, source any, now time.Time) (any, bool) {
+	cat, found := c.categories[key]
+	if !found || cat.Derived == nil || source == nil {
+		return nil, false
+	}
+	switch cat.Derived.Rule {
+	case RuleAgeAtLeast:
+		s, _ := source.(string)
+		born, err := time.Parse(time.DateOnly, s)
+		if err != nil {
+			return nil, false
+		}
+		return !born.AddDate(cat.Derived.Param, 0, 0).After(now), true
+	case RuleCountryOfAddress:
+		m, _ := source.(map[string]any)
+		country, ok := m["country"].(string)
+		return country, ok
+	}
+	return nil, false
+}

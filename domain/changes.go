@@ -1,0 +1,155 @@
+package domain
+
+import (
+	"fmt"
+	"strconv"
+)
+
+// FieldChange is one value that differs between two versions.
+type FieldChange struct {
+	Field string
+	From  string
+	To    string
+}
+
+// Grant is one (category, purpose, recipient) permission in a contract.
+type Grant struct {
+	Category, Purpose, Recipient string
+}
+
+// Changes is what a version changes against the previous one. Material is
+// true when members on the old version must re-consent to get the new terms.
+type Changes struct {
+	PreviousVersion   int
+	CategoriesAdded   []string
+	CategoriesRemoved []string
+	PurposesAdded     []string
+	PurposesRemoved   []string
+	RecipientsAdded   []string
+	RecipientsRemoved []string
+	GrantsAdded       []Grant
+	GrantsRemoved     []Grant
+	Reward            []FieldChange
+	Durations         []FieldChange
+	Wording           []FieldChange
+	Material          bool
+	MaterialReasons   []string
+}
+
+// Grants lists every permission of the terms.
+func (t Terms) Grants() []Grant {
+	var out []Grant
+	for _, it := range t.Items {
+		for _, r := range it.Recipients {
+			out = append(out, Grant{it.Category, it.Purpose, r})
+		}
+	}
+	return out
+}
+
+// CompareTerms says what next changes against prev. A change is material when
+// it adds a category, purpose or recipient (or gives an existing recipient
+// data or a purpose it did not have), or lengthens retention or duration.
+func CompareTerms(prevVersion int, prev, next Terms) Changes {
+	ch := Changes{PreviousVersion: prevVersion}
+	sets := func(t Terms) (cats, purs, recs map[string]bool, grants map[Grant]bool) {
+		cats, purs, recs, grants = map[string]bool{}, map[string]bool{}, map[string]bool{}, map[Grant]bool{}
+		for _, g := range t.Grants() {
+			cats[g.Category], purs[g.Purpose], recs[g.Recipient], grants[g] = true, true, true, true
+		}
+		return
+	}
+	pc, pp, pr, pg := sets(prev)
+	nc, np, nr, ng := sets(next)
+	ch.CategoriesAdded, ch.CategoriesRemoved = diffKeys(pc, nc)
+	ch.PurposesAdded, ch.PurposesRemoved = diffKeys(pp, np)
+	ch.RecipientsAdded, ch.RecipientsRemoved = diffKeys(pr, nr)
+	for _, g := range next.Grants() {
+		if !pg[g] {
+			ch.GrantsAdded = append(ch.GrantsAdded, g)
+		}
+	}
+	for _, g := range prev.Grants() {
+		if !ng[g] {
+			ch.GrantsRemoved = append(ch.GrantsRemoved, g)
+		}
+	}
+	reason := func(r string) { ch.Material = true; ch.MaterialReasons = append(ch.MaterialReasons, r) }
+	for _, c := range ch.CategoriesAdded {
+		reason("adds category " + c)
+	}
+	for _, p := range ch.PurposesAdded {
+		reason("adds purpose " + p)
+	}
+	for _, r := range ch.RecipientsAdded {
+		reason("adds recipient " + r)
+	}
+	if len(ch.CategoriesAdded) == 0 && len(ch.PurposesAdded) == 0 && len(ch.RecipientsAdded) == 0 && len(ch.GrantsAdded) > 0 {
+		reason("shares existing data with a recipient or for a purpose it was not shared with before")
+	}
+
+	if prev.Retention != next.Retention {
+		ch.Durations = append(ch.Durations, FieldChange{"retention", prev.Retention.String(), next.Retention.String()})
+		if next.Retention.Approx() > prev.Retention.Approx() {
+			reason("lengthens retention")
+		}
+	}
+	durationText := func(d *Duration) string {
+		if d == nil {
+			return "until cancelled"
+		}
+		return d.String()
+	}
+	if durationText(prev.Duration) != durationText(next.Duration) {
+		ch.Durations = append(ch.Durations, FieldChange{"duration", durationText(prev.Duration), durationText(next.Duration)})
+		if next.Duration == nil || (prev.Duration != nil && next.Duration.Approx() > prev.Duration.Approx()) {
+			reason("lengthens duration")
+		}
+	}
+	pw, nw := prev.Reward, next.Reward
+	num := func(n int64) string { return strconv.FormatInt(n, 10) }
+	dur := func(d Duration) string {
+		if d.IsZero() {
+			return "none"
+		}
+		return d.String()
+	}
+	maxp := func(n int) string {
+		if n == 0 {
+			return "no cap"
+		}
+		return fmt.Sprint(n)
+	}
+	for _, fc := range []FieldChange{
+		{"join_bonus", num(pw.JoinBonus), num(nw.JoinBonus)},
+		{"vesting", dur(pw.Vesting), dur(nw.Vesting)},
+		{"points_per_period", num(pw.PointsPerPeriod), num(nw.PointsPerPeriod)},
+		{"period", dur(pw.Period), dur(nw.Period)},
+		{"max_periods", maxp(pw.MaxPeriods), maxp(nw.MaxPeriods)},
+	} {
+		if fc.From != fc.To {
+			ch.Reward = append(ch.Reward, fc)
+		}
+	}
+	if prev.Title != next.Title {
+		ch.Wording = append(ch.Wording, FieldChange{"title", prev.Title, next.Title})
+	}
+	if prev.Summary != next.Summary {
+		ch.Wording = append(ch.Wording, FieldChange{"summary", prev.Summary, next.Summary})
+	}
+	return ch
+}
+
+func diffKeys(prev, next map[string]bool) (added, removed []string) {
+	for _, k := range sortedKeys(next) {
+		if !prev[k] {
+			added = append(added, k)
+		}
+	}
+	for _, k := range sortedKeys(prev) {
+		if !next[k] {
+			removed = append(removed, k)
+		}
+	}
+	return added, removed
+}

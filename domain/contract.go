@@ -1,0 +1,344 @@
+package domain
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// ContractStatus is where a contract version is in its life.
+type ContractStatus string
+
+const (
+	ContractDraft     ContractStatus = "draft"
+	ContractPublished ContractStatus = "published"
+	ContractRetired   ContractStatus = "retired"
+)
+
+// Item asks for one category, for one purpose, for the named recipients.
+type Item struct {
+	Category   string
+	Purpose    string
+	Recipients []string
+}
+
+// Reward is what the member gets. MaxPeriods 0 means no cap; a zero Period
+// means the contract pays only the join bonus.
+type Reward struct {
+	JoinBonus       int64
+	Vesting         Duration
+	PointsPerPeriod int64
+	Period          Duration
+	MaxPeriods      int
+}
+
+// Terms are everything a member agrees to. Duration nil means the consent
+// lasts until the member cancels it.
+type Terms struct {
+	Title     string
+	Summary   string
+	Items     []Item
+	Retention Duration
+	Duration  *Duration
+	Reward    Reward
+}
+
+// Limits that keep a contract meaningful to a member.
+const (
+	MaxPoints     int64 = 1_000_000
+	MaxItems            = 50
+	MaxRecipients       = 20
+	MaxPeriodsCap       = 100_000
+)
+
+// ContractPolicy validates terms against the catalogue and the deployment's
+// shortest allowed reward period.
+type ContractPolicy struct {
+	Catalog   Catalog
+	MinPeriod time.Duration
+}
+
+// ValidateTerms reports every problem of t at once. recipientExists tells
+// whether a recipient id is registered.
+func (p ContractPolicy) ValidateTerms(t Terms, recipientExists func(string) bool) error {
+	var v Violations
+	if s := strings.TrimSpace(t.Title); s == "" || len(s) > 200 {
+		v.Add("/title", "must be 1 to 200 characters")
+	}
+	if len(t.Summary) > 2000 {
+		v.Add("/summary", "must be at most 2000 characters")
+	}
+	if len(t.Items) == 0 {
+		v.Add("/items", "must ask for at least one data item")
+	}
+	if len(t.Items) > MaxItems {
+		v.Add("/items", fmt.Sprintf("must hold at most %d items", MaxItems))
+	}
+	seen := map[string]int{}
+	for i, it := range t.Items {
+		at := fmt.Sprintf("/items/%d", i)
+		if _, ok := p.Catalog.Category(it.Category); !ok {
+			v.Add(at+"/category", fmt.Sprintf("%q is not a category of the catalogue", it.Category))
+		}
+		if _, ok := p.Catalog.Purpose(it.Purpose); !ok {
+			v.Add(at+"/purpose", fmt.Sprintf("%q is not a purpose of the catalogue", it.Purpose))
+		}
+		key := it.Category + "|" + it.Purpose
+		if first, dup := seen[key]; dup {
+			v.Add(at, fmt.Sprintf("repeats item %d (same category and purpose); list its recipients once", first))
+		} else {
+			seen[key] = i
+		}
+		if len(it.Recipients) == 0 || len(it.Recipients) > MaxRecipients {
+			v.Add(at+"/recipients", fmt.Sprintf("must name 1 to %d recipients", MaxRecipients))
+		}
+		rseen := map[string]bool{}
+		for j, r := range it.Recipients {
+			rat := fmt.Sprintf("%s/recipients/%d", at, j)
+			switch {
+			case rseen[r]:
+				v.Add(rat, "names the same recipient twice")
+			case !recipientExists(r):
+				v.Add(rat, fmt.Sprintf("%q is not a registered recipient", r))
+			}
+			rseen[r] = true
+		}
+	}
+	if t.Retention.IsZero() {
+		v.Add("/retention", "is required: how long recipients may keep the data after the exchange ends")
+	} else if t.Retention.Approx() > 10*365*24*time.Hour {
+		v.Add("/retention", "must be at most 10 years")
+	}
+	if t.Duration != nil && t.Duration.Approx() > 10*365*24*time.Hour {
+		v.Add("/duration", "must be at most 10 years")
+	}
+	r := t.Reward
+	if r.JoinBonus < 0 || r.JoinBonus > MaxPoints {
+		v.Add("/reward/join_bonus", fmt.Sprintf("must be between 0 and %d", MaxPoints))
+	}
+	if r.PointsPerPeriod < 0 || r.PointsPerPeriod > MaxPoints {
+		v.Add("/reward/points_per_period", fmt.Sprintf("must be between 0 and %d", MaxPoints))
+	}
+	if r.MaxPeriods < 0 || r.MaxPeriods > MaxPeriodsCap {
+		v.Add("/reward/max_periods", fmt.Sprintf("must be between 1 and %d, or null for no cap", MaxPeriodsCap))
+	}
+	if r.PointsPerPeriod > 0 && r.Period.IsZero() {
+		v.Add("/reward/period", "is required when points_per_period is above zero")
+	}
+	if !r.Period.IsZero() && r.Period.Shortest() < p.MinPeriod {
+		v.Add("/reward/period", fmt.Sprintf("must be at least %s", p.MinPeriod))
+	}
+	if r.Vesting.Approx() > 2*365*24*time.Hour {
+		v.Add("/reward/vesting", "must be at most 2 years")
+	}
+	if r.JoinBonus == 0 && r.PointsPerPeriod == 0 {
+		v.Add("/reward", "must offer a join bonus or points per period")
+	}
+	return v.Err()
+}
+
+// Contract is one version of an offer in a family of versions.
+type Contract struct {
+	id          string
+	familyID    string
+	version     int
+	status      ContractStatus
+	terms       Terms
+	canonical   []byte
+	termsHash   string
+	createdAt   time.Time
+	publishedAt *time.Time
+	retiredAt   *time.Time
+}
+
+// NewDraft starts version 1 of a new family, or a later version.
+func NewDraft(id, familyID string, version int, terms Terms, at time.Time) Contract {
+	return Contract{id: id, familyID: familyID, version: version, status: ContractDraft, terms: terms, createdAt: at}
+}
+
+// RehydrateContract rebuilds a stored contract; only stores call it.
+func RehydrateContract(id, familyID string, version int, status ContractStatus, terms Terms, canonical []byte,
+	termsHash string, createdAt time.Time, publishedAt, retiredAt *time.Time) Contract {
+	return Contract{id, familyID, version, status, terms, canonical, termsHash, createdAt, publishedAt, retiredAt}
+}
+
+func (c Contract) ID() string              { return c.id }
+func (c Contract) FamilyID() string        { return c.familyID }
+func (c Contract) Version() int            { return c.version }
+func (c Contract) Status() ContractStatus  { return c.status }
+func (c Contract) Terms() Terms            { return c.terms }
+func (c Contract) CanonicalTerms() []byte  { return c.canonical }
+func (c Contract) TermsHash() string       { return c.termsHash }
+func (c Contract) CreatedAt() time.Time    { return c.createdAt }
+func (c Contract) PublishedAt() *time.Time { return c.publishedAt }
+func (c Contract) RetiredAt() *time.Time   { return c.retiredAt }
+func (c Contract) Joinable() bool          { return c.status == ContractPublished }
+func (c Contract) IsDraft() bool           { return c.status == ContractDraft }
+func (c Contract) HasPeriodicReward() bool { return c.terms.Reward.PointsPerPeriod > 0 }
+func (c Contract) RecipientIDs() []string  { return c.terms.RecipientIDs() }
+func (c Contract) ExpiresAt(joined time.Time) *time.Time {
+	if c.terms.Duration == nil {
+		return nil
+	}
+	t := c.terms.Duration.AddTo(joined, 1)
+	return &t
+}
+
+// WithStatus is the same version in another status, for stores that cache
+// the frozen terms of a published version and re-read only its status.
+func (c Contract) WithStatus(s ContractStatus) Contract {
+	c.status = s
+	return c
+}
+
+// Edit replaces a draft's terms; published terms never change.
+func (c *Contract) Edit(terms Terms) error {
+	if c.status != ContractDraft {
+		return Conflict("contract-not-draft", fmt.Sprintf("version %d is %s; only drafts can be edited, create a new version instead", c.version, c.status))
+	}
+	c.terms = terms
+	return nil
+}
+
+// Publish freezes the terms: it fixes their canonical JSON, with the
+// recipients' details as they are now, and the hash of that JSON.
+func (c *Contract) Publish(recipients map[string]Recipient, at time.Time) error {
+	if c.status != ContractDraft {
+		return Conflict("contract-not-draft", fmt.Sprintf("version %d is already %s", c.version, c.status))
+	}
+	canonical, err := CanonicalTerms(c.terms, recipients)
+	if err != nil {
+		return err
+	}
+	c.canonical = canonical
+	c.termsHash = TermsHash(canonical)
+	c.status = ContractPublished
+	c.publishedAt = &at
+	return nil
+}
+
+// Retire closes a published version to new joins; members already on it
+// keep their exchange unless the marketer also terminates it.
+func (c *Contract) Retire(at time.Time) error {
+	if c.status != ContractPublished {
+		return Conflict("contract-not-published", fmt.Sprintf("version %d is %s; only a published version can be retired", c.version, c.status))
+	}
+	c.status = ContractRetired
+	c.retiredAt = &at
+	return nil
+}
+
+// NextVersion drafts version n+1 with the same terms, ready to be edited.
+func (c Contract) NextVersion(id string, at time.Time) (Contract, error) {
+	if c.status == ContractDraft {
+		return Contract{}, Conflict("contract-not-published", "a draft cannot be versioned; edit it instead")
+	}
+	return NewDraft(id, c.familyID, c.version+1, c.terms.clone(), at), nil
+}
+
+func (t Terms) clone() Terms {
+	out := t
+	out.Items = make([]Item, len(t.Items))
+	for i, it := range t.Items {
+		out.Items[i] = Item{Category: it.Category, Purpose: it.Purpose, Recipients: append([]string(nil), it.Recipients...)}
+	}
+	if t.Duration != nil {
+		d := *t.Duration
+		out.Duration = &d
+	}
+	return out
+}
+
+// RecipientIDs lists each recipient named by any item, once, sorted.
+func (t Terms) RecipientIDs() []string {
+	set := map[string]bool{}
+	for _, it := range t.Items {
+		for _, r := range it.Recipients {
+			set[r] = true
+		}
+	}
+	return sortedKeys(set)
+}
+
+func sortedKeys(set map[string]bool) []string {
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// CanonicalTerms renders terms as RFC 8785 canonical JSON: object keys sorted,
+// no insignificant whitespace, items sorted by category then purpose,
+// recipients sorted by id. Terms hold only strings, integers and null, so
+// sorted keys and minimal string escaping are all the canonical form needs.
+func CanonicalTerms(t Terms, recipients map[string]Recipient) ([]byte, error) {
+	items := make([]any, 0, len(t.Items))
+	sortedItems := append([]Item(nil), t.Items...)
+	sort.Slice(sortedItems, func(i, j int) bool {
+		if sortedItems[i].Category != sortedItems[j].Category {
+			return sortedItems[i].Category < sortedItems[j].Category
+		}
+		return sortedItems[i].Purpose < sortedItems[j].Purpose
+	})
+	for _, it := range sortedItems {
+		ids := append([]string(nil), it.Recipients...)
+		sort.Strings(ids)
+		rs := make([]any, 0, len(ids))
+		for _, id := range ids {
+			r, ok := recipients[id]
+			if !ok {
+				return nil, fmt.Errorf("canonical terms: recipient %s unknown", id)
+			}
+			rs = append(rs, map[string]any{"id": r.ID, "name": r.Name, "kind": string(r.Kind),
+				"country": r.Country, "privacy_policy_url": r.PrivacyPolicyURL})
+		}
+		items = append(items, map[string]any{"category": it.Category, "purpose": it.Purpose, "recipients": rs})
+	}
+	optional := func(d Duration) any {
+		if d.IsZero() {
+			return nil
+		}
+		return d.String()
+	}
+	var duration any
+	if t.Duration != nil {
+		duration = t.Duration.String()
+	}
+	var maxPeriods any
+	if t.Reward.MaxPeriods > 0 {
+		maxPeriods = t.Reward.MaxPeriods
+	}
+	doc := map[string]any{
+		"title": t.Title, "summary": t.Summary, "items": items,
+		"retention": t.Retention.String(), "duration": duration,
+		"reward": map[string]any{
+			"join_bonus": t.Reward.JoinBonus, "vesting": optional(t.Reward.Vesting),
+			"points_per_period": t.Reward.PointsPerPeriod, "period": optional(t.Reward.Period),
+			"max_periods": maxPeriods,
+		},
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(doc); err != nil {
+		return nil, err
+	}
+	out := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	// encoding/json escapes U+2028 and U+2029; RFC 8785 writes them as is.
+	out = bytes.ReplaceAll(out, []byte(`\u2028`), []byte("\u2028"))
+	out = bytes.ReplaceAll(out, []byte(`\u2029`), []byte("\u2029"))
+	return out, nil
+}
+
+// TermsHash is "sha256:" and the hex SHA-256 of the canonical terms.
+func TermsHash(canonical []byte) string {
+	sum := sha256.Sum256(canonical)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}

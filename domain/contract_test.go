@@ -1,0 +1,180 @@
+package domain_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/quidpro/quid/domain"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func testCatalog(t testing.TB) domain.Catalog {
+	t.Helper()
+	c, err := domain.NewCatalog([]domain.Category{
+		{Key: "contact.email", Label: "Email", Description: "d", Type: domain.TypeEmail},
+		{Key: "location.city", Label: "City", Description: "d", Type: domain.TypeString},
+		{Key: "demographic.birthdate", Label: "Birthdate", Description: "d", Type: domain.TypeDate},
+		{Key: "demographic.age_over_18", Label: "Adult", Description: "d", Type: domain.TypeBoolean,
+			Derived: &domain.Derivation{From: "demographic.birthdate", Rule: domain.RuleAgeAtLeast, Param: 18}},
+	}, []domain.Purpose{
+		{Key: "loyalty.personalised_offers", Label: "Offers", Description: "d"},
+		{Key: "analytics.product_improvement", Label: "Analytics", Description: "d"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func terms() domain.Terms {
+	year := domain.MustParseDuration("P12M")
+	return domain.Terms{
+		Title:     "Coffee club",
+		Items:     []domain.Item{{Category: "location.city", Purpose: "loyalty.personalised_offers", Recipients: []string{"r1", "r2"}}},
+		Retention: domain.MustParseDuration("P30D"), Duration: &year,
+		Reward: domain.Reward{JoinBonus: 200, Vesting: domain.MustParseDuration("P14D"), PointsPerPeriod: 50, Period: domain.MustParseDuration("P1M"), MaxPeriods: 12},
+	}
+}
+
+func recipients() map[string]domain.Recipient {
+	return map[string]domain.Recipient{
+		"r1": {ID: "r1", Name: "Brand", Kind: domain.FirstParty, Country: "NO", PrivacyPolicyURL: "https://b.example/p"},
+		"r2": {ID: "r2", Name: "PartnerCo", Kind: domain.ThirdParty, Country: "SE", PrivacyPolicyURL: "https://p.example/p"},
+		"r3": {ID: "r3", Name: "AdCo", Kind: domain.ThirdParty, Country: "US", PrivacyPolicyURL: "https://a.example/p"},
+	}
+}
+
+func TestValidateTermsNamesEachFailingField(t *testing.T) {
+	t.Parallel()
+	policy := domain.ContractPolicy{Catalog: testCatalog(t), MinPeriod: time.Hour}
+	known := func(id string) bool { _, ok := recipients()[id]; return ok }
+	tests := []struct {
+		name    string
+		mutate  func(*domain.Terms)
+		pointer string
+	}{
+		{"unknown category", func(x *domain.Terms) { x.Items[0].Category = "contact.shoe_size" }, "/items/0/category"},
+		{"unknown purpose", func(x *domain.Terms) { x.Items[0].Purpose = "selling.everything" }, "/items/0/purpose"},
+		{"unknown recipient", func(x *domain.Terms) { x.Items[0].Recipients = []string{"nobody"} }, "/items/0/recipients/0"},
+		{"no recipients", func(x *domain.Terms) { x.Items[0].Recipients = nil }, "/items/0/recipients"},
+		{"empty items", func(x *domain.Terms) { x.Items = nil }, "/items"},
+		{"duplicate item", func(x *domain.Terms) { x.Items = append(x.Items, x.Items[0]) }, "/items/1"},
+		{"negative bonus", func(x *domain.Terms) { x.Reward.JoinBonus = -1 }, "/reward/join_bonus"},
+		{"absurd points", func(x *domain.Terms) { x.Reward.PointsPerPeriod = 1 << 40 }, "/reward/points_per_period"},
+		{"period below minimum", func(x *domain.Terms) { x.Reward.Period = domain.MustParseDuration("PT30M") }, "/reward/period"},
+		{"points without period", func(x *domain.Terms) { x.Reward.Period = domain.Duration{} }, "/reward/period"},
+		{"no title", func(x *domain.Terms) { x.Title = " " }, "/title"},
+		{"no retention", func(x *domain.Terms) { x.Retention = domain.Duration{} }, "/retention"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			x := terms()
+			tt.mutate(&x)
+			err := policy.ValidateTerms(x, known)
+			var de *domain.Error
+			if !errors.As(err, &de) || de.Kind != domain.KindInvalid {
+				t.Fatalf("want invalid error, got %v", err)
+			}
+			for _, f := range de.Fields {
+				if f.Pointer == tt.pointer {
+					return
+				}
+			}
+			t.Fatalf("no error at %s in %+v", tt.pointer, de.Fields)
+		})
+	}
+	if err := policy.ValidateTerms(terms(), known); err != nil {
+		t.Fatalf("valid terms refused: %v", err)
+	}
+}
+
+func TestContractLifecycleForbidsEveryOtherTransition(t *testing.T) {
+	t.Parallel()
+	c := domain.NewDraft("c1", "f1", 1, terms(), t0)
+	if err := c.Retire(t0); !errors.Is(err, domain.ErrConflict) {
+		t.Fatalf("retire draft: %v", err)
+	}
+	if _, err := c.NextVersion("c2", t0); !errors.Is(err, domain.ErrConflict) {
+		t.Fatalf("version a draft: %v", err)
+	}
+	if err := c.Publish(recipients(), t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Edit(terms()); !errors.Is(err, domain.ErrConflict) {
+		t.Fatalf("edit published: %v", err)
+	}
+	if err := c.Publish(recipients(), t0); !errors.Is(err, domain.ErrConflict) {
+		t.Fatalf("publish twice: %v", err)
+	}
+	next, err := c.NextVersion("c2", t0)
+	if err != nil || next.Version() != 2 || !next.IsDraft() || next.FamilyID() != "f1" {
+		t.Fatalf("next version: %+v %v", next, err)
+	}
+	if err := c.Retire(t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Retire(t0); !errors.Is(err, domain.ErrConflict) {
+		t.Fatalf("retire twice: %v", err)
+	}
+}
+
+func TestTermsHashIsStableAndEqualForIdenticalTerms(t *testing.T) {
+	t.Parallel()
+	a, b := domain.NewDraft("a", "fa", 1, terms(), t0), domain.NewDraft("b", "fb", 3, terms(), t0.Add(time.Hour))
+	shuffled := terms()
+	shuffled.Items[0].Recipients = []string{"r2", "r1"}
+	s := domain.NewDraft("s", "fs", 1, shuffled, t0)
+	for _, c := range []*domain.Contract{&a, &b, &s} {
+		if err := c.Publish(recipients(), t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.TermsHash() != b.TermsHash() || a.TermsHash() != s.TermsHash() {
+		t.Fatalf("hashes differ: %s %s %s", a.TermsHash(), b.TermsHash(), s.TermsHash())
+	}
+	if !strings.HasPrefix(a.TermsHash(), "sha256:") || domain.TermsHash(a.CanonicalTerms()) != a.TermsHash() {
+		t.Fatalf("hash %s does not match its canonical JSON", a.TermsHash())
+	}
+	want := `{"duration":"P12M","items":[{"category":"location.city","purpose":"loyalty.personalised_offers","recipients":[{"country":"NO","id":"r1","kind":"first_party","name":"Brand","privacy_policy_url":"https://b.example/p"},{"country":"SE","id":"r2","kind":"third_party","name":"PartnerCo","privacy_policy_url":"https://p.example/p"}]}],"retention":"P30D","reward":{"join_bonus":200,"max_periods":12,"period":"P1M","points_per_period":50,"vesting":"P14D"},"summary":"","title":"Coffee club"}`
+	if string(a.CanonicalTerms()) != want {
+		t.Fatalf("canonical JSON changed:\n%s\nwant\n%s", a.CanonicalTerms(), want)
+	}
+}
+
+func TestCompareTermsFlagsMaterialChanges(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		mutate   func(*domain.Terms)
+		material bool
+	}{
+		{"wording only", func(x *domain.Terms) { x.Title = "Coffee club 2"; x.Summary = "new words" }, false},
+		{"more points", func(x *domain.Terms) { x.Reward.PointsPerPeriod = 80 }, false},
+		{"shorter retention", func(x *domain.Terms) { x.Retention = domain.MustParseDuration("P7D") }, false},
+		{"removes a recipient", func(x *domain.Terms) { x.Items[0].Recipients = []string{"r1"} }, false},
+		{"adds a category", func(x *domain.Terms) {
+			x.Items = append(x.Items, domain.Item{Category: "contact.email", Purpose: "loyalty.personalised_offers", Recipients: []string{"r1"}})
+		}, true},
+		{"adds a purpose", func(x *domain.Terms) {
+			x.Items = append(x.Items, domain.Item{Category: "location.city", Purpose: "analytics.product_improvement", Recipients: []string{"r1"}})
+		}, true},
+		{"adds a recipient", func(x *domain.Terms) { x.Items[0].Recipients = append(x.Items[0].Recipients, "r3") }, true},
+		{"longer retention", func(x *domain.Terms) { x.Retention = domain.MustParseDuration("P90D") }, true},
+		{"unlimited duration", func(x *domain.Terms) { x.Duration = nil }, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			next := terms()
+			tt.mutate(&next)
+			ch := domain.CompareTerms(1, terms(), next)
+			if ch.Material != tt.material {
+				t.Fatalf("material = %v (%v), want %v", ch.Material, ch.MaterialReasons, tt.material)
+			}
+		})
+	}
+}

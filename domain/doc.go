@@ -1,0 +1,3 @@
+// Package domain holds Quid's rules: contracts, exchanges, the ledger and the
+// catalogue. It imports only the standard library and never reads the clock.
+package domain

@@ -1,0 +1,112 @@
+package domain
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Duration is an ISO 8601 duration such as P12M or PT1H. Calendar parts stay
+// calendar parts: P1M after 31 January is the end of February, the same rule
+// PostgreSQL applies to intervals, so SQL and Go agree on period boundaries.
+type Duration struct {
+	Years, Months, Weeks, Days, Hours, Minutes, Seconds int
+}
+
+var isoDuration = regexp.MustCompile(`^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$`)
+
+// ParseDuration reads an ISO 8601 duration with whole-number parts.
+func ParseDuration(s string) (Duration, error) {
+	m := isoDuration.FindStringSubmatch(s)
+	if m == nil || s == "P" || strings.HasSuffix(s, "T") {
+		return Duration{}, fmt.Errorf("%q is not an ISO 8601 duration such as P30D, P12M or PT1H", s)
+	}
+	var parts [7]int
+	for i := range parts {
+		if m[i+1] == "" {
+			continue
+		}
+		n, err := strconv.Atoi(m[i+1])
+		if err != nil || n > 100000 {
+			return Duration{}, fmt.Errorf("%q has a part that is too large", s)
+		}
+		parts[i] = n
+	}
+	d := Duration{parts[0], parts[1], parts[2], parts[3], parts[4], parts[5], parts[6]}
+	if d.IsZero() {
+		return Duration{}, fmt.Errorf("%q is zero; a duration must be positive", s)
+	}
+	return d, nil
+}
+
+// MustParseDuration is for constants and tests.
+func MustParseDuration(s string) Duration {
+	d, err := ParseDuration(s)
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
+// IsZero reports whether every part is zero.
+func (d Duration) IsZero() bool { return d == Duration{} }
+
+// String gives the canonical form: P, then Y M W D, then T H M S, zero parts omitted.
+func (d Duration) String() string {
+	if d.IsZero() {
+		return "PT0S"
+	}
+	var b strings.Builder
+	b.WriteString("P")
+	for _, p := range []struct {
+		n    int
+		unit string
+	}{{d.Years, "Y"}, {d.Months, "M"}, {d.Weeks, "W"}, {d.Days, "D"}} {
+		if p.n != 0 {
+			b.WriteString(strconv.Itoa(p.n) + p.unit)
+		}
+	}
+	if d.Hours != 0 || d.Minutes != 0 || d.Seconds != 0 {
+		b.WriteString("T")
+		for _, p := range []struct {
+			n    int
+			unit string
+		}{{d.Hours, "H"}, {d.Minutes, "M"}, {d.Seconds, "S"}} {
+			if p.n != 0 {
+				b.WriteString(strconv.Itoa(p.n) + p.unit)
+			}
+		}
+	}
+	return b.String()
+}
+
+// AddTo returns t plus n times d, with PostgreSQL's interval arithmetic:
+// months first (clamping the day to the month's end), then days, then time.
+func (d Duration) AddTo(t time.Time, n int) time.Time {
+	months := (d.Years*12 + d.Months) * n
+	if months != 0 {
+		y, m, day := t.Date()
+		first := time.Date(y, m+time.Month(months), 1, t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), t.Location())
+		last := first.AddDate(0, 1, -1).Day()
+		t = first.AddDate(0, 0, min(day, last)-1)
+	}
+	t = t.AddDate(0, 0, (d.Weeks*7+d.Days)*n)
+	return t.Add(time.Duration(n) * (time.Duration(d.Hours)*time.Hour + time.Duration(d.Minutes)*time.Minute + time.Duration(d.Seconds)*time.Second))
+}
+
+// Approx is a length for comparisons only (a month counts 30 days, a year 365).
+func (d Duration) Approx() time.Duration {
+	days := d.Years*365 + d.Months*30 + d.Weeks*7 + d.Days
+	return time.Duration(days)*24*time.Hour + time.Duration(d.Hours)*time.Hour +
+		time.Duration(d.Minutes)*time.Minute + time.Duration(d.Seconds)*time.Second
+}
+
+// Shortest is the least length d can take (a month counts 28 days), used to
+// enforce a minimum so that no calendar month falls below it.
+func (d Duration) Shortest() time.Duration {
+	days := d.Years*365 + d.Months*28 + d.Weeks*7 + d.Days
+	return time.Duration(days)*24*time.Hour + time.Duration(d.Hours)*time.Hour +
+		time.Duration(d.Minutes)*time.Minute + time.Duration(d.Seconds)*time.Second
+}
