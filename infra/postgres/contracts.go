@@ -1,0 +1,392 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/quidpro/quid/app"
+	"github.com/quidpro/quid/domain"
+)
+
+type recipientRecord struct {
+	ID               string `gorm:"primaryKey"`
+	Name             string
+	Kind             string
+	Country          string
+	PrivacyPolicyURL string `gorm:"column:privacy_policy_url"`
+	CreatedAt        time.Time
+}
+
+func (recipientRecord) TableName() string { return "recipients" }
+
+func (r recipientRecord) toDomain() domain.Recipient {
+	return domain.Recipient{ID: r.ID, Name: r.Name, Kind: domain.RecipientKind(r.Kind), Country: r.Country,
+		PrivacyPolicyURL: r.PrivacyPolicyURL, CreatedAt: r.CreatedAt.UTC()}
+}
+
+// termsJSON is how terms are kept in the contracts.terms column.
+type termsJSON struct {
+	Title     string     `json:"title"`
+	Summary   string     `json:"summary"`
+	Items     []itemJSON `json:"items"`
+	Retention string     `json:"retention"`
+	Duration  *string    `json:"duration"`
+	Reward    struct {
+		JoinBonus       int64  `json:"join_bonus"`
+		Vesting         string `json:"vesting"`
+		PointsPerPeriod int64  `json:"points_per_period"`
+		Period          string `json:"period"`
+		MaxPeriods      int    `json:"max_periods"`
+	} `json:"reward"`
+}
+
+type itemJSON struct {
+	Category   string   `json:"category"`
+	Purpose    string   `json:"purpose"`
+	Recipients []string `json:"recipients"`
+}
+
+type contractRecord struct {
+	ID                     string `gorm:"primaryKey"`
+	FamilyID               string
+	Version                int
+	Status                 string
+	Terms                  []byte `gorm:"type:jsonb"`
+	CanonicalTerms         *string
+	TermsHash              *string
+	JoinBonus              int64
+	Vesting                string
+	PointsPerPeriod        int64
+	RewardPeriod           *string
+	RewardPeriodMinSeconds *float64
+	MaxPeriods             *int
+	ConsentDuration        *string
+	Retention              string
+	CreatedAt              time.Time
+	PublishedAt            *time.Time
+	RetiredAt              *time.Time
+}
+
+func (contractRecord) TableName() string { return "contracts" }
+
+func durationOrEmpty(d domain.Duration) string {
+	if d.IsZero() {
+		return ""
+	}
+	return d.String()
+}
+
+func contractToRecord(c domain.Contract) (contractRecord, error) {
+	t := c.Terms()
+	var tj termsJSON
+	tj.Title, tj.Summary, tj.Retention = t.Title, t.Summary, t.Retention.String()
+	for _, it := range t.Items {
+		tj.Items = append(tj.Items, itemJSON{it.Category, it.Purpose, it.Recipients})
+	}
+	if t.Duration != nil {
+		d := t.Duration.String()
+		tj.Duration = &d
+	}
+	tj.Reward.JoinBonus, tj.Reward.PointsPerPeriod, tj.Reward.MaxPeriods = t.Reward.JoinBonus, t.Reward.PointsPerPeriod, t.Reward.MaxPeriods
+	tj.Reward.Vesting, tj.Reward.Period = durationOrEmpty(t.Reward.Vesting), durationOrEmpty(t.Reward.Period)
+	raw, err := json.Marshal(tj)
+	if err != nil {
+		return contractRecord{}, err
+	}
+	rec := contractRecord{
+		ID: c.ID(), FamilyID: c.FamilyID(), Version: c.Version(), Status: string(c.Status()), Terms: raw,
+		JoinBonus: t.Reward.JoinBonus, Vesting: "PT0S", PointsPerPeriod: t.Reward.PointsPerPeriod,
+		Retention: t.Retention.String(), CreatedAt: c.CreatedAt(), PublishedAt: c.PublishedAt(), RetiredAt: c.RetiredAt(),
+	}
+	if !t.Reward.Vesting.IsZero() {
+		rec.Vesting = t.Reward.Vesting.String()
+	}
+	if !t.Reward.Period.IsZero() {
+		p := t.Reward.Period.String()
+		secs := t.Reward.Period.Shortest().Seconds()
+		rec.RewardPeriod, rec.RewardPeriodMinSeconds = &p, &secs
+	}
+	if t.Reward.MaxPeriods > 0 {
+		m := t.Reward.MaxPeriods
+		rec.MaxPeriods = &m
+	}
+	rec.ConsentDuration = tj.Duration
+	if c.TermsHash() != "" {
+		h, canon := c.TermsHash(), string(c.CanonicalTerms())
+		rec.TermsHash, rec.CanonicalTerms = &h, &canon
+	}
+	return rec, nil
+}
+
+func (r contractRecord) toDomain() (domain.Contract, error) {
+	var tj termsJSON
+	if err := json.Unmarshal(r.Terms, &tj); err != nil {
+		return domain.Contract{}, fmt.Errorf("contract %s terms: %w", r.ID, err)
+	}
+	parse := func(s string) domain.Duration {
+		if s == "" {
+			return domain.Duration{}
+		}
+		d, _ := domain.ParseDuration(s)
+		return d
+	}
+	t := domain.Terms{Title: tj.Title, Summary: tj.Summary, Retention: parse(tj.Retention)}
+	for _, it := range tj.Items {
+		t.Items = append(t.Items, domain.Item{Category: it.Category, Purpose: it.Purpose, Recipients: it.Recipients})
+	}
+	if tj.Duration != nil {
+		d := parse(*tj.Duration)
+		t.Duration = &d
+	}
+	t.Reward = domain.Reward{JoinBonus: tj.Reward.JoinBonus, Vesting: parse(tj.Reward.Vesting),
+		PointsPerPeriod: tj.Reward.PointsPerPeriod, Period: parse(tj.Reward.Period), MaxPeriods: tj.Reward.MaxPeriods}
+	var canonical []byte
+	var hash string
+	if r.CanonicalTerms != nil {
+		canonical = []byte(*r.CanonicalTerms)
+	}
+	if r.TermsHash != nil {
+		hash = *r.TermsHash
+	}
+	utc := func(t *time.Time) *time.Time {
+		if t == nil {
+			return nil
+		}
+		u := t.UTC()
+		return &u
+	}
+	return domain.RehydrateContract(r.ID, r.FamilyID, r.Version, domain.ContractStatus(r.Status), t, canonical, hash,
+		r.CreatedAt.UTC(), utc(r.PublishedAt), utc(r.RetiredAt)), nil
+}
+
+func contractsOf(recs []contractRecord) ([]domain.Contract, error) {
+	out := make([]domain.Contract, 0, len(recs))
+	for _, r := range recs {
+		c, err := r.toDomain()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// Store implements Quid's repositories on one gorm handle.
+type Store struct {
+	db *gorm.DB
+	// frozen caches published contracts, whose terms never change; their
+	// status is always read again from the database.
+	frozen sync.Map
+	// recipients caches the registry, which has no update operation.
+	recipients sync.Map
+}
+
+// NewStore wraps an open database.
+func NewStore(db *gorm.DB) *Store { return &Store{db: db} }
+
+func (s *Store) CreateRecipient(ctx context.Context, r domain.Recipient) error {
+	rec := recipientRecord{r.ID, r.Name, string(r.Kind), r.Country, r.PrivacyPolicyURL, r.CreatedAt}
+	return translate(s.db.WithContext(ctx).Create(&rec).Error, "recipient")
+}
+
+func (s *Store) GetRecipient(ctx context.Context, id string) (domain.Recipient, error) {
+	var rec recipientRecord
+	if err := s.db.WithContext(ctx).First(&rec, "id = ?", id).Error; err != nil {
+		return domain.Recipient{}, translate(err, "recipient")
+	}
+	return rec.toDomain(), nil
+}
+
+func (s *Store) ListRecipients(ctx context.Context, page app.Page) ([]domain.Recipient, string, error) {
+	recs, next, err := findPage(s.db.WithContext(ctx).Model(&recipientRecord{}), "created_at", page,
+		func(r recipientRecord) (time.Time, string) { return r.CreatedAt, r.ID })
+	return mapAll(recs, recipientRecord.toDomain), next, err
+}
+
+func (s *Store) RecipientsByID(ctx context.Context, ids []string) (map[string]domain.Recipient, error) {
+	return s.recipientsByID(s.db.WithContext(ctx), ids)
+}
+
+// recipientsByID reads through the cache on db, which may be a transaction.
+func (s *Store) recipientsByID(db *gorm.DB, ids []string) (map[string]domain.Recipient, error) {
+	out := map[string]domain.Recipient{}
+	var valid []string
+	for _, id := range ids {
+		if r, ok := s.recipients.Load(id); ok {
+			out[id] = r.(domain.Recipient)
+		} else if isUUID(id) {
+			valid = append(valid, id)
+		}
+	}
+	if len(valid) == 0 {
+		return out, nil
+	}
+	var recs []recipientRecord
+	if err := db.Where("id IN ?", valid).Find(&recs).Error; err != nil {
+		return nil, err
+	}
+	for _, r := range recs {
+		out[r.ID] = r.toDomain()
+		s.recipients.Store(r.ID, out[r.ID])
+	}
+	return out, nil
+}
+
+func (s *Store) CreateContract(ctx context.Context, c domain.Contract) error {
+	rec, err := contractToRecord(c)
+	if err != nil {
+		return err
+	}
+	return translate(s.db.WithContext(ctx).Create(&rec).Error, "contract")
+}
+
+func (s *Store) GetContract(ctx context.Context, id string) (domain.Contract, error) {
+	if !isUUID(id) {
+		return domain.Contract{}, domain.NotFound("contract-not-found", "no contract with this id")
+	}
+	var rec contractRecord
+	if err := s.db.WithContext(ctx).First(&rec, "id = ?", id).Error; err != nil {
+		return domain.Contract{}, translate(err, "contract")
+	}
+	return rec.toDomain()
+}
+
+func (s *Store) ContractVersion(ctx context.Context, familyID string, version int) (domain.Contract, bool, error) {
+	var recs []contractRecord
+	if err := s.db.WithContext(ctx).Where("family_id = ? AND version = ?", familyID, version).Limit(1).Find(&recs).Error; err != nil {
+		return domain.Contract{}, false, err
+	}
+	if len(recs) == 0 {
+		return domain.Contract{}, false, nil
+	}
+	c, err := recs[0].toDomain()
+	return c, err == nil, err
+}
+
+func (s *Store) listContracts(q *gorm.DB, timeCol string, page app.Page) ([]domain.Contract, string, error) {
+	recs, next, err := findPage(q, timeCol, page, func(r contractRecord) (time.Time, string) {
+		if timeCol == "published_at" {
+			return *r.PublishedAt, r.ID
+		}
+		return r.CreatedAt, r.ID
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	out, err := contractsOf(recs)
+	return out, next, err
+}
+
+func (s *Store) ListContracts(ctx context.Context, status domain.ContractStatus, page app.Page) ([]domain.Contract, string, error) {
+	q := s.db.WithContext(ctx).Model(&contractRecord{})
+	if status != "" {
+		q = q.Where("status = ?", string(status))
+	}
+	return s.listContracts(q, "created_at", page)
+}
+
+func (s *Store) ListOffers(ctx context.Context, page app.Page) ([]domain.Contract, string, error) {
+	return s.listContracts(s.db.WithContext(ctx).Model(&contractRecord{}).Where("status = 'published'"), "published_at", page)
+}
+
+// lockContract reads a contract FOR UPDATE inside tx.
+func lockContract(tx *gorm.DB, id string) (domain.Contract, error) {
+	if !isUUID(id) {
+		return domain.Contract{}, domain.NotFound("contract-not-found", "no contract with this id")
+	}
+	var rec contractRecord
+	if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).First(&rec, "id = ?", id).Error; err != nil {
+		return domain.Contract{}, translate(err, "contract")
+	}
+	return rec.toDomain()
+}
+
+func saveContract(tx *gorm.DB, c domain.Contract) error {
+	rec, err := contractToRecord(c)
+	if err != nil {
+		return err
+	}
+	return translate(tx.Save(&rec).Error, "contract")
+}
+
+func (s *Store) UpdateContract(ctx context.Context, id string, fn func(*domain.Contract) error) (domain.Contract, error) {
+	var out domain.Contract
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		c, err := lockContract(tx, id)
+		if err != nil {
+			return err
+		}
+		if err := fn(&c); err != nil {
+			return err
+		}
+		out = c
+		return saveContract(tx, c)
+	})
+	return out, err
+}
+
+func (s *Store) PublishContract(ctx context.Context, id string, fn func(*domain.Contract) error) (domain.Contract, error) {
+	var out domain.Contract
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		c, err := lockContract(tx, id)
+		if err != nil {
+			return err
+		}
+		if err := fn(&c); err != nil {
+			return err
+		}
+		// Earlier published versions of the family stop taking new joins;
+		// members already on them keep their exchange.
+		var previous []string
+		if err := tx.Model(&contractRecord{}).Where("family_id = ? AND status = 'published' AND id <> ?", c.FamilyID(), c.ID()).
+			Order("id").Pluck("id", &previous).Error; err != nil {
+			return err
+		}
+		if err := lockVersionsExclusive(tx, previous...); err != nil {
+			return err
+		}
+		if err := tx.Model(&contractRecord{}).
+			Where("family_id = ? AND status = 'published' AND id <> ?", c.FamilyID(), c.ID()).
+			Updates(map[string]any{"status": "retired", "retired_at": *c.PublishedAt()}).Error; err != nil {
+			return err
+		}
+		out = c
+		return saveContract(tx, c)
+	})
+	return out, err
+}
+
+func (s *Store) CreateNextVersion(ctx context.Context, fromID string, fn func(domain.Contract) (domain.Contract, error)) (domain.Contract, error) {
+	var out domain.Contract
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		from, err := lockContract(tx, fromID)
+		if err != nil {
+			return err
+		}
+		var latest int
+		if err := tx.Model(&contractRecord{}).Where("family_id = ?", from.FamilyID()).
+			Select("max(version)").Scan(&latest).Error; err != nil {
+			return err
+		}
+		if latest != from.Version() {
+			return domain.Conflict("not-latest-version", fmt.Sprintf("version %d exists; create new versions from the latest", latest))
+		}
+		next, err := fn(from)
+		if err != nil {
+			return err
+		}
+		rec, err := contractToRecord(next)
+		if err != nil {
+			return err
+		}
+		out = next
+		return translate(tx.Create(&rec).Error, "contract")
+	})
+	return out, err
+}

@@ -1,0 +1,375 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/quidpro/quid/app"
+	"github.com/quidpro/quid/domain"
+)
+
+var errMemberNotFound = domain.NotFound("member-not-found", "no member with this id")
+
+func (s *Store) ReadMember(ctx context.Context, memberID string, fn func(app.MemberSnapshot) (*app.AccessEntry, error)) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var m memberRecord
+		err := tx.Clauses(clause.Locking{Strength: "SHARE"}).First(&m, "id = ?", memberID).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && m.ErasedAt != nil) {
+			return errMemberNotFound
+		}
+		if err != nil {
+			return err
+		}
+		member, err := m.toApp()
+		if err != nil {
+			return err
+		}
+		now, err := dbNow(tx)
+		if err != nil {
+			return err
+		}
+		// An exchange whose duration ran out grants nothing even before the
+		// accrual worker has marked it expired.
+		var rows []struct {
+			ExchangeID string
+			ContractID string
+			Terms      []byte
+		}
+		if err := tx.Raw(`SELECT e.id AS exchange_id, c.id AS contract_id, c.terms FROM exchanges e JOIN contracts c ON c.id = e.contract_id
+			WHERE e.member_id = ? AND e.status = 'active' AND (e.expires_at IS NULL OR e.expires_at > ?)
+			ORDER BY e.joined_at`, memberID, now).Scan(&rows).Error; err != nil {
+			return err
+		}
+		snap := app.MemberSnapshot{Attributes: member.Attributes, Now: now}
+		for _, r := range rows {
+			c, err := contractRecord{ID: r.ContractID, Terms: r.Terms}.toDomain()
+			if err != nil {
+				return err
+			}
+			snap.Active = append(snap.Active, app.ActiveConsent{ExchangeID: r.ExchangeID, Terms: c.Terms()})
+		}
+		entry, err := fn(snap)
+		if err != nil || entry == nil {
+			return err
+		}
+		return insertAccess(tx, *entry)
+	})
+}
+
+func insertAccess(tx *gorm.DB, e app.AccessEntry) error {
+	return tx.Exec(`INSERT INTO access_log (member_id, accessor_role, accessor_id, accessor_name, purpose, categories, exchange_ids, request_id, at)
+		VALUES (?, ?, ?, ?, NULLIF(?, ''), ?::text[], ?::uuid[], ?, ?)`,
+		e.MemberID, e.AccessorRole, e.AccessorID, e.AccessorName, e.Purpose, textArray(e.Categories), textArray(e.ExchangeIDs), e.RequestID, e.At).Error
+}
+
+type accessRecord struct {
+	ID           string
+	MemberID     string
+	AccessorRole string
+	AccessorID   string
+	AccessorName string
+	Purpose      *string
+	Categories   string
+	ExchangeIDs  string `gorm:"column:exchange_ids"`
+	RequestID    string
+	At           time.Time
+}
+
+// parseTextArray reads PostgreSQL's text form of a simple array ({a,b}).
+func parseTextArray(s string) []string {
+	s = strings.Trim(s, "{}")
+	if s == "" {
+		return []string{}
+	}
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		parts[i] = strings.Trim(p, `"`)
+	}
+	return parts
+}
+
+func (s *Store) ListAccess(ctx context.Context, f app.AccessFilter, page app.Page) ([]app.AccessEntry, string, error) {
+	q := s.db.WithContext(ctx).Table("access_log").
+		Select("id, member_id, accessor_role, accessor_id, accessor_name, purpose, categories::text AS categories, exchange_ids::text AS exchange_ids, request_id, at")
+	if f.MemberID != "" {
+		q = q.Where("member_id = ?", f.MemberID)
+	}
+	if f.AccessorID != "" {
+		q = q.Where("accessor_id = ?", f.AccessorID)
+	}
+	if f.From != nil {
+		q = q.Where("at >= ?", *f.From)
+	}
+	if f.Until != nil {
+		q = q.Where("at < ?", *f.Until)
+	}
+	recs, next, err := findPage(q, "at", page, func(r accessRecord) (time.Time, string) { return r.At, r.ID })
+	return mapAll(recs, func(r accessRecord) app.AccessEntry {
+		return app.AccessEntry{ID: r.ID, MemberID: r.MemberID, AccessorRole: r.AccessorRole, AccessorID: r.AccessorID,
+			AccessorName: r.AccessorName, Purpose: deref(r.Purpose), Categories: parseTextArray(r.Categories),
+			ExchangeIDs: parseTextArray(r.ExchangeIDs), RequestID: r.RequestID, At: r.At.UTC()}
+	}), next, err
+}
+
+type ackRecord struct {
+	ExchangeID    string
+	RecipientID   string
+	RecipientName string
+	MemberID      string
+	DueAt         time.Time
+	ConfirmedAt   *time.Time
+}
+
+func (r ackRecord) toApp() app.DeletionAck {
+	return app.DeletionAck{ExchangeID: r.ExchangeID, RecipientID: r.RecipientID, RecipientName: r.RecipientName,
+		MemberID: r.MemberID, DueAt: r.DueAt.UTC(), ConfirmedAt: utcPtr(r.ConfirmedAt)}
+}
+
+const ackSelect = `SELECT a.exchange_id, a.recipient_id, r.name AS recipient_name, a.member_id, a.due_at, a.confirmed_at
+	FROM deletion_acks a JOIN recipients r ON r.id = a.recipient_id`
+
+func (s *Store) ConfirmDeletion(ctx context.Context, recipientID, exchangeID string) (app.DeletionAck, error) {
+	notFound := domain.NotFound("exchange-not-found", "no exchange that named you as a recipient has this id")
+	if !isUUID(exchangeID) || !isUUID(recipientID) {
+		return app.DeletionAck{}, notFound
+	}
+	var out app.DeletionAck
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var recs []ackRecord
+		if err := tx.Raw(ackSelect+` WHERE a.exchange_id = ? AND a.recipient_id = ? FOR UPDATE OF a`, exchangeID, recipientID).Scan(&recs).Error; err != nil {
+			return err
+		}
+		if len(recs) == 0 {
+			var named bool
+			if err := tx.Raw(`SELECT EXISTS (SELECT 1 FROM exchanges e JOIN contracts c ON c.id = e.contract_id `+grantsByRecipient+`
+				WHERE e.id = ? AND g.recipient_id = ?)`, exchangeID, recipientID).Scan(&named).Error; err != nil {
+				return err
+			}
+			if named {
+				return domain.Conflict("exchange-active", "this exchange is still active; delete the data once it ends")
+			}
+			return notFound
+		}
+		rec := recs[0]
+		if rec.ConfirmedAt == nil {
+			now, err := dbNow(tx)
+			if err != nil {
+				return err
+			}
+			if err := tx.Exec(`UPDATE deletion_acks SET confirmed_at = ? WHERE exchange_id = ? AND recipient_id = ?`, now, exchangeID, recipientID).Error; err != nil {
+				return err
+			}
+			rec.ConfirmedAt = &now
+		}
+		out = rec.toApp()
+		return nil
+	})
+	return out, err
+}
+
+func (s *Store) MemberDeletionAcks(ctx context.Context, memberID string) ([]app.DeletionAck, error) {
+	var recs []ackRecord
+	if err := s.db.WithContext(ctx).Raw(ackSelect+` WHERE a.member_id = ? ORDER BY a.due_at, r.name`, memberID).Scan(&recs).Error; err != nil {
+		return nil, err
+	}
+	out := make([]app.DeletionAck, len(recs))
+	for i, r := range recs {
+		out[i] = r.toApp()
+	}
+	return out, nil
+}
+
+func (s *Store) OverdueDeletions(ctx context.Context, page app.Page) ([]app.DeletionAck, string, error) {
+	q := s.db.WithContext(ctx).Raw(ackSelect+` WHERE a.confirmed_at IS NULL AND a.due_at < clock_timestamp()
+		AND (?::timestamptz IS NULL OR (a.due_at, a.exchange_id::text || a.recipient_id::text) > (?::timestamptz, ?))
+		ORDER BY a.due_at, a.exchange_id::text || a.recipient_id::text LIMIT ?`, cursorArgs(page)...)
+	var recs []ackRecord
+	if err := q.Scan(&recs).Error; err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(recs) > page.Limit {
+		recs = recs[:page.Limit]
+		last := recs[len(recs)-1]
+		next = encodeCursor(last.DueAt, last.ExchangeID+last.RecipientID)
+	}
+	out := make([]app.DeletionAck, len(recs))
+	for i, r := range recs {
+		out[i] = r.toApp()
+	}
+	return out, next, nil
+}
+
+// cursorArgs gives (time, time, key, limit+1) for an oldest-first keyset.
+func cursorArgs(page app.Page) []any {
+	if page.Cursor == "" {
+		return []any{nil, nil, "", page.Limit + 1}
+	}
+	t, key, err := decodeCursor(page.Cursor)
+	if err != nil {
+		return []any{nil, nil, "", page.Limit + 1}
+	}
+	return []any{t, t, key, page.Limit + 1}
+}
+
+func (s *Store) SaveWebhook(ctx context.Context, w app.Webhook) error {
+	return s.db.WithContext(ctx).Exec(`INSERT INTO webhook_endpoints (recipient_id, url, secret, created_at, updated_at)
+		VALUES (?, ?, ?, now(), now())
+		ON CONFLICT (recipient_id) DO UPDATE SET url = EXCLUDED.url, secret = EXCLUDED.secret, updated_at = now()`,
+		w.RecipientID, w.URL, w.Secret).Error
+}
+
+type deliveryRecord struct {
+	ID            string
+	RecipientID   string
+	EventType     string
+	CreatedAt     time.Time
+	Attempts      int
+	NextAttemptAt time.Time
+	DeliveredAt   *time.Time
+	FailedAt      *time.Time
+	LastStatus    *int
+	LastError     *string
+}
+
+func (s *Store) ListDeliveries(ctx context.Context, recipientID string, page app.Page) ([]app.Delivery, string, error) {
+	q := s.db.WithContext(ctx).Table("webhook_outbox").Select("id, recipient_id, event_type, created_at, attempts, next_attempt_at, delivered_at, failed_at, last_status, last_error")
+	if recipientID != "" {
+		q = q.Where("recipient_id = ?", recipientID)
+	}
+	recs, next, err := findPage(q, "created_at", page, func(r deliveryRecord) (time.Time, string) { return r.CreatedAt, r.ID })
+	return mapAll(recs, func(r deliveryRecord) app.Delivery {
+		return app.Delivery{ID: r.ID, RecipientID: r.RecipientID, EventType: r.EventType, CreatedAt: r.CreatedAt.UTC(),
+			Attempts: r.Attempts, NextAttempt: r.NextAttemptAt.UTC(), DeliveredAt: utcPtr(r.DeliveredAt), FailedAt: utcPtr(r.FailedAt),
+			LastStatus: r.LastStatus, LastError: deref(r.LastError)}
+	}), next, err
+}
+
+// ClaimDue leases due events of recipients that registered an endpoint.
+func (s *Store) ClaimDue(ctx context.Context, limit int, lease time.Duration) ([]app.OutboxMessage, error) {
+	var rows []struct {
+		ID          string
+		RecipientID string
+		EventType   string
+		Payload     []byte
+		URL         string
+		Secret      string
+		Attempts    int
+		CreatedAt   time.Time
+	}
+	err := s.db.WithContext(ctx).Raw(`
+WITH due AS (
+    SELECT o.id FROM webhook_outbox o JOIN webhook_endpoints w ON w.recipient_id = o.recipient_id
+    WHERE o.delivered_at IS NULL AND o.failed_at IS NULL AND o.next_attempt_at <= clock_timestamp()
+    ORDER BY o.next_attempt_at LIMIT ? FOR UPDATE OF o SKIP LOCKED
+)
+UPDATE webhook_outbox o SET next_attempt_at = clock_timestamp() + ?::interval
+FROM due, webhook_endpoints w
+WHERE o.id = due.id AND w.recipient_id = o.recipient_id
+RETURNING o.id, o.recipient_id, o.event_type, o.payload, w.url, w.secret, o.attempts, o.created_at`,
+		limit, fmt.Sprintf("%d milliseconds", lease.Milliseconds())).Scan(&rows).Error
+	out := make([]app.OutboxMessage, len(rows))
+	for i, r := range rows {
+		out[i] = app.OutboxMessage{ID: r.ID, RecipientID: r.RecipientID, EventType: r.EventType, Payload: compactJSON(r.Payload),
+			URL: r.URL, Secret: r.Secret, Attempts: r.Attempts, CreatedAt: r.CreatedAt.UTC()}
+	}
+	return out, err
+}
+
+func compactJSON(b []byte) []byte {
+	var v any
+	if json.Unmarshal(b, &v) != nil {
+		return b
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return b
+	}
+	return out
+}
+
+func (s *Store) MarkDelivered(ctx context.Context, id string, status int) error {
+	return s.db.WithContext(ctx).Exec(`UPDATE webhook_outbox SET delivered_at = clock_timestamp(), attempts = attempts + 1, last_status = ?, last_error = NULL WHERE id = ?`, status, id).Error
+}
+
+func (s *Store) MarkAttemptFailed(ctx context.Context, id string, status int, reason string, next time.Time, giveUp bool) error {
+	var failedAt any
+	if giveUp {
+		failedAt = gorm.Expr("clock_timestamp()")
+	}
+	if len(reason) > 500 {
+		reason = reason[:500]
+	}
+	return s.db.WithContext(ctx).Exec(`UPDATE webhook_outbox SET attempts = attempts + 1, last_status = NULLIF(?, 0), last_error = NULLIF(?, ''),
+		next_attempt_at = ?, failed_at = ? WHERE id = ?`, status, reason, next, failedAt, id).Error
+}
+
+// EraseMember ends every active exchange as erased, wipes the member's
+// attributes, asks every recipient that ever received the member's data to
+// delete it within 30 days (a deletion acknowledgement and a
+// member.erasure_requested event each), all in one transaction.
+func (s *Store) EraseMember(ctx context.Context, memberID string) (app.Erasure, error) {
+	var out app.Erasure
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if _, err := lockMember(tx, memberID); err != nil {
+			return err
+		}
+		now, err := dbNow(tx)
+		if err != nil {
+			return err
+		}
+		ended, err := endExchanges(tx, "e.member_id = @member", []any{"member", memberID}, "erased", "clock_timestamp()", "member")
+		if err != nil {
+			return err
+		}
+		named := map[string]any{"member": memberID, "now": now}
+		if err := tx.Exec(`
+INSERT INTO deletion_acks (exchange_id, recipient_id, member_id, due_at)
+SELECT e.id, g.recipient_id, e.member_id, CAST(@now AS timestamptz) + interval '30 days'
+FROM exchanges e JOIN contracts c ON c.id = e.contract_id `+grantsByRecipient+`
+WHERE e.member_id = @member
+ON CONFLICT (exchange_id, recipient_id) DO UPDATE SET due_at = LEAST(deletion_acks.due_at, EXCLUDED.due_at)
+WHERE deletion_acks.confirmed_at IS NULL`, named).Error; err != nil {
+			return err
+		}
+		var notified int
+		if err := tx.Raw(`
+WITH per_recipient AS (
+    SELECT g.recipient_id, jsonb_agg(DISTINCT e.id) AS exchanges,
+           jsonb_agg(DISTINCT cat) AS categories
+    FROM exchanges e JOIN contracts c ON c.id = e.contract_id `+grantsByRecipient+`
+    CROSS JOIN LATERAL jsonb_array_elements_text(g.categories) cat
+    WHERE e.member_id = @member
+    GROUP BY g.recipient_id
+), ins AS (
+    INSERT INTO webhook_outbox (id, recipient_id, event_type, payload, created_at, next_attempt_at)
+    SELECT gen_random_uuid(), recipient_id, 'member.erasure_requested', jsonb_build_object(
+        'type', 'member.erasure_requested',
+        'timestamp', `+utc("clock_timestamp()")+`,
+        'data', jsonb_build_object('member_id', CAST(@member AS text), 'exchanges', exchanges, 'categories', categories,
+            'delete_by', `+utc("CAST(@now AS timestamptz) + interval '30 days'")+`)),
+        clock_timestamp(), clock_timestamp()
+    FROM per_recipient
+    RETURNING 1
+)
+SELECT count(*) FROM ins`, named).Scan(&notified).Error; err != nil {
+			return err
+		}
+		if err := tx.Exec(`UPDATE members SET attributes = '{}', erased_at = ?, updated_at = ? WHERE id = ?`, now, now, memberID).Error; err != nil {
+			return err
+		}
+		if err := tx.Exec(`INSERT INTO member_events (member_id, kind, at) VALUES (?, 'erased', ?)`, memberID, now).Error; err != nil {
+			return err
+		}
+		out = app.Erasure{ErasedAt: now, ExchangesEnded: len(ended), RecipientsNotified: notified}
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,130 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"reflect"
+	"sort"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/quidpro/quid/app"
+	"github.com/quidpro/quid/domain"
+)
+
+type memberRecord struct {
+	ID         string `gorm:"primaryKey"`
+	Attributes []byte `gorm:"type:jsonb"`
+	Available  int64
+	Pending    int64
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	ErasedAt   *time.Time
+}
+
+func (memberRecord) TableName() string { return "members" }
+
+func (r memberRecord) toApp() (app.Member, error) {
+	attrs := map[string]any{}
+	if len(r.Attributes) > 0 {
+		if err := json.Unmarshal(r.Attributes, &attrs); err != nil {
+			return app.Member{}, err
+		}
+	}
+	return app.Member{ID: r.ID, Attributes: attrs, Balance: domain.Balance{Available: r.Available, Pending: r.Pending},
+		CreatedAt: r.CreatedAt.UTC()}, nil
+}
+
+var errNotEnrolled = domain.NotFound("member-not-enrolled", "you are not enrolled yet: PUT /v1/me first")
+
+func (s *Store) SaveProfile(ctx context.Context, memberID string, changes map[string]any) (app.Member, bool, error) {
+	var out app.Member
+	var created bool
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		now, err := dbNow(tx)
+		if err != nil {
+			return err
+		}
+		ins := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&memberRecord{ID: memberID, Attributes: []byte("{}"), CreatedAt: now, UpdatedAt: now})
+		if ins.Error != nil {
+			return ins.Error
+		}
+		created = ins.RowsAffected == 1
+		var rec memberRecord
+		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).First(&rec, "id = ?", memberID).Error; err != nil {
+			return translate(err, "member")
+		}
+		if rec.ErasedAt != nil {
+			return domain.Conflict("member-erased", "this member's data was erased; the account cannot be used again")
+		}
+		m, err := rec.toApp()
+		if err != nil {
+			return err
+		}
+		var changed []string
+		for k, v := range changes {
+			old, had := m.Attributes[k]
+			switch {
+			case v == nil && had:
+				delete(m.Attributes, k)
+				changed = append(changed, k)
+			case v != nil && (!had || !reflect.DeepEqual(old, v)):
+				m.Attributes[k] = v
+				changed = append(changed, k)
+			}
+		}
+		sort.Strings(changed)
+		if created {
+			if err := tx.Exec(`INSERT INTO member_events (member_id, kind, at) VALUES (?, 'enrolled', ?)`, memberID, now).Error; err != nil {
+				return err
+			}
+		}
+		if len(changed) > 0 {
+			raw, err := json.Marshal(m.Attributes)
+			if err != nil {
+				return err
+			}
+			if err := tx.Model(&memberRecord{}).Where("id = ?", memberID).
+				Updates(map[string]any{"attributes": raw, "updated_at": now}).Error; err != nil {
+				return err
+			}
+			if err := tx.Exec(`INSERT INTO member_events (member_id, kind, changed_keys, at) VALUES (?, 'attributes_changed', ?, ?)`,
+				memberID, textArray(changed), now).Error; err != nil {
+				return err
+			}
+		}
+		out = m
+		return nil
+	})
+	return out, created, err
+}
+
+func (s *Store) GetMember(ctx context.Context, memberID string) (app.Member, error) {
+	var rec memberRecord
+	err := s.db.WithContext(ctx).First(&rec, "id = ? AND erased_at IS NULL", memberID).Error
+	if err != nil {
+		if translate(err, "member") != err {
+			return app.Member{}, errNotEnrolled
+		}
+		return app.Member{}, err
+	}
+	return rec.toApp()
+}
+
+// dbNow reads the database clock. Every consent and ledger time comes from
+// it, so app servers with skewed clocks cannot reorder a cancellation and a
+// period credit.
+func dbNow(tx *gorm.DB) (time.Time, error) {
+	var now time.Time
+	err := tx.Raw("SELECT clock_timestamp()").Scan(&now).Error
+	return now.UTC(), err
+}
+
+// textArray renders a Go string slice as a PostgreSQL text[] literal.
+func textArray(items []string) string {
+	b, _ := json.Marshal(items)
+	s := string(b)
+	return "{" + s[1:len(s)-1] + "}"
+}
