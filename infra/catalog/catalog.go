@@ -1,0 +1,67 @@
+// Package catalog loads the data categories and purposes shipped with Quid
+// (catalog.json, embedded) into the domain's Catalog.
+package catalog
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+
+	"github.com/quidpro/quid/domain"
+)
+
+//go:embed catalog.json
+var data []byte
+
+type file struct {
+	Categories []struct {
+		Key         string `json:"key"`
+		Label       string `json:"label"`
+		Description string `json:"description"`
+		Example     string `json:"example"`
+		Type        string `json:"type"`
+		Sensitive   bool   `json:"sensitive"`
+		Fideslang   string `json:"fideslang"`
+		DPV         string `json:"dpv"`
+		Derived     *struct {
+			From          string `json:"from"`
+			Rule          string `json:"rule"`
+			Param         int    `json:"param"`
+			Reveals       string `json:"reveals"`
+			DoesNotReveal string `json:"does_not_reveal"`
+		} `json:"derived"`
+	} `json:"categories"`
+	Purposes []struct {
+		Key         string `json:"key"`
+		Label       string `json:"label"`
+		Description string `json:"description"`
+		Fideslang   string `json:"fideslang"`
+		DPV         string `json:"dpv"`
+	} `json:"purposes"`
+}
+
+// Load parses the embedded catalogue.
+func Load() (domain.Catalog, error) {
+	var f file
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return domain.Catalog{}, fmt.Errorf("catalogue: %w", err)
+	}
+	cats := make([]domain.Category, 0, len(f.Categories))
+	for _, c := range f.Categories {
+		cat := domain.Category{Key: c.Key, Label: c.Label, Description: c.Description, Example: c.Example,
+			Type: domain.ValueType(c.Type), Sensitive: c.Sensitive, Fideslang: c.Fideslang, DPV: c.DPV}
+		if c.Derived != nil {
+			cat.Derived = &domain.Derivation{From: c.Derived.From, Rule: c.Derived.Rule, Param: c.Derived.Param,
+				Reveals: c.Derived.Reveals, DoesNotReveal: c.Derived.DoesNotReveal}
+		}
+		cats = append(cats, cat)
+	}
+	purs := make([]domain.Purpose, 0, len(f.Purposes))
+	for _, p := range f.Purposes {
+		purs = append(purs, domain.Purpose{Key: p.Key, Label: p.Label, Description: p.Description, Fideslang: p.Fideslang, DPV: p.DPV})
+	}
+	return domain.NewCatalog(cats, purs)
+}

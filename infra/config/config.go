@@ -1,0 +1,160 @@
+// Package config turns the process environment into one typed, validated
+// Config. Nothing else in Quid reads environment variables.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything the service can be told at start.
+type Config struct {
+	DatabaseURL         string
+	Addr                string
+	JWTSecret           string
+	JWTPublicKeysFile   string
+	JWTIssuer           string
+	JWTAudience         string
+	MinRewardPeriod     time.Duration
+	AccrualInterval     time.Duration
+	WebhookInterval     time.Duration
+	LogLevel            slog.Level
+	LogFormat           string
+	SigningKeyFile      string
+	WebhookAllowPrivate bool
+	ShutdownTimeout     time.Duration
+	PublicCacheTTL      time.Duration
+	PprofAddr           string
+}
+
+// Var documents one environment variable; the README table mirrors this list.
+type Var struct {
+	Name, Default, Meaning string
+}
+
+// Vars lists every variable Quid reads.
+var Vars = []Var{
+	{"DATABASE_URL", "", "PostgreSQL connection URL (required by the binary; make run/test start a private cluster when unset)"},
+	{"QUID_ADDR", ":8080", "HTTP listen address"},
+	{"QUID_JWT_SECRET", "", "HS256 secret for development tokens (at least 32 bytes)"},
+	{"QUID_JWT_PUBLIC_KEYS", "", "path to a PEM file of the identity provider's public keys (RS256, ES256, EdDSA)"},
+	{"QUID_JWT_ISSUER", "", "required `iss` claim, checked when set"},
+	{"QUID_JWT_AUDIENCE", "", "required `aud` claim, checked when set"},
+	{"QUID_MIN_REWARD_PERIOD", "1h", "shortest reward `period` a contract may use"},
+	{"QUID_ACCRUAL_INTERVAL", "1m", "how often the in-process accrual worker runs"},
+	{"QUID_WEBHOOK_INTERVAL", "1s", "how often the webhook outbox is polled"},
+	{"QUID_SIGNING_KEY", "", "path to a PEM (PKCS#8) Ed25519 private key for consent receipts; generated and stored in the database when unset"},
+	{"QUID_WEBHOOK_ALLOW_PRIVATE", "false", "allow webhook URLs on loopback, private or link-local addresses (development only)"},
+	{"QUID_LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"QUID_LOG_FORMAT", "json", "json or text"},
+	{"QUID_SHUTDOWN_TIMEOUT", "15s", "how long in-flight requests may take to finish on SIGTERM"},
+	{"QUID_PPROF_ADDR", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060) for profiling; off when empty"},
+	{"QUID_PUBLIC_CACHE_TTL", "1s", "how long rendered offers and transparency statements are reused in memory"},
+}
+
+// Load reads the environment through getenv and reports every bad value at once.
+func Load(getenv func(string) string) (Config, error) {
+	get := func(name string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		for _, v := range Vars {
+			if v.Name == name {
+				return v.Default
+			}
+		}
+		return ""
+	}
+	var errs []error
+	duration := func(name string) time.Duration {
+		d, err := time.ParseDuration(get(name))
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: %q is not a positive duration such as 1h or 30s", name, get(name)))
+		}
+		return d
+	}
+	cfg := Config{
+		DatabaseURL:       get("DATABASE_URL"),
+		Addr:              get("QUID_ADDR"),
+		JWTSecret:         get("QUID_JWT_SECRET"),
+		JWTPublicKeysFile: get("QUID_JWT_PUBLIC_KEYS"),
+		JWTIssuer:         get("QUID_JWT_ISSUER"),
+		JWTAudience:       get("QUID_JWT_AUDIENCE"),
+		MinRewardPeriod:   duration("QUID_MIN_REWARD_PERIOD"),
+		AccrualInterval:   duration("QUID_ACCRUAL_INTERVAL"),
+		WebhookInterval:   duration("QUID_WEBHOOK_INTERVAL"),
+		ShutdownTimeout:   duration("QUID_SHUTDOWN_TIMEOUT"),
+		PublicCacheTTL:    duration("QUID_PUBLIC_CACHE_TTL"),
+		PprofAddr:         get("QUID_PPROF_ADDR"),
+		SigningKeyFile:    get("QUID_SIGNING_KEY"),
+		LogFormat:         get("QUID_LOG_FORMAT"),
+	}
+	if cfg.DatabaseURL == "" {
+		errs = append(errs, errors.New("DATABASE_URL: required (postgres://user@host:port/db)"))
+	} else if u, err := url.Parse(cfg.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		errs = append(errs, errors.New("DATABASE_URL: must be a postgres:// URL"))
+	}
+	if cfg.JWTSecret == "" && cfg.JWTPublicKeysFile == "" {
+		errs = append(errs, errors.New("QUID_JWT_SECRET or QUID_JWT_PUBLIC_KEYS: one is required to verify tokens"))
+	}
+	if cfg.JWTSecret != "" && len(cfg.JWTSecret) < 32 {
+		errs = append(errs, errors.New("QUID_JWT_SECRET: must be at least 32 bytes"))
+	}
+	if cfg.JWTPublicKeysFile != "" {
+		if _, err := os.Stat(cfg.JWTPublicKeysFile); err != nil {
+			errs = append(errs, fmt.Errorf("QUID_JWT_PUBLIC_KEYS: cannot read %s", cfg.JWTPublicKeysFile))
+		}
+	}
+	if cfg.SigningKeyFile != "" {
+		if _, err := os.Stat(cfg.SigningKeyFile); err != nil {
+			errs = append(errs, fmt.Errorf("QUID_SIGNING_KEY: cannot read %s", cfg.SigningKeyFile))
+		}
+	}
+	allow, err := strconv.ParseBool(get("QUID_WEBHOOK_ALLOW_PRIVATE"))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("QUID_WEBHOOK_ALLOW_PRIVATE: %q is not true or false", get("QUID_WEBHOOK_ALLOW_PRIVATE")))
+	}
+	cfg.WebhookAllowPrivate = allow
+	if err := cfg.LogLevel.UnmarshalText([]byte(get("QUID_LOG_LEVEL"))); err != nil {
+		errs = append(errs, fmt.Errorf("QUID_LOG_LEVEL: %q is not debug, info, warn or error", get("QUID_LOG_LEVEL")))
+	}
+	if cfg.LogFormat != "json" && cfg.LogFormat != "text" {
+		errs = append(errs, fmt.Errorf("QUID_LOG_FORMAT: %q is not json or text", cfg.LogFormat))
+	}
+	return cfg, errors.Join(errs...)
+}
+
+// LogValue masks secrets so a Config can be logged safely at start.
+func (c Config) LogValue() slog.Value {
+	masked := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		return "***"
+	}
+	dbURL := c.DatabaseURL
+	if u, err := url.Parse(dbURL); err == nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "***")
+		}
+		dbURL = u.Redacted()
+	}
+	return slog.GroupValue(
+		slog.String("database_url", dbURL),
+		slog.String("addr", c.Addr),
+		slog.String("jwt_secret", masked(c.JWTSecret)),
+		slog.String("jwt_public_keys", c.JWTPublicKeysFile),
+		slog.String("jwt_issuer", c.JWTIssuer),
+		slog.String("jwt_audience", c.JWTAudience),
+		slog.Duration("min_reward_period", c.MinRewardPeriod),
+		slog.Duration("accrual_interval", c.AccrualInterval),
+		slog.Bool("webhook_allow_private", c.WebhookAllowPrivate),
+		slog.String("log_level", c.LogLevel.String()),
+	)
+}

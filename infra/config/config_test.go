@@ -1,0 +1,87 @@
+package config_test
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/quidpro/quid/infra/config"
+)
+
+func env(overrides map[string]string) func(string) string {
+	base := map[string]string{
+		"DATABASE_URL":    "postgres://quid@127.0.0.1:5432/quid",
+		"QUID_JWT_SECRET": "0123456789abcdef0123456789abcdef",
+	}
+	for k, v := range overrides {
+		base[k] = v
+	}
+	return func(k string) string { return base[k] }
+}
+
+func TestLoadAppliesDefaults(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != ":8080" || cfg.MinRewardPeriod != time.Hour || cfg.AccrualInterval != time.Minute || cfg.WebhookAllowPrivate {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+}
+
+func TestLoadNamesEveryBadValue(t *testing.T) {
+	t.Parallel()
+	tests := map[string]string{
+		"DATABASE_URL":               "mysql://x",
+		"QUID_JWT_SECRET":            "short",
+		"QUID_MIN_REWARD_PERIOD":     "an hour",
+		"QUID_ACCRUAL_INTERVAL":      "-1s",
+		"QUID_WEBHOOK_ALLOW_PRIVATE": "maybe",
+		"QUID_LOG_LEVEL":             "loud",
+		"QUID_LOG_FORMAT":            "xml",
+		"QUID_JWT_PUBLIC_KEYS":       "/no/such/file.pem",
+	}
+	_, err := config.Load(env(tests))
+	if err == nil {
+		t.Fatal("bad configuration accepted")
+	}
+	for name := range tests {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error does not name %s:\n%v", name, err)
+		}
+	}
+}
+
+func TestLoadRequiresAWayToVerifyTokens(t *testing.T) {
+	t.Parallel()
+	_, err := config.Load(env(map[string]string{"QUID_JWT_SECRET": ""}))
+	if err == nil || !strings.Contains(err.Error(), "QUID_JWT_SECRET or QUID_JWT_PUBLIC_KEYS") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestLogValueMasksSecrets(t *testing.T) {
+	t.Parallel()
+	cfg, _ := config.Load(env(map[string]string{"DATABASE_URL": "postgres://quid:hunter2@db:5432/quid"}))
+	out := fmt.Sprint(cfg.LogValue())
+	if strings.Contains(out, "hunter2") || strings.Contains(out, "0123456789abcdef") {
+		t.Fatalf("secret in log value: %s", out)
+	}
+}
+
+// The README's configuration table documents every variable Quid reads.
+func TestReadmeDocumentsEveryVariable(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range config.Vars {
+		if !strings.Contains(string(readme), "| `"+v.Name+"` |") {
+			t.Errorf("README's configuration table lacks %s", v.Name)
+		}
+	}
+}

@@ -1,0 +1,146 @@
+// Package webhook delivers outbox events to partners, signed per the
+// Standard Webhooks specification, and guards where they may be sent.
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"syscall"
+	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/quidpro/quid/app"
+)
+
+// Guard refuses URLs whose host resolves to loopback, private, link-local or
+// otherwise internal addresses, unless AllowPrivate is set (development).
+type Guard struct {
+	AllowPrivate bool
+	Resolver     *net.Resolver
+}
+
+var errPrivate = errors.New("resolves to a loopback, private or link-local address; webhooks go to public endpoints")
+
+func forbiddenAddr(a netip.Addr) bool {
+	a = a.Unmap()
+	return a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() ||
+		a.IsUnspecified() || a.IsMulticast() || a.IsInterfaceLocalMulticast() ||
+		netip.MustParsePrefix("100.64.0.0/10").Contains(a) // carrier-grade NAT
+}
+
+// Check validates the URL's form and where its host resolves to.
+func (g Guard) Check(ctx context.Context, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+		return errors.New("must be an absolute http(s) URL without credentials")
+	}
+	if len(raw) > 2000 {
+		return errors.New("must be at most 2000 characters")
+	}
+	if g.AllowPrivate {
+		return nil
+	}
+	resolver := g.Resolver
+	if resolver == nil {
+		resolver = net.DefaultResolver
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	addrs, err := resolver.LookupNetIP(ctx, "ip", u.Hostname())
+	if err != nil || len(addrs) == 0 {
+		return fmt.Errorf("host %s does not resolve", u.Hostname())
+	}
+	for _, a := range addrs {
+		if forbiddenAddr(a) {
+			return errPrivate
+		}
+	}
+	return nil
+}
+
+// Secrets handles Standard Webhooks secrets ("whsec_" + base64 of 24–64 bytes).
+type Secrets struct{}
+
+func (Secrets) Validate(secret string) error {
+	if len(secret) < 6 || secret[:6] != "whsec_" {
+		return errors.New(`must have the form "whsec_" followed by base64`)
+	}
+	raw, err := base64.StdEncoding.DecodeString(secret[6:])
+	if err != nil || len(raw) < 24 || len(raw) > 64 {
+		return errors.New("must hold 24 to 64 bytes of base64 after whsec_")
+	}
+	_, err = standardwebhooks.NewWebhook(secret)
+	return err
+}
+
+func (Secrets) Generate() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return "whsec_" + base64.StdEncoding.EncodeToString(b), nil
+}
+
+// Sender posts events with the webhook-id, webhook-timestamp and
+// webhook-signature headers. Its dialer re-checks every address it connects
+// to, so DNS that changes after registration cannot reach internal hosts.
+type Sender struct {
+	client *http.Client
+	clock  app.Clock
+}
+
+// NewSender builds a sender with timeouts on every stage of a delivery.
+func NewSender(allowPrivate bool, timeout time.Duration, clock app.Clock) *Sender {
+	dialer := &net.Dialer{Timeout: 5 * time.Second, Control: func(network, address string, _ syscall.RawConn) error {
+		if allowPrivate {
+			return nil
+		}
+		ap, err := netip.ParseAddrPort(address)
+		if err != nil || forbiddenAddr(ap.Addr()) {
+			return errPrivate
+		}
+		return nil
+	}}
+	transport := &http.Transport{DialContext: dialer.DialContext, TLSHandshakeTimeout: 5 * time.Second,
+		ResponseHeaderTimeout: timeout, MaxIdleConnsPerHost: 4, Proxy: nil}
+	return &Sender{clock: clock, client: &http.Client{Timeout: timeout, Transport: transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// Send signs and posts one event.
+func (s *Sender) Send(ctx context.Context, m app.OutboxMessage) (int, error) {
+	wh, err := standardwebhooks.NewWebhook(m.Secret)
+	if err != nil {
+		return 0, fmt.Errorf("secret: %w", err)
+	}
+	now := s.clock.Now()
+	sig, err := wh.Sign(m.ID, now, m.Payload)
+	if err != nil {
+		return 0, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.URL, bytes.NewReader(m.Payload))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "Quid-Webhooks/1")
+	req.Header.Set(standardwebhooks.HeaderWebhookID, m.ID)
+	req.Header.Set(standardwebhooks.HeaderWebhookTimestamp, strconv.FormatInt(now.Unix(), 10))
+	req.Header.Set(standardwebhooks.HeaderWebhookSignature, sig)
+	res, err := s.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	return res.StatusCode, nil
+}
