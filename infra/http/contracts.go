@@ -1,0 +1,458 @@
+package http
+
+import (
+	"encoding/json"
+	"strconv"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/quidpro/quid/app"
+	"github.com/quidpro/quid/domain"
+)
+
+func (h *handlers) contractRoutes(v1 fiber.Router, auth roleGate, optional fiber.Handler) {
+	v1.Get("/catalog/categories", h.categories)
+	v1.Get("/catalog/purposes", h.purposes)
+	v1.Get("/offers", h.offers)
+
+	v1.Post("/recipients", auth(app.RoleAdmin), h.createRecipient)
+	v1.Get("/recipients", auth(app.RoleAdmin, app.RoleMarketer), h.listRecipients)
+	v1.Get("/recipients/:id", auth(app.RoleAdmin, app.RoleMarketer), h.getRecipient)
+
+	v1.Post("/contracts", auth(app.RoleMarketer), h.createContract)
+	v1.Get("/contracts", auth(app.RoleMarketer, app.RoleAdmin), h.listContracts)
+	v1.Get("/contracts/:id", optional, h.getContract)
+	v1.Patch("/contracts/:id", auth(app.RoleMarketer), h.patchContract)
+	v1.Post("/contracts/:id/publish", auth(app.RoleMarketer), h.publishContract)
+	v1.Post("/contracts/:id/retire", auth(app.RoleMarketer), h.retireContract)
+	v1.Post("/contracts/:id/versions", auth(app.RoleMarketer), h.newVersion)
+	v1.Get("/contracts/:id/stats", auth(app.RoleMarketer, app.RoleAdmin), h.contractStats)
+	v1.Get("/contracts/:id/transparency", optional, h.transparency)
+}
+
+type categoryDTO struct {
+	Key         string         `json:"key"`
+	Group       string         `json:"group"`
+	Label       string         `json:"label"`
+	Description string         `json:"description"`
+	Example     string         `json:"example"`
+	Type        string         `json:"type"`
+	Sensitive   bool           `json:"sensitive"`
+	Fideslang   string         `json:"fideslang"`
+	DPV         string         `json:"dpv"`
+	Derived     *derivationDTO `json:"derived,omitempty"`
+}
+
+type derivationDTO struct {
+	From          string `json:"from"`
+	Rule          string `json:"rule"`
+	Reveals       string `json:"reveals"`
+	DoesNotReveal string `json:"does_not_reveal"`
+}
+
+func categoryOf(c domain.Category) categoryDTO {
+	group, _, _ := cutDot(c.Key)
+	d := categoryDTO{Key: c.Key, Group: group, Label: c.Label, Description: c.Description, Example: c.Example,
+		Type: string(c.Type), Sensitive: c.Sensitive, Fideslang: c.Fideslang, DPV: c.DPV}
+	if c.Derived != nil {
+		d.Derived = &derivationDTO{From: c.Derived.From, Rule: c.Derived.Rule, Reveals: c.Derived.Reveals, DoesNotReveal: c.Derived.DoesNotReveal}
+	}
+	return d
+}
+
+func cutDot(key string) (string, string, bool) {
+	for i := 0; i < len(key); i++ {
+		if key[i] == '.' {
+			return key[:i], key[i+1:], true
+		}
+	}
+	return key, "", false
+}
+
+type purposeDTO struct {
+	Key         string `json:"key"`
+	Label       string `json:"label"`
+	Description string `json:"description"`
+	Fideslang   string `json:"fideslang"`
+	DPV         string `json:"dpv"`
+}
+
+func purposeOf(p domain.Purpose) purposeDTO {
+	return purposeDTO{p.Key, p.Label, p.Description, p.Fideslang, p.DPV}
+}
+
+func (h *handlers) categories(c *fiber.Ctx) error {
+	out := list[categoryDTO]{Items: []categoryDTO{}}
+	for _, cat := range h.svc.Catalog.Categories() {
+		out.Items = append(out.Items, categoryOf(cat))
+	}
+	c.Set(fiber.HeaderCacheControl, "public, max-age=3600")
+	return c.JSON(out)
+}
+
+func (h *handlers) purposes(c *fiber.Ctx) error {
+	out := list[purposeDTO]{Items: []purposeDTO{}}
+	for _, p := range h.svc.Catalog.Purposes() {
+		out.Items = append(out.Items, purposeOf(p))
+	}
+	c.Set(fiber.HeaderCacheControl, "public, max-age=3600")
+	return c.JSON(out)
+}
+
+type recipientIn struct {
+	Name             string `json:"name" validate:"required,max=200"`
+	Kind             string `json:"kind" validate:"required,oneof=first_party third_party"`
+	Country          string `json:"country" validate:"required,iso3166_1_alpha2"`
+	PrivacyPolicyURL string `json:"privacy_policy_url" validate:"required,http_url"`
+}
+
+type recipientDTO struct {
+	ID               string `json:"id"`
+	Name             string `json:"name"`
+	Kind             string `json:"kind"`
+	Country          string `json:"country"`
+	PrivacyPolicyURL string `json:"privacy_policy_url"`
+	CreatedAt        string `json:"created_at"`
+}
+
+func recipientOf(r domain.Recipient) recipientDTO {
+	return recipientDTO{r.ID, r.Name, string(r.Kind), r.Country, r.PrivacyPolicyURL, timeText(r.CreatedAt)}
+}
+
+func (h *handlers) createRecipient(c *fiber.Ctx) error {
+	var in recipientIn
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	r, err := h.svc.Contracts.CreateRecipient(c.UserContext(), principal(c), app.RecipientInput(in))
+	if err != nil {
+		return err
+	}
+	c.Location("/v1/recipients/" + r.ID)
+	return c.Status(fiber.StatusCreated).JSON(recipientOf(r))
+}
+
+func (h *handlers) listRecipients(c *fiber.Ctx) error {
+	page, err := pageOf(c)
+	if err != nil {
+		return err
+	}
+	rs, next, err := h.svc.Contracts.ListRecipients(c.UserContext(), principal(c), page)
+	if err != nil {
+		return err
+	}
+	out := list[recipientDTO]{Items: make([]recipientDTO, 0, len(rs)), NextCursor: next}
+	for _, r := range rs {
+		out.Items = append(out.Items, recipientOf(r))
+	}
+	return c.JSON(out)
+}
+
+func (h *handlers) getRecipient(c *fiber.Ctx) error {
+	id, err := idParam(c, "recipient")
+	if err != nil {
+		return err
+	}
+	r, err := h.svc.Contracts.GetRecipient(c.UserContext(), principal(c), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(recipientOf(r))
+}
+
+type itemDTO struct {
+	Category   string   `json:"category" validate:"required"`
+	Purpose    string   `json:"purpose" validate:"required"`
+	Recipients []string `json:"recipients" validate:"required,min=1,dive,required"`
+}
+
+type rewardDTO struct {
+	JoinBonus       int64   `json:"join_bonus"`
+	Vesting         *string `json:"vesting"`
+	PointsPerPeriod int64   `json:"points_per_period"`
+	Period          *string `json:"period"`
+	MaxPeriods      *int    `json:"max_periods"`
+}
+
+type contractIn struct {
+	Title     string    `json:"title" validate:"required"`
+	Summary   string    `json:"summary"`
+	Items     []itemDTO `json:"items" validate:"required,dive"`
+	Retention string    `json:"retention" validate:"required"`
+	Duration  *string   `json:"duration"`
+	Reward    rewardDTO `json:"reward"`
+}
+
+func (in contractIn) toInput() app.TermsInput {
+	t := app.TermsInput{Title: in.Title, Summary: in.Summary, Retention: in.Retention, Duration: in.Duration,
+		Reward: app.RewardInput(in.Reward)}
+	for _, it := range in.Items {
+		t.Items = append(t.Items, app.ItemInput(it))
+	}
+	return t
+}
+
+// nullable distinguishes an absent field from an explicit null in a PATCH.
+type nullable[T any] struct {
+	Set   bool
+	Value *T
+}
+
+func (n *nullable[T]) UnmarshalJSON(b []byte) error {
+	n.Set = true
+	if string(b) == "null" {
+		n.Value = nil
+		return nil
+	}
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	n.Value = &v
+	return nil
+}
+
+type rewardPatch struct {
+	JoinBonus       *int64           `json:"join_bonus"`
+	Vesting         nullable[string] `json:"vesting"`
+	PointsPerPeriod *int64           `json:"points_per_period"`
+	Period          nullable[string] `json:"period"`
+	MaxPeriods      nullable[int]    `json:"max_periods"`
+}
+
+type contractPatch struct {
+	Title     *string          `json:"title"`
+	Summary   *string          `json:"summary"`
+	Items     *[]itemDTO       `json:"items" validate:"omitempty,dive"`
+	Retention *string          `json:"retention"`
+	Duration  nullable[string] `json:"duration"`
+	Reward    *rewardPatch     `json:"reward"`
+}
+
+// apply merges the patch onto the stored terms: present fields replace, an
+// explicit null clears an optional field.
+func (p contractPatch) apply(t app.TermsInput) app.TermsInput {
+	if p.Title != nil {
+		t.Title = *p.Title
+	}
+	if p.Summary != nil {
+		t.Summary = *p.Summary
+	}
+	if p.Items != nil {
+		t.Items = nil
+		for _, it := range *p.Items {
+			t.Items = append(t.Items, app.ItemInput(it))
+		}
+	}
+	if p.Retention != nil {
+		t.Retention = *p.Retention
+	}
+	if p.Duration.Set {
+		t.Duration = p.Duration.Value
+	}
+	if r := p.Reward; r != nil {
+		if r.JoinBonus != nil {
+			t.Reward.JoinBonus = *r.JoinBonus
+		}
+		if r.PointsPerPeriod != nil {
+			t.Reward.PointsPerPeriod = *r.PointsPerPeriod
+		}
+		if r.Vesting.Set {
+			t.Reward.Vesting = r.Vesting.Value
+		}
+		if r.Period.Set {
+			t.Reward.Period = r.Period.Value
+		}
+		if r.MaxPeriods.Set {
+			t.Reward.MaxPeriods = r.MaxPeriods.Value
+		}
+	}
+	return t
+}
+
+type contractDTO struct {
+	ID          string    `json:"id"`
+	FamilyID    string    `json:"family_id"`
+	Version     int       `json:"version"`
+	Status      string    `json:"status"`
+	Title       string    `json:"title"`
+	Summary     string    `json:"summary"`
+	Items       []itemDTO `json:"items"`
+	Retention   string    `json:"retention"`
+	Duration    *string   `json:"duration"`
+	Reward      rewardDTO `json:"reward"`
+	TermsHash   *string   `json:"terms_hash"`
+	CreatedAt   string    `json:"created_at"`
+	PublishedAt *string   `json:"published_at"`
+	RetiredAt   *string   `json:"retired_at"`
+}
+
+func contractOf(c domain.Contract) contractDTO {
+	in := app.InputOf(c.Terms())
+	d := contractDTO{ID: c.ID(), FamilyID: c.FamilyID(), Version: c.Version(), Status: string(c.Status()),
+		Title: in.Title, Summary: in.Summary, Retention: in.Retention, Duration: in.Duration,
+		Reward: rewardDTO(in.Reward), CreatedAt: timeText(c.CreatedAt()),
+		PublishedAt: optTime(c.PublishedAt()), RetiredAt: optTime(c.RetiredAt()), Items: []itemDTO{}}
+	for _, it := range in.Items {
+		d.Items = append(d.Items, itemDTO(it))
+	}
+	if h := c.TermsHash(); h != "" {
+		d.TermsHash = &h
+	}
+	return d
+}
+
+func contractList(cs []domain.Contract, next string) list[contractDTO] {
+	out := list[contractDTO]{Items: make([]contractDTO, 0, len(cs)), NextCursor: next}
+	for _, c := range cs {
+		out.Items = append(out.Items, contractOf(c))
+	}
+	return out
+}
+
+func (h *handlers) createContract(c *fiber.Ctx) error {
+	var in contractIn
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	ct, err := h.svc.Contracts.CreateDraft(c.UserContext(), principal(c), in.toInput())
+	if err != nil {
+		return err
+	}
+	c.Location("/v1/contracts/" + ct.ID())
+	return c.Status(fiber.StatusCreated).JSON(contractOf(ct))
+}
+
+func (h *handlers) patchContract(c *fiber.Ctx) error {
+	id, err := idParam(c, "contract")
+	if err != nil {
+		return err
+	}
+	var p contractPatch
+	if err := decodeJSON(c, &p); err != nil {
+		return err
+	}
+	ct, err := h.svc.Contracts.EditDraft(c.UserContext(), principal(c), id, p.apply)
+	if err != nil {
+		return err
+	}
+	return c.JSON(contractOf(ct))
+}
+
+func (h *handlers) getContract(c *fiber.Ctx) error {
+	id, err := idParam(c, "contract")
+	if err != nil {
+		return err
+	}
+	ct, err := h.svc.Contracts.Get(c.UserContext(), optionalPrincipal(c), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(contractOf(ct))
+}
+
+func (h *handlers) listContracts(c *fiber.Ctx) error {
+	page, err := pageOf(c)
+	if err != nil {
+		return err
+	}
+	cs, next, err := h.svc.Contracts.List(c.UserContext(), principal(c), c.Query("status"), page)
+	if err != nil {
+		return err
+	}
+	return c.JSON(contractList(cs, next))
+}
+
+func (h *handlers) offers(c *fiber.Ctx) error {
+	page, err := pageOf(c)
+	if err != nil {
+		return err
+	}
+	return h.cache.serve(c, "offers|"+page.Cursor+"|"+strconv.Itoa(page.Limit), func() (cachedResponse, bool, error) {
+		cs, next, err := h.svc.Contracts.Offers(c.UserContext(), page)
+		if err != nil {
+			return cachedResponse{}, false, err
+		}
+		body, err := jsonMarshal(contractList(cs, next))
+		return cachedResponse{body: body, contentType: fiber.MIMEApplicationJSON, cacheControl: "public, max-age=5"}, true, err
+	})
+}
+
+func (h *handlers) publishContract(c *fiber.Ctx) error {
+	id, err := idParam(c, "contract")
+	if err != nil {
+		return err
+	}
+	ct, err := h.svc.Contracts.Publish(c.UserContext(), principal(c), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(contractOf(ct))
+}
+
+type retireIn struct {
+	TerminateActive bool `json:"terminate_active"`
+}
+
+type retireOut struct {
+	contractDTO
+	Terminated int `json:"terminated_exchanges"`
+}
+
+func (h *handlers) retireContract(c *fiber.Ctx) error {
+	id, err := idParam(c, "contract")
+	if err != nil {
+		return err
+	}
+	var in retireIn
+	if len(c.Body()) > 0 {
+		if err := decodeJSON(c, &in); err != nil {
+			return err
+		}
+	}
+	ct, n, err := h.svc.Contracts.Retire(c.UserContext(), principal(c), id, in.TerminateActive)
+	if err != nil {
+		return err
+	}
+	return c.JSON(retireOut{contractOf(ct), n})
+}
+
+func (h *handlers) newVersion(c *fiber.Ctx) error {
+	id, err := idParam(c, "contract")
+	if err != nil {
+		return err
+	}
+	ct, err := h.svc.Contracts.NewVersion(c.UserContext(), principal(c), id)
+	if err != nil {
+		return err
+	}
+	c.Location("/v1/contracts/" + ct.ID())
+	return c.Status(fiber.StatusCreated).JSON(contractOf(ct))
+}
+
+type statsDTO struct {
+	ContractID   string `json:"contract_id"`
+	Version      int    `json:"version"`
+	Status       string `json:"status"`
+	Joins        int64  `json:"joins"`
+	Active       int64  `json:"active"`
+	Cancelled    int64  `json:"cancelled"`
+	Expired      int64  `json:"expired"`
+	Terminated   int64  `json:"terminated"`
+	Superseded   int64  `json:"superseded"`
+	Erased       int64  `json:"erased"`
+	PointsIssued int64  `json:"points_issued"`
+}
+
+func (h *handlers) contractStats(c *fiber.Ctx) error {
+	id, err := idParam(c, "contract")
+	if err != nil {
+		return err
+	}
+	ct, st, err := h.svc.Contracts.Stats(c.UserContext(), principal(c), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(statsDTO{ct.ID(), ct.Version(), string(ct.Status()), st.Joins, st.Active, st.Cancelled, st.Expired,
+		st.Terminated, st.Superseded, st.Erased, st.PointsIssued})
+}

@@ -1,0 +1,89 @@
+package http
+
+import (
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+
+	"github.com/quidpro/quid/app"
+	"github.com/quidpro/quid/domain"
+)
+
+// Services are the use cases the HTTP layer drives; a nil one leaves its
+// routes out.
+type Services struct {
+	Contracts   *app.Contracts
+	Members     *app.Members
+	Exchanges   *app.Exchanges
+	Enforcement *app.Enforcement
+	Catalog     domain.Catalog
+	JWKS        func() any
+}
+
+type handlers struct {
+	svc   Services
+	log   *slog.Logger
+	cache *responseCache
+}
+
+type roleGate func(roles ...app.Role) fiber.Handler
+
+func (h *handlers) routes(a *fiber.App, auth roleGate, optional fiber.Handler) {
+	v1 := a.Group("/v1")
+	if h.svc.Contracts != nil {
+		h.contractRoutes(v1, auth, optional)
+	}
+	if h.svc.Members != nil && h.svc.Exchanges != nil {
+		h.memberRoutes(v1, auth)
+	}
+	if h.svc.Enforcement != nil {
+		h.enforcementRoutes(v1, auth)
+	}
+	if h.svc.JWKS != nil {
+		a.Get("/.well-known/jwks.json", func(c *fiber.Ctx) error {
+			c.Set(fiber.HeaderCacheControl, "public, max-age=300")
+			return c.JSON(fiber.Map{"keys": h.svc.JWKS()})
+		})
+	}
+}
+
+// list is the envelope of every list response.
+type list[T any] struct {
+	Items      []T    `json:"items"`
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+func pageOf(c *fiber.Ctx) (app.Page, error) {
+	p := app.Page{Cursor: c.Query("cursor")}
+	if raw := c.Query("limit"); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > 100 {
+			return p, domain.Invalid("/limit", "must be an integer from 1 to 100")
+		}
+		p.Limit = n
+	}
+	return p, nil
+}
+
+// idParam reads a UUID path parameter; anything else cannot name a resource.
+func idParam(c *fiber.Ctx, what string) (string, error) {
+	raw := c.Params("id")
+	if _, err := uuid.Parse(raw); err != nil || len(raw) != 36 {
+		return "", domain.NotFound(what+"-not-found", "no "+what+" with this id")
+	}
+	return strings.ToLower(strings.Clone(raw)), nil
+}
+
+func timeText(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func optTime(t *time.Time) *string {
+	if t == nil {
+		return nil
+	}
+	s := timeText(*t)
+	return &s
+}

@@ -1,0 +1,164 @@
+package http
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/quidpro/quid/app"
+)
+
+type shareDTO struct {
+	Category      string   `json:"category"`
+	CategoryLabel string   `json:"category_label"`
+	Purpose       string   `json:"purpose"`
+	PurposeLabel  string   `json:"purpose_label"`
+	Recipients    []string `json:"recipients"`
+}
+
+type myExchangeDTO struct {
+	exchangeDTO
+	Shares          []shareDTO `json:"shares"`
+	Deletions       []ackDTO   `json:"deletions"`
+	DeletionSummary *string    `json:"deletion_summary"`
+}
+
+type myTransparencyDTO struct {
+	MemberID  string          `json:"member_id"`
+	Exchanges []myExchangeDTO `json:"exchanges"`
+	AccessLog []accessDTO     `json:"access_log"`
+}
+
+func (h *handlers) myTransparency(c *fiber.Ctx) error {
+	p := principal(c)
+	st, err := h.svc.Exchanges.Transparency(c.UserContext(), p)
+	if err != nil {
+		return err
+	}
+	out := myTransparencyDTO{MemberID: p.Subject, Exchanges: []myExchangeDTO{}, AccessLog: []accessDTO{}}
+	acks := map[string][]ackDTO{}
+	if h.svc.Enforcement != nil {
+		all, err := h.svc.Enforcement.MyDeletionAcks(c.UserContext(), p)
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		for _, a := range all {
+			acks[a.ExchangeID] = append(acks[a.ExchangeID], ackOf(a, now, false))
+		}
+		log, _, err := h.svc.Enforcement.MyAccessLog(c.UserContext(), p, app.Page{Limit: 100})
+		if err != nil {
+			return err
+		}
+		out.AccessLog = accessList(log, "").Items
+	}
+	for _, v := range st.Exchanges {
+		d := myExchangeDTO{exchangeDTO: exchangeViewOf(v), Shares: []shareDTO{}, Deletions: []ackDTO{}}
+		if list := acks[v.Exchange.ID()]; len(list) > 0 {
+			d.Deletions = list
+			done := 0
+			for _, a := range list {
+				if a.State == "deleted" {
+					done++
+				}
+			}
+			summary := fmt.Sprintf("%d of %d recipients confirmed deletion", done, len(list))
+			d.DeletionSummary = &summary
+		}
+		for _, it := range v.Contract.Terms().Items {
+			cat, _ := h.svc.Catalog.Category(it.Category)
+			pur, _ := h.svc.Catalog.Purpose(it.Purpose)
+			s := shareDTO{Category: it.Category, CategoryLabel: cat.Label, Purpose: it.Purpose, PurposeLabel: pur.Label, Recipients: []string{}}
+			for _, r := range it.Recipients {
+				s.Recipients = append(s.Recipients, st.Recipients[r].Name)
+			}
+			d.Shares = append(d.Shares, s)
+		}
+		out.Exchanges = append(out.Exchanges, d)
+	}
+	return c.JSON(out)
+}
+
+type consentDTO struct {
+	ExchangeID string `json:"exchange_id"`
+	ContractID string `json:"contract_id"`
+	TermsHash  string `json:"terms_hash"`
+	Kind       string `json:"kind"`
+	Actor      string `json:"actor"`
+	At         string `json:"at"`
+}
+
+type exportDTO struct {
+	Format     string        `json:"format"`
+	ExportedAt string        `json:"exported_at"`
+	Member     memberDTO     `json:"member"`
+	Exchanges  []exchangeDTO `json:"exchanges"`
+	ConsentLog []consentDTO  `json:"consent_log"`
+	Ledger     []entryDTO    `json:"ledger"`
+	AccessLog  []accessDTO   `json:"access_log"`
+	Deletions  []ackDTO      `json:"deletions"`
+}
+
+// export is the right to data portability: everything Quid holds about the
+// member, in one JSON document, receipts included.
+func (h *handlers) export(c *fiber.Ctx) error {
+	ctx, p := c.UserContext(), principal(c)
+	m, err := h.svc.Members.Get(ctx, p)
+	if err != nil {
+		return err
+	}
+	out := exportDTO{Format: "quid-export/1", ExportedAt: timeText(time.Now()), Member: memberOf(m),
+		Exchanges: []exchangeDTO{}, ConsentLog: []consentDTO{}, Ledger: []entryDTO{}, AccessLog: []accessDTO{}, Deletions: []ackDTO{}}
+	st, err := h.svc.Exchanges.Transparency(ctx, p)
+	if err != nil {
+		return err
+	}
+	for _, v := range st.Exchanges {
+		d := exchangeViewOf(v)
+		d.Receipt = v.Exchange.Receipt()
+		out.Exchanges = append(out.Exchanges, d)
+	}
+	events, err := h.svc.Exchanges.ConsentLog(ctx, p)
+	if err != nil {
+		return err
+	}
+	for _, e := range events {
+		out.ConsentLog = append(out.ConsentLog, consentDTO{e.ExchangeID, e.ContractID, e.TermsHash, e.Kind, e.Actor, timeText(e.At)})
+	}
+	for page := (app.Page{Limit: 100}); ; {
+		_, entries, next, err := h.svc.Exchanges.Points(ctx, p, page)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			out.Ledger = append(out.Ledger, entryOf(e))
+		}
+		if page.Cursor = next; next == "" {
+			break
+		}
+	}
+	if h.svc.Enforcement != nil {
+		for page := (app.Page{Limit: 100}); ; {
+			log, next, err := h.svc.Enforcement.MyAccessLog(ctx, p, page)
+			if err != nil {
+				return err
+			}
+			out.AccessLog = append(out.AccessLog, accessList(log, "").Items...)
+			if page.Cursor = next; next == "" {
+				break
+			}
+		}
+		acks, err := h.svc.Enforcement.MyDeletionAcks(ctx, p)
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		for _, a := range acks {
+			out.Deletions = append(out.Deletions, ackOf(a, now, false))
+		}
+	}
+	c.Set(fiber.HeaderContentDisposition, `attachment; filename="quid-export.json"`)
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.JSON(out)
+}

@@ -1,0 +1,104 @@
+package http
+
+import (
+	"errors"
+	"log/slog"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
+
+	"github.com/quidpro/quid/domain"
+)
+
+// problem is an RFC 9457 problem details body.
+type problem struct {
+	Type      string         `json:"type"`
+	Title     string         `json:"title"`
+	Status    int            `json:"status"`
+	Detail    string         `json:"detail,omitempty"`
+	Instance  string         `json:"instance,omitempty"`
+	Code      string         `json:"code,omitempty"`
+	RequestID string         `json:"request_id,omitempty"`
+	Errors    []problemField `json:"errors,omitempty"`
+}
+
+type problemField struct {
+	Pointer string `json:"pointer"`
+	Detail  string `json:"detail"`
+}
+
+var statusByKind = map[domain.Kind]int{
+	domain.KindInvalid:         fiber.StatusUnprocessableEntity,
+	domain.KindNotFound:        fiber.StatusNotFound,
+	domain.KindConflict:        fiber.StatusConflict,
+	domain.KindForbidden:       fiber.StatusForbidden,
+	domain.KindUnauthenticated: fiber.StatusUnauthorized,
+}
+
+// httpError is a transport-level failure (malformed JSON, wrong media type)
+// that has no domain meaning.
+type httpError struct {
+	status int
+	code   string
+	detail string
+	fields []problemField
+}
+
+func (e *httpError) Error() string { return e.detail }
+
+// errorHandler is the only place where an error becomes a response.
+func errorHandler(log *slog.Logger) fiber.ErrorHandler {
+	return func(c *fiber.Ctx, err error) error {
+		p := problem{Status: fiber.StatusInternalServerError, Instance: c.OriginalURL(), RequestID: requestID(c)}
+		var de *domain.Error
+		var he *httpError
+		var fe *fiber.Error
+		switch {
+		case errors.As(err, &de):
+			p.Status = statusByKind[de.Kind]
+			p.Code = de.Code
+			p.Detail = de.Message
+			for _, f := range de.Fields {
+				p.Errors = append(p.Errors, problemField{Pointer: f.Pointer, Detail: f.Reason})
+			}
+		case errors.As(err, &he):
+			p.Status, p.Code, p.Detail, p.Errors = he.status, he.code, he.detail, he.fields
+		case errors.As(err, &fe):
+			p.Status = fe.Code
+			p.Detail = fe.Message
+			p.Code = strings.ReplaceAll(strings.ToLower(utils.StatusMessage(fe.Code)), " ", "-")
+			if fe.Code == fiber.StatusNotFound {
+				p.Detail = "no resource at " + c.Path()
+				p.Code = "route-not-found"
+			}
+			if fe.Code == fiber.StatusMethodNotAllowed {
+				p.Detail = c.Method() + " is not allowed on " + c.Path()
+			}
+		}
+		if p.Status == 0 {
+			p.Status = fiber.StatusInternalServerError
+		}
+		if p.Status >= 500 {
+			log.ErrorContext(c.UserContext(), "request failed", "request_id", p.RequestID, "route", c.Route().Path, "error", err)
+			p.Code = "internal"
+			p.Detail = "an internal error occurred; quote the request id when reporting it"
+			p.Errors = nil
+		}
+		if p.Code == "" {
+			p.Code = strings.ReplaceAll(strings.ToLower(utils.StatusMessage(p.Status)), " ", "-")
+		}
+		p.Title = utils.StatusMessage(p.Status)
+		p.Type = "urn:quid:problem:" + p.Code
+		if p.Status == fiber.StatusUnauthorized {
+			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="quid"`)
+		}
+		c.Status(p.Status)
+		c.Set(fiber.HeaderContentType, "application/problem+json")
+		body, mErr := jsonMarshal(p)
+		if mErr != nil {
+			return c.SendString(`{"type":"about:blank","title":"Internal Server Error","status":500}`)
+		}
+		return c.Send(body)
+	}
+}

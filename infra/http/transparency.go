@@ -1,0 +1,304 @@
+package http
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"sort"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/quidpro/quid/app"
+	"github.com/quidpro/quid/domain"
+)
+
+type stmtCategory struct {
+	Key           string  `json:"key"`
+	Label         string  `json:"label"`
+	Description   string  `json:"description"`
+	Example       string  `json:"example"`
+	Sensitive     bool    `json:"sensitive"`
+	Derived       bool    `json:"derived"`
+	Reveals       *string `json:"reveals,omitempty"`
+	DoesNotReveal *string `json:"does_not_reveal,omitempty"`
+}
+
+type stmtPurpose struct {
+	Key         string `json:"key"`
+	Label       string `json:"label"`
+	Description string `json:"description"`
+}
+
+type stmtRecipient struct {
+	ID               string `json:"id"`
+	Name             string `json:"name"`
+	Kind             string `json:"kind"`
+	Country          string `json:"country"`
+	PrivacyPolicyURL string `json:"privacy_policy_url"`
+}
+
+type stmtItem struct {
+	Category   stmtCategory    `json:"category"`
+	Purpose    stmtPurpose     `json:"purpose"`
+	Recipients []stmtRecipient `json:"recipients"`
+}
+
+type stmtReceives struct {
+	Category string `json:"category"`
+	Label    string `json:"label"`
+	Purpose  string `json:"purpose"`
+}
+
+type stmtRecipientSummary struct {
+	stmtRecipient
+	Receives []stmtReceives `json:"receives"`
+}
+
+type stmtReward struct {
+	JoinBonus       int64   `json:"join_bonus"`
+	Vesting         *string `json:"vesting"`
+	PointsPerPeriod int64   `json:"points_per_period"`
+	Period          *string `json:"period"`
+	MaxPeriods      *int    `json:"max_periods"`
+	MaxTotalPoints  *int64  `json:"max_total_points"`
+	Plain           string  `json:"plain"`
+}
+
+type stmtFieldChange struct {
+	Field string `json:"field"`
+	From  string `json:"from"`
+	To    string `json:"to"`
+}
+
+type stmtChanges struct {
+	PreviousVersion   int               `json:"previous_version"`
+	CategoriesAdded   []string          `json:"categories_added"`
+	CategoriesRemoved []string          `json:"categories_removed"`
+	PurposesAdded     []string          `json:"purposes_added"`
+	PurposesRemoved   []string          `json:"purposes_removed"`
+	RecipientsAdded   []string          `json:"recipients_added"`
+	RecipientsRemoved []string          `json:"recipients_removed"`
+	Reward            []stmtFieldChange `json:"reward"`
+	Durations         []stmtFieldChange `json:"durations"`
+	Wording           []stmtFieldChange `json:"wording"`
+	Material          bool              `json:"material"`
+	MaterialReasons   []string          `json:"material_reasons"`
+}
+
+type statementDTO struct {
+	ContractID           string                 `json:"contract_id"`
+	FamilyID             string                 `json:"family_id"`
+	Version              int                    `json:"version"`
+	Status               string                 `json:"status"`
+	Title                string                 `json:"title"`
+	Summary              string                 `json:"summary"`
+	Items                []stmtItem             `json:"items"`
+	Recipients           []stmtRecipientSummary `json:"recipients"`
+	Retention            string                 `json:"retention"`
+	RetentionPlain       string                 `json:"retention_plain"`
+	Duration             *string                `json:"duration"`
+	DurationPlain        string                 `json:"duration_plain"`
+	Reward               stmtReward             `json:"reward"`
+	OnCancellation       string                 `json:"on_cancellation"`
+	TermsHash            *string                `json:"terms_hash"`
+	Terms                json.RawMessage        `json:"terms"`
+	PublishedAt          *string                `json:"published_at"`
+	ChangesSincePrevious *stmtChanges           `json:"changes_since_previous"`
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func fieldChanges(fcs []domain.FieldChange) []stmtFieldChange {
+	out := []stmtFieldChange{}
+	for _, f := range fcs {
+		out = append(out, stmtFieldChange(f))
+	}
+	return out
+}
+
+func statementOf(st app.Statement) statementDTO {
+	c := st.Contract
+	t := c.Terms()
+	in := app.InputOf(t)
+	d := statementDTO{ContractID: c.ID(), FamilyID: c.FamilyID(), Version: c.Version(), Status: string(c.Status()),
+		Title: t.Title, Summary: t.Summary, Retention: t.Retention.String(), Duration: in.Duration,
+		PublishedAt: optTime(c.PublishedAt()), Items: []stmtItem{}, Recipients: []stmtRecipientSummary{}}
+	d.RetentionPlain = "Recipients must delete your data within " + plainDuration(t.Retention) + " after the exchange ends."
+	d.DurationPlain = "Your consent lasts until you cancel it."
+	if t.Duration != nil {
+		d.DurationPlain = "Your consent lasts " + plainDuration(*t.Duration) + " from when you join, unless you cancel it sooner."
+	}
+	if h := c.TermsHash(); h != "" {
+		d.TermsHash = &h
+		d.Terms = json.RawMessage(c.CanonicalTerms())
+	}
+	byRecipient := map[string]*stmtRecipientSummary{}
+	for _, it := range t.Items {
+		cat, _ := st.Catalog.Category(it.Category)
+		pur, _ := st.Catalog.Purpose(it.Purpose)
+		sc := stmtCategory{Key: cat.Key, Label: cat.Label, Description: cat.Description, Example: cat.Example,
+			Sensitive: cat.Sensitive, Derived: cat.Derived != nil}
+		if cat.Derived != nil {
+			sc.Reveals, sc.DoesNotReveal = &cat.Derived.Reveals, &cat.Derived.DoesNotReveal
+		}
+		item := stmtItem{Category: sc, Purpose: stmtPurpose{pur.Key, pur.Label, pur.Description}}
+		for _, rid := range it.Recipients {
+			r := st.Recipients[rid]
+			sr := stmtRecipient{r.ID, r.Name, string(r.Kind), r.Country, r.PrivacyPolicyURL}
+			item.Recipients = append(item.Recipients, sr)
+			sum, ok := byRecipient[rid]
+			if !ok {
+				sum = &stmtRecipientSummary{stmtRecipient: sr}
+				byRecipient[rid] = sum
+			}
+			sum.Receives = append(sum.Receives, stmtReceives{cat.Key, cat.Label, pur.Key})
+		}
+		d.Items = append(d.Items, item)
+	}
+	for _, sum := range byRecipient {
+		d.Recipients = append(d.Recipients, *sum)
+	}
+	sort.Slice(d.Recipients, func(i, j int) bool { return d.Recipients[i].Name < d.Recipients[j].Name })
+
+	r := t.Reward
+	d.Reward = stmtReward{JoinBonus: r.JoinBonus, Vesting: in.Reward.Vesting, PointsPerPeriod: r.PointsPerPeriod,
+		Period: in.Reward.Period, MaxPeriods: in.Reward.MaxPeriods}
+	if r.MaxPeriods > 0 {
+		total := r.JoinBonus + r.PointsPerPeriod*int64(r.MaxPeriods)
+		d.Reward.MaxTotalPoints = &total
+	}
+	d.Reward.Plain = plainReward(r)
+	d.OnCancellation = "You can cancel at any time, as easily as you joined. Points stop at once: no period that ends after you cancel is paid"
+	if r.JoinBonus > 0 {
+		d.OnCancellation += fmt.Sprintf(", and a join bonus that has not vested yet (%d points) is voided", r.JoinBonus)
+	}
+	d.OnCancellation += ". Points you already earned stay yours. Every recipient must delete your data within " +
+		plainDuration(t.Retention) + " and confirm it; you can see each confirmation."
+
+	if ch := st.Changes; ch != nil {
+		d.ChangesSincePrevious = &stmtChanges{PreviousVersion: ch.PreviousVersion,
+			CategoriesAdded: nonNil(ch.CategoriesAdded), CategoriesRemoved: nonNil(ch.CategoriesRemoved),
+			PurposesAdded: nonNil(ch.PurposesAdded), PurposesRemoved: nonNil(ch.PurposesRemoved),
+			RecipientsAdded: nonNil(names(ch.RecipientsAdded, st)), RecipientsRemoved: nonNil(names(ch.RecipientsRemoved, st)),
+			Reward: fieldChanges(ch.Reward), Durations: fieldChanges(ch.Durations), Wording: fieldChanges(ch.Wording),
+			Material: ch.Material, MaterialReasons: nonNil(ch.MaterialReasons)}
+	}
+	return d
+}
+
+// names shows recipients by name where the registry knows them; a removed
+// recipient is not in this version's map, so its id is shown instead.
+func names(ids []string, st app.Statement) []string {
+	var out []string
+	for _, id := range ids {
+		if r, ok := st.Recipients[id]; ok {
+			out = append(out, r.Name)
+		} else {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func plainDuration(d domain.Duration) string {
+	var parts []string
+	add := func(n int, unit string) {
+		if n == 1 {
+			parts = append(parts, "1 "+unit)
+		} else if n > 1 {
+			parts = append(parts, fmt.Sprintf("%d %ss", n, unit))
+		}
+	}
+	add(d.Years, "year")
+	add(d.Months, "month")
+	add(d.Weeks, "week")
+	add(d.Days, "day")
+	add(d.Hours, "hour")
+	add(d.Minutes, "minute")
+	add(d.Seconds, "second")
+	if len(parts) == 0 {
+		return "no time"
+	}
+	return strings.Join(parts, " ")
+}
+
+func plainReward(r domain.Reward) string {
+	var parts []string
+	if r.JoinBonus > 0 {
+		s := fmt.Sprintf("%d points when you join", r.JoinBonus)
+		if !r.Vesting.IsZero() {
+			s += fmt.Sprintf(" (yours after %s of active consent)", plainDuration(r.Vesting))
+		}
+		parts = append(parts, s)
+	}
+	if r.PointsPerPeriod > 0 {
+		s := fmt.Sprintf("%d points for every full %s your consent stays active", r.PointsPerPeriod, plainDuration(r.Period))
+		if r.MaxPeriods > 0 {
+			s += fmt.Sprintf(", for at most %d periods", r.MaxPeriods)
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, ", and ") + "."
+}
+
+//go:embed transparency.html
+var statementHTML string
+
+var statementTemplate = template.Must(template.New("statement").Parse(statementHTML))
+
+func (h *handlers) transparency(c *fiber.Ctx) error {
+	id, err := idParam(c, "contract")
+	if err != nil {
+		return err
+	}
+	html := wantsHTML(c)
+	p := optionalPrincipal(c)
+	key := "transparency|" + id + "|" + map[bool]string{true: "html", false: "json"}[html]
+	if p != nil {
+		key = "" // a marketer may be previewing a draft: never shared
+	}
+	render := func() (cachedResponse, bool, error) {
+		st, err := h.svc.Contracts.Transparency(c.UserContext(), p, id)
+		if err != nil {
+			return cachedResponse{}, false, err
+		}
+		dto := statementOf(st)
+		// A published statement never changes except for its status (retired),
+		// so caches may keep it briefly and then revalidate by ETag.
+		r := cachedResponse{cacheControl: "public, max-age=60, must-revalidate", contentType: fiber.MIMEApplicationJSON}
+		if st.Contract.IsDraft() {
+			r.cacheControl = "private, no-store"
+		}
+		if html {
+			var buf bytes.Buffer
+			if err := statementTemplate.Execute(&buf, dto); err != nil {
+				return cachedResponse{}, false, err
+			}
+			r.body, r.contentType = buf.Bytes(), fiber.MIMETextHTMLCharsetUTF8
+		} else if r.body, err = jsonMarshal(dto); err != nil {
+			return cachedResponse{}, false, err
+		}
+		return r, key != "" && !st.Contract.IsDraft(), nil
+	}
+	if key == "" {
+		r, _, err := render()
+		if err != nil {
+			return err
+		}
+		return sendBytesCached(c, r.body, r.contentType, r.cacheControl)
+	}
+	return h.cache.serve(c, key, render)
+}
+
+// wantsHTML is true when the client prefers text/html over JSON.
+func wantsHTML(c *fiber.Ctx) bool {
+	return c.Accepts(fiber.MIMEApplicationJSON, fiber.MIMETextHTML) == fiber.MIMETextHTML
+}
