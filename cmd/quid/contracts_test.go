@@ -1,0 +1,360 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/quidpro/quid/app"
+	"github.com/quidpro/quid/infra/config"
+)
+
+type fixtures struct {
+	admin, marketer, member, partner string
+	brand, partnerCo, adCo           string // recipient ids
+}
+
+func (a *api) fixtures() fixtures {
+	a.t.Helper()
+	f := fixtures{
+		admin:    token(a.t, app.RoleAdmin, "root"),
+		marketer: token(a.t, app.RoleMarketer, "mark"),
+		member:   token(a.t, app.RoleMember, "alice"),
+	}
+	mk := func(name, kind, country string) string {
+		r := expect(a.t, a.do(req{Method: "POST", Path: "/v1/recipients", Token: f.admin, Body: map[string]any{
+			"name": name, "kind": kind, "country": country, "privacy_policy_url": "https://" + strings.ToLower(name) + ".example/privacy"}}), 201)
+		return r.json(a.t)["id"].(string)
+	}
+	f.brand, f.partnerCo, f.adCo = mk("Brand", "first_party", "NO"), mk("PartnerCo", "third_party", "SE"), mk("AdCo", "third_party", "US")
+	f.partner = token(a.t, app.RolePartner, f.partnerCo)
+	return f
+}
+
+func contractBody(f fixtures) map[string]any {
+	return map[string]any{
+		"title": "Coffee club", "summary": "City and purchases for coffee.",
+		"items": []any{
+			map[string]any{"category": "location.city", "purpose": "loyalty.personalised_offers", "recipients": []string{f.brand, f.partnerCo}},
+			map[string]any{"category": "commerce.purchase_history", "purpose": "loyalty.personalised_offers", "recipients": []string{f.brand}},
+			map[string]any{"category": "demographic.age_over_18", "purpose": "loyalty.programme_operation", "recipients": []string{f.partnerCo}},
+		},
+		"retention": "P30D", "duration": "P12M",
+		"reward": map[string]any{"join_bonus": 200, "vesting": "P14D", "points_per_period": 50, "period": "P1M", "max_periods": 12},
+	}
+}
+
+// publishContract creates and publishes a contract and returns its id.
+func (a *api) publishContract(f fixtures, body map[string]any) string {
+	a.t.Helper()
+	id := expect(a.t, a.do(req{Method: "POST", Path: "/v1/contracts", Token: f.marketer, Body: body}), 201).json(a.t)["id"].(string)
+	expect(a.t, a.do(req{Method: "POST", Path: "/v1/contracts/" + id + "/publish", Token: f.marketer}), 200)
+	return id
+}
+
+func TestCatalogueShipsCategoriesAndPurposesWithMappings(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	var cats struct {
+		Items []struct {
+			Key, Type, Fideslang, DPV string
+			Sensitive                 bool
+			Derived                   *struct{ From string }
+		}
+	}
+	expect(t, a.do(req{Method: "GET", Path: "/v1/catalog/categories"}), 200).decode(t, &cats)
+	if len(cats.Items) < 25 {
+		t.Fatalf("%d categories, want at least 25", len(cats.Items))
+	}
+	derived := map[string]string{}
+	for _, c := range cats.Items {
+		if c.Fideslang == "" || c.DPV == "" {
+			t.Errorf("%s lacks a fideslang or DPV mapping", c.Key)
+		}
+		if strings.HasPrefix(c.Key, "health.") && !c.Sensitive {
+			t.Errorf("%s is not marked sensitive", c.Key)
+		}
+		if c.Derived != nil {
+			derived[c.Key] = c.Derived.From
+		}
+	}
+	for key, from := range map[string]string{"demographic.age_over_18": "demographic.birthdate", "demographic.age_over_21": "demographic.birthdate", "location.country": "location.address"} {
+		if derived[key] != from {
+			t.Errorf("%s derives from %q, want %q", key, derived[key], from)
+		}
+	}
+	var purposes struct{ Items []struct{ Key string } }
+	expect(t, a.do(req{Method: "GET", Path: "/v1/catalog/purposes"}), 200).decode(t, &purposes)
+	if len(purposes.Items) < 10 {
+		t.Fatalf("%d purposes, want at least 10", len(purposes.Items))
+	}
+}
+
+func TestContractLifecycleAndForbiddenTransitions(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	draft := expect(t, a.do(req{Method: "POST", Path: "/v1/contracts", Token: f.marketer, Body: contractBody(f)}), 201).json(t)
+	id := draft["id"].(string)
+	if draft["status"] != "draft" || draft["version"] != float64(1) || draft["terms_hash"] != nil {
+		t.Fatalf("draft: %v", draft)
+	}
+	path := "/v1/contracts/" + id
+	// Drafts are editable and hidden from the public.
+	edited := expect(t, a.do(req{Method: "PATCH", Path: path, Token: f.marketer, Body: map[string]any{"title": "Coffee club+", "duration": nil}}), 200).json(t)
+	if edited["title"] != "Coffee club+" || edited["duration"] != nil {
+		t.Fatalf("patch: %v", edited)
+	}
+	expect(t, a.do(req{Method: "GET", Path: path}), 404)
+	expect(t, a.do(req{Method: "POST", Path: path + "/retire", Token: f.marketer}), 409)
+	expect(t, a.do(req{Method: "POST", Path: path + "/versions", Token: f.marketer}), 409)
+
+	pub := expect(t, a.do(req{Method: "POST", Path: path + "/publish", Token: f.marketer}), 200).json(t)
+	hash, _ := pub["terms_hash"].(string)
+	if pub["status"] != "published" || !strings.HasPrefix(hash, "sha256:") || pub["published_at"] == nil {
+		t.Fatalf("publish: %v", pub)
+	}
+	expect(t, a.do(req{Method: "GET", Path: path}), 200)
+	expect(t, a.do(req{Method: "PATCH", Path: path, Token: f.marketer, Body: map[string]any{"title": "sneaky"}}), 409)
+	expect(t, a.do(req{Method: "POST", Path: path + "/publish", Token: f.marketer}), 409)
+
+	offers := expect(t, a.do(req{Method: "GET", Path: "/v1/offers"}), 200).json(t)
+	if items := offers["items"].([]any); len(items) != 1 || items[0].(map[string]any)["id"] != id {
+		t.Fatalf("offers: %v", offers)
+	}
+	retired := expect(t, a.do(req{Method: "POST", Path: path + "/retire", Token: f.marketer}), 200).json(t)
+	if retired["status"] != "retired" || retired["terms_hash"] != hash {
+		t.Fatalf("retire: %v", retired)
+	}
+	expect(t, a.do(req{Method: "POST", Path: path + "/retire", Token: f.marketer}), 409)
+	if items := expect(t, a.do(req{Method: "GET", Path: "/v1/offers"}), 200).json(t)["items"].([]any); len(items) != 0 {
+		t.Fatalf("a retired version is still offered: %v", items)
+	}
+	list := expect(t, a.do(req{Method: "GET", Path: "/v1/contracts?status=retired", Token: f.marketer}), 200).json(t)
+	if len(list["items"].([]any)) != 1 {
+		t.Fatalf("list by status: %v", list)
+	}
+	problemAt(t, a.do(req{Method: "GET", Path: "/v1/contracts?status=lost", Token: f.marketer}), 422, "/status")
+}
+
+func TestTermsHashIsStableAcrossRestartsAndRecomputable(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	first := a.publishContract(f, contractBody(f))
+	twin := a.publishContract(f, contractBody(f))
+	get := func(a *api, id string) map[string]any {
+		return expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + id + "/transparency"}), 200).json(t)
+	}
+	st := get(a, first)
+	if get(a, twin)["terms_hash"] != st["terms_hash"] {
+		t.Fatal("identical terms have different hashes")
+	}
+	// A restarted process on the same database serves the same hash.
+	restarted, err := build(context.Background(), a.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer restarted.close()
+	if again := get(&api{t: t, svc: restarted, cfg: a.cfg}, first); again["terms_hash"] != st["terms_hash"] {
+		t.Fatalf("hash changed after restart: %v vs %v", again["terms_hash"], st["terms_hash"])
+	}
+	// Anyone can recompute the hash from the statement's canonical terms.
+	raw := expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + first + "/transparency"}), 200).Body
+	start := strings.Index(string(raw), `"terms":`) + len(`"terms":`)
+	end := strings.Index(string(raw), `,"published_at"`)
+	sum := sha256.Sum256(raw[start:end])
+	if "sha256:"+hex.EncodeToString(sum[:]) != st["terms_hash"] {
+		t.Fatalf("sha256 of the served canonical terms is not the terms hash")
+	}
+}
+
+func TestContractValidationNamesEachField(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	tests := []struct {
+		name    string
+		mutate  func(map[string]any)
+		pointer string
+	}{
+		{"unknown category", func(b map[string]any) { item(b, 0)["category"] = "contact.shoe_size" }, "/items/0/category"},
+		{"unknown purpose", func(b map[string]any) { item(b, 0)["purpose"] = "selling.everything" }, "/items/0/purpose"},
+		{"unknown recipient", func(b map[string]any) {
+			item(b, 1)["recipients"] = []string{"00000000-0000-0000-0000-000000000000"}
+		}, "/items/1/recipients/0"},
+		{"empty items", func(b map[string]any) { b["items"] = []any{} }, "/items"},
+		{"duplicate item", func(b map[string]any) { b["items"] = append(b["items"].([]any), item(b, 0)) }, "/items/3"},
+		{"negative points", func(b map[string]any) { reward(b)["join_bonus"] = -5 }, "/reward/join_bonus"},
+		{"absurd points", func(b map[string]any) { reward(b)["points_per_period"] = 5_000_000_000 }, "/reward/points_per_period"},
+		{"period below the minimum", func(b map[string]any) { reward(b)["period"] = "PT0S" }, "/reward/period"},
+		{"bad retention", func(b map[string]any) { b["retention"] = "30 days" }, "/retention"},
+		{"bad duration", func(b map[string]any) { b["duration"] = "P1X" }, "/duration"},
+		{"bad vesting", func(b map[string]any) { reward(b)["vesting"] = "soon" }, "/reward/vesting"},
+		{"no title", func(b map[string]any) { b["title"] = "" }, "/title"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := contractBody(f)
+			tt.mutate(body)
+			problemAt(t, a.do(req{Method: "POST", Path: "/v1/contracts", Token: f.marketer, Body: body}), 422, tt.pointer)
+		})
+	}
+	list := expect(t, a.do(req{Method: "GET", Path: "/v1/contracts", Token: f.marketer}), 200).json(t)
+	if n := len(list["items"].([]any)); n != 0 {
+		t.Fatalf("failed creates left %d contracts", n)
+	}
+}
+
+func TestShortPeriodIsRefusedBelowTheConfiguredMinimum(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, func(c *config.Config) { c.MinRewardPeriod = time.Hour })
+	f := a.fixtures()
+	body := contractBody(f)
+	reward(body)["period"] = "PT30M"
+	problemAt(t, a.do(req{Method: "POST", Path: "/v1/contracts", Token: f.marketer, Body: body}), 422, "/reward/period")
+}
+
+func item(b map[string]any, i int) map[string]any { return b["items"].([]any)[i].(map[string]any) }
+func reward(b map[string]any) map[string]any      { return b["reward"].(map[string]any) }
+
+func TestRolesGuardContractOperations(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	id := a.publishContract(f, contractBody(f))
+	expect(t, a.do(req{Method: "POST", Path: "/v1/contracts", Token: f.member, Body: contractBody(f)}), 403)
+	expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + id + "/stats", Token: f.partner}), 403)
+	expect(t, a.do(req{Method: "POST", Path: "/v1/contracts/" + id + "/retire", Token: f.admin}), 403)
+	expect(t, a.do(req{Method: "POST", Path: "/v1/recipients", Token: f.marketer, Body: map[string]any{"name": "X", "kind": "first_party", "country": "NO", "privacy_policy_url": "https://x.example"}}), 403)
+	expect(t, a.do(req{Method: "POST", Path: "/v1/contracts", Body: contractBody(f)}), 401)
+	stats := expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + id + "/stats", Token: f.marketer}), 200).json(t)
+	if stats["joins"] != float64(0) {
+		t.Fatalf("stats: %v", stats)
+	}
+}
+
+func TestVersionsReportWhatChangedAndWhetherItIsMaterial(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	v1 := a.publishContract(f, contractBody(f))
+	newVersion := func(from string, patch map[string]any) string {
+		d := expect(t, a.do(req{Method: "POST", Path: "/v1/contracts/" + from + "/versions", Token: f.marketer}), 201).json(t)
+		if patch != nil {
+			expect(t, a.do(req{Method: "PATCH", Path: "/v1/contracts/" + d["id"].(string), Token: f.marketer, Body: patch}), 200)
+		}
+		expect(t, a.do(req{Method: "POST", Path: "/v1/contracts/" + d["id"].(string) + "/publish", Token: f.marketer}), 200)
+		return d["id"].(string)
+	}
+	// v2 rewords and pays more: not material.
+	v2 := newVersion(v1, map[string]any{"title": "Coffee club 2", "reward": map[string]any{"points_per_period": 80}})
+	// v3 shares the city with AdCo for third-party ads and keeps data longer: material.
+	body := contractBody(f)
+	body["items"] = append(body["items"].([]any), map[string]any{"category": "location.city", "purpose": "advertising.third_party", "recipients": []string{f.adCo}})
+	v3 := newVersion(v2, map[string]any{"items": body["items"], "retention": "P90D"})
+
+	st := func(id string) map[string]any {
+		return expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + id + "/transparency"}), 200).json(t)
+	}
+	if st(v1)["changes_since_previous"] != nil {
+		t.Fatal("version 1 has changes")
+	}
+	ch2 := st(v2)["changes_since_previous"].(map[string]any)
+	if ch2["material"] != false || len(ch2["reward"].([]any)) != 1 || len(ch2["wording"].([]any)) != 1 {
+		t.Fatalf("v2 changes: %v", ch2)
+	}
+	ch3 := st(v3)["changes_since_previous"].(map[string]any)
+	if ch3["material"] != true || ch3["previous_version"] != float64(2) ||
+		!contains(ch3["purposes_added"], "advertising.third_party") || !contains(ch3["recipients_added"], "AdCo") ||
+		len(ch3["durations"].([]any)) != 1 {
+		t.Fatalf("v3 changes: %v", ch3)
+	}
+	// Publishing a new version closed the older ones to new joins.
+	for id, want := range map[string]string{v1: "retired", v2: "retired", v3: "published"} {
+		if got := st(id)["status"]; got != want {
+			t.Errorf("%s is %v, want %s", id, got, want)
+		}
+	}
+	expect(t, a.do(req{Method: "POST", Path: "/v1/contracts/" + v1 + "/versions", Token: f.marketer}), 409)
+}
+
+func contains(list any, want string) bool {
+	for _, v := range list.([]any) {
+		if v == want {
+			return true
+		}
+	}
+	return false
+}
+
+func TestTransparencyIsCacheableAndReadableAsHTML(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	id := a.publishContract(f, contractBody(f))
+	path := "/v1/contracts/" + id + "/transparency"
+	first := expect(t, a.do(req{Method: "GET", Path: path}), 200)
+	etag := first.Header.Get("ETag")
+	if etag == "" || strings.HasPrefix(etag, "W/") || !strings.Contains(first.Header.Get("Cache-Control"), "max-age") {
+		t.Fatalf("headers: %v", first.Header)
+	}
+	expect(t, a.do(req{Method: "GET", Path: path, Headers: map[string]string{"If-None-Match": etag}}), 304)
+
+	page := expect(t, a.do(req{Method: "GET", Path: path, Headers: map[string]string{"Accept": "text/html,application/xhtml+xml"}}), 200)
+	if !strings.HasPrefix(page.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("content type %s", page.Header.Get("Content-Type"))
+	}
+	html := string(page.Body)
+	for _, want := range []string{"Brand", "PartnerCo", "City", "Purchase history", "Is an adult", `lang="en"`, "sha256:"} {
+		if !strings.Contains(html, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	if strings.Contains(html, "<script") || strings.Contains(html, "src=\"http") {
+		t.Error("page loads scripts or external assets")
+	}
+	if page.Header.Get("ETag") == etag {
+		t.Error("HTML and JSON share an ETag")
+	}
+	st := first.json(t)
+	if !strings.Contains(st["on_cancellation"].(string), "stop") || len(st["recipients"].([]any)) != 2 {
+		t.Fatalf("statement: %v", st)
+	}
+}
+
+func TestOffersArePaginatedNewestFirst(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	var ids []string
+	for i := 0; i < 3; i++ {
+		ids = append(ids, a.publishContract(f, contractBody(f)))
+	}
+	seen := []string{}
+	cursor := ""
+	for {
+		path := "/v1/offers?limit=2"
+		if cursor != "" {
+			path += "&cursor=" + cursor
+		}
+		page := expect(t, a.do(req{Method: "GET", Path: path}), 200).json(t)
+		for _, it := range page["items"].([]any) {
+			seen = append(seen, it.(map[string]any)["id"].(string))
+		}
+		next, _ := page["next_cursor"].(string)
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if strings.Join(seen, ",") != strings.Join([]string{ids[2], ids[1], ids[0]}, ",") {
+		t.Fatalf("offers %v, want newest first %v", seen, ids)
+	}
+	problemAt(t, a.do(req{Method: "GET", Path: "/v1/offers?cursor=garbage"}), 422, "/cursor")
+}

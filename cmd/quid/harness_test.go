@@ -1,0 +1,240 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	quid "github.com/quidpro/quid"
+	"github.com/quidpro/quid/app"
+	"github.com/quidpro/quid/infra/auth"
+	"github.com/quidpro/quid/infra/config"
+	"github.com/quidpro/quid/infra/postgres/pgtest"
+)
+
+const testSecret = "test-secret-test-secret-test-secret-0123"
+
+var (
+	specOnce   sync.Once
+	specRouter routers.Router
+	specErr    error
+)
+
+func spec(t testing.TB) routers.Router {
+	t.Helper()
+	specOnce.Do(func() {
+		openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder)
+		loader := openapi3.NewLoader()
+		doc, err := loader.LoadFromData(quid.OpenAPI)
+		if err != nil {
+			specErr = err
+			return
+		}
+		if err = doc.Validate(context.Background()); err != nil {
+			specErr = err
+			return
+		}
+		doc.Servers = openapi3.Servers{{URL: "http://quid.test"}}
+		specRouter, specErr = gorillamux.NewRouter(doc)
+	})
+	if specErr != nil {
+		t.Fatalf("openapi.yaml: %v", specErr)
+	}
+	return specRouter
+}
+
+// testConfig is a valid configuration on a fresh database.
+func testConfig(t testing.TB, mod ...func(*config.Config)) config.Config {
+	t.Helper()
+	env := map[string]string{
+		"DATABASE_URL":               pgtest.NewDatabase(t),
+		"QUID_JWT_SECRET":            testSecret,
+		"QUID_MIN_REWARD_PERIOD":     "1s",
+		"QUID_ACCRUAL_INTERVAL":      "1h",
+		"QUID_WEBHOOK_ALLOW_PRIVATE": "true",
+		"QUID_LOG_LEVEL":             "warn",
+		"QUID_PUBLIC_CACHE_TTL":      "1ns",
+	}
+	cfg, err := config.Load(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	return cfg
+}
+
+// api is an in-process Quid on its own database; every response it returns
+// is checked against openapi.yaml.
+type api struct {
+	t   testing.TB
+	svc *service
+	cfg config.Config
+}
+
+func newAPI(t testing.TB, mod ...func(*config.Config)) *api {
+	t.Helper()
+	cfg := testConfig(t, mod...)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	svc, err := build(context.Background(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.close)
+	return &api{t: t, svc: svc, cfg: cfg}
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func token(t testing.TB, role app.Role, sub string) string {
+	t.Helper()
+	tok, err := auth.Mint(testSecret, app.Principal{Subject: sub, Role: role}, time.Hour, "", "", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+type response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+func (r response) json(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		t.Fatalf("body is not a JSON object: %v\n%s", err, r.Body)
+	}
+	return m
+}
+
+func (r response) decode(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("decode: %v\n%s", err, r.Body)
+	}
+}
+
+// req describes one call; Body may be a string (sent raw) or any value (sent as JSON).
+type req struct {
+	Method  string
+	Path    string
+	Body    any
+	Token   string
+	Headers map[string]string
+}
+
+func (a *api) do(r req) response {
+	a.t.Helper()
+	var body io.Reader
+	var raw []byte
+	switch b := r.Body.(type) {
+	case nil:
+	case string:
+		raw = []byte(b)
+	default:
+		raw, _ = json.Marshal(b)
+	}
+	if raw != nil {
+		body = bytes.NewReader(raw)
+	}
+	hr := httptest.NewRequest(r.Method, "http://quid.test"+r.Path, body)
+	if raw != nil {
+		hr.Header.Set("Content-Type", "application/json")
+	}
+	if r.Token != "" {
+		hr.Header.Set("Authorization", "Bearer "+r.Token)
+	}
+	for k, v := range r.Headers {
+		hr.Header.Set(k, v)
+	}
+	res, err := a.svc.app.Test(hr, -1)
+	if err != nil {
+		a.t.Fatalf("%s %s: %v", r.Method, r.Path, err)
+	}
+	out, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	resp := response{Status: res.StatusCode, Header: res.Header, Body: out}
+	a.checkSpec(r, raw, resp)
+	return resp
+}
+
+// checkSpec fails the test when a response is not what openapi.yaml says,
+// and when any 4xx/5xx is not problem+json.
+func (a *api) checkSpec(r req, raw []byte, resp response) {
+	a.t.Helper()
+	if resp.Status >= 400 && r.Path != "/readyz" && resp.Header.Get("Content-Type") != "application/problem+json" {
+		a.t.Fatalf("%s %s → %d with Content-Type %q, want application/problem+json", r.Method, r.Path, resp.Status, resp.Header.Get("Content-Type"))
+	}
+	hr := httptest.NewRequest(r.Method, "http://quid.test"+r.Path, bytes.NewReader(raw))
+	for k, v := range r.Headers {
+		hr.Header.Set(k, v)
+	}
+	route, params, err := spec(a.t).FindRoute(hr)
+	if err != nil {
+		if resp.Status == http.StatusNotFound || resp.Status == http.StatusMethodNotAllowed {
+			return // unknown routes are not in the spec by design
+		}
+		a.t.Fatalf("%s %s is not in openapi.yaml: %v", r.Method, r.Path, err)
+	}
+	in := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: hr, PathParams: params, Route: route,
+			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}},
+		Status:  resp.Status,
+		Header:  resp.Header,
+		Options: &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
+	}
+	in.SetBodyBytes(resp.Body)
+	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
+		a.t.Fatalf("%s %s → %d does not match openapi.yaml: %v\nbody: %s", r.Method, r.Path, resp.Status, err, resp.Body)
+	}
+}
+
+// expect fails unless the response has the wanted status.
+func expect(t testing.TB, r response, status int) response {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status %d, want %d: %s", r.Status, status, r.Body)
+	}
+	return r
+}
+
+// problemAt asserts a problem naming the JSON pointer.
+func problemAt(t testing.TB, r response, status int, pointer string) {
+	t.Helper()
+	expect(t, r, status)
+	var p struct {
+		Errors []struct{ Pointer, Detail string }
+	}
+	r.decode(t, &p)
+	for _, e := range p.Errors {
+		if e.Pointer == pointer {
+			return
+		}
+	}
+	t.Fatalf("no error at %s: %s", pointer, r.Body)
+}

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/quidpro/quid/app"
+	"github.com/quidpro/quid/infra/config"
+)
+
+func (a *api) enrol(tok string) {
+	a.t.Helper()
+	expect(a.t, a.do(req{Method: "PUT", Path: "/v1/me", Token: tok, Body: map[string]any{"attributes": map[string]any{
+		"location.city": "Oslo", "commerce.purchase_history": []string{"espresso", "croissant"},
+		"demographic.birthdate": "1990-05-01", "contact.email": "alice@example.com"}}}), 201)
+}
+
+func (a *api) joinContract(tok, contractID string) map[string]any {
+	a.t.Helper()
+	return expect(a.t, a.do(req{Method: "POST", Path: "/v1/me/exchanges", Token: tok, Body: map[string]any{"contract_id": contractID}}), 201).json(a.t)
+}
+
+// withJoinedMember is a fresh API where the member alice has joined the
+// standard test contract.
+func withJoinedMember(t *testing.T) (*api, fixtures, string, map[string]any) {
+	t.Helper()
+	a := newAPI(t)
+	f := a.fixtures()
+	id := a.publishContract(f, contractBody(f))
+	a.enrol(f.member)
+	return a, f, id, a.joinContract(f.member, id)
+}
+
+func TestEnrolmentValidatesEveryAttribute(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	alice := token(t, app.RoleMember, "alice")
+	expect(t, a.do(req{Method: "GET", Path: "/v1/me", Token: alice}), 404)
+	expect(t, a.do(req{Method: "POST", Path: "/v1/me/exchanges", Token: alice, Body: map[string]any{"contract_id": "00000000-0000-0000-0000-000000000000"}}), 404)
+	tests := []struct {
+		key     string
+		value   any
+		pointer string
+	}{
+		{"contact.email", "not-an-email", "/attributes/contact.email"},
+		{"demographic.birthdate", "01/05/1990", "/attributes/demographic.birthdate"},
+		{"contact.phone", "12345", "/attributes/contact.phone"},
+		{"demographic.age_over_18", true, "/attributes/demographic.age_over_18"},
+		{"contact.shoe_size", "44", "/attributes/contact.shoe_size"},
+		{"commerce.purchase_history", "espresso", "/attributes/commerce.purchase_history"},
+	}
+	for _, tt := range tests {
+		r := a.do(req{Method: "PUT", Path: "/v1/me", Token: alice, Body: map[string]any{"attributes": map[string]any{tt.key: tt.value}}})
+		problemAt(t, r, 422, tt.pointer)
+	}
+	expect(t, a.do(req{Method: "GET", Path: "/v1/me", Token: alice}), 404)
+	a.enrol(alice)
+	me := expect(t, a.do(req{Method: "PUT", Path: "/v1/me", Token: alice, Body: map[string]any{"attributes": map[string]any{"location.city": "Bergen", "contact.email": nil}}}), 200).json(t)
+	attrs := me["attributes"].(map[string]any)
+	if attrs["location.city"] != "Bergen" || attrs["contact.email"] != nil || attrs["demographic.birthdate"] != "1990-05-01" {
+		t.Fatalf("attributes: %v", attrs)
+	}
+}
+
+func TestJoinReturnsAReceiptThatVerifiesWithThePublishedKey(t *testing.T) {
+	t.Parallel()
+	a, _, id, ex := withJoinedMember(t)
+	if ex["status"] != "active" || ex["receipt"] == "" {
+		t.Fatalf("join: %v", ex)
+	}
+	var jwks jose.JSONWebKeySet
+	expect(t, a.do(req{Method: "GET", Path: "/.well-known/jwks.json"}), 200).decode(t, &jwks)
+	// go-jose is not the library that signed: any standard JOSE stack must verify it.
+	sig, err := jose.ParseSigned(ex["receipt"].(string), []jose.SignatureAlgorithm{jose.EdDSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := jwks.Key(sig.Signatures[0].Header.KeyID)
+	if len(keys) != 1 {
+		t.Fatalf("kid %q not in JWKS", sig.Signatures[0].Header.KeyID)
+	}
+	payload, err := sig.Verify(keys[0].Key)
+	if err != nil {
+		t.Fatalf("receipt does not verify: %v", err)
+	}
+	var claims map[string]any
+	_ = json.Unmarshal(payload, &claims)
+	contract := expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + id}), 200).json(t)
+	if claims["terms_hash"] != contract["terms_hash"] || claims["sub"] != "alice" || claims["contract_id"] != id ||
+		claims["exchange_id"] != ex["id"] || len(claims["items"].([]any)) != 3 || claims["jti"] == nil {
+		t.Fatalf("receipt claims: %v", claims)
+	}
+	// A restart keeps the key, so old receipts stay verifiable.
+	again, err := build(context.Background(), a.cfg, a.svc.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.close()
+	var after jose.JSONWebKeySet
+	expect(t, (&api{t: t, svc: again, cfg: a.cfg}).do(req{Method: "GET", Path: "/.well-known/jwks.json"}), 200).decode(t, &after)
+	if len(after.Key(sig.Signatures[0].Header.KeyID)) != 1 {
+		t.Fatal("signing key lost across restart")
+	}
+}
+
+func TestMembersSeeAndCancelOnlyTheirOwnExchanges(t *testing.T) {
+	t.Parallel()
+	a, f, id, ex := withJoinedMember(t)
+	path := "/v1/me/exchanges/" + ex["id"].(string)
+	bob := token(t, app.RoleMember, "bob")
+	a.enrol(bob)
+	expect(t, a.do(req{Method: "GET", Path: path, Token: bob}), 404)
+	expect(t, a.do(req{Method: "DELETE", Path: path, Token: bob}), 404)
+	expect(t, a.do(req{Method: "POST", Path: "/v1/me/exchanges", Token: f.member, Body: map[string]any{"contract_id": id}}), 409)
+
+	cancelled := expect(t, a.do(req{Method: "DELETE", Path: path, Token: f.member}), 200).json(t)
+	if cancelled["status"] != "cancelled" || cancelled["cancelled_at"] == nil {
+		t.Fatalf("cancel: %v", cancelled)
+	}
+	again := expect(t, a.do(req{Method: "DELETE", Path: path, Token: f.member}), 200).json(t)
+	if again["cancelled_at"] != cancelled["cancelled_at"] {
+		t.Fatal("a repeated cancel moved the cancellation time")
+	}
+	list := expect(t, a.do(req{Method: "GET", Path: "/v1/me/exchanges", Token: f.member}), 200).json(t)
+	item := list["items"].([]any)[0].(map[string]any)
+	if item["status"] != "cancelled" || item["points_earned"] != float64(0) {
+		t.Fatalf("list: %v", item)
+	}
+	mine := expect(t, a.do(req{Method: "GET", Path: "/v1/me/transparency", Token: f.member}), 200).json(t)
+	ex0 := mine["exchanges"].([]any)[0].(map[string]any)
+	if len(ex0["shares"].([]any)) != 3 {
+		t.Fatalf("transparency: %v", ex0)
+	}
+	// Joining again is allowed, but the join bonus was already given once.
+	rejoined := a.joinContract(f.member, id)
+	if rejoined["bonus"] != nil {
+		t.Fatalf("bonus paid again: %v", rejoined["bonus"])
+	}
+}
+
+func TestIdempotencyKeyOverHTTP(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	one, two := a.publishContract(f, contractBody(f)), a.publishContract(f, contractBody(f))
+	a.enrol(f.member)
+	key := map[string]string{"Idempotency-Key": "join-1"}
+	first := expect(t, a.do(req{Method: "POST", Path: "/v1/me/exchanges", Token: f.member, Headers: key, Body: map[string]any{"contract_id": one}}), 201)
+	replay := expect(t, a.do(req{Method: "POST", Path: "/v1/me/exchanges", Token: f.member, Headers: key, Body: map[string]any{"contract_id": one}}), 201)
+	if string(replay.Body) != string(first.Body) || replay.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("replay differs:\n%s\n%s", first.Body, replay.Body)
+	}
+	problemAt(t, a.do(req{Method: "POST", Path: "/v1/me/exchanges", Token: f.member, Headers: key, Body: map[string]any{"contract_id": two}}), 422, "/headers/Idempotency-Key")
+}
+
+// The acceptance scenario of the ledger: with one-second periods, a member
+// sees three credits after about 3.5 s, and none after cancelling.
+func TestOneSecondPeriodsPayWhileActiveAndStopAtCancellation(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, func(c *config.Config) { c.AccrualInterval = 100 * time.Millisecond })
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	for _, w := range a.svc.workers {
+		go w(ctx)
+	}
+	f := a.fixtures()
+	body := contractBody(f)
+	body["reward"] = map[string]any{"join_bonus": 0, "points_per_period": 5, "period": "PT1S"}
+	id := a.publishContract(f, body)
+	a.enrol(f.member)
+	ex := a.joinContract(f.member, id)
+	time.Sleep(3500 * time.Millisecond)
+	credits := func() []any {
+		pts := expect(t, a.do(req{Method: "GET", Path: "/v1/me/points", Token: f.member}), 200).json(t)
+		return pts["items"].([]any)
+	}
+	got := credits()
+	if len(got) != 3 {
+		t.Fatalf("%d credits after 3.5 s, want 3: %v", len(got), got)
+	}
+	newest := got[0].(map[string]any)
+	if newest["kind"] != "period_credit" || newest["exchange_id"] != ex["id"] || newest["terms_hash"] == nil || newest["period_end"] == nil {
+		t.Fatalf("entry: %v", newest)
+	}
+	expect(t, a.do(req{Method: "DELETE", Path: "/v1/me/exchanges/" + ex["id"].(string), Token: f.member}), 200)
+	time.Sleep(1500 * time.Millisecond)
+	if after := credits(); len(after) > 4 {
+		t.Fatalf("%d credits after cancelling, want at most the period in progress before it", len(after))
+	}
+	me := expect(t, a.do(req{Method: "GET", Path: "/v1/me", Token: f.member}), 200).json(t)
+	balance := me["balance"].(map[string]any)
+	if balance["available"] != float64(5*len(credits())) {
+		t.Fatalf("balance %v does not equal the credits", balance)
+	}
+	// Spend, and be refused when the balance is short.
+	r := expect(t, a.do(req{Method: "POST", Path: "/v1/me/redemptions", Token: f.member, Body: map[string]any{"points": 10, "reference": "coffee"}}), 201).json(t)
+	if r["entry"].(map[string]any)["points"] != float64(-10) {
+		t.Fatalf("redemption: %v", r)
+	}
+	problemAt(t, a.do(req{Method: "POST", Path: "/v1/me/redemptions", Token: f.member, Body: map[string]any{"points": 1000, "reference": "car"}}), 422, "/points")
+	stats := expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + id + "/stats", Token: f.marketer}), 200).json(t)
+	if stats["joins"] != float64(1) || stats["cancelled"] != float64(1) || stats["points_issued"].(float64) < 15 {
+		t.Fatalf("stats: %v", stats)
+	}
+	if strings.Contains(string(expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + id + "/stats", Token: f.marketer}), 200).Body), "alice") {
+		t.Fatal("stats leak a member id")
+	}
+}

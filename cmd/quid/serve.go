@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	_ "net/http/pprof"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"gorm.io/gorm"
+
+	"github.com/google/uuid"
+
+	quid "github.com/quidpro/quid"
+	"github.com/quidpro/quid/app"
+	"github.com/quidpro/quid/domain"
+	"github.com/quidpro/quid/infra/auth"
+	"github.com/quidpro/quid/infra/catalog"
+	"github.com/quidpro/quid/infra/config"
+	httpapi "github.com/quidpro/quid/infra/http"
+	"github.com/quidpro/quid/infra/postgres"
+	"github.com/quidpro/quid/infra/webhook"
+)
+
+func serveCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	demo := fs.Bool("demo", false, "create a demo recipient and a published demo contract when none exists")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: quid serve [--demo]\n\nApplies pending migrations, starts the accrual and webhook workers and serves the API on QUID_ADDR.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	log.Info("starting", "config", cfg)
+
+	svc, err := build(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer svc.close()
+	if *demo {
+		if err := seedDemo(ctx, svc, log); err != nil {
+			return fmt.Errorf("demo data: %w", err)
+		}
+	}
+	if cfg.PprofAddr != "" {
+		go func() {
+			// net/http/pprof registers on the default mux; it is served only here.
+			log.Info("pprof", "addr", cfg.PprofAddr, "error", http.ListenAndServe(cfg.PprofAddr, nil))
+		}()
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	return svc.serve(ctx, ln, cfg)
+}
+
+// service is the wired process: database, HTTP app and background workers.
+type service struct {
+	db         *gorm.DB
+	store      *postgres.Store
+	app        *fiber.App
+	log        *slog.Logger
+	contracts  *app.Contracts
+	accrual    *app.Accrual
+	dispatcher *app.Dispatcher
+	workers    []func(ctx context.Context)
+}
+
+func (s *service) sqlDB() *sql.DB {
+	sqlDB, _ := s.db.DB()
+	return sqlDB
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+type uuidIDs struct{}
+
+func (uuidIDs) NewID() string { return uuid.NewString() }
+
+// build wires adapters into use cases. Migrations must already be applied
+// when the HTTP app serves; serve and the tests apply them first.
+func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, error) {
+	db, err := postgres.Open(ctx, cfg.DatabaseURL, log)
+	if err != nil {
+		return nil, err
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := postgres.Migrate(ctx, sqlDB); err != nil {
+		return nil, err
+	}
+	verifier, err := auth.NewVerifier(auth.VerifierOptions{
+		Secret: cfg.JWTSecret, PublicKeysFile: cfg.JWTPublicKeysFile,
+		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
+	})
+	if err != nil {
+		return nil, err
+	}
+	cat, err := catalog.Load()
+	if err != nil {
+		return nil, err
+	}
+	store := postgres.NewStore(db)
+	signer, err := receiptSigner(ctx, cfg, store)
+	if err != nil {
+		return nil, err
+	}
+	contracts := &app.Contracts{Contracts: store, Recipients: store, Clock: systemClock{}, IDs: uuidIDs{},
+		Policy: domain.ContractPolicy{Catalog: cat, MinPeriod: cfg.MinRewardPeriod}}
+	members := &app.Members{Members: store, Catalog: cat}
+	exchanges := &app.Exchanges{Exchanges: store, Contracts: store, Recipients: store, Signer: signer, IDs: uuidIDs{}}
+	accrual := &app.Accrual{Store: store, Workers: 2, Log: log.With("worker", "accrual")}
+	enforcement := &app.Enforcement{Repo: store, Erasures: store, Recipients: store, Catalog: cat,
+		Guard: webhook.Guard{AllowPrivate: cfg.WebhookAllowPrivate}, Secrets: webhook.Secrets{}}
+	dispatcher := &app.Dispatcher{Store: store, Sender: webhook.NewSender(cfg.WebhookAllowPrivate, 10*time.Second, systemClock{}),
+		Clock: systemClock{}, Log: log.With("worker", "webhooks"), MaxAttempts: 12,
+		BaseBackoff: 5 * time.Second, MaxBackoff: time.Hour, Lease: time.Minute}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewDBStatsCollector(sqlDB, "quid"))
+	a := httpapi.New(httpapi.Options{
+		Logger:         log,
+		Verifier:       verifier,
+		Ready:          func(ctx context.Context) error { return postgres.Ready(ctx, sqlDB) },
+		Registry:       reg,
+		OpenAPI:        quid.OpenAPI,
+		PublicCacheTTL: cfg.PublicCacheTTL,
+		Services: httpapi.Services{Contracts: contracts, Members: members, Exchanges: exchanges, Enforcement: enforcement, Catalog: cat,
+			JWKS: func() any { return signer.JWKS() }},
+	})
+	s := &service{db: db, store: store, app: a, log: log, contracts: contracts, accrual: accrual, dispatcher: dispatcher}
+	s.workers = append(s.workers,
+		func(ctx context.Context) { accrual.Run(ctx, cfg.AccrualInterval) },
+		func(ctx context.Context) { dispatcher.Run(ctx, cfg.WebhookInterval) })
+	return s, nil
+}
+
+// receiptSigner uses QUID_SIGNING_KEY when set; otherwise the oldest active
+// key in the database, generating and storing one on first start.
+func receiptSigner(ctx context.Context, cfg config.Config, store *postgres.Store) (*auth.ReceiptSigner, error) {
+	stored, err := store.SigningKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.SigningKeyFile == "" && len(stored) == 0 {
+		k, err := auth.GenerateSigningKey()
+		if err != nil {
+			return nil, err
+		}
+		if err := store.AddSigningKey(ctx, k.KID, k.Private.Seed(), k.Public(), true); err != nil {
+			return nil, err
+		}
+		if stored, err = store.SigningKeys(ctx); err != nil {
+			return nil, err
+		}
+	}
+	var keys []auth.SigningKey
+	for _, sk := range stored {
+		k, err := auth.SigningKeyFromSeed(sk.KID, sk.Seed)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	if cfg.SigningKeyFile != "" {
+		k, err := auth.LoadSigningKeyFile(cfg.SigningKeyFile)
+		if err != nil {
+			return nil, err
+		}
+		return auth.NewReceiptSigner(k, keys...), nil
+	}
+	return auth.NewReceiptSigner(keys[0], keys[1:]...), nil
+}
+
+func (s *service) close() {
+	if sqlDB, err := s.db.DB(); err == nil {
+		_ = sqlDB.Close()
+	}
+}
+
+// serve runs until ctx ends, then stops taking connections and lets in-flight
+// requests finish within the shutdown timeout.
+func (s *service) serve(ctx context.Context, ln net.Listener, cfg config.Config) error {
+	workCtx, stopWork := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, w := range s.workers {
+		wg.Add(1)
+		go func() { defer wg.Done(); w(workCtx) }()
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.app.Listener(ln) }()
+	s.log.Info("serving", "addr", ln.Addr().String())
+	var err error
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		s.log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+		err = s.app.ShutdownWithTimeout(cfg.ShutdownTimeout)
+	}
+	stopWork()
+	wg.Wait()
+	if errors.Is(err, context.DeadlineExceeded) {
+		return errors.New("shutdown timed out with requests still in flight")
+	}
+	return err
+}
