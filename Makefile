@@ -1,0 +1,46 @@
+# Quid — `make run` serves the API with a demo contract, `make test` runs every
+# test. Both use DATABASE_URL when set, otherwise a private PostgreSQL cluster
+# in .devdb/ (started on demand, stopped with `make db-stop`).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Development defaults for `make run`; override them in the environment.
+DEV_ENV := QUID_JWT_SECRET=$${QUID_JWT_SECRET:-dev-secret-change-me-dev-secret-change-me} \
+	QUID_MIN_REWARD_PERIOD=$${QUID_MIN_REWARD_PERIOD:-1s} \
+	QUID_ACCRUAL_INTERVAL=$${QUID_ACCRUAL_INTERVAL:-2s} \
+	QUID_WEBHOOK_ALLOW_PRIVATE=$${QUID_WEBHOOK_ALLOW_PRIVATE:-true} \
+	QUID_LOG_FORMAT=$${QUID_LOG_FORMAT:-text}
+
+# Exports DATABASE_URL, starting the private cluster when it is unset.
+WITH_DB := if [ -z "$$DATABASE_URL" ]; then DATABASE_URL=$$(go run ./cmd/devdb url) || exit 1; fi; export DATABASE_URL;
+
+.PHONY: help run test lint bench fuzz db-stop generate build
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+build: ## build bin/quid
+	go build -o bin/quid ./cmd/quid
+
+run: build ## serve the API on QUID_ADDR (default :8080) with a demo contract
+	@$(WITH_DB) export $(DEV_ENV); exec ./bin/quid serve --demo
+
+test: ## run every test with the race detector against real PostgreSQL
+	@$(WITH_DB) go test -race -count=1 ./...
+
+lint: ## gofmt, go vet and the layer rule
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	go vet ./...
+	go test -count=1 -run TestLayers .
+
+bench: build ## measure the performance bars (see README)
+	@$(WITH_DB) go run ./cmd/quidbench
+
+fuzz: ## fuzz the duration parser and canonical JSON for 30 s each
+	go test ./domain -run '^$$' -fuzz FuzzParseDuration -fuzztime 30s
+
+db-stop: ## stop the private PostgreSQL cluster
+	go run ./cmd/devdb stop
+
+generate: ## nothing is generated today; kept so tooling can rely on the target
+	@true
