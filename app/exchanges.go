@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/quidpro/quid/domain"
 )
@@ -64,6 +65,7 @@ type NewerVersion struct {
 
 // ExchangeRepository stores exchanges, the consent log and the ledger.
 type ExchangeRepository interface {
+	Enrolment
 	// Join locks the member, reads the JoinContext, lets plan decide and
 	// saves the outcome with its consent events and ledger entries, in one
 	// transaction. replayed is true when idem matched an earlier request.
@@ -209,6 +211,9 @@ func (s *Exchanges) List(ctx context.Context, p Principal, page Page) ([]Exchang
 	if err := p.Require(RoleMember); err != nil {
 		return nil, "", err
 	}
+	if err := s.Exchanges.RequireEnrolled(ctx, p.Subject); err != nil {
+		return nil, "", err
+	}
 	es, next, err := s.Exchanges.ListExchanges(ctx, p.Subject, page.Normalised())
 	if err != nil {
 		return nil, "", err
@@ -280,7 +285,7 @@ func (s *Exchanges) Redeem(ctx context.Context, p Principal, points int64, refer
 		return domain.Entry{}, domain.Balance{}, false, err
 	}
 	reference = strings.TrimSpace(reference)
-	if reference == "" || len(reference) > 200 {
+	if reference == "" || utf8.RuneCountInString(reference) > 200 {
 		return domain.Entry{}, domain.Balance{}, false, domain.Invalid("/reference", "must be 1 to 200 characters")
 	}
 	return s.Exchanges.Redeem(ctx, p.Subject, points, reference, idem, func(b domain.Balance) (domain.Balance, error) {
@@ -305,6 +310,9 @@ type MemberStatement struct {
 // Transparency gathers every exchange of the member, newest first.
 func (s *Exchanges) Transparency(ctx context.Context, p Principal) (MemberStatement, error) {
 	if err := p.Require(RoleMember); err != nil {
+		return MemberStatement{}, err
+	}
+	if err := s.Exchanges.RequireEnrolled(ctx, p.Subject); err != nil {
 		return MemberStatement{}, err
 	}
 	var all []domain.Exchange

@@ -74,6 +74,7 @@ type Delivery struct {
 
 // EnforcementRepository stores reads, acknowledgements and webhooks.
 type EnforcementRepository interface {
+	Enrolment
 	// ReadMember takes a shared lock on the member (so no cancellation can
 	// commit halfway through), gives fn what is in force now, and writes the
 	// access entry fn returns in the same transaction.
@@ -165,6 +166,9 @@ func (s *Enforcement) ReadMemberData(ctx context.Context, p Principal, memberID,
 // MyAccessLog lists reads of the member's own data, newest first.
 func (s *Enforcement) MyAccessLog(ctx context.Context, p Principal, page Page) ([]AccessEntry, string, error) {
 	if err := p.Require(RoleMember); err != nil {
+		return nil, "", err
+	}
+	if err := s.Repo.RequireEnrolled(ctx, p.Subject); err != nil {
 		return nil, "", err
 	}
 	return s.Repo.ListAccess(ctx, AccessFilter{MemberID: p.Subject}, page.Normalised())

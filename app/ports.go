@@ -34,6 +34,12 @@ type IDs interface {
 	NewID() string
 }
 
+// Enrolment tells whether a member exists and is not erased, so that the
+// member's own lists answer "not enrolled" instead of an empty page.
+type Enrolment interface {
+	RequireEnrolled(ctx context.Context, memberID string) error
+}
+
 // RecipientRepository stores the recipients registry.
 type RecipientRepository interface {
 	CreateRecipient(ctx context.Context, r domain.Recipient) error

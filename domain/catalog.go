@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // ValueType says what a member attribute of a category must look like.
@@ -156,7 +157,7 @@ func (c Catalog) ValidateAttribute(key string, value any) error {
 	str, isString := value.(string)
 	switch cat.Type {
 	case TypeString:
-		if !isString || strings.TrimSpace(str) == "" || len(str) > 500 {
+		if !isString || strings.TrimSpace(str) == "" || utf8.RuneCountInString(str) > 500 {
 			return fmt.Errorf("must be a non-empty string of at most 500 characters")
 		}
 	case TypeEmail:
@@ -186,7 +187,7 @@ func (c Catalog) ValidateAttribute(key string, value any) error {
 			return fmt.Errorf("must be a list of at most 200 strings")
 		}
 		for _, v := range list {
-			if s, ok := v.(string); !ok || s == "" || len(s) > 200 {
+			if s, ok := v.(string); !ok || s == "" || utf8.RuneCountInString(s) > 200 {
 				return fmt.Errorf("must be a list of non-empty strings")
 			}
 		}
@@ -199,7 +200,7 @@ func (c Catalog) ValidateAttribute(key string, value any) error {
 			s, isStr := v.(string)
 			switch k {
 			case "street", "postal_code", "city":
-				if !isStr || len(s) > 200 {
+				if !isStr || utf8.RuneCountInString(s) > 200 {
 					return fmt.Errorf("%s must be a string", k)
 				}
 			case "country":

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // ContractStatus is where a contract version is in its life.
@@ -67,10 +68,10 @@ type ContractPolicy struct {
 // whether a recipient id is registered.
 func (p ContractPolicy) ValidateTerms(t Terms, recipientExists func(string) bool) error {
 	var v Violations
-	if s := strings.TrimSpace(t.Title); s == "" || len(s) > 200 {
+	if s := strings.TrimSpace(t.Title); s == "" || utf8.RuneCountInString(s) > 200 {
 		v.Add("/title", "must be 1 to 200 characters")
 	}
-	if len(t.Summary) > 2000 {
+	if utf8.RuneCountInString(t.Summary) > 2000 {
 		v.Add("/summary", "must be at most 2000 characters")
 	}
 	if len(t.Items) == 0 {

@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // RecipientKind tells whether a recipient is the brand itself or a partner.
@@ -28,7 +29,7 @@ type Recipient struct {
 func NewRecipient(id, name string, kind RecipientKind, country, policyURL string, at time.Time) (Recipient, error) {
 	var v Violations
 	name = strings.TrimSpace(name)
-	if name == "" || len(name) > 200 {
+	if name == "" || utf8.RuneCountInString(name) > 200 {
 		v.Add("/name", "must be 1 to 200 characters")
 	}
 	if kind != FirstParty && kind != ThirdParty {

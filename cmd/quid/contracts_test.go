@@ -197,6 +197,9 @@ func TestContractValidationNamesEachField(t *testing.T) {
 		{"bad duration", func(b map[string]any) { b["duration"] = "P1X" }, "/duration"},
 		{"bad vesting", func(b map[string]any) { reward(b)["vesting"] = "soon" }, "/reward/vesting"},
 		{"no title", func(b map[string]any) { b["title"] = "" }, "/title"},
+		{"title over 200 characters", func(b map[string]any) { b["title"] = strings.Repeat("é", 201) }, "/title"},
+		{"summary over 2000 characters", func(b map[string]any) { b["summary"] = strings.Repeat("ø", 2001) }, "/summary"},
+		{"no reward", func(b map[string]any) { delete(b, "reward") }, "/reward"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -208,6 +211,49 @@ func TestContractValidationNamesEachField(t *testing.T) {
 	list := expect(t, a.do(req{Method: "GET", Path: "/v1/contracts", Token: f.marketer}), 200).json(t)
 	if n := len(list["items"].([]any)); n != 0 {
 		t.Fatalf("failed creates left %d contracts", n)
+	}
+}
+
+func TestLengthsAreCountedInCharactersNotBytes(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	body := contractBody(f)
+	body["title"] = strings.Repeat("é", 200) // 400 bytes, 200 characters
+	body["summary"] = strings.Repeat("ø", 2000)
+	got := expect(t, a.do(req{Method: "POST", Path: "/v1/contracts", Token: f.marketer, Body: body}), 201).json(t)
+	if got["title"] != body["title"] {
+		t.Fatal("title was altered")
+	}
+}
+
+func TestPatchRefusesNullWhereAFieldCannotBeEmpty(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	id := expect(t, a.do(req{Method: "POST", Path: "/v1/contracts", Token: f.marketer, Body: contractBody(f)}), 201).json(t)["id"].(string)
+	patch := func(body string) response {
+		return a.do(req{Method: "PATCH", Path: "/v1/contracts/" + id, Token: f.marketer, Body: body})
+	}
+	for _, tt := range []struct{ body, pointer string }{
+		{`{"title": null}`, "/title"},
+		{`{"summary": null}`, "/summary"},
+		{`{"items": null}`, "/items"},
+		{`{"retention": null}`, "/retention"},
+		{`{"reward": null}`, "/reward"},
+		{`{"reward": {"join_bonus": null}}`, "/reward/join_bonus"},
+		{`{"reward": {"points_per_period": null}}`, "/reward/points_per_period"},
+	} {
+		problemAt(t, patch(tt.body), 422, tt.pointer)
+	}
+	stored := expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + id, Token: f.marketer}), 200).json(t)
+	if stored["title"] != "Coffee club" || reward(stored)["join_bonus"] != float64(200) {
+		t.Fatalf("a refused patch changed the draft: %v", stored)
+	}
+	// Null still clears what may be absent.
+	cleared := expect(t, patch(`{"duration": null, "reward": {"max_periods": null}}`), 200).json(t)
+	if cleared["duration"] != nil || reward(cleared)["max_periods"] != nil || reward(cleared)["join_bonus"] != float64(200) {
+		t.Fatalf("null did not clear only the optional fields: %v", cleared)
 	}
 }
 

@@ -55,6 +55,13 @@ func TestBadRequestsGetProblemDetails(t *testing.T) {
 		{"bad enum", req{Method: "POST", Path: "/v1/recipients", Body: strings.Replace(valid, "first_party", "fourth_party", 1), Token: admin}, 422, "/kind"},
 		{"unknown route", req{Method: "GET", Path: "/v1/nothing-here"}, 404, ""},
 		{"wrong method", req{Method: "DELETE", Path: "/v1/offers"}, 405, ""},
+		// The member routes' gate must not answer for paths that do not exist.
+		{"unknown member route without a token", req{Method: "GET", Path: "/v1/me/nothing-here"}, 404, ""},
+		{"wrong method on a member route without a token", req{Method: "DELETE", Path: "/v1/me/points"}, 405, ""},
+		{"a JSON look-alike media type", req{Method: "POST", Path: "/v1/recipients", Body: valid, Token: admin,
+			Headers: map[string]string{"Content-Type": "application/jsonp"}}, 415, ""},
+		{"JSON in another charset", req{Method: "POST", Path: "/v1/recipients", Body: valid, Token: admin,
+			Headers: map[string]string{"Content-Type": "application/json; charset=iso-8859-1"}}, 415, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,10 +80,13 @@ func TestBadRequestsGetProblemDetails(t *testing.T) {
 	// Not JSON at all is refused before decoding.
 	r := a.do(req{Method: "POST", Path: "/v1/recipients", Token: admin, Headers: map[string]string{"Content-Type": "text/plain"}})
 	expect(t, r, 415)
+	// Media type parameters are read, not matched as text.
+	utf8JSON := req{Method: "POST", Path: "/v1/recipients", Body: valid, Token: admin, Headers: map[string]string{"Content-Type": "Application/JSON; charset=UTF-8"}}
+	expect(t, a.do(utf8JSON), 201)
 	// None of the failed requests wrote anything.
 	list := expect(t, a.do(req{Method: "GET", Path: "/v1/recipients", Token: admin}), 200).json(t)
-	if n := len(list["items"].([]any)); n != 0 {
-		t.Fatalf("failed requests left %d recipients", n)
+	if n := len(list["items"].([]any)); n != 1 {
+		t.Fatalf("failed requests left %d recipients besides the valid one", n-1)
 	}
 }
 

@@ -67,6 +67,21 @@ func TestEnrolmentValidatesEveryAttribute(t *testing.T) {
 	}
 }
 
+// memberViews are every GET a member has of their own data.
+var memberViews = []string{"/v1/me", "/v1/me/exchanges", "/v1/me/points", "/v1/me/transparency", "/v1/me/access-log", "/v1/me/export"}
+
+func TestMembersWhoAreNotEnrolledGetNotFoundFromEveryView(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	nobody := token(t, app.RoleMember, "nobody")
+	for _, path := range memberViews {
+		r := expect(t, a.do(req{Method: "GET", Path: path, Token: nobody}), 404)
+		if code := r.json(t)["code"]; code != "member-not-enrolled" {
+			t.Errorf("%s: code %v, want member-not-enrolled", path, code)
+		}
+	}
+}
+
 func TestJoinReturnsAReceiptThatVerifiesWithThePublishedKey(t *testing.T) {
 	t.Parallel()
 	a, _, id, ex := withJoinedMember(t)

@@ -269,6 +269,22 @@ func TestDeletionAcknowledgementsReachMembersAndAdmins(t *testing.T) {
 	}
 }
 
+func TestAuditFiltersRefuseValuesThatCannotMatch(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	admin := token(t, app.RoleAdmin, "root")
+	for _, tt := range []struct{ path, pointer string }{
+		{"/v1/audit/webhook-deliveries?recipient_id=not-a-uuid", "/query/recipient_id"},
+		{"/v1/audit/webhook-deliveries?cursor=garbage", "/cursor"},
+		{"/v1/audit/overdue-deletions?cursor=garbage", "/cursor"},
+		{"/v1/audit?cursor=garbage", "/cursor"},
+		{"/v1/audit?from=yesterday", "/query/from"},
+		{"/v1/audit?limit=0", "/limit"},
+	} {
+		problemAt(t, a.do(req{Method: "GET", Path: tt.path, Token: admin}), 422, tt.pointer)
+	}
+}
+
 func TestErasureEndsConsentWipesDataAndNotifiesRecipients(t *testing.T) {
 	t.Parallel()
 	a, f, _, ex := withJoinedMember(t)
@@ -287,7 +303,9 @@ func TestErasureEndsConsentWipesDataAndNotifiesRecipients(t *testing.T) {
 	if erased["exchanges_ended"] != float64(1) || erased["recipients_notified"] != float64(2) {
 		t.Fatalf("erasure: %v", erased)
 	}
-	expect(t, a.do(req{Method: "GET", Path: "/v1/me", Token: f.member}), 404)
+	for _, view := range memberViews {
+		expect(t, a.do(req{Method: "GET", Path: view, Token: f.member}), 404)
+	}
 	expect(t, a.do(req{Method: "GET", Path: path, Token: f.partner}), 404)
 	expect(t, a.do(req{Method: "PUT", Path: "/v1/me", Token: f.member, Body: map[string]any{"attributes": map[string]any{"location.city": "Oslo"}}}), 409)
 	var events []string

@@ -175,17 +175,17 @@ type rewardDTO struct {
 }
 
 type contractIn struct {
-	Title     string    `json:"title" validate:"required"`
-	Summary   string    `json:"summary"`
-	Items     []itemDTO `json:"items" validate:"required,dive"`
-	Retention string    `json:"retention" validate:"required"`
-	Duration  *string   `json:"duration"`
-	Reward    rewardDTO `json:"reward"`
+	Title     string     `json:"title" validate:"required"`
+	Summary   string     `json:"summary"`
+	Items     []itemDTO  `json:"items" validate:"required,dive"`
+	Retention string     `json:"retention" validate:"required"`
+	Duration  *string    `json:"duration"`
+	Reward    *rewardDTO `json:"reward" validate:"required"`
 }
 
 func (in contractIn) toInput() app.TermsInput {
 	t := app.TermsInput{Title: in.Title, Summary: in.Summary, Retention: in.Retention, Duration: in.Duration,
-		Reward: app.RewardInput(in.Reward)}
+		Reward: app.RewardInput(*in.Reward)}
 	for _, it := range in.Items {
 		t.Items = append(t.Items, app.ItemInput(it))
 	}
@@ -227,6 +227,40 @@ type contractPatch struct {
 	Retention *string          `json:"retention"`
 	Duration  nullable[string] `json:"duration"`
 	Reward    *rewardPatch     `json:"reward"`
+}
+
+// notNullable are the PATCH fields a draft cannot be without: null is refused
+// for them rather than read as "leave unchanged".
+var notNullable = map[string][]string{
+	"":        {"title", "summary", "items", "retention", "reward"},
+	"/reward": {"join_bonus", "points_per_period"},
+}
+
+// explicitNulls finds the fields of an already-decoded PATCH body that are
+// null where null means nothing.
+func explicitNulls(body []byte) error {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(body, &top) != nil {
+		return nil
+	}
+	objects := map[string]map[string]json.RawMessage{"": top}
+	if raw, ok := top["reward"]; ok {
+		var reward map[string]json.RawMessage
+		_ = json.Unmarshal(raw, &reward)
+		objects["/reward"] = reward
+	}
+	he := &httpError{status: fiber.StatusUnprocessableEntity, code: "validation-failed", detail: "the request is not valid"}
+	for _, prefix := range []string{"", "/reward"} {
+		for _, name := range notNullable[prefix] {
+			if raw, ok := objects[prefix][name]; ok && string(raw) == "null" {
+				he.fields = append(he.fields, problemField{Pointer: prefix + "/" + name, Detail: "must not be null"})
+			}
+		}
+	}
+	if len(he.fields) == 0 {
+		return nil
+	}
+	return he
 }
 
 // apply merges the patch onto the stored terms: present fields replace, an
@@ -330,6 +364,9 @@ func (h *handlers) patchContract(c *fiber.Ctx) error {
 	}
 	var p contractPatch
 	if err := decodeJSON(c, &p); err != nil {
+		return err
+	}
+	if err := explicitNulls(c.Body()); err != nil {
 		return err
 	}
 	ct, err := h.svc.Contracts.EditDraft(c.UserContext(), principal(c), id, p.apply)

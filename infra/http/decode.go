@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"reflect"
 	"strings"
 
@@ -31,8 +32,8 @@ var validate = func() *validator.Validate {
 // wrong media type are rejected before any use case runs, then the struct's
 // validate tags check its shape.
 func decodeJSON(c *fiber.Ctx, dst any) error {
-	ct := strings.ToLower(string(c.Request().Header.ContentType()))
-	if !strings.HasPrefix(ct, fiber.MIMEApplicationJSON) {
+	mediaType, params, err := mime.ParseMediaType(string(c.Request().Header.ContentType()))
+	if charset, named := params["charset"]; err != nil || mediaType != fiber.MIMEApplicationJSON || named && !strings.EqualFold(charset, "utf-8") {
 		return &httpError{status: fiber.StatusUnsupportedMediaType, code: "unsupported-media-type",
 			detail: "send the body as application/json"}
 	}

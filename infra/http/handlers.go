@@ -72,10 +72,16 @@ func pageOf(c *fiber.Ctx) (app.Page, error) {
 // idParam reads a UUID path parameter; anything else cannot name a resource.
 func idParam(c *fiber.Ctx, what string) (string, error) {
 	raw := c.Params("id")
-	if _, err := uuid.Parse(raw); err != nil || len(raw) != 36 {
+	if !isUUID(raw) {
 		return "", domain.NotFound(what+"-not-found", "no "+what+" with this id")
 	}
 	return strings.ToLower(strings.Clone(raw)), nil
+}
+
+// isUUID accepts only the canonical 36-character form, the one the API hands out.
+func isUUID(s string) bool {
+	_, err := uuid.Parse(s)
+	return err == nil && len(s) == 36
 }
 
 func timeText(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

@@ -10,17 +10,20 @@ import (
 )
 
 func (h *handlers) memberRoutes(v1 fiber.Router, auth roleGate) {
-	me := v1.Group("/me", auth(app.RoleMember))
-	me.Put("", h.putMe)
-	me.Get("", h.getMe)
-	me.Get("/exchanges", h.listExchanges)
-	me.Post("/exchanges", h.join)
-	me.Get("/exchanges/:id", h.getExchange)
-	me.Delete("/exchanges/:id", h.cancelExchange)
-	me.Get("/points", h.points)
-	me.Post("/redemptions", h.redeem)
-	me.Get("/transparency", h.myTransparency)
-	me.Get("/export", h.export)
+	// The gate sits on each route, not on the group: a group handler would
+	// also run for unknown paths and answer 401 where 404 or 405 is true.
+	member := auth(app.RoleMember)
+	me := v1.Group("/me")
+	me.Put("", member, h.putMe)
+	me.Get("", member, h.getMe)
+	me.Get("/exchanges", member, h.listExchanges)
+	me.Post("/exchanges", member, h.join)
+	me.Get("/exchanges/:id", member, h.getExchange)
+	me.Delete("/exchanges/:id", member, h.cancelExchange)
+	me.Get("/points", member, h.points)
+	me.Post("/redemptions", member, h.redeem)
+	me.Get("/transparency", member, h.myTransparency)
+	me.Get("/export", member, h.export)
 }
 
 type balanceDTO struct {

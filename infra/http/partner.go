@@ -210,7 +210,11 @@ func (h *handlers) deliveries(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	ds, next, err := h.svc.Enforcement.Deliveries(c.UserContext(), principal(c), strings.Clone(c.Query("recipient_id")), page)
+	recipientID := strings.ToLower(strings.Clone(c.Query("recipient_id")))
+	if recipientID != "" && !isUUID(recipientID) {
+		return domain.Invalid("/query/recipient_id", "must be a recipient id (a UUID)")
+	}
+	ds, next, err := h.svc.Enforcement.Deliveries(c.UserContext(), principal(c), recipientID, page)
 	if err != nil {
 		return err
 	}

@@ -97,7 +97,7 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 		c.Set(fiber.HeaderContentType, "application/problem+json")
 		body, mErr := jsonMarshal(p)
 		if mErr != nil {
-			return c.SendString(`{"type":"about:blank","title":"Internal Server Error","status":500}`)
+			return c.SendString(`{"type":"urn:quid:problem:internal","title":"Internal Server Error","status":500,"code":"internal"}`)
 		}
 		return c.Send(body)
 	}

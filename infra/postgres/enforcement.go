@@ -187,9 +187,13 @@ func (s *Store) MemberDeletionAcks(ctx context.Context, memberID string) ([]app.
 }
 
 func (s *Store) OverdueDeletions(ctx context.Context, page app.Page) ([]app.DeletionAck, string, error) {
+	args, err := cursorArgs(page)
+	if err != nil {
+		return nil, "", err
+	}
 	q := s.db.WithContext(ctx).Raw(ackSelect+` WHERE a.confirmed_at IS NULL AND a.due_at < clock_timestamp()
 		AND (?::timestamptz IS NULL OR (a.due_at, a.exchange_id::text || a.recipient_id::text) > (?::timestamptz, ?))
-		ORDER BY a.due_at, a.exchange_id::text || a.recipient_id::text LIMIT ?`, cursorArgs(page)...)
+		ORDER BY a.due_at, a.exchange_id::text || a.recipient_id::text LIMIT ?`, args...)
 	var recs []ackRecord
 	if err := q.Scan(&recs).Error; err != nil {
 		return nil, "", err
@@ -208,15 +212,15 @@ func (s *Store) OverdueDeletions(ctx context.Context, page app.Page) ([]app.Dele
 }
 
 // cursorArgs gives (time, time, key, limit+1) for an oldest-first keyset.
-func cursorArgs(page app.Page) []any {
+func cursorArgs(page app.Page) ([]any, error) {
 	if page.Cursor == "" {
-		return []any{nil, nil, "", page.Limit + 1}
+		return []any{nil, nil, "", page.Limit + 1}, nil
 	}
 	t, key, err := decodeCursor(page.Cursor)
 	if err != nil {
-		return []any{nil, nil, "", page.Limit + 1}
+		return nil, err
 	}
-	return []any{t, t, key, page.Limit + 1}
+	return []any{t, t, key, page.Limit + 1}, nil
 }
 
 func (s *Store) SaveWebhook(ctx context.Context, w app.Webhook) error {

@@ -101,6 +101,18 @@ func (s *Store) SaveProfile(ctx context.Context, memberID string, changes map[st
 	return out, created, err
 }
 
+func (s *Store) RequireEnrolled(ctx context.Context, memberID string) error {
+	var enrolled bool
+	if err := s.db.WithContext(ctx).Raw(`SELECT EXISTS (SELECT 1 FROM members WHERE id = ? AND erased_at IS NULL)`, memberID).
+		Scan(&enrolled).Error; err != nil {
+		return err
+	}
+	if !enrolled {
+		return errNotEnrolled
+	}
+	return nil
+}
+
 func (s *Store) GetMember(ctx context.Context, memberID string) (app.Member, error) {
 	var rec memberRecord
 	err := s.db.WithContext(ctx).First(&rec, "id = ? AND erased_at IS NULL", memberID).Error
