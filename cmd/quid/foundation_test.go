@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -330,5 +331,12 @@ func TestOversizedBodiesAreRefusedWithAProblem(t *testing.T) {
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusRequestEntityTooLarge || res.Header.Get("Content-Type") != "application/problem+json" {
 		t.Fatalf("got %d %s", res.StatusCode, res.Header.Get("Content-Type"))
+	}
+	var p struct {
+		Code      string `json:"code"`
+		RequestID string `json:"request_id"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&p); err != nil || p.Code != "request-entity-too-large" || p.RequestID == "" {
+		t.Fatalf("problem %+v, %v", p, err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
+	"github.com/google/uuid"
 
 	"github.com/quidpro/quid/domain"
 )
@@ -51,6 +52,12 @@ func (e *httpError) Error() string { return e.detail }
 func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
 		p := problem{Status: fiber.StatusInternalServerError, Instance: c.OriginalURL(), RequestID: requestID(c)}
+		if p.RequestID == "" {
+			// The server refused the request (too large, unreadable) before the
+			// request-id middleware ran; the client still gets an id to quote.
+			p.RequestID = uuid.NewString()
+			c.Set(fiber.HeaderXRequestID, p.RequestID)
+		}
 		var de *domain.Error
 		var he *httpError
 		var fe *fiber.Error
