@@ -106,6 +106,16 @@ func Join(id, memberID string, c Contract, now time.Time, bonusEligible bool) (E
 // IsActive reports whether consent currently holds.
 func (e Exchange) IsActive() bool { return e.s.Status == ExchangeActive }
 
+// AsOf is the exchange as it stands at now: consent whose duration has run
+// out is expired (at its expiry time, with a bonus that had not vested by then
+// voided) even before the accrual worker has written so.
+func (e Exchange) AsOf(now time.Time) Exchange {
+	if e.IsActive() && e.s.ExpiresAt != nil && !e.s.ExpiresAt.After(now) {
+		e.end(ExchangeExpired, *e.s.ExpiresAt)
+	}
+	return e
+}
+
 // PeriodBounds is the k-th reward period [start, end) of an exchange.
 func PeriodBounds(joined time.Time, period Duration, k int) (time.Time, time.Time) {
 	return period.AddTo(joined, k), period.AddTo(joined, k+1)

@@ -269,6 +269,58 @@ func TestDeletionAcknowledgementsReachMembersAndAdmins(t *testing.T) {
 	}
 }
 
+func TestReconsentThatDropsARecipientOwesItADeletion(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	v1 := a.publishContract(f, contractBody(f))
+	a.enrol(f.member)
+	old := a.joinContract(f.member, v1)
+	oldID := old["id"].(string)
+	// v2 stops giving PartnerCo the city; it keeps age_over_18, and Brand
+	// keeps everything it had.
+	v2 := expect(t, a.do(req{Method: "POST", Path: "/v1/contracts/" + v1 + "/versions", Token: f.marketer}), 201).json(t)["id"].(string)
+	items := contractBody(f)["items"].([]any)
+	item(map[string]any{"items": items}, 0)["recipients"] = []string{f.brand}
+	expect(t, a.do(req{Method: "PATCH", Path: "/v1/contracts/" + v2, Token: f.marketer, Body: map[string]any{"items": items}}), 200)
+	expect(t, a.do(req{Method: "POST", Path: "/v1/contracts/" + v2 + "/publish", Token: f.marketer}), 200)
+	a.joinContract(f.member, v2)
+	if got := a.exchangeByID(f.member, oldID)["status"]; got != "superseded" {
+		t.Fatalf("old exchange %v, want superseded", got)
+	}
+
+	var events []struct {
+		Recipient, Withdrawn string
+		DeleteBy             *string
+	}
+	if err := a.svc.db.Raw(`SELECT r.name AS recipient, payload->'data'->>'withdrawn_categories' AS withdrawn, payload->'data'->>'delete_by' AS delete_by
+		FROM webhook_outbox o JOIN recipients r ON r.id = o.recipient_id
+		WHERE event_type = 'exchange.superseded' ORDER BY r.name`).Scan(&events).Error; err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 2 || events[0].Recipient != "Brand" || events[0].Withdrawn != "[]" || events[0].DeleteBy != nil ||
+		events[1].Recipient != "PartnerCo" || events[1].Withdrawn != `["location.city"]` || events[1].DeleteBy == nil {
+		t.Fatalf("superseded events: %+v", events)
+	}
+
+	mine := expect(t, a.do(req{Method: "GET", Path: "/v1/me/transparency", Token: f.member}), 200).json(t)
+	var owed []string
+	for _, e := range mine["exchanges"].([]any) {
+		e := e.(map[string]any)
+		for _, d := range e["deletions"].([]any) {
+			owed = append(owed, e["id"].(string)+" "+d.(map[string]any)["recipient"].(string))
+		}
+	}
+	if strings.Join(owed, ",") != oldID+" PartnerCo" {
+		t.Fatalf("deletions owed: %v", owed)
+	}
+	expect(t, confirmDeletion(a, f.partner, oldID), 200)
+	r := expect(t, confirmDeletion(a, token(t, app.RolePartner, f.brand), oldID), 409)
+	if r.json(t)["code"] != "deletion-not-owed" {
+		t.Fatalf("brand keeps its data under v2: %s", r.Body)
+	}
+}
+
 func TestAuditFiltersRefuseValuesThatCannotMatch(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t)

@@ -65,6 +65,21 @@ SELECT id, member_id, contract_id, family_id, terms_hash, ended_at FROM upd`
 	return out, err
 }
 
+// expireLapsed closes the member's exchanges whose duration has run out but
+// that no accrual run has closed yet, exactly as the worker would: ended at
+// expires_at, bonuses that had not vested by then voided, events, webhooks and
+// deletion duties. Every change to a member's exchanges calls it first, under
+// the member's row lock, so no cancel, re-consent or join starts from consent
+// that has already lapsed.
+func (s *Store) expireLapsed(tx *gorm.DB, memberID string) error {
+	ended, err := endExchanges(tx, "e.member_id = @member AND e.expires_at <= clock_timestamp()",
+		[]any{"member", memberID}, "expired", "e.expires_at", "system")
+	if err != nil || len(ended) == 0 {
+		return err
+	}
+	return s.afterEnded(tx, ended, "exchange.expired")
+}
+
 // lockMembers takes the row locks of members in id order, the one lock
 // order every transaction that touches exchanges follows.
 func lockMembers(tx *gorm.DB, cond string, named map[string]any) error {
@@ -96,7 +111,9 @@ func (s *Store) RetireContract(ctx context.Context, id string, terminate bool, f
 		if err := lockMembers(tx, `SELECT member_id FROM exchanges WHERE contract_id = @contract AND status = 'active'`, named); err != nil {
 			return err
 		}
-		ended, err := endExchanges(tx, "e.contract_id = @contract", []any{"contract", c.ID()}, "terminated", "clock_timestamp()", "marketer")
+		// Consent that has already lapsed expired; it is not terminated.
+		ended, err := endExchanges(tx, "e.contract_id = @contract AND (e.expires_at IS NULL OR e.expires_at > clock_timestamp())",
+			[]any{"contract", c.ID()}, "terminated", "clock_timestamp()", "marketer")
 		if err != nil {
 			return err
 		}

@@ -142,20 +142,48 @@ func (s *Store) ConfirmDeletion(ctx context.Context, recipientID, exchangeID str
 	}
 	var out app.DeletionAck
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var recs []ackRecord
-		if err := tx.Raw(ackSelect+` WHERE a.exchange_id = ? AND a.recipient_id = ? FOR UPDATE OF a`, exchangeID, recipientID).Scan(&recs).Error; err != nil {
+		lockAck := func() ([]ackRecord, error) {
+			var recs []ackRecord
+			err := tx.Raw(ackSelect+` WHERE a.exchange_id = ? AND a.recipient_id = ? FOR UPDATE OF a`, exchangeID, recipientID).Scan(&recs).Error
+			return recs, err
+		}
+		recs, err := lockAck()
+		if err != nil {
 			return err
 		}
 		if len(recs) == 0 {
-			var named bool
-			if err := tx.Raw(`SELECT EXISTS (SELECT 1 FROM exchanges e JOIN contracts c ON c.id = e.contract_id `+grantsByRecipient+`
-				WHERE e.id = ? AND g.recipient_id = ?)`, exchangeID, recipientID).Scan(&named).Error; err != nil {
+			var named []struct {
+				MemberID string
+				Status   string
+				Lapsed   bool
+			}
+			if err := tx.Raw(`SELECT e.member_id, e.status, e.expires_at <= clock_timestamp() AS lapsed
+				FROM exchanges e JOIN contracts c ON c.id = e.contract_id `+grantsByRecipient+`
+				WHERE e.id = ? AND g.recipient_id = ?`, exchangeID, recipientID).Scan(&named).Error; err != nil {
 				return err
 			}
-			if named {
+			switch {
+			case len(named) == 0:
+				return notFound
+			case named[0].Status == string(domain.ExchangeSuperseded):
+				return domain.Conflict("deletion-not-owed", "the member moved to a newer version that still gives you this data")
+			case named[0].Status != string(domain.ExchangeActive) || !named[0].Lapsed:
 				return domain.Conflict("exchange-active", "this exchange is still active; delete the data once it ends")
 			}
-			return notFound
+			// Consent lapsed but no accrual run has closed it yet: close it now,
+			// which creates the acknowledgement this confirms.
+			if _, err := lockMember(tx, named[0].MemberID); err != nil && !errors.Is(err, errNotEnrolled) {
+				return err
+			}
+			if err := s.expireLapsed(tx, named[0].MemberID); err != nil {
+				return err
+			}
+			if recs, err = lockAck(); err != nil {
+				return err
+			}
+			if len(recs) == 0 {
+				return domain.Conflict("exchange-active", "this exchange is still active; delete the data once it ends")
+			}
 		}
 		rec := recs[0]
 		if rec.ConfirmedAt == nil {
@@ -323,6 +351,9 @@ func (s *Store) EraseMember(ctx context.Context, memberID string) (app.Erasure, 
 	var out app.Erasure
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if _, err := lockMember(tx, memberID); err != nil {
+			return err
+		}
+		if err := s.expireLapsed(tx, memberID); err != nil {
 			return err
 		}
 		now, err := dbNow(tx)

@@ -191,6 +191,9 @@ func (s *Store) Join(ctx context.Context, memberID, contractID string, idem *app
 		if len(locked) == 0 {
 			return errNotEnrolled
 		}
+		if err := s.expireLapsed(tx, memberID); err != nil {
+			return err
+		}
 		prior, err := claimIdempotency(tx, memberID, "join", idem)
 		if err != nil {
 			return err
@@ -243,7 +246,7 @@ func (s *Store) Join(ctx context.Context, memberID, contractID string, idem *app
 			if err := insertConsentEvent(tx, *old, "superseded", "member", jc.Now); err != nil {
 				return err
 			}
-			if err := s.afterEnded(tx, []endedExchange{endedOf(*old)}, "exchange.superseded"); err != nil {
+			if err := s.afterSuperseded(tx, endedOf(*old), c.ID()); err != nil {
 				return err
 			}
 		}
@@ -361,6 +364,9 @@ func (s *Store) UpdateExchange(ctx context.Context, memberID, exchangeID, actor 
 			if errors.Is(err, errNotEnrolled) {
 				return errExchangeNotFound
 			}
+			return err
+		}
+		if err := s.expireLapsed(tx, memberID); err != nil {
 			return err
 		}
 		var rec exchangeRecord

@@ -18,27 +18,48 @@ const utcSQL = `to_char((%s) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
 func utc(col string) string { return fmtSQL(utcSQL, col) }
 
 // afterEnded writes, in the ending transaction, what every recipient of the
-// ended exchanges is owed: a webhook event in the outbox and, except when
-// the member simply moved to a newer version, a deletion acknowledgement
-// due by the end plus retention.
+// ended exchanges is owed: a webhook event in the outbox and a deletion
+// acknowledgement due by the end plus retention.
 func (s *Store) afterEnded(tx *gorm.DB, ended []endedExchange, event string) error {
-	if len(ended) == 0 {
-		return nil
-	}
 	ids := make([]string, len(ended))
 	for i, e := range ended {
 		ids[i] = e.ID
 	}
-	named := map[string]any{"ids": textArray(ids), "type": event}
-	if event != "exchange.superseded" {
-		if err := tx.Exec(`
+	return notifyEnded(tx, ids, event, nil)
+}
+
+// afterSuperseded is afterEnded for a member who moved to a newer version:
+// consent continues, so a recipient owes deletion only of the categories the
+// new version no longer gives it (all of them when it is no longer named).
+func (s *Store) afterSuperseded(tx *gorm.DB, old endedExchange, successorID string) error {
+	return notifyEnded(tx, []string{old.ID}, "exchange.superseded", &successorID)
+}
+
+// withdrawnCategories is, per row of grantsByRecipient, the categories the
+// recipient stops receiving: those the successor version (@successor, NULL
+// when consent simply ended) does not give it.
+const withdrawnCategories = `
+CROSS JOIN LATERAL (
+    SELECT coalesce(jsonb_agg(cat ORDER BY cat), '[]'::jsonb) AS categories
+    FROM jsonb_array_elements_text(g.categories) cat
+    WHERE NOT EXISTS (
+        SELECT 1 FROM contracts n CROSS JOIN LATERAL jsonb_array_elements(n.terms->'items') ni
+        WHERE n.id = CAST(@successor AS uuid) AND ni->>'category' = cat
+          AND ni->'recipients' @> to_jsonb(g.recipient_id::text))
+) w`
+
+func notifyEnded(tx *gorm.DB, ids []string, event string, successorID *string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	named := map[string]any{"ids": textArray(ids), "type": event, "successor": successorID}
+	if err := tx.Exec(`
 INSERT INTO deletion_acks (exchange_id, recipient_id, member_id, due_at)
 SELECT e.id, g.recipient_id, e.member_id, e.ended_at + c.retention
-FROM exchanges e JOIN contracts c ON c.id = e.contract_id `+grantsByRecipient+`
-WHERE e.id = ANY(CAST(@ids AS uuid[]))
+FROM exchanges e JOIN contracts c ON c.id = e.contract_id `+grantsByRecipient+withdrawnCategories+`
+WHERE e.id = ANY(CAST(@ids AS uuid[])) AND jsonb_array_length(w.categories) > 0
 ON CONFLICT DO NOTHING`, named).Error; err != nil {
-			return err
-		}
+		return err
 	}
 	return tx.Exec(`
 INSERT INTO webhook_outbox (id, recipient_id, event_type, payload, created_at, next_attempt_at)
@@ -49,10 +70,11 @@ SELECT gen_random_uuid(), g.recipient_id, @type, jsonb_build_object(
         'member_id', e.member_id, 'exchange_id', e.id, 'contract_id', e.contract_id,
         'version', c.version, 'terms_hash', e.terms_hash, 'status', e.status,
         'categories', g.categories, 'purposes', g.purposes,
+        'withdrawn_categories', w.categories,
         'ended_at', `+utc("e.ended_at")+`,
         'retention', c.terms->>'retention',
-        'delete_by', CASE WHEN @type = 'exchange.superseded' THEN NULL ELSE `+utc("e.ended_at + c.retention")+` END)),
+        'delete_by', CASE WHEN jsonb_array_length(w.categories) = 0 THEN NULL ELSE `+utc("e.ended_at + c.retention")+` END)),
     clock_timestamp(), clock_timestamp()
-FROM exchanges e JOIN contracts c ON c.id = e.contract_id `+grantsByRecipient+`
+FROM exchanges e JOIN contracts c ON c.id = e.contract_id `+grantsByRecipient+withdrawnCategories+`
 WHERE e.id = ANY(CAST(@ids AS uuid[]))`, named).Error
 }
