@@ -38,6 +38,7 @@ bench: build ## measure the performance bars (see README)
 
 fuzz: ## fuzz the duration parser and canonical JSON for 30 s each
 	go test ./domain -run '^$$' -fuzz FuzzParseDuration -fuzztime 30s
+	go test ./domain -run '^$$' -fuzz FuzzCanonicalTerms -fuzztime 30s
 
 db-stop: ## stop the private PostgreSQL cluster
 	go run ./cmd/devdb stop

@@ -265,6 +265,9 @@ type Statement struct {
 	Recipients map[string]domain.Recipient
 	Catalog    domain.Catalog
 	Changes    *domain.Changes
+	// Dropped are the recipients the previous version named and this one
+	// does not, so the changes can name them.
+	Dropped map[string]domain.Recipient
 }
 
 func (s *Contracts) Transparency(ctx context.Context, p *Principal, id string) (Statement, error) {
@@ -283,8 +286,11 @@ func (s *Contracts) Transparency(ctx context.Context, p *Principal, id string) (
 			return Statement{}, err
 		}
 		if ok {
-			ch := domain.CompareTerms(prev.Version(), prev.Terms(), c.Terms())
+			ch := domain.CompareTerms(prev.Version(), prev.Terms(), c.Terms(), func(id string) string { return recipients[id].Name })
 			st.Changes = &ch
+			if st.Dropped, err = s.Recipients.RecipientsByID(ctx, ch.RecipientsRemoved); err != nil {
+				return Statement{}, err
+			}
 		}
 	}
 	return st, nil

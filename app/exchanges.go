@@ -258,7 +258,7 @@ func (s *Exchanges) views(ctx context.Context, es []domain.Exchange) ([]Exchange
 				latest[e.FamilyID()] = newest
 			}
 			if newest != nil && newest.Version() > c.Version() {
-				ch := domain.CompareTerms(c.Version(), c.Terms(), newest.Terms())
+				ch := domain.CompareTerms(c.Version(), c.Terms(), newest.Terms(), nil)
 				v.NewerVersion = &NewerVersion{ContractID: newest.ID(), Version: newest.Version(), Material: ch.Material}
 			}
 		}

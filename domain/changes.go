@@ -50,7 +50,8 @@ func (t Terms) Grants() []Grant {
 // CompareTerms says what next changes against prev. A change is material when
 // it adds a category, purpose or recipient (or gives an existing recipient
 // data or a purpose it did not have), or lengthens retention or duration.
-func CompareTerms(prevVersion int, prev, next Terms) Changes {
+// recipientName labels recipients in the reasons; nil leaves their ids.
+func CompareTerms(prevVersion int, prev, next Terms, recipientName func(id string) string) Changes {
 	ch := Changes{PreviousVersion: prevVersion}
 	sets := func(t Terms) (cats, purs, recs map[string]bool, grants map[Grant]bool) {
 		cats, purs, recs, grants = map[string]bool{}, map[string]bool{}, map[string]bool{}, map[Grant]bool{}
@@ -82,6 +83,9 @@ func CompareTerms(prevVersion int, prev, next Terms) Changes {
 		reason("adds purpose " + p)
 	}
 	for _, r := range ch.RecipientsAdded {
+		if recipientName != nil {
+			r = recipientName(r)
+		}
 		reason("adds recipient " + r)
 	}
 	if len(ch.CategoriesAdded) == 0 && len(ch.PurposesAdded) == 0 && len(ch.RecipientsAdded) == 0 && len(ch.GrantsAdded) > 0 {

@@ -1,10 +1,13 @@
 package domain_test
 
 import (
+	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/quidpro/quid/domain"
 )
@@ -171,10 +174,49 @@ func TestCompareTermsFlagsMaterialChanges(t *testing.T) {
 			t.Parallel()
 			next := terms()
 			tt.mutate(&next)
-			ch := domain.CompareTerms(1, terms(), next)
+			ch := domain.CompareTerms(1, terms(), next, nil)
 			if ch.Material != tt.material {
 				t.Fatalf("material = %v (%v), want %v", ch.Material, ch.MaterialReasons, tt.material)
 			}
 		})
 	}
+}
+
+// FuzzCanonicalTerms checks the RFC 8785 rules that matter for free text:
+// the output is valid JSON that gives the text back, and the only escapes
+// are the ones RFC 8785 requires (quote, backslash, control characters).
+func FuzzCanonicalTerms(f *testing.F) {
+	for _, s := range []string{"Coffee club", "\u007f", "\u2028 \u2029", "<&>", "\"\\\n\t\x01", "é😀"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		if !utf8.ValidString(text) {
+			return // request bodies are decoded to valid UTF-8 before terms exist
+		}
+		tm := terms()
+		tm.Title, tm.Summary = text, text
+		out, err := domain.CanonicalTerms(tm, recipients())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back struct{ Title string }
+		if err := json.Unmarshal(out, &back); err != nil || back.Title != text {
+			t.Fatalf("%q → %s does not give the title back (%v)", text, out, err)
+		}
+		for i := 0; i < len(out); i++ {
+			if out[i] != '\\' {
+				continue
+			}
+			i++
+			switch out[i] {
+			case '"', '\\', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if code, _ := strconv.ParseUint(string(out[i+1:i+5]), 16, 16); code >= 0x20 {
+					t.Fatalf("%q is escaped as \\u%s, which RFC 8785 writes as is", rune(code), out[i+1:i+5])
+				}
+			default:
+				t.Fatalf("unexpected escape \\%c in %s", out[i], out)
+			}
+		}
+	})
 }

@@ -20,8 +20,15 @@ func published(t *testing.T) domain.Contract {
 func TestJoinRequiresAPublishedVersion(t *testing.T) {
 	t.Parallel()
 	draft := domain.NewDraft("c1", "f1", 1, terms(), t0)
-	if _, err := domain.Join("e1", "m1", draft, t0, true); !errors.Is(err, domain.ErrConflict) {
-		t.Fatalf("join draft: %v", err)
+	if _, err := domain.Join("e1", "m1", draft, t0, true); !errors.Is(err, domain.ErrNotFound) {
+		t.Fatalf("join draft: %v, want not found (drafts are not public)", err)
+	}
+	retired := published(t)
+	if err := retired.Retire(t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := domain.Join("e1", "m1", retired, t0, true); !errors.Is(err, domain.ErrConflict) {
+		t.Fatalf("join retired: %v", err)
 	}
 	e, err := domain.Join("e1", "m1", published(t), t0, true)
 	if err != nil {

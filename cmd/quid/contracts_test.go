@@ -111,6 +111,17 @@ func TestContractLifecycleAndForbiddenTransitions(t *testing.T) {
 		t.Fatalf("patch: %v", edited)
 	}
 	expect(t, a.do(req{Method: "GET", Path: path}), 404)
+	expect(t, a.do(req{Method: "GET", Path: path, Token: f.member}), 404)
+	a.enrol(f.member)
+	// Joining a draft answers exactly as joining no contract at all.
+	join := func(contractID string) string {
+		r := a.do(req{Method: "POST", Path: "/v1/me/exchanges", Token: f.member, Body: map[string]any{"contract_id": contractID}})
+		problemAt(t, r, 422, "/contract_id")
+		return r.json(t)["errors"].([]any)[0].(map[string]any)["detail"].(string)
+	}
+	if draft, none := join(id), join("00000000-0000-0000-0000-000000000000"); draft != none {
+		t.Fatalf("joining a draft reveals it: %q vs %q", draft, none)
+	}
 	expect(t, a.do(req{Method: "POST", Path: path + "/retire", Token: f.marketer}), 409)
 	expect(t, a.do(req{Method: "POST", Path: path + "/versions", Token: f.marketer}), 409)
 
@@ -318,11 +329,16 @@ func TestVersionsReportWhatChangedAndWhetherItIsMaterial(t *testing.T) {
 	ch3 := st(v3)["changes_since_previous"].(map[string]any)
 	if ch3["material"] != true || ch3["previous_version"] != float64(2) ||
 		!contains(ch3["purposes_added"], "advertising.third_party") || !contains(ch3["recipients_added"], "AdCo") ||
-		len(ch3["durations"].([]any)) != 1 {
+		len(ch3["durations"].([]any)) != 1 || !contains(ch3["material_reasons"], "adds recipient AdCo") {
 		t.Fatalf("v3 changes: %v", ch3)
 	}
+	// v4 drops AdCo again: not material, and the dropped recipient is named too.
+	v4 := newVersion(v3, map[string]any{"items": contractBody(f)["items"]})
+	if ch4 := st(v4)["changes_since_previous"].(map[string]any); ch4["material"] != false || !contains(ch4["recipients_removed"], "AdCo") {
+		t.Fatalf("v4 changes: %v", ch4)
+	}
 	// Publishing a new version closed the older ones to new joins.
-	for id, want := range map[string]string{v1: "retired", v2: "retired", v3: "published"} {
+	for id, want := range map[string]string{v1: "retired", v2: "retired", v3: "retired", v4: "published"} {
 		if got := st(id)["status"]; got != want {
 			t.Errorf("%s is %v, want %s", id, got, want)
 		}

@@ -321,6 +321,23 @@ func TestReconsentThatDropsARecipientOwesItADeletion(t *testing.T) {
 	}
 }
 
+func TestMembersCanReadTheirWholeAccessLogFromTheirStatement(t *testing.T) {
+	t.Parallel()
+	a, f, _, _ := withJoinedMember(t)
+	for i := 0; i < 103; i++ {
+		expect(t, a.do(req{Method: "GET", Path: "/v1/partner/members/alice/data?purpose=loyalty.personalised_offers", Token: f.partner}), 200)
+	}
+	mine := expect(t, a.do(req{Method: "GET", Path: "/v1/me/transparency", Token: f.member}), 200).json(t)
+	cursor, _ := mine["access_log_next_cursor"].(string)
+	if n := len(mine["access_log"].([]any)); n != 100 || cursor == "" {
+		t.Fatalf("statement holds %d reads and cursor %q", n, cursor)
+	}
+	older := expect(t, a.do(req{Method: "GET", Path: "/v1/me/access-log?cursor=" + cursor, Token: f.member}), 200).json(t)
+	if n := len(older["items"].([]any)); n != 3 {
+		t.Fatalf("%d older reads, want 3", n)
+	}
+}
+
 func TestAuditFiltersRefuseValuesThatCannotMatch(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t)

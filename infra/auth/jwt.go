@@ -97,6 +97,7 @@ func (v *Verifier) Verify(token string) (app.Principal, error) {
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(v.methods),
 		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(), // a token issued in the future is forged or from a broken clock
 		jwt.WithLeeway(5 * time.Second),
 	}
 	if v.issuer != "" {

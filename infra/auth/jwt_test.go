@@ -100,6 +100,9 @@ func TestVerifierAcceptsOnlyValidTokensOfAllowedAlgorithms(t *testing.T) {
 		{"not yet valid", withSecret, hs256(t, []byte(secret), claims(func(c *auth.Claims) {
 			c.NotBefore = jwt.NewNumericDate(time.Now().Add(time.Hour))
 		})), false},
+		{"issued in the future", withSecret, hs256(t, []byte(secret), claims(func(c *auth.Claims) {
+			c.IssuedAt = jwt.NewNumericDate(time.Now().Add(time.Hour))
+		})), false},
 		{"no exp", withSecret, hs256(t, []byte(secret), claims(func(c *auth.Claims) { c.ExpiresAt = nil })), false},
 		{"wrong issuer", withSecret, hs256(t, []byte(secret), claims(func(c *auth.Claims) { c.Issuer = "https://evil.example" })), false},
 		{"wrong audience", withSecret, hs256(t, []byte(secret), claims(func(c *auth.Claims) { c.Audience = jwt.ClaimStrings{"other"} })), false},

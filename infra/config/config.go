@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -138,15 +139,8 @@ func (c Config) LogValue() slog.Value {
 		}
 		return "***"
 	}
-	dbURL := c.DatabaseURL
-	if u, err := url.Parse(dbURL); err == nil {
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), "***")
-		}
-		dbURL = u.Redacted()
-	}
 	return slog.GroupValue(
-		slog.String("database_url", dbURL),
+		slog.String("database_url", redactDatabaseURL(c.DatabaseURL)),
 		slog.String("addr", c.Addr),
 		slog.String("jwt_secret", masked(c.JWTSecret)),
 		slog.String("jwt_public_keys", c.JWTPublicKeysFile),
@@ -157,4 +151,27 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("webhook_allow_private", c.WebhookAllowPrivate),
 		slog.String("log_level", c.LogLevel.String()),
 	)
+}
+
+// dsnSecret matches a secret in PostgreSQL's key=value connection string form.
+var dsnSecret = regexp.MustCompile(`(?i)\b(password|sslpassword)\s*=\s*('(?:[^'\\]|\\.)*'|\S+)`)
+
+// redactDatabaseURL hides passwords wherever libpq accepts them: in the URL's
+// user info, in its query (password=, sslpassword=) and in key=value form.
+func redactDatabaseURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return dsnSecret.ReplaceAllString(raw, "$1=***")
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "***")
+	}
+	q := u.Query()
+	for key := range q {
+		if k := strings.ToLower(key); k == "password" || k == "sslpassword" {
+			q.Set(key, "***")
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.Redacted()
 }

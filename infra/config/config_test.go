@@ -65,10 +65,18 @@ func TestLoadRequiresAWayToVerifyTokens(t *testing.T) {
 
 func TestLogValueMasksSecrets(t *testing.T) {
 	t.Parallel()
-	cfg, _ := config.Load(env(map[string]string{"DATABASE_URL": "postgres://quid:hunter2@db:5432/quid"}))
-	out := fmt.Sprint(cfg.LogValue())
-	if strings.Contains(out, "hunter2") || strings.Contains(out, "0123456789abcdef") {
-		t.Fatalf("secret in log value: %s", out)
+	for _, dbURL := range []string{
+		"postgres://quid:hunter2@db:5432/quid",
+		"postgresql://quid@db/quid?sslmode=disable&password=hunter2",
+		"postgres://db/quid?PassWord=hunter2&sslpassword=hunter2",
+		"host=db user=quid password=hunter2 dbname=quid",
+		"host=db password = 'hunter2 with spaces' dbname=quid",
+	} {
+		cfg, _ := config.Load(env(map[string]string{"DATABASE_URL": dbURL}))
+		out := fmt.Sprint(cfg.LogValue())
+		if strings.Contains(out, "hunter2") || strings.Contains(out, "0123456789abcdef") || !strings.Contains(out, "db") {
+			t.Errorf("secret in log value of %q: %s", dbURL, out)
+		}
 	}
 }
 

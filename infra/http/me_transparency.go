@@ -28,6 +28,8 @@ type myTransparencyDTO struct {
 	MemberID  string          `json:"member_id"`
 	Exchanges []myExchangeDTO `json:"exchanges"`
 	AccessLog []accessDTO     `json:"access_log"`
+	// OlderAccess continues the access log at GET /v1/me/access-log?cursor=.
+	OlderAccess string `json:"access_log_next_cursor,omitempty"`
 }
 
 func (h *handlers) myTransparency(c *fiber.Ctx) error {
@@ -47,11 +49,11 @@ func (h *handlers) myTransparency(c *fiber.Ctx) error {
 		for _, a := range all {
 			acks[a.ExchangeID] = append(acks[a.ExchangeID], ackOf(a, now, false))
 		}
-		log, _, err := h.svc.Enforcement.MyAccessLog(c.UserContext(), p, app.Page{Limit: 100})
+		log, older, err := h.svc.Enforcement.MyAccessLog(c.UserContext(), p, app.Page{Limit: 100})
 		if err != nil {
 			return err
 		}
-		out.AccessLog = accessList(log, "").Items
+		out.AccessLog, out.OlderAccess = accessList(log, "").Items, older
 	}
 	for _, v := range st.Exchanges {
 		d := myExchangeDTO{exchangeDTO: exchangeViewOf(v), Shares: []shareDTO{}, Deletions: []ackDTO{}}

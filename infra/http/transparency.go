@@ -194,16 +194,15 @@ func statementOf(st app.Statement) statementDTO {
 	return d
 }
 
-// names shows recipients by name where the registry knows them; a removed
-// recipient is not in this version's map, so its id is shown instead.
+// names shows recipients, added or dropped, by name.
 func names(ids []string, st app.Statement) []string {
 	var out []string
 	for _, id := range ids {
-		if r, ok := st.Recipients[id]; ok {
-			out = append(out, r.Name)
-		} else {
-			out = append(out, id)
+		r, ok := st.Recipients[id]
+		if !ok {
+			r = st.Dropped[id]
 		}
+		out = append(out, r.Name)
 	}
 	return out
 }
