@@ -1,0 +1,40 @@
+package postgres_test
+
+import (
+	"strings"
+	"testing"
+)
+
+// The database itself refuses what the rules forbid, whatever code runs
+// against it: history is append-only, published terms are frozen, and the
+// contracts and recipients that exchanges and webhooks point at are never
+// deleted or renumbered (those references carry no foreign key, see
+// migration 00005).
+func TestTheSchemaRefusesRewritingHistory(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	c := w.publish(offer{bonus: 100, vesting: "PT1H"})
+	ex := w.join(w.enrol("alice"), c)
+	tests := []struct {
+		name, sql string
+		args      []any
+	}{
+		{"ledger entries are not updated", `UPDATE ledger_entries SET points = points * 2`, nil},
+		{"ledger entries are not deleted", `DELETE FROM ledger_entries`, nil},
+		{"consent events are not deleted", `DELETE FROM consent_events`, nil},
+		{"published terms are not changed", `UPDATE contracts SET terms = jsonb_set(terms, '{title}', '"sneaky"') WHERE id = ?`, []any{c.ID()}},
+		{"contracts are not deleted", `DELETE FROM contracts WHERE id = ?`, []any{c.ID()}},
+		{"contracts are not renumbered", `UPDATE contracts SET id = gen_random_uuid() WHERE id = ?`, []any{c.ID()}},
+		{"recipients are not deleted", `DELETE FROM recipients WHERE id = ?`, []any{w.brand.ID}},
+		{"recipients are not renumbered", `UPDATE recipients SET id = gen_random_uuid() WHERE id = ?`, []any{w.brand.ID}},
+	}
+	for _, tt := range tests {
+		err := w.db.Exec(tt.sql, tt.args...).Error
+		if err == nil || !strings.Contains(err.Error(), "SQLSTATE 23") {
+			t.Errorf("%s: got %v, want an integrity violation", tt.name, err)
+		}
+	}
+	if w.exchange(ex.ID()).ContractID() != c.ID() {
+		t.Fatal("the exchange lost its contract")
+	}
+}
