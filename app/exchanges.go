@@ -130,7 +130,6 @@ type Exchanges struct {
 	Recipients RecipientRepository
 	Signer     ReceiptSigner
 	IDs        IDs
-	Clock      Clock
 }
 
 // Join consents to a published version. Joining the version again while
@@ -237,9 +236,7 @@ func (s *Exchanges) views(ctx context.Context, es []domain.Exchange) ([]Exchange
 	contracts := map[string]domain.Contract{}
 	latest := map[string]*domain.Contract{}
 	out := make([]ExchangeView, 0, len(es))
-	now := s.Clock.Now()
 	for _, e := range es {
-		e = e.AsOf(now)
 		c, ok := contracts[e.ContractID()]
 		if !ok {
 			if c, err = s.Contracts.GetContract(ctx, e.ContractID()); err != nil {

@@ -211,9 +211,18 @@ func FuzzCanonicalTerms(f *testing.F) {
 			switch out[i] {
 			case '"', '\\', 'b', 'f', 'n', 'r', 't':
 			case 'u':
-				if code, _ := strconv.ParseUint(string(out[i+1:i+5]), 16, 16); code >= 0x20 {
-					t.Fatalf("%q is escaped as \\u%s, which RFC 8785 writes as is", rune(code), out[i+1:i+5])
+				if i+5 > len(out) {
+					t.Fatalf("truncated escape at the end of %s", out)
 				}
+				hex := string(out[i+1 : i+5])
+				code, err := strconv.ParseUint(hex, 16, 16)
+				if err != nil || hex != strings.ToLower(hex) {
+					t.Fatalf("malformed escape \\u%s (RFC 8785 writes lower-case hex)", hex)
+				}
+				if code >= 0x20 {
+					t.Fatalf("%q is escaped as \\u%s, which RFC 8785 writes as is", rune(code), hex)
+				}
+				i += 4
 			default:
 				t.Fatalf("unexpected escape \\%c in %s", out[i], out)
 			}

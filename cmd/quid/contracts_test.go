@@ -254,6 +254,8 @@ func TestPatchRefusesNullWhereAFieldCannotBeEmpty(t *testing.T) {
 		{`{"reward": null}`, "/reward"},
 		{`{"reward": {"join_bonus": null}}`, "/reward/join_bonus"},
 		{`{"reward": {"points_per_period": null}}`, "/reward/points_per_period"},
+		{`{"Title": null}`, "/title"}, // field names match regardless of case
+		{`{"Reward": {"Join_Bonus": null}}`, "/reward/join_bonus"},
 	} {
 		problemAt(t, patch(tt.body), 422, tt.pointer)
 	}

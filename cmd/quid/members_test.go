@@ -105,6 +105,10 @@ func TestConsentLapsesAtItsExpiryEvenBeforeTheWorkerRuns(t *testing.T) {
 	if seen["status"] != "expired" || seen["ended_at"] != ex["expires_at"] {
 		t.Fatalf("a lapsed exchange reads as %v ended %v, want expired at %v", seen["status"], seen["ended_at"], ex["expires_at"])
 	}
+	// The recipient owes deletion from the moment consent lapsed.
+	if ack := expect(t, confirmDeletion(a, f.partner, exID), 200).json(t); ack["state"] != "deleted" {
+		t.Fatalf("confirming deletion of lapsed consent: %v", ack)
+	}
 	cancelled := expect(t, a.do(req{Method: "DELETE", Path: "/v1/me/exchanges/" + exID, Token: f.member}), 200).json(t)
 	if cancelled["status"] != "expired" || cancelled["ended_at"] != ex["expires_at"] {
 		t.Fatalf("cancelling lapsed consent: %v", cancelled)
@@ -125,6 +129,15 @@ func TestConsentLapsesAtItsExpiryEvenBeforeTheWorkerRuns(t *testing.T) {
 	a.svc.db.Raw(`SELECT kind || ':' || actor FROM consent_events WHERE exchange_id = ? ORDER BY id`, exID).Scan(&kinds)
 	if strings.Join(kinds, ",") != "joined:member,expired:system" {
 		t.Fatalf("consent log of the lapsed exchange: %v", kinds)
+	}
+	// Terminating the version does not rewrite lapsed consent as terminated,
+	// written by a worker or not.
+	a.joinContract(f.member, id)
+	time.Sleep(1200 * time.Millisecond)
+	retired := expect(t, a.do(req{Method: "POST", Path: "/v1/contracts/" + id + "/retire", Token: f.marketer, Body: map[string]any{"terminate_active": true}}), 200).json(t)
+	stats := expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + id + "/stats", Token: f.marketer}), 200).json(t)
+	if retired["terminated_exchanges"] != float64(0) || stats["expired"] != float64(3) || stats["terminated"] != float64(0) {
+		t.Fatalf("retire %v, stats %v", retired, stats)
 	}
 }
 

@@ -153,25 +153,27 @@ func (c Config) LogValue() slog.Value {
 	)
 }
 
-// dsnSecret matches a secret in PostgreSQL's key=value connection string form.
-var dsnSecret = regexp.MustCompile(`(?i)\b(password|sslpassword)\s*=\s*('(?:[^'\\]|\\.)*'|\S+)`)
+var (
+	// dsnSecret is a secret in key=value form: a value is quoted (with
+	// backslash escapes) or runs to the first unescaped whitespace.
+	dsnSecret = regexp.MustCompile(`(?i)\b((?:ssl)?password)\s*=\s*('(?:[^'\\]|\\.)*'|(?:[^\s\\]|\\.)+)`)
+	// urlQuerySecret is a secret in a URL's query.
+	urlQuerySecret = regexp.MustCompile(`(?i)([?&](?:ssl)?password=)[^&#]*`)
+)
 
-// redactDatabaseURL hides passwords wherever libpq accepts them: in the URL's
-// user info, in its query (password=, sslpassword=) and in key=value form.
+// redactDatabaseURL hides passwords wherever libpq and pgx accept them: in
+// a URL's user info, in its query, and in key=value form. It works on the
+// text rather than on a parsed URL, because pgx accepts URLs (several hosts,
+// unescaped characters) that net/url rejects; when unsure it hides more.
 func redactDatabaseURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+	scheme, rest, isURL := strings.Cut(raw, "://")
+	if !isURL || !strings.EqualFold(scheme, "postgres") && !strings.EqualFold(scheme, "postgresql") {
 		return dsnSecret.ReplaceAllString(raw, "$1=***")
 	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "***")
-	}
-	q := u.Query()
-	for key := range q {
-		if k := strings.ToLower(key); k == "password" || k == "sslpassword" {
-			q.Set(key, "***")
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		if user, _, hasPassword := strings.Cut(rest[:at], ":"); hasPassword {
+			rest = user + ":***" + rest[at:]
 		}
 	}
-	u.RawQuery = q.Encode()
-	return u.Redacted()
+	return scheme + "://" + urlQuerySecret.ReplaceAllString(rest, "${1}***")
 }

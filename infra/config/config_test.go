@@ -71,6 +71,11 @@ func TestLogValueMasksSecrets(t *testing.T) {
 		"postgres://db/quid?PassWord=hunter2&sslpassword=hunter2",
 		"host=db user=quid password=hunter2 dbname=quid",
 		"host=db password = 'hunter2 with spaces' dbname=quid",
+		`host=db password=a\ hunter2 dbname=quid`,
+		"postgres://u:hunter2@dbone:5432,dbtwo/quid",
+		"postgres://u:hunter2@[::1]:5432,[::2]:5432/db",
+		"postgres://u:hunter2#x@db/quid",
+		"postgres://u:hunter2@db/quid?sslmode=require&sslpassword=hunter2#frag",
 	} {
 		cfg, _ := config.Load(env(map[string]string{"DATABASE_URL": dbURL}))
 		out := fmt.Sprint(cfg.LogValue())

@@ -3,6 +3,7 @@ package http
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -244,16 +245,22 @@ func explicitNulls(body []byte) error {
 		return nil
 	}
 	objects := map[string]map[string]json.RawMessage{"": top}
-	if raw, ok := top["reward"]; ok {
-		var reward map[string]json.RawMessage
-		_ = json.Unmarshal(raw, &reward)
-		objects["/reward"] = reward
+	for key, raw := range top {
+		if strings.EqualFold(key, "reward") {
+			var reward map[string]json.RawMessage
+			_ = json.Unmarshal(raw, &reward)
+			objects["/reward"] = reward
+		}
 	}
 	he := &httpError{status: fiber.StatusUnprocessableEntity, code: "validation-failed", detail: "the request is not valid"}
 	for _, prefix := range []string{"", "/reward"} {
 		for _, name := range notNullable[prefix] {
-			if raw, ok := objects[prefix][name]; ok && string(raw) == "null" {
-				he.fields = append(he.fields, problemField{Pointer: prefix + "/" + name, Detail: "must not be null"})
+			// encoding/json matches field names regardless of case, so must this.
+			for key, raw := range objects[prefix] {
+				if strings.EqualFold(key, name) && string(raw) == "null" {
+					he.fields = append(he.fields, problemField{Pointer: prefix + "/" + name, Detail: "must not be null"})
+					break
+				}
 			}
 		}
 	}

@@ -200,7 +200,10 @@ func names(ids []string, st app.Statement) []string {
 	for _, id := range ids {
 		r, ok := st.Recipients[id]
 		if !ok {
-			r = st.Dropped[id]
+			r, ok = st.Dropped[id]
+		}
+		if !ok {
+			r.Name = id // not in the registry: never expected, but never blank
 		}
 		out = append(out, r.Name)
 	}

@@ -68,9 +68,11 @@ SELECT id, member_id, contract_id, family_id, terms_hash, ended_at FROM upd`
 // expireLapsed closes the member's exchanges whose duration has run out but
 // that no accrual run has closed yet, exactly as the worker would: ended at
 // expires_at, bonuses that had not vested by then voided, events, webhooks and
-// deletion duties. Every change to a member's exchanges calls it first, under
-// the member's row lock, so no cancel, re-consent or join starts from consent
-// that has already lapsed.
+// deletion duties. Cancels, re-consents, erasure and deletion confirmations
+// call it first, under the member's row lock, so none of them starts from
+// consent that has already lapsed. (A plain join needs no call: it only looks
+// at the family it joins, and an active exchange there sends it down the
+// general path, which calls it.)
 func (s *Store) expireLapsed(tx *gorm.DB, memberID string) error {
 	ended, err := endExchanges(tx, "e.member_id = @member AND e.expires_at <= clock_timestamp()",
 		[]any{"member", memberID}, "expired", "e.expires_at", "system")
@@ -112,8 +114,15 @@ func (s *Store) RetireContract(ctx context.Context, id string, terminate bool, f
 			return err
 		}
 		// Consent that has already lapsed expired; it is not terminated.
-		ended, err := endExchanges(tx, "e.contract_id = @contract AND (e.expires_at IS NULL OR e.expires_at > clock_timestamp())",
-			[]any{"contract", c.ID()}, "terminated", "clock_timestamp()", "marketer")
+		lapsed, err := endExchanges(tx, "e.contract_id = @contract AND e.expires_at <= clock_timestamp()",
+			[]any{"contract", c.ID()}, "expired", "e.expires_at", "system")
+		if err != nil {
+			return err
+		}
+		if err := s.afterEnded(tx, lapsed, "exchange.expired"); err != nil {
+			return err
+		}
+		ended, err := endExchanges(tx, "e.contract_id = @contract", []any{"contract", c.ID()}, "terminated", "clock_timestamp()", "marketer")
 		if err != nil {
 			return err
 		}

@@ -152,38 +152,36 @@ func (s *Store) ConfirmDeletion(ctx context.Context, recipientID, exchangeID str
 			return err
 		}
 		if len(recs) == 0 {
-			var named []struct {
-				MemberID string
-				Status   string
-				Lapsed   bool
-			}
-			if err := tx.Raw(`SELECT e.member_id, e.status, e.expires_at <= clock_timestamp() AS lapsed
-				FROM exchanges e JOIN contracts c ON c.id = e.contract_id `+grantsByRecipient+`
-				WHERE e.id = ? AND g.recipient_id = ?`, exchangeID, recipientID).Scan(&named).Error; err != nil {
+			// No duty on record yet. Look again under the member's lock: the
+			// consent may have lapsed without an accrual run writing it (which
+			// creates the duty now), or ended a moment ago.
+			var memberIDs []string
+			if err := tx.Raw(`SELECT e.member_id FROM exchanges e JOIN contracts c ON c.id = e.contract_id `+grantsByRecipient+`
+				WHERE e.id = ? AND g.recipient_id = ?`, exchangeID, recipientID).Scan(&memberIDs).Error; err != nil {
 				return err
 			}
-			switch {
-			case len(named) == 0:
+			if len(memberIDs) == 0 {
 				return notFound
-			case named[0].Status == string(domain.ExchangeSuperseded):
-				return domain.Conflict("deletion-not-owed", "the member moved to a newer version that still gives you this data")
-			case named[0].Status != string(domain.ExchangeActive) || !named[0].Lapsed:
-				return domain.Conflict("exchange-active", "this exchange is still active; delete the data once it ends")
 			}
-			// Consent lapsed but no accrual run has closed it yet: close it now,
-			// which creates the acknowledgement this confirms.
-			if _, err := lockMember(tx, named[0].MemberID); err != nil && !errors.Is(err, errNotEnrolled) {
+			if _, err := lockMember(tx, memberIDs[0]); err != nil && !errors.Is(err, errNotEnrolled) {
 				return err
 			}
-			if err := s.expireLapsed(tx, named[0].MemberID); err != nil {
+			if err := s.expireLapsed(tx, memberIDs[0]); err != nil {
 				return err
 			}
 			if recs, err = lockAck(); err != nil {
 				return err
 			}
-			if len(recs) == 0 {
-				return domain.Conflict("exchange-active", "this exchange is still active; delete the data once it ends")
+		}
+		if len(recs) == 0 {
+			var status string
+			if err := tx.Raw(`SELECT status FROM exchanges WHERE id = ?`, exchangeID).Scan(&status).Error; err != nil {
+				return err
 			}
+			if status == string(domain.ExchangeSuperseded) {
+				return domain.Conflict("deletion-not-owed", "the member moved to a newer version that still gives you this data")
+			}
+			return domain.Conflict("exchange-active", "this exchange is still active; delete the data once it ends")
 		}
 		rec := recs[0]
 		if rec.ConfirmedAt == nil {

@@ -419,13 +419,21 @@ func (s *Store) GetExchange(ctx context.Context, memberID, exchangeID string) (d
 		}
 		return domain.Exchange{}, err
 	}
-	return rec.toDomain(), nil
+	now, err := dbNow(s.db.WithContext(ctx))
+	return rec.toDomain().AsOf(now), err
 }
 
+// ListExchanges reads the member's exchanges as they stand now by the
+// database clock, the one expiries are written with: consent that lapsed
+// reads as expired before an accrual run writes it.
 func (s *Store) ListExchanges(ctx context.Context, memberID string, page app.Page) ([]domain.Exchange, string, error) {
 	recs, next, err := findPage(s.db.WithContext(ctx).Model(&exchangeRecord{}).Where("member_id = ?", memberID), "joined_at", page,
 		func(r exchangeRecord) (time.Time, string) { return r.JoinedAt, r.ID })
-	return mapAll(recs, exchangeRecord.toDomain), next, err
+	if err != nil {
+		return nil, "", err
+	}
+	now, err := dbNow(s.db.WithContext(ctx))
+	return mapAll(recs, func(r exchangeRecord) domain.Exchange { return r.toDomain().AsOf(now) }), next, err
 }
 
 func (s *Store) PointsEarned(ctx context.Context, exchangeIDs []string) (map[string]int64, error) {

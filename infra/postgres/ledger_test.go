@@ -72,7 +72,7 @@ func newWorld(t *testing.T) *world {
 		contracts: &app.Contracts{Contracts: store, Recipients: store, Clock: clock{}, IDs: ids{},
 			Policy: domain.ContractPolicy{Catalog: cat, MinPeriod: time.Second}},
 		members:   &app.Members{Members: store, Catalog: cat},
-		exchanges: &app.Exchanges{Exchanges: store, Contracts: store, Recipients: store, Signer: plainSigner{}, IDs: ids{}, Clock: clock{}},
+		exchanges: &app.Exchanges{Exchanges: store, Contracts: store, Recipients: store, Signer: plainSigner{}, IDs: ids{}},
 		accrual:   &app.Accrual{Store: store, BatchSize: 50, Log: slog.New(slog.NewTextHandler(io.Discard, nil))},
 	}
 	w.brand, err = w.contracts.CreateRecipient(ctx, admin, app.RecipientInput{Name: "Brand", Kind: "first_party", Country: "NO", PrivacyPolicyURL: "https://brand.example/privacy"})
