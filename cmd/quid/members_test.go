@@ -105,7 +105,13 @@ func TestConsentLapsesAtItsExpiryEvenBeforeTheWorkerRuns(t *testing.T) {
 	if seen["status"] != "expired" || seen["ended_at"] != ex["expires_at"] {
 		t.Fatalf("a lapsed exchange reads as %v ended %v, want expired at %v", seen["status"], seen["ended_at"], ex["expires_at"])
 	}
-	// The recipient owes deletion from the moment consent lapsed.
+	// The recipients owe deletion from the moment consent lapsed, and the
+	// member sees it before anything has recorded the expiry.
+	mine := expect(t, a.do(req{Method: "GET", Path: "/v1/me/transparency", Token: f.member}), 200).json(t)
+	lapsed := mine["exchanges"].([]any)[0].(map[string]any)
+	if s := lapsed["deletion_summary"]; s != "0 of 2 recipients confirmed deletion" {
+		t.Fatalf("deletions of lapsed consent before the expiry is written: %v %v", s, lapsed["deletions"])
+	}
 	if ack := expect(t, confirmDeletion(a, f.partner, exID), 200).json(t); ack["state"] != "deleted" {
 		t.Fatalf("confirming deletion of lapsed consent: %v", ack)
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/quidpro/quid/app"
+	"github.com/quidpro/quid/domain"
 )
 
 type shareDTO struct {
@@ -40,12 +41,12 @@ func (h *handlers) myTransparency(c *fiber.Ctx) error {
 	}
 	out := myTransparencyDTO{MemberID: p.Subject, Exchanges: []myExchangeDTO{}, AccessLog: []accessDTO{}}
 	acks := map[string][]ackDTO{}
+	now := time.Now()
 	if h.svc.Enforcement != nil {
 		all, err := h.svc.Enforcement.MyDeletionAcks(c.UserContext(), p)
 		if err != nil {
 			return err
 		}
-		now := time.Now()
 		for _, a := range all {
 			acks[a.ExchangeID] = append(acks[a.ExchangeID], ackOf(a, now, false))
 		}
@@ -57,7 +58,17 @@ func (h *handlers) myTransparency(c *fiber.Ctx) error {
 	}
 	for _, v := range st.Exchanges {
 		d := myExchangeDTO{exchangeDTO: exchangeViewOf(v), Shares: []shareDTO{}, Deletions: []ackDTO{}}
-		if list := acks[v.Exchange.ID()]; len(list) > 0 {
+		list := acks[v.Exchange.ID()]
+		if ended := v.Exchange.EndedAt(); len(list) == 0 && ended != nil && v.Exchange.Status() == domain.ExchangeExpired {
+			// Consent lapsed and no write has recorded it yet, so its
+			// deletion duties are not stored; they are already owed.
+			due := v.Contract.Terms().Retention.AddTo(*ended, 1)
+			for _, id := range v.Contract.RecipientIDs() {
+				list = append(list, ackOf(app.DeletionAck{ExchangeID: v.Exchange.ID(), RecipientID: id,
+					RecipientName: st.Recipients[id].Name, MemberID: p.Subject, DueAt: due}, now, false))
+			}
+		}
+		if len(list) > 0 {
 			d.Deletions = list
 			done := 0
 			for _, a := range list {
