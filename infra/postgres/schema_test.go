@@ -7,9 +7,9 @@ import (
 
 // The database itself refuses what the rules forbid, whatever code runs
 // against it: history is append-only, published terms are frozen, and the
-// contracts and recipients that exchanges and webhooks point at are never
-// deleted or renumbered (those references carry no foreign key, see
-// migration 00005).
+// members, exchanges, contracts and recipients that the join's rows point at
+// are never deleted or renumbered (those references carry no foreign key,
+// see migrations 00005 and 00006).
 func TestTheSchemaRefusesRewritingHistory(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
@@ -27,6 +27,10 @@ func TestTheSchemaRefusesRewritingHistory(t *testing.T) {
 		{"contracts are not renumbered", `UPDATE contracts SET id = gen_random_uuid() WHERE id = ?`, []any{c.ID()}},
 		{"recipients are not deleted", `DELETE FROM recipients WHERE id = ?`, []any{w.brand.ID}},
 		{"recipients are not renumbered", `UPDATE recipients SET id = gen_random_uuid() WHERE id = ?`, []any{w.brand.ID}},
+		{"members are not deleted", `DELETE FROM members WHERE id = 'alice'`, nil},
+		{"members are not renumbered", `UPDATE members SET id = 'mallory' WHERE id = 'alice'`, nil},
+		{"exchanges are not deleted", `DELETE FROM exchanges WHERE id = ?`, []any{ex.ID()}},
+		{"exchanges are not renumbered", `UPDATE exchanges SET id = gen_random_uuid() WHERE id = ?`, []any{ex.ID()}},
 	}
 	for _, tt := range tests {
 		err := w.db.Exec(tt.sql, tt.args...).Error
