@@ -27,6 +27,11 @@ func TestTheSchemaRefusesRewritingHistory(t *testing.T) {
 		{"contracts are not renumbered", `UPDATE contracts SET id = gen_random_uuid() WHERE id = ?`, []any{c.ID()}},
 		{"recipients are not deleted", `DELETE FROM recipients WHERE id = ?`, []any{w.brand.ID}},
 		{"recipients are not renumbered", `UPDATE recipients SET id = gen_random_uuid() WHERE id = ?`, []any{w.brand.ID}},
+		{"an exchange status is one of the known ones", `UPDATE exchanges SET status = 'paused' WHERE id = ?`, []any{ex.ID()}},
+		{"a bonus state is one of the known ones", `UPDATE exchanges SET bonus_state = 'doubled' WHERE id = ?`, []any{ex.ID()}},
+		{"a consent event kind is one of the known ones", `INSERT INTO consent_events (exchange_id, member_id, contract_id, terms_hash, kind, actor, at)
+			SELECT id, member_id, contract_id, terms_hash, 'shrugged', 'member', now() FROM exchanges WHERE id = ?`, []any{ex.ID()}},
+		{"a ledger entry kind is one of the known ones", `INSERT INTO ledger_entries (member_id, kind, points, created_at) VALUES ('alice', 'gift', 5, now())`, nil},
 		{"members are not deleted", `DELETE FROM members WHERE id = 'alice'`, nil},
 		{"members are not renumbered", `UPDATE members SET id = 'mallory' WHERE id = 'alice'`, nil},
 		{"exchanges are not deleted", `DELETE FROM exchanges WHERE id = ?`, []any{ex.ID()}},
