@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -40,13 +39,9 @@ func ServerURL(t testing.TB) string {
 			serverURL = u
 			return
 		}
-		root, err := repoRoot()
-		if err != nil {
-			serverErr = err
-			return
-		}
-		cmd := exec.Command("go", "run", "./cmd/devdb", "url")
-		cmd.Dir = root
+		// By import path, so it runs from the test's package directory;
+		// devdb finds the repository root from there itself.
+		cmd := exec.Command("go", "run", "github.com/quidpro/quid/cmd/devdb", "url")
 		cmd.Stderr = os.Stderr
 		out, err := cmd.Output()
 		if err != nil {
@@ -59,23 +54,6 @@ func ServerURL(t testing.TB) string {
 		t.Fatalf("pgtest: %v", serverErr)
 	}
 	return serverURL
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }
 
 func withDatabase(raw, name string) string {
