@@ -57,14 +57,11 @@ type stmtRecipientSummary struct {
 	Receives []stmtReceives `json:"receives"`
 }
 
+// stmtReward is the contract's reward with what it adds up to.
 type stmtReward struct {
-	JoinBonus       int64   `json:"join_bonus"`
-	Vesting         *string `json:"vesting"`
-	PointsPerPeriod int64   `json:"points_per_period"`
-	Period          *string `json:"period"`
-	MaxPeriods      *int    `json:"max_periods"`
-	MaxTotalPoints  *int64  `json:"max_total_points"`
-	Plain           string  `json:"plain"`
+	rewardDTO
+	MaxTotalPoints *int64 `json:"max_total_points"`
+	Plain          string `json:"plain"`
 }
 
 type stmtFieldChange struct {
@@ -169,8 +166,7 @@ func statementOf(st app.Statement) statementDTO {
 	sort.Slice(d.Recipients, func(i, j int) bool { return d.Recipients[i].Name < d.Recipients[j].Name })
 
 	r := t.Reward
-	d.Reward = stmtReward{JoinBonus: r.JoinBonus, Vesting: in.Reward.Vesting, PointsPerPeriod: r.PointsPerPeriod,
-		Period: in.Reward.Period, MaxPeriods: in.Reward.MaxPeriods}
+	d.Reward = stmtReward{rewardDTO: rewardDTO(in.Reward)}
 	if r.MaxPeriods > 0 {
 		total := r.JoinBonus + r.PointsPerPeriod*int64(r.MaxPeriods)
 		d.Reward.MaxTotalPoints = &total
