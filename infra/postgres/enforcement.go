@@ -284,16 +284,7 @@ func (s *Store) ListDeliveries(ctx context.Context, recipientID string, page app
 
 // ClaimDue leases due events of recipients that registered an endpoint.
 func (s *Store) ClaimDue(ctx context.Context, limit int, lease time.Duration) ([]app.OutboxMessage, error) {
-	var rows []struct {
-		ID          string
-		RecipientID string
-		EventType   string
-		Payload     []byte
-		URL         string
-		Secret      string
-		Attempts    int
-		CreatedAt   time.Time
-	}
+	var out []app.OutboxMessage
 	err := s.db.WithContext(ctx).Raw(`
 WITH due AS (
     SELECT o.id FROM webhook_outbox o JOIN webhook_endpoints w ON w.recipient_id = o.recipient_id
@@ -304,11 +295,9 @@ UPDATE webhook_outbox o SET next_attempt_at = clock_timestamp() + ?::interval
 FROM due, webhook_endpoints w
 WHERE o.id = due.id AND w.recipient_id = o.recipient_id
 RETURNING o.id, o.recipient_id, o.event_type, o.payload, w.url, w.secret, o.attempts, o.created_at`,
-		limit, fmt.Sprintf("%d milliseconds", lease.Milliseconds())).Scan(&rows).Error
-	out := make([]app.OutboxMessage, len(rows))
-	for i, r := range rows {
-		out[i] = app.OutboxMessage{ID: r.ID, RecipientID: r.RecipientID, EventType: r.EventType, Payload: compactJSON(r.Payload),
-			URL: r.URL, Secret: r.Secret, Attempts: r.Attempts, CreatedAt: r.CreatedAt.UTC()}
+		limit, fmt.Sprintf("%d milliseconds", lease.Milliseconds())).Scan(&out).Error
+	for i := range out {
+		out[i].Payload, out[i].CreatedAt = compactJSON(out[i].Payload), out[i].CreatedAt.UTC()
 	}
 	return out, err
 }
