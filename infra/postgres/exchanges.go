@@ -412,28 +412,37 @@ func (s *Store) GetExchange(ctx context.Context, memberID, exchangeID string) (d
 	if !isUUID(exchangeID) {
 		return domain.Exchange{}, errExchangeNotFound
 	}
-	var rec exchangeRecord
-	if err := s.db.WithContext(ctx).First(&rec, "id = ? AND member_id = ?", exchangeID, memberID).Error; err != nil {
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return domain.Exchange{}, errExchangeNotFound
-		}
+	var recs []observedExchange
+	if err := s.observedExchanges(ctx).Where("id = ? AND member_id = ?", exchangeID, memberID).Scan(&recs).Error; err != nil {
 		return domain.Exchange{}, err
 	}
-	now, err := dbNow(s.db.WithContext(ctx))
-	return rec.toDomain().AsOf(now), err
+	if len(recs) == 0 {
+		return domain.Exchange{}, errExchangeNotFound
+	}
+	return recs[0].toDomain(), nil
 }
 
-// ListExchanges reads the member's exchanges as they stand now by the
-// database clock, the one expiries are written with: consent that lapsed
+// observedExchange is an exchange read with the database clock at the
+// moment of reading, the clock expiries are written with.
+type observedExchange struct {
+	Record     exchangeRecord `gorm:"embedded"`
+	ObservedAt time.Time
+}
+
+// toDomain is the exchange as it stands when read: consent that lapsed
 // reads as expired before an accrual run writes it.
+func (r observedExchange) toDomain() domain.Exchange {
+	return r.Record.toDomain().AsOf(r.ObservedAt)
+}
+
+func (s *Store) observedExchanges(ctx context.Context) *gorm.DB {
+	return s.db.WithContext(ctx).Model(&exchangeRecord{}).Select("exchanges.*, clock_timestamp() AS observed_at")
+}
+
 func (s *Store) ListExchanges(ctx context.Context, memberID string, page app.Page) ([]domain.Exchange, string, error) {
-	recs, next, err := findPage(s.db.WithContext(ctx).Model(&exchangeRecord{}).Where("member_id = ?", memberID), "joined_at", page,
-		func(r exchangeRecord) (time.Time, string) { return r.JoinedAt, r.ID })
-	if err != nil {
-		return nil, "", err
-	}
-	now, err := dbNow(s.db.WithContext(ctx))
-	return mapAll(recs, func(r exchangeRecord) domain.Exchange { return r.toDomain().AsOf(now) }), next, err
+	recs, next, err := findPage(s.observedExchanges(ctx).Where("member_id = ?", memberID), "joined_at", page,
+		func(r observedExchange) (time.Time, string) { return r.Record.JoinedAt, r.Record.ID })
+	return mapAll(recs, observedExchange.toDomain), next, err
 }
 
 func (s *Store) PointsEarned(ctx context.Context, exchangeIDs []string) (map[string]int64, error) {
