@@ -269,6 +269,37 @@ func TestDeletionAcknowledgementsReachMembersAndAdmins(t *testing.T) {
 	}
 }
 
+// Rules 5 and 6: nothing is shared without joining a contract that names it,
+// and a broader new version reaches no one until they join it themselves.
+func TestBroaderTermsReachOnlyMembersWhoJoinThem(t *testing.T) {
+	t.Parallel()
+	a, f, v1, ex := withJoinedMember(t)
+	adCo := token(t, app.RolePartner, f.adCo)
+	read := func(tok, member, purpose string) response {
+		return a.do(req{Method: "GET", Path: "/v1/partner/members/" + member + "/data?purpose=" + purpose, Token: tok})
+	}
+	bob := token(t, app.RoleMember, "bob")
+	a.enrol(bob)
+	expect(t, read(f.partner, "bob", "loyalty.personalised_offers"), 403) // enrolled, joined nothing
+
+	body := contractBody(f)
+	body["items"] = append(body["items"].([]any), map[string]any{"category": "location.city", "purpose": "advertising.third_party", "recipients": []string{f.adCo}})
+	v2 := expect(t, a.do(req{Method: "POST", Path: "/v1/contracts/" + v1 + "/versions", Token: f.marketer}), 201).json(t)["id"].(string)
+	expect(t, a.do(req{Method: "PATCH", Path: "/v1/contracts/" + v2, Token: f.marketer, Body: map[string]any{"items": body["items"]}}), 200)
+	expect(t, a.do(req{Method: "POST", Path: "/v1/contracts/" + v2 + "/publish", Token: f.marketer}), 200)
+
+	mine := a.exchangeByID(f.member, ex["id"].(string))
+	newer, _ := mine["newer_version"].(map[string]any)
+	if mine["contract_id"] != v1 || mine["status"] != "active" || newer["contract_id"] != v2 || newer["material"] != true {
+		t.Fatalf("the member's exchange after a broader version: %v", mine)
+	}
+	expect(t, read(adCo, "alice", "advertising.third_party"), 403)
+	a.joinContract(f.member, v2)
+	if got := keys(expect(t, read(adCo, "alice", "advertising.third_party"), 200).json(t)["attributes"].(map[string]any)); got != "location.city" {
+		t.Fatalf("after joining v2 AdCo reads %s", got)
+	}
+}
+
 func TestReconsentThatDropsARecipientOwesItADeletion(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t)
