@@ -132,8 +132,11 @@ func (v *Verifier) keyFor(t *jwt.Token) (any, error) {
 
 func principalOf(c Claims) (app.Principal, error) {
 	role := app.Role(c.Role)
-	if c.Subject == "" {
-		return app.Principal{}, unauthenticated(errors.New("token has no sub"))
+	// The subject becomes the member id (or names the recipient): one an
+	// index cannot hold or a log line would misprint is refused here.
+	if problem := domain.IdentifierProblem(c.Subject); problem != "" {
+		return app.Principal{}, &domain.Error{Kind: domain.KindUnauthenticated, Code: "invalid-token",
+			Message: "the bearer token's sub " + problem}
 	}
 	if !role.Valid() {
 		return app.Principal{}, unauthenticated(errors.New("token has no known role"))

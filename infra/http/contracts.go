@@ -129,7 +129,7 @@ func (h *handlers) createRecipient(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	c.Location("/v1/recipients/" + r.ID)
+	c.Location(resourcePath("/v1/recipients", r.ID))
 	return c.Status(fiber.StatusCreated).JSON(recipientOf(r))
 }
 
@@ -360,7 +360,7 @@ func (h *handlers) createContract(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	c.Location("/v1/contracts/" + ct.ID())
+	c.Location(resourcePath("/v1/contracts", ct.ID()))
 	return c.Status(fiber.StatusCreated).JSON(contractOf(ct))
 }
 
@@ -470,7 +470,7 @@ func (h *handlers) newVersion(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	c.Location("/v1/contracts/" + ct.ID())
+	c.Location(resourcePath("/v1/contracts", ct.ID()))
 	return c.Status(fiber.StatusCreated).JSON(contractOf(ct))
 }
 

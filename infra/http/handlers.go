@@ -2,6 +2,7 @@ package http
 
 import (
 	"log/slog"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -69,13 +70,50 @@ func pageOf(c *fiber.Ctx) (app.Page, error) {
 	return p, nil
 }
 
-// idParam reads a UUID path parameter; anything else cannot name a resource.
+// pathParam is the one way a handler reads a path parameter. The router
+// matches the path as sent, so an encoded "/" (a%2Fb) stays inside its
+// segment; the value is percent-decoded here exactly once (url.PathUnescape:
+// "+" stays "+"), copied out of fiber's reused buffer, and must then be an
+// identifier (domain.IdentifierProblem), else 422 naming /path/<name>.
+func pathParam(c *fiber.Ctx, name string) (string, error) {
+	v, err := url.PathUnescape(c.Params(name))
+	if err != nil {
+		return "", domain.Invalid("/path/"+name, "is not validly percent-encoded")
+	}
+	if problem := domain.IdentifierProblem(v); problem != "" {
+		return "", domain.Invalid("/path/"+name, problem)
+	}
+	return strings.Clone(v), nil
+}
+
+// idParam reads a UUID path parameter; anything else, including a value
+// pathParam refuses, cannot name a resource (404, as openapi.yaml says).
 func idParam(c *fiber.Ctx, what string) (string, error) {
-	raw := c.Params("id")
-	if !isUUID(raw) {
+	id, err := pathParam(c, "id")
+	if err != nil || !isUUID(id) {
 		return "", domain.NotFound(what+"-not-found", "no "+what+" with this id")
 	}
-	return strings.ToLower(strings.Clone(raw)), nil
+	return strings.ToLower(id), nil
+}
+
+// identifierQuery reads an optional query parameter that holds a member or
+// recipient id (fasthttp has decoded it once); a value that cannot be an
+// identifier is 422 naming /query/<name>.
+func identifierQuery(c *fiber.Ctx, name string) (string, error) {
+	v := c.Query(name)
+	if v == "" {
+		return "", nil
+	}
+	if problem := domain.IdentifierProblem(v); problem != "" {
+		return "", domain.Invalid("/query/"+name, problem)
+	}
+	return strings.Clone(v), nil
+}
+
+// resourcePath is the URL path of a resource under prefix, with its id
+// encoded as one path segment.
+func resourcePath(prefix, id string) string {
+	return prefix + "/" + url.PathEscape(id)
 }
 
 // isUUID accepts only the canonical 36-character form, the one the API hands out.

@@ -145,7 +145,7 @@ func (h *handlers) join(c *fiber.Ctx) error {
 	}
 	d := exchangeOf(e)
 	d.Receipt = e.Receipt()
-	c.Location("/v1/me/exchanges/" + e.ID())
+	c.Location(resourcePath("/v1/me/exchanges", e.ID()))
 	return c.Status(fiber.StatusCreated).JSON(d)
 }
 

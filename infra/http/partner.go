@@ -29,7 +29,10 @@ type partnerReadDTO struct {
 }
 
 func (h *handlers) partnerRead(c *fiber.Ctx) error {
-	memberID := strings.Clone(c.Params("member_id"))
+	memberID, err := pathParam(c, "member_id")
+	if err != nil {
+		return err
+	}
 	r, err := h.svc.Enforcement.ReadMemberData(c.UserContext(), principal(c), memberID, strings.Clone(c.Query("purpose")), requestID(c))
 	if err != nil {
 		return err
@@ -161,7 +164,13 @@ func (h *handlers) audit(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	f := app.AccessFilter{MemberID: strings.Clone(c.Query("member_id")), AccessorID: strings.Clone(c.Query("recipient_id"))}
+	var f app.AccessFilter
+	if f.MemberID, err = identifierQuery(c, "member_id"); err != nil {
+		return err
+	}
+	if f.AccessorID, err = identifierQuery(c, "recipient_id"); err != nil {
+		return err
+	}
 	if f.From, err = queryTime(c, "from"); err != nil {
 		return err
 	}

@@ -4,10 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgtype"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
@@ -82,17 +81,14 @@ type accessRecord struct {
 	At           time.Time
 }
 
-// parseTextArray reads PostgreSQL's text form of a simple array ({a,b}).
+// parseTextArray decodes PostgreSQL's text form of a text[] or uuid[]
+// with pgx's array codec (quoting and escapes included).
 func parseTextArray(s string) []string {
-	s = strings.Trim(s, "{}")
-	if s == "" {
+	out := []string{}
+	if err := pgtype.NewMap().SQLScanner(&out).Scan(s); err != nil || out == nil {
 		return []string{}
 	}
-	parts := strings.Split(s, ",")
-	for i, p := range parts {
-		parts[i] = strings.Trim(p, `"`)
-	}
-	return parts
+	return out
 }
 
 func (s *Store) ListAccess(ctx context.Context, f app.AccessFilter, page app.Page) ([]app.AccessEntry, string, error) {
@@ -295,7 +291,7 @@ UPDATE webhook_outbox o SET next_attempt_at = clock_timestamp() + ?::interval
 FROM due, webhook_endpoints w
 WHERE o.id = due.id AND w.recipient_id = o.recipient_id
 RETURNING o.id, o.recipient_id, o.event_type, o.payload, w.url, w.secret, o.attempts, o.created_at`,
-		limit, fmt.Sprintf("%d milliseconds", lease.Milliseconds())).Scan(&out).Error
+		limit, lease).Scan(&out).Error
 	for i := range out {
 		out[i].Payload, out[i].CreatedAt = compactJSON(out[i].Payload), out[i].CreatedAt.UTC()
 	}

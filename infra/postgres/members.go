@@ -7,6 +7,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgtype"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
@@ -134,9 +135,12 @@ func dbNow(tx *gorm.DB) (time.Time, error) {
 	return now.UTC(), err
 }
 
-// textArray renders a Go string slice as a PostgreSQL text[] literal.
-func textArray(items []string) string {
-	b, _ := json.Marshal(items)
-	s := string(b)
-	return "{" + s[1:len(s)-1] + "}"
+// textArray hands items to pgx as one array parameter, for a text[] or
+// uuid[] placeholder, encoded by the driver: no literal is built by hand,
+// so any character in an item arrives as it was. (gorm would expand a bare
+// slice into a parenthesised list; pgtype.Array is a struct, so gorm binds
+// it as one value and pgx encodes it.)
+func textArray(items []string) pgtype.Array[string] {
+	return pgtype.Array[string]{Elements: items, Valid: true,
+		Dims: []pgtype.ArrayDimension{{Length: int32(len(items)), LowerBound: 1}}}
 }
