@@ -21,7 +21,7 @@ import (
 var idpSubjects = []string{
 	"auth0|abc", "auth0|64b7f3e2a1c9d8e7f6a5b4c3", "google-oauth2|112233445566778899", "a&b", "o'brien", `x"y`,
 	`back\slash`, "with space", "josé", "a/b", "{brace}", "comma,id", "jane.doe+tag@example.com",
-	"https://idp.example/u?x=1&y=2#f", "%41", "a+b", "a;b", "🦊fox", "CaseSensitive|ID", "a%2Fb", "[bracket]", "tab-less~tilde",
+	"https://idp.example/u?x=1&y=2#f", "%41", "a+b", "a;b", "🦊fox", "CaseSensitive|ID", "a%2Fb", "[bracket]", "tab-less~tilde", "..", ".", "a/../b", " padded ", "trailing/",
 	strings.Repeat("é", 200) + strings.Repeat("😀", 55), // 255 characters, 620 bytes
 }
 
