@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"strings"
 
 	"gorm.io/gorm"
 
@@ -120,7 +121,11 @@ func pseudonymise(tx *gorm.DB, memberID string, now any) error {
 		`INSERT INTO member_events (member_id, kind, at) VALUES (@pseudonym, 'erased', @now)`,
 		`SELECT set_config('quid.erasure', '', true)`,
 	} {
-		if err := tx.Exec(stmt, named).Error; err != nil {
+		var args []any
+		if strings.Contains(stmt, "@") {
+			args = []any{named}
+		}
+		if err := tx.Exec(stmt, args...).Error; err != nil {
 			return err
 		}
 	}

@@ -62,12 +62,21 @@ func (l sqlLogger) ParamsFilter(_ context.Context, sql string, _ ...any) (string
 	return sql, nil
 }
 
+// gorm renders the statement of Raw(…).Scan(…) through its recorder, which
+// ignores the logger's ParamsFilter and inlines every value unless this
+// package-level filter drops them too.
+func init() {
+	logger.RecorderParamsFilter = func(_ context.Context, sql string, _ ...any) (string, []any) { return sql, nil }
+}
+
 var (
 	// quoted finds quoted text in messages: Go's %q, PostgreSQL's "…" and
 	// '…', JSON's `…`. Messages quote the values they echo.
 	quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'` + "|`[^`]*`")
 	// placeholderRun collapses long placeholder lists ($1, $2, …, $5000).
 	placeholderRun = regexp.MustCompile(`(\$\d+\s*,\s*){8,}\$\d+`)
+	// gorm's renderer writes a placeholder it has no value for as $1$.
+	unfilled = regexp.MustCompile(`\$(\d+)\$`)
 )
 
 // statementShape is a statement with its literals blanked and long
@@ -79,6 +88,7 @@ func statementShape(sql string) string {
 		}
 		return s[:1] + "…" + s[len(s)-1:]
 	})
+	sql = unfilled.ReplaceAllString(sql, "$$$1")
 	return placeholderRun.ReplaceAllString(sql, "$$1, …")
 }
 
