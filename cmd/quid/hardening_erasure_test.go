@@ -101,6 +101,7 @@ func scanDatabase(t *testing.T, a *api, probes []string) []probeHit {
 				}
 				if count > 0 {
 					hits = append(hits, probeHit{c.TableName, c.ColumnName, p, count})
+					break
 				}
 			}
 		}
