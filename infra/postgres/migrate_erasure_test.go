@@ -30,7 +30,9 @@ func TestMigrationMovesReferencesOutAndPseudonymisesEarlierErasures(t *testing.T
 	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = admin.ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)") })
+	t.Cleanup(func() {
+		_, _ = admin.ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	})
 	u, _ := url.Parse(server)
 	u.Path = "/" + name
 	db, err := sql.Open("pgx", u.String())
