@@ -90,6 +90,23 @@ func TestAnswersDoNotRevealWhatTheCallerHasNoGrantFor(t *testing.T) {
 		"an active one not naming you": confirm(token(t, app.RolePartner, f.adCo), aliceEx["id"].(string)),
 	})
 
+	// Drafts are not public: anyone but marketers and admins gets the
+	// answer for no contract at all.
+	draft := expect(t, a.do(req{Method: "POST", Path: "/v1/contracts", Token: f.marketer, Body: contractBody(f)}), 201).json(t)["id"].(string)
+	unknown := uuid.NewString()
+	for _, route := range []string{"/v1/contracts/%s", "/v1/contracts/%s/transparency"} {
+		for _, tok := range []string{"", members["carol"], f.partner} {
+			sameAnswer(t, "reading "+route, map[string]response{
+				"unknown": a.do(req{Method: "GET", Path: strings.Replace(route, "%s", unknown, 1), Token: tok}),
+				"a draft": a.do(req{Method: "GET", Path: strings.Replace(route, "%s", draft, 1), Token: tok}),
+			})
+		}
+	}
+	sameAnswer(t, "joining", map[string]response{
+		"unknown": a.do(req{Method: "POST", Path: "/v1/me/exchanges", Token: members["carol"], Body: map[string]any{"contract_id": unknown}}),
+		"a draft": a.do(req{Method: "POST", Path: "/v1/me/exchanges", Token: members["carol"], Body: map[string]any{"contract_id": draft}}),
+	})
+
 	for _, method := range []string{"GET", "DELETE"} {
 		sameAnswer(t, method+" another member's exchange", map[string]response{
 			"unknown exchange":         a.do(req{Method: method, Path: "/v1/me/exchanges/" + uuid.NewString(), Token: members["carol"]}),
