@@ -71,8 +71,10 @@ const (
 FROM members m WHERE m.id = @member AND m.erased_at IS NULL FOR UPDATE OF m`
 	// JoinReadSQL reads, after the locks (so in a snapshot nobody can
 	// change under us), the contract's status, the clock, whether the
-	// family's bonus was ever paid, and the member's active exchange in the
-	// family. No row means there is no such contract.
+	// family's bonus was ever paid (to this member, or — kept only as a
+	// keyed hash since erasure — to an earlier member with the same
+	// subject), and the member's active exchange in the family. No row
+	// means there is no such contract.
 	JoinReadSQL = `SELECT clock_timestamp() AS now, c.status, c.family_id,
        (EXISTS (SELECT 1 FROM ledger_entries l WHERE l.member_id = @member AND l.family_id = c.family_id AND l.kind = 'bonus_pending')
         OR EXISTS (SELECT 1 FROM erased_bonus_claims b WHERE b.digest = bonus_claim_digest(@member, c.family_id))) AS paid,
