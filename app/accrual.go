@@ -39,7 +39,20 @@ type Accrual struct {
 	// Workers run batches side by side; SKIP LOCKED hands each a disjoint
 	// set of members.
 	Workers int
-	Log     *slog.Logger
+	// Expiry, when set, deletes stored idempotent responses older than
+	// IdempotencyTTL on the same timer.
+	Expiry IdempotencyExpiry
+	Log    *slog.Logger
+}
+
+// IdempotencyTTL is how long a stored response answers a retried request
+// with the same Idempotency-Key; after it the key may be used afresh.
+const IdempotencyTTL = 24 * time.Hour
+
+// IdempotencyExpiry deletes stored idempotent responses older than ttl. It
+// is safe to run on several replicas at once.
+type IdempotencyExpiry interface {
+	ExpireIdempotency(ctx context.Context, ttl time.Duration) (int64, error)
 }
 
 // RunOnce works batches until nothing is due (or every due member is
@@ -92,6 +105,11 @@ func (a *Accrual) Run(ctx context.Context, interval time.Duration) {
 			a.Log.Error("accrual failed", "error", err)
 		case r.Members > 0:
 			a.Log.Info("accrual", "members", r.Members, "expired", r.Expired, "vested", r.Vested, "credits", r.Credits, "points", r.Points)
+		}
+		if a.Expiry != nil && ctx.Err() == nil {
+			if _, err := a.Expiry.ExpireIdempotency(ctx, IdempotencyTTL); err != nil && ctx.Err() == nil {
+				a.Log.Error("expire idempotency keys failed", "error", err)
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/quidpro/quid/domain"
@@ -136,6 +137,9 @@ func (s *Enforcement) ReadMemberData(ctx context.Context, p Principal, memberID,
 	partner, known := recipients[p.Subject]
 	var out PartnerRead
 	err = s.Repo.ReadMember(ctx, memberID, func(m MemberSnapshot) (*AccessEntry, error) {
+		if !known {
+			return nil, errNoConsent
+		}
 		granted := map[string]bool{}
 		var exchanges []string
 		for _, a := range m.Active {
@@ -148,8 +152,8 @@ func (s *Enforcement) ReadMemberData(ctx context.Context, p Principal, memberID,
 				granted[c] = true
 			}
 		}
-		if !known || len(exchanges) == 0 {
-			return nil, domain.Forbidden("no-consent", "no active consent of this member grants you any data for this purpose")
+		if len(exchanges) == 0 {
+			return nil, errNoConsent
 		}
 		keys := make([]string, 0, len(granted))
 		for k := range granted {
@@ -160,8 +164,17 @@ func (s *Enforcement) ReadMemberData(ctx context.Context, p Principal, memberID,
 		return &AccessEntry{MemberID: memberID, AccessorRole: "partner", AccessorID: p.Subject, AccessorName: partner.Name,
 			Purpose: purpose, Categories: domain.DisclosedKeys(values), ExchangeIDs: exchanges, RequestID: requestID, At: m.Now}, nil
 	})
+	if de := (*domain.Error)(nil); errors.As(err, &de) && de.Kind == domain.KindNotFound {
+		// An unknown or erased member answers exactly as a member who gave
+		// this partner nothing: the answer must not tell who is a member.
+		return PartnerRead{}, errNoConsent
+	}
 	return out, err
 }
+
+// errNoConsent is the one answer a partner gets for every member it may not
+// read: unknown, erased, never consented, consent ended, or another purpose.
+var errNoConsent = domain.Forbidden("no-consent", "no active consent of this member grants you any data for this purpose")
 
 // MyAccessLog lists reads of the member's own data, newest first.
 func (s *Enforcement) MyAccessLog(ctx context.Context, p Principal, page Page) ([]AccessEntry, string, error) {

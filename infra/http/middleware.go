@@ -68,7 +68,6 @@ func accessLog(log *slog.Logger, m *metrics) fiber.Handler {
 			slog.String("request_id", requestID(c)),
 			slog.String("method", c.Method()),
 			slog.String("route", route),
-			slog.String("path", c.Path()),
 			slog.Int("status", status),
 			slog.Int("bytes", len(c.Response().Body())),
 			slog.Float64("ms", float64(elapsed.Microseconds())/1000),

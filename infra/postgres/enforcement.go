@@ -311,7 +311,8 @@ func compactJSON(b []byte) []byte {
 }
 
 func (s *Store) MarkDelivered(ctx context.Context, id string, status int) error {
-	return s.db.WithContext(ctx).Exec(`UPDATE webhook_outbox SET delivered_at = clock_timestamp(), attempts = attempts + 1, last_status = ?, last_error = NULL WHERE id = ?`, status, id).Error
+	return s.db.WithContext(ctx).Exec(`UPDATE webhook_outbox SET delivered_at = clock_timestamp(), attempts = attempts + 1, last_status = ?, last_error = NULL, `+
+		erasureRequestDelivered+` WHERE id = ?`, status, id).Error
 }
 
 func (s *Store) MarkAttemptFailed(ctx context.Context, id string, status int, reason string, next time.Time, giveUp bool) error {
@@ -322,72 +323,10 @@ func (s *Store) MarkAttemptFailed(ctx context.Context, id string, status int, re
 	if len(reason) > 500 {
 		reason = reason[:500]
 	}
-	return s.db.WithContext(ctx).Exec(`UPDATE webhook_outbox SET attempts = attempts + 1, last_status = NULLIF(?, 0), last_error = NULLIF(?, ''),
+	err := s.db.WithContext(ctx).Exec(`UPDATE webhook_outbox SET attempts = attempts + 1, last_status = NULLIF(?, 0), last_error = NULLIF(?, ''),
 		next_attempt_at = ?, failed_at = ? WHERE id = ?`, status, reason, next, failedAt, id).Error
-}
-
-// EraseMember ends every active exchange as erased, wipes the member's
-// attributes, asks every recipient that ever received the member's data to
-// delete it within 30 days (a deletion acknowledgement and a
-// member.erasure_requested event each), all in one transaction.
-func (s *Store) EraseMember(ctx context.Context, memberID string) (app.Erasure, error) {
-	var out app.Erasure
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if _, err := lockMember(tx, memberID); err != nil {
-			return err
-		}
-		if err := s.expireLapsed(tx, memberID); err != nil {
-			return err
-		}
-		now, err := dbNow(tx)
-		if err != nil {
-			return err
-		}
-		ended, err := endExchanges(tx, "e.member_id = @member", []any{"member", memberID}, "erased", "clock_timestamp()", "member")
-		if err != nil {
-			return err
-		}
-		named := map[string]any{"member": memberID, "now": now}
-		if err := tx.Exec(`
-INSERT INTO deletion_acks (exchange_id, recipient_id, member_id, due_at)
-SELECT e.id, g.recipient_id, e.member_id, CAST(@now AS timestamptz) + interval '30 days'
-FROM exchanges e JOIN contracts c ON c.id = e.contract_id `+grantsByRecipient+`
-WHERE e.member_id = @member
-ON CONFLICT (exchange_id, recipient_id) DO UPDATE SET due_at = LEAST(deletion_acks.due_at, EXCLUDED.due_at)
-WHERE deletion_acks.confirmed_at IS NULL`, named).Error; err != nil {
-			return err
-		}
-		var notified int
-		if err := tx.Raw(`
-WITH per_recipient AS (
-    SELECT g.recipient_id, jsonb_agg(DISTINCT e.id) AS exchanges,
-           jsonb_agg(DISTINCT cat) AS categories
-    FROM exchanges e JOIN contracts c ON c.id = e.contract_id `+grantsByRecipient+`
-    CROSS JOIN LATERAL jsonb_array_elements_text(g.categories) cat
-    WHERE e.member_id = @member
-    GROUP BY g.recipient_id
-), ins AS (
-    INSERT INTO webhook_outbox (id, recipient_id, event_type, payload, created_at, next_attempt_at)
-    SELECT gen_random_uuid(), recipient_id, 'member.erasure_requested', jsonb_build_object(
-        'type', 'member.erasure_requested',
-        'timestamp', `+utc("clock_timestamp()")+`,
-        'data', jsonb_build_object('member_id', CAST(@member AS text), 'exchanges', exchanges, 'categories', categories,
-            'delete_by', `+utc("CAST(@now AS timestamptz) + interval '30 days'")+`)),
-        clock_timestamp(), clock_timestamp()
-    FROM per_recipient
-    RETURNING 1
-)
-SELECT count(*) FROM ins`, named).Scan(&notified).Error; err != nil {
-			return err
-		}
-		if err := tx.Exec(`UPDATE members SET attributes = '{}', erased_at = ?, updated_at = ? WHERE id = ?`, now, now, memberID).Error; err != nil {
-			return err
-		}
-		if err := tx.Exec(`INSERT INTO member_events (member_id, kind, at) VALUES (?, 'erased', ?)`, memberID, now).Error; err != nil {
-			return err
-		}
-		out = app.Erasure{ErasedAt: now, ExchangesEnded: len(ended), RecipientsNotified: notified}
-		return nil
-	})
-	return out, err
+	if err != nil || !giveUp {
+		return err
+	}
+	return s.db.WithContext(ctx).Exec(`UPDATE webhook_outbox SET `+erasureRequestDelivered+` WHERE id = ?`, id).Error
 }

@@ -71,10 +71,13 @@ const (
 FROM members m WHERE m.id = @member AND m.erased_at IS NULL FOR UPDATE OF m`
 	// JoinReadSQL reads, after the locks (so in a snapshot nobody can
 	// change under us), the contract's status, the clock, whether the
-	// family's bonus was ever paid, and the member's active exchange in the
-	// family. No row means there is no such contract.
+	// family's bonus was ever paid (to this member, or — kept only as a
+	// keyed hash since erasure — to an earlier member with the same
+	// subject), and the member's active exchange in the family. No row
+	// means there is no such contract.
 	JoinReadSQL = `SELECT clock_timestamp() AS now, c.status, c.family_id,
-       EXISTS (SELECT 1 FROM ledger_entries l WHERE l.member_id = @member AND l.family_id = c.family_id AND l.kind = 'bonus_pending') AS paid,
+       (EXISTS (SELECT 1 FROM ledger_entries l WHERE l.member_id = @member AND l.family_id = c.family_id AND l.kind = 'bonus_pending')
+        OR EXISTS (SELECT 1 FROM erased_bonus_claims b WHERE b.digest = bonus_claim_digest(@member, c.family_id))) AS paid,
        (SELECT e.id FROM exchanges e WHERE e.member_id = @member AND e.family_id = c.family_id AND e.status = 'active') AS active_id
 FROM contracts c WHERE c.id = @contract`
 )
@@ -110,8 +113,12 @@ func claimIdempotency(tx *gorm.DB, memberID, scope string, idem *app.Idempotency
 	if idem == nil {
 		return nil, nil
 	}
+	// A stored response older than app.IdempotencyTTL no longer counts,
+	// whether or not the worker has deleted it yet: the key starts afresh.
 	res := tx.Exec(`INSERT INTO idempotency_keys (member_id, scope, key, request_hash, response)
-		VALUES (?, ?, ?, ?, 'null') ON CONFLICT DO NOTHING`, memberID, scope, idem.Key, idem.RequestHash)
+		VALUES (?, ?, ?, ?, 'null') ON CONFLICT (member_id, scope, key) DO UPDATE
+		SET request_hash = EXCLUDED.request_hash, response = 'null', created_at = now()
+		WHERE idempotency_keys.created_at <= now() - ?::interval`, memberID, scope, idem.Key, idem.RequestHash, idempotencyTTL)
 	if res.Error != nil {
 		return nil, res.Error
 	}
@@ -478,6 +485,11 @@ type entryRecord struct {
 
 func (entryRecord) TableName() string { return "ledger_entries" }
 
+// entryColumns reads an entry with its reference, which lives apart from
+// the append-only ledger so that erasure can delete it.
+const entryColumns = `ledger_entries.id, ledger_entries.member_id, ledger_entries.kind, ledger_entries.points, ledger_entries.exchange_id,
+	ledger_entries.contract_id, ledger_entries.terms_hash, ledger_entries.period_start, ledger_entries.period_end, r.reference, ledger_entries.created_at`
+
 func deref(s *string) string {
 	if s == nil {
 		return ""
@@ -543,7 +555,9 @@ func (s *Store) Points(ctx context.Context, memberID string, page app.Page) (dom
 		}
 		return domain.Balance{}, nil, "", err
 	}
-	recs, next, err := findPage(s.db.WithContext(ctx).Model(&entryRecord{}).Where("member_id = ?", memberID), "created_at", page,
+	entries := s.db.WithContext(ctx).Table("ledger_entries").Select(entryColumns).
+		Joins("LEFT JOIN ledger_references r ON r.entry_id = ledger_entries.id").Where("member_id = ?", memberID)
+	recs, next, err := findPage(entries, "created_at", page,
 		func(r entryRecord) (time.Time, string) { return r.CreatedAt, r.ID })
 	if err != nil {
 		return domain.Balance{}, nil, "", err

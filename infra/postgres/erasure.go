@@ -1,0 +1,139 @@
+package postgres
+
+import (
+	"context"
+	"strings"
+
+	"gorm.io/gorm"
+
+	"github.com/quidpro/quid/app"
+)
+
+// EraseMember ends every active exchange as erased, asks every recipient
+// that ever received the member's data to delete it within 30 days (a
+// deletion acknowledgement and a member.erasure_requested event each), and
+// then removes everything that identifies the member or that they typed, all
+// in one transaction:
+//
+//   - attributes, redemption references and stored idempotent responses
+//     (with their keys) are deleted;
+//   - the member id is replaced by a random pseudonym ("erased:<uuid>") in
+//     every row that keeps it: the member row, its events, exchanges (whose
+//     stored receipt copy, which names the member, is emptied), consent
+//     events, ledger entries, the access log, deletion acknowledgements and
+//     webhook payloads. Amounts, kinds and times stay: the ledger and the
+//     consent record are kept, no longer linked to the person;
+//   - the member.erasure_requested events just written keep the member id
+//     until delivered (or given up), because that is how a recipient knows
+//     whose data to delete; delivery then pseudonymises them too;
+//   - for each contract family the member was paid a join bonus for, an
+//     HMAC of (family, subject) is kept, so the same subject enrolling again
+//     starts fresh but is not paid that bonus twice.
+//
+// The same subject may enrol again (PUT /v1/me) as a new member.
+func (s *Store) EraseMember(ctx context.Context, memberID string) (app.Erasure, error) {
+	var out app.Erasure
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if _, err := lockMember(tx, memberID); err != nil {
+			return err
+		}
+		if err := s.expireLapsed(tx, memberID); err != nil {
+			return err
+		}
+		now, err := dbNow(tx)
+		if err != nil {
+			return err
+		}
+		ended, err := endExchanges(tx, "e.member_id = @member", []any{"member", memberID}, "erased", "clock_timestamp()", "member")
+		if err != nil {
+			return err
+		}
+		named := map[string]any{"member": memberID, "now": now}
+		if err := tx.Exec(`
+INSERT INTO deletion_acks (exchange_id, recipient_id, member_id, due_at)
+SELECT e.id, g.recipient_id, e.member_id, CAST(@now AS timestamptz) + interval '30 days'
+FROM exchanges e JOIN contracts c ON c.id = e.contract_id `+grantsByRecipient+`
+WHERE e.member_id = @member
+ON CONFLICT (exchange_id, recipient_id) DO UPDATE SET due_at = LEAST(deletion_acks.due_at, EXCLUDED.due_at)
+WHERE deletion_acks.confirmed_at IS NULL`, named).Error; err != nil {
+			return err
+		}
+		var notified int
+		if err := tx.Raw(`
+WITH per_recipient AS (
+    SELECT g.recipient_id, jsonb_agg(DISTINCT e.id) AS exchanges,
+           jsonb_agg(DISTINCT cat) AS categories
+    FROM exchanges e JOIN contracts c ON c.id = e.contract_id `+grantsByRecipient+`
+    CROSS JOIN LATERAL jsonb_array_elements_text(g.categories) cat
+    WHERE e.member_id = @member
+    GROUP BY g.recipient_id
+), ins AS (
+    INSERT INTO webhook_outbox (id, recipient_id, event_type, payload, created_at, next_attempt_at)
+    SELECT gen_random_uuid(), recipient_id, 'member.erasure_requested', jsonb_build_object(
+        'type', 'member.erasure_requested',
+        'timestamp', `+utc("clock_timestamp()")+`,
+        'data', jsonb_build_object('member_id', CAST(@member AS text), 'exchanges', exchanges, 'categories', categories,
+            'delete_by', `+utc("CAST(@now AS timestamptz) + interval '30 days'")+`)),
+        clock_timestamp(), clock_timestamp()
+    FROM per_recipient
+    RETURNING 1
+)
+SELECT count(*) FROM ins`, named).Scan(&notified).Error; err != nil {
+			return err
+		}
+		if err := pseudonymise(tx, memberID, now); err != nil {
+			return err
+		}
+		out = app.Erasure{ErasedAt: now, ExchangesEnded: len(ended), RecipientsNotified: notified}
+		return nil
+	})
+	return out, err
+}
+
+// pseudonymise deletes what the member typed and replaces their id by a
+// fresh pseudonym everywhere; the append-only tables accept that one change
+// only while quid.erasure is on in this transaction.
+func pseudonymise(tx *gorm.DB, memberID string, now any) error {
+	var pseudonym string
+	if err := tx.Raw(`SELECT 'erased:' || gen_random_uuid()::text`).Scan(&pseudonym).Error; err != nil {
+		return err
+	}
+	named := map[string]any{"member": memberID, "pseudonym": pseudonym, "now": now}
+	for _, stmt := range []string{
+		`SELECT set_config('quid.erasure', 'on', true)`,
+		`INSERT INTO erased_bonus_claims (digest)
+		 SELECT DISTINCT bonus_claim_digest(@member, family_id) FROM ledger_entries
+		 WHERE member_id = @member AND kind = 'bonus_pending' AND family_id IS NOT NULL
+		 ON CONFLICT DO NOTHING`,
+		`DELETE FROM ledger_references r USING ledger_entries l WHERE l.id = r.entry_id AND l.member_id = @member`,
+		`DELETE FROM idempotency_keys WHERE member_id = @member`,
+		`UPDATE ledger_entries SET member_id = @pseudonym WHERE member_id = @member`,
+		`UPDATE consent_events SET member_id = @pseudonym WHERE member_id = @member`,
+		`UPDATE access_log SET member_id = @pseudonym WHERE member_id = @member`,
+		`UPDATE exchanges SET member_id = @pseudonym, receipt = '' WHERE member_id = @member`,
+		`UPDATE deletion_acks SET member_id = @pseudonym WHERE member_id = @member`,
+		// No index serves this scan of the outbox; erasures are rare and
+		// an index on the payload would cost every join.
+		`UPDATE webhook_outbox SET payload = jsonb_set(payload, '{data,member_id}', to_jsonb(CAST(@pseudonym AS text)))
+		 WHERE payload->'data'->>'member_id' = @member
+		   AND NOT (event_type = 'member.erasure_requested' AND delivered_at IS NULL AND failed_at IS NULL)`,
+		`UPDATE members SET id = @pseudonym, attributes = '{}', erased_at = @now, updated_at = @now WHERE id = @member`,
+		`INSERT INTO member_events (member_id, kind, at) VALUES (@pseudonym, 'erased', @now)`,
+		`SELECT set_config('quid.erasure', '', true)`,
+	} {
+		var args []any
+		if strings.Contains(stmt, "@") {
+			args = []any{named}
+		}
+		if err := tx.Exec(stmt, args...).Error; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// erasureRequestDelivered is the SET clause that pseudonymises a
+// member.erasure_requested event once it is delivered or given up: its
+// exchanges already carry the pseudonym.
+const erasureRequestDelivered = `payload = CASE WHEN event_type = 'member.erasure_requested' THEN jsonb_set(payload, '{data,member_id}',
+    to_jsonb(COALESCE((SELECT e.member_id FROM exchanges e WHERE e.id = CAST(payload->'data'->'exchanges'->>0 AS uuid) AND e.member_id LIKE 'erased:%'), 'erased'))) ELSE payload END`
