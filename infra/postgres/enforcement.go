@@ -80,6 +80,8 @@ type accessRecord struct {
 	ExchangeIDs  string `gorm:"column:exchange_ids"`
 	RequestID    string
 	At           time.Time
+	Xact         string // the writing transaction (xid8), for feeds
+	Seq          int64
 }
 
 // parseTextArray reads PostgreSQL's text form of a simple array ({a,b}).
@@ -97,7 +99,7 @@ func parseTextArray(s string) []string {
 
 func (s *Store) ListAccess(ctx context.Context, f app.AccessFilter, page app.Page) ([]app.AccessEntry, string, error) {
 	q := s.db.WithContext(ctx).Table("access_log").
-		Select("id, member_id, accessor_role, accessor_id, accessor_name, purpose, categories::text AS categories, exchange_ids::text AS exchange_ids, request_id, at")
+		Select("id, member_id, accessor_role, accessor_id, accessor_name, purpose, categories::text AS categories, exchange_ids::text AS exchange_ids, request_id, at, xact::text AS xact, seq")
 	if f.MemberID != "" {
 		q = q.Where("member_id = ?", f.MemberID)
 	}
@@ -110,7 +112,19 @@ func (s *Store) ListAccess(ctx context.Context, f app.AccessFilter, page app.Pag
 	if f.Until != nil {
 		q = q.Where("at < ?", *f.Until)
 	}
-	recs, next, err := findPage(q, "at", page, func(r accessRecord) (time.Time, string) { return r.At, r.ID })
+	list := "audit"
+	if f.Own {
+		list = "access-log"
+	}
+	scope := listScope(list, f.MemberID, f.AccessorID, optText(f.From), optText(f.Until))
+	var recs []accessRecord
+	var next string
+	var err error
+	if page.Feed {
+		recs, next, err = feedPage(s, scope, q, page, func(r accessRecord) (string, int64) { return r.Xact, r.Seq })
+	} else {
+		recs, next, err = findPage(s, scope, q, "at", page, func(r accessRecord) (time.Time, string) { return r.At, r.ID })
+	}
 	return mapAll(recs, func(r accessRecord) app.AccessEntry {
 		return app.AccessEntry{ID: r.ID, MemberID: r.MemberID, AccessorRole: r.AccessorRole, AccessorID: r.AccessorID,
 			AccessorName: r.AccessorName, Purpose: deref(r.Purpose), Categories: parseTextArray(r.Categories),
@@ -213,7 +227,7 @@ func (s *Store) MemberDeletionAcks(ctx context.Context, memberID string) ([]app.
 }
 
 func (s *Store) OverdueDeletions(ctx context.Context, page app.Page) ([]app.DeletionAck, string, error) {
-	args, err := cursorArgs(page)
+	args, err := s.cursorArgs(ctx, "overdue", page)
 	if err != nil {
 		return nil, "", err
 	}
@@ -228,7 +242,9 @@ func (s *Store) OverdueDeletions(ctx context.Context, page app.Page) ([]app.Dele
 	if len(recs) > page.Limit {
 		recs = recs[:page.Limit]
 		last := recs[len(recs)-1]
-		next = encodeCursor(last.DueAt, last.ExchangeID+last.RecipientID)
+		if next, err = s.encodeCursor(ctx, "overdue", last.DueAt, last.ExchangeID+last.RecipientID); err != nil {
+			return nil, "", err
+		}
 	}
 	out := make([]app.DeletionAck, len(recs))
 	for i, r := range recs {
@@ -238,11 +254,11 @@ func (s *Store) OverdueDeletions(ctx context.Context, page app.Page) ([]app.Dele
 }
 
 // cursorArgs gives (time, time, key, limit+1) for an oldest-first keyset.
-func cursorArgs(page app.Page) ([]any, error) {
+func (s *Store) cursorArgs(ctx context.Context, scope string, page app.Page) ([]any, error) {
 	if page.Cursor == "" {
 		return []any{nil, nil, "", page.Limit + 1}, nil
 	}
-	t, key, err := decodeCursor(page.Cursor)
+	t, key, err := s.decodeCursor(ctx, scope, page.Cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -267,14 +283,24 @@ type deliveryRecord struct {
 	FailedAt      *time.Time
 	LastStatus    *int
 	LastError     *string
+	Xact          string // the writing transaction (xid8), for feeds
+	Seq           int64
 }
 
 func (s *Store) ListDeliveries(ctx context.Context, recipientID string, page app.Page) ([]app.Delivery, string, error) {
-	q := s.db.WithContext(ctx).Table("webhook_outbox").Select("id, recipient_id, event_type, created_at, attempts, next_attempt_at, delivered_at, failed_at, last_status, last_error")
+	q := s.db.WithContext(ctx).Table("webhook_outbox").Select("id, recipient_id, event_type, created_at, attempts, next_attempt_at, delivered_at, failed_at, last_status, last_error, xact::text AS xact, seq")
 	if recipientID != "" {
 		q = q.Where("recipient_id = ?", recipientID)
 	}
-	recs, next, err := findPage(q, "created_at", page, func(r deliveryRecord) (time.Time, string) { return r.CreatedAt, r.ID })
+	scope := listScope("deliveries", recipientID)
+	var recs []deliveryRecord
+	var next string
+	var err error
+	if page.Feed {
+		recs, next, err = feedPage(s, scope, q, page, func(r deliveryRecord) (string, int64) { return r.Xact, r.Seq })
+	} else {
+		recs, next, err = findPage(s, scope, q, "created_at", page, func(r deliveryRecord) (time.Time, string) { return r.CreatedAt, r.ID })
+	}
 	return mapAll(recs, func(r deliveryRecord) app.Delivery {
 		return app.Delivery{ID: r.ID, RecipientID: r.RecipientID, EventType: r.EventType, CreatedAt: r.CreatedAt.UTC(),
 			Attempts: r.Attempts, NextAttempt: r.NextAttemptAt.UTC(), DeliveredAt: utcPtr(r.DeliveredAt), FailedAt: utcPtr(r.FailedAt),

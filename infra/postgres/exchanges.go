@@ -462,7 +462,7 @@ func (s *Store) observedExchanges(ctx context.Context) *gorm.DB {
 }
 
 func (s *Store) ListExchanges(ctx context.Context, memberID string, page app.Page) ([]domain.Exchange, string, error) {
-	recs, next, err := findPage(s.observedExchanges(ctx).Where("member_id = ?", memberID), "joined_at", page,
+	recs, next, err := findPage(s, listScope("exchanges", memberID), s.observedExchanges(ctx).Where("member_id = ?", memberID), "joined_at", page,
 		func(r observedExchange) (time.Time, string) { return r.Record.JoinedAt, r.Record.ID })
 	return mapAll(recs, observedExchange.toDomain), next, err
 }
@@ -565,7 +565,7 @@ func (s *Store) Points(ctx context.Context, memberID string, page app.Page) (dom
 		}
 		return domain.Balance{}, nil, "", err
 	}
-	recs, next, err := findPage(s.db.WithContext(ctx).Model(&entryRecord{}).Where("member_id = ?", memberID), "created_at", page,
+	recs, next, err := findPage(s, listScope("points", memberID), s.db.WithContext(ctx).Model(&entryRecord{}).Where("member_id = ?", memberID), "created_at", page,
 		func(r entryRecord) (time.Time, string) { return r.CreatedAt, r.ID })
 	if err != nil {
 		return domain.Balance{}, nil, "", err
