@@ -150,7 +150,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 		OpenAPI:        quid.OpenAPI,
 		PublicCacheTTL: cfg.PublicCacheTTL,
 		Services: httpapi.Services{Contracts: contracts, Members: members, Exchanges: exchanges, Enforcement: enforcement, Catalog: cat,
-			JWKS: func() any { return signer.JWKS() }},
+			JWKS: func() any { return signer.JWKS() }, Snapshot: store.ReadSnapshot},
 	})
 	s := &service{db: db, store: store, app: a, log: log, contracts: contracts, accrual: accrual, dispatcher: dispatcher}
 	s.workers = append(s.workers,
