@@ -21,7 +21,26 @@ ALTER TABLE webhook_outbox ADD COLUMN xact xid8 NOT NULL DEFAULT pg_current_xact
 ALTER TABLE webhook_outbox ADD COLUMN seq bigserial;
 CREATE INDEX webhook_outbox_feed ON webhook_outbox (xact, seq);
 
+-- Cached public responses (offers, statements, contract reads) change only
+-- when contracts or recipients do. Every write to them, by any process or
+-- path, tells every replica at commit, so each drops what it cached.
+-- +goose StatementBegin
+CREATE FUNCTION notify_public_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('quid_public_change', TG_TABLE_NAME);
+    RETURN NULL;
+END
+$$;
+-- +goose StatementEnd
+CREATE TRIGGER contracts_public_change AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON contracts
+    FOR EACH STATEMENT EXECUTE FUNCTION notify_public_change();
+CREATE TRIGGER recipients_public_change AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON recipients
+    FOR EACH STATEMENT EXECUTE FUNCTION notify_public_change();
+
 -- +goose Down
+DROP TRIGGER recipients_public_change ON recipients;
+DROP TRIGGER contracts_public_change ON contracts;
+DROP FUNCTION notify_public_change;
 DROP INDEX webhook_outbox_feed;
 ALTER TABLE webhook_outbox DROP COLUMN seq, DROP COLUMN xact;
 DROP INDEX access_log_feed;

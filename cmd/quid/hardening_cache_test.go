@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/quidpro/quid/infra/config"
+)
+
+// Two replicas on one database, each caching public responses for an hour:
+// every write on A that changes a cached response (publish, a new version,
+// retire, terminate) is seen on B at once — the cache is invalidated on every
+// replica, the TTL is only the fallback.
+func TestWritesOnOneReplicaInvalidateEveryReplicasCache(t *testing.T) {
+	t.Parallel()
+	hour := func(c *config.Config) { c.PublicCacheTTL = time.Hour }
+	a := newAPI(t, hour)
+	svcB, err := build(context.Background(), a.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svcB.close)
+	b := &api{t: t, svc: svcB, cfg: a.cfg}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	for _, s := range []*service{a.svc, svcB} {
+		for _, w := range s.workers {
+			go w(ctx)
+		}
+	}
+	f := a.fixtures()
+
+	offers := func(api *api) string {
+		return string(expect(t, api.do(req{Method: "GET", Path: "/v1/offers?limit=100"}), 200).Body)
+	}
+	status := func(api *api, id string) any {
+		return expect(t, api.do(req{Method: "GET", Path: "/v1/contracts/" + id + "/transparency"}), 200).json(t)["status"]
+	}
+	// seenOnB reads B until cond holds; a change must show within the
+	// notification delay, far below the hour-long TTL.
+	var worst time.Duration
+	seenOnB := func(what string, cond func() bool) {
+		t.Helper()
+		start, tries := time.Now(), 1
+		for ; !cond(); tries++ {
+			if time.Since(start) > 2*time.Second {
+				t.Fatalf("replica B still serves the old %s", what)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		t.Logf("%s: %v, %d reads", what, time.Since(start), tries)
+		if d := time.Since(start); d > worst {
+			worst = d
+		}
+	}
+	// Until both listeners are up the caches only use the TTL: wait for B to
+	// see a first publication (it proves B's listener is connected).
+	warm := a.publishContract(f, contractBody(f))
+	seenOnB("offers", func() bool { return strings.Contains(offers(b), warm) })
+	worst = 0
+
+	for round := 0; round < 3; round++ {
+		offers(b) // cached on B now
+		v1 := a.publishContract(f, contractBody(f))
+		seenOnB("offers after publish", func() bool { return strings.Contains(offers(b), v1) })
+		if status(b, v1) != "published" {
+			t.Fatal("v1 is not published on B")
+		}
+
+		// A new version replaces the old one in the offers and retires it.
+		d := expect(t, a.do(req{Method: "POST", Path: "/v1/contracts/" + v1 + "/versions", Token: f.marketer}), 201).json(t)["id"].(string)
+		expect(t, a.do(req{Method: "PATCH", Path: "/v1/contracts/" + d, Token: f.marketer, Body: map[string]any{"title": "Coffee club v2"}}), 200)
+		offers(b)
+		expect(t, a.do(req{Method: "POST", Path: "/v1/contracts/" + d + "/publish", Token: f.marketer}), 200)
+		seenOnB("offers after a new version", func() bool { o := offers(b); return strings.Contains(o, d) && !strings.Contains(o, v1) })
+		seenOnB("statement of the replaced version", func() bool { return status(b, v1) == "retired" })
+
+		// Retiring (and terminating) closes it on B too.
+		status(b, d)
+		body := `{}`
+		if round%2 == 1 {
+			body = `{"terminate_active": true}`
+		}
+		expect(t, a.do(req{Method: "POST", Path: "/v1/contracts/" + d + "/retire", Token: f.marketer, Body: body}), 200)
+		seenOnB("offers after retire", func() bool { return !strings.Contains(offers(b), d) })
+		seenOnB("statement after retire", func() bool { return status(b, d) == "retired" })
+	}
+	if worst > 250*time.Millisecond {
+		t.Fatalf("B took up to %v to see a write on A", worst)
+	}
+	t.Logf("B saw every write on A within %v", worst)
+}
