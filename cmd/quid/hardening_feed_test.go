@@ -121,8 +121,6 @@ func TestFeedsNeverSkipOrRepeatACommittedRow(t *testing.T) {
 				poll()
 			}
 			wg.Wait()
-			for poll() > 0 {
-			}
 			var committed []string
 			rows, err := sqlDB.Query("SELECT id::text FROM " + feed.table)
 			if err != nil {
@@ -136,6 +134,15 @@ func TestFeedsNeverSkipOrRepeatACommittedRow(t *testing.T) {
 				committed = append(committed, id)
 			}
 			rows.Close()
+			// Rows are handed out once every older transaction has finished,
+			// anywhere in the cluster (parallel tests hold some open): drain
+			// until the poller has caught up or a generous bound passes.
+			for deadline := time.Now().Add(15 * time.Second); len(seen) < len(committed) && time.Now().Before(deadline); {
+				if poll() == 0 {
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+			poll()
 			missed := 0
 			for _, id := range committed {
 				if seen[id] == 0 {
