@@ -92,3 +92,30 @@ func TestWritesOnOneReplicaInvalidateEveryReplicasCache(t *testing.T) {
 	}
 	t.Logf("B saw every write on A within %v (read time included)", worst)
 }
+
+// The replica that takes a write reads it back on the very next request,
+// without waiting for the change notification (no listener runs here, and
+// the TTL is an hour).
+func TestAWriteIsReadBackAtOnceOnTheSameReplica(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, func(c *config.Config) { c.PublicCacheTTL = time.Hour })
+	f := a.fixtures()
+	offers := func() string { return string(expect(t, a.do(req{Method: "GET", Path: "/v1/offers?limit=100"}), 200).Body) }
+	status := func(id string) any {
+		return expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + id + "/transparency"}), 200).json(t)["status"]
+	}
+	offers()
+	v1 := a.publishContract(f, contractBody(f))
+	if !strings.Contains(offers(), v1) || status(v1) != "published" {
+		t.Fatal("a published contract is not in the offers at once")
+	}
+	d := expect(t, a.do(req{Method: "POST", Path: "/v1/contracts/" + v1 + "/versions", Token: f.marketer}), 201).json(t)["id"].(string)
+	expect(t, a.do(req{Method: "POST", Path: "/v1/contracts/" + d + "/publish", Token: f.marketer}), 200)
+	if o := offers(); !strings.Contains(o, d) || strings.Contains(o, v1) || status(v1) != "retired" {
+		t.Fatal("a new version did not replace the old one at once")
+	}
+	expect(t, a.do(req{Method: "POST", Path: "/v1/contracts/" + d + "/retire", Token: f.marketer, Body: `{"terminate_active": true}`}), 200)
+	if strings.Contains(offers(), d) || status(d) != "retired" {
+		t.Fatal("a retired contract is still offered")
+	}
+}

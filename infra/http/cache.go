@@ -63,6 +63,25 @@ func (rc *responseCache) changed(live bool) {
 	rc.live.Store(live)
 }
 
+// dropOnWrite empties the cache when a successful write to contracts or
+// recipients returns, so the replica that took the write reads it back at
+// once, before the change notification (which tells every other replica)
+// arrives.
+func (rc *responseCache) dropOnWrite(c *fiber.Ctx) error {
+	err := c.Next()
+	switch c.Method() {
+	case fiber.MethodGet, fiber.MethodHead, fiber.MethodOptions:
+		return err
+	}
+	if err == nil && c.Response().StatusCode() < 400 {
+		rc.gen.Add(1)
+		rc.mu.Lock()
+		rc.m = map[string]cachedResponse{}
+		rc.mu.Unlock()
+	}
+	return err
+}
+
 // usable reports whether the cache may serve and store.
 func (rc *responseCache) usable() bool { return !rc.watched.Load() || rc.live.Load() }
 

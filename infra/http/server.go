@@ -103,6 +103,8 @@ func New(opts Options) *fiber.App {
 	if opts.Changes != nil {
 		opts.Changes.Subscribe(h.cache.changed)
 	}
+	a.Use("/v1/contracts", h.cache.dropOnWrite)
+	a.Use("/v1/recipients", h.cache.dropOnWrite)
 	gate := authenticate(opts.Verifier)
 	h.routes(a, gate, optionalAuth(opts.Verifier))
 
