@@ -100,7 +100,9 @@ func TestAWriteIsReadBackAtOnceOnTheSameReplica(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t, func(c *config.Config) { c.PublicCacheTTL = time.Hour })
 	f := a.fixtures()
-	offers := func() string { return string(expect(t, a.do(req{Method: "GET", Path: "/v1/offers?limit=100"}), 200).Body) }
+	offers := func() string {
+		return string(expect(t, a.do(req{Method: "GET", Path: "/v1/offers?limit=100"}), 200).Body)
+	}
 	status := func(id string) any {
 		return expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + id + "/transparency"}), 200).json(t)["status"]
 	}
