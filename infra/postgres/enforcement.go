@@ -80,8 +80,6 @@ type accessRecord struct {
 	ExchangeIDs  string `gorm:"column:exchange_ids"`
 	RequestID    string
 	At           time.Time
-	Xact         string // the writing transaction (xid8), for feeds
-	Seq          int64
 }
 
 // parseTextArray reads PostgreSQL's text form of a simple array ({a,b}).
@@ -99,7 +97,7 @@ func parseTextArray(s string) []string {
 
 func (s *Store) ListAccess(ctx context.Context, f app.AccessFilter, page app.Page) ([]app.AccessEntry, string, error) {
 	q := s.db.WithContext(ctx).Table("access_log").
-		Select("id, member_id, accessor_role, accessor_id, accessor_name, purpose, categories::text AS categories, exchange_ids::text AS exchange_ids, request_id, at, xact::text AS xact, seq")
+		Select("id, member_id, accessor_role, accessor_id, accessor_name, purpose, categories::text AS categories, exchange_ids::text AS exchange_ids, request_id, at")
 	if f.MemberID != "" {
 		q = q.Where("member_id = ?", f.MemberID)
 	}
@@ -117,14 +115,7 @@ func (s *Store) ListAccess(ctx context.Context, f app.AccessFilter, page app.Pag
 		list = "access-log"
 	}
 	scope := listScope(list, f.MemberID, f.AccessorID, optText(f.From), optText(f.Until))
-	var recs []accessRecord
-	var next string
-	var err error
-	if page.Feed {
-		recs, next, err = feedPage(s, scope, q, page, func(r accessRecord) (string, int64) { return r.Xact, r.Seq })
-	} else {
-		recs, next, err = findPage(s, scope, q, "at", page, func(r accessRecord) (time.Time, string) { return r.At, r.ID })
-	}
+	recs, next, err := listPage(s, scope, q, "at", page, func(r accessRecord) (time.Time, string) { return r.At, r.ID })
 	return mapAll(recs, func(r accessRecord) app.AccessEntry {
 		return app.AccessEntry{ID: r.ID, MemberID: r.MemberID, AccessorRole: r.AccessorRole, AccessorID: r.AccessorID,
 			AccessorName: r.AccessorName, Purpose: deref(r.Purpose), Categories: parseTextArray(r.Categories),
@@ -283,24 +274,15 @@ type deliveryRecord struct {
 	FailedAt      *time.Time
 	LastStatus    *int
 	LastError     *string
-	Xact          string // the writing transaction (xid8), for feeds
-	Seq           int64
 }
 
 func (s *Store) ListDeliveries(ctx context.Context, recipientID string, page app.Page) ([]app.Delivery, string, error) {
-	q := s.db.WithContext(ctx).Table("webhook_outbox").Select("id, recipient_id, event_type, created_at, attempts, next_attempt_at, delivered_at, failed_at, last_status, last_error, xact::text AS xact, seq")
+	q := s.db.WithContext(ctx).Table("webhook_outbox").Select("id, recipient_id, event_type, created_at, attempts, next_attempt_at, delivered_at, failed_at, last_status, last_error")
 	if recipientID != "" {
 		q = q.Where("recipient_id = ?", recipientID)
 	}
-	scope := listScope("deliveries", recipientID)
-	var recs []deliveryRecord
-	var next string
-	var err error
-	if page.Feed {
-		recs, next, err = feedPage(s, scope, q, page, func(r deliveryRecord) (string, int64) { return r.Xact, r.Seq })
-	} else {
-		recs, next, err = findPage(s, scope, q, "created_at", page, func(r deliveryRecord) (time.Time, string) { return r.CreatedAt, r.ID })
-	}
+	recs, next, err := listPage(s, listScope("deliveries", recipientID), q, "created_at", page,
+		func(r deliveryRecord) (time.Time, string) { return r.CreatedAt, r.ID })
 	return mapAll(recs, func(r deliveryRecord) app.Delivery {
 		return app.Delivery{ID: r.ID, RecipientID: r.RecipientID, EventType: r.EventType, CreatedAt: r.CreatedAt.UTC(),
 			Attempts: r.Attempts, NextAttempt: r.NextAttemptAt.UTC(), DeliveredAt: utcPtr(r.DeliveredAt), FailedAt: utcPtr(r.FailedAt),

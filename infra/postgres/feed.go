@@ -22,9 +22,25 @@ import (
 // feedScope keeps feed cursors apart from the same list's newest-first ones.
 func feedScope(scope string) string { return listScope("feed", scope) }
 
-// feedPage reads one commit-order page of q, which must select
-// "xact::text AS xact, seq"; key gives a record's (xact, seq).
-func feedPage[R any](s *Store, scope string, q *gorm.DB, page app.Page, key func(R) (string, int64)) ([]R, string, error) {
+// listPage reads one page of an incremental list: newest first by
+// (timeCol, id) as findPage does, or with page.Feed, in commit order.
+func listPage[R any](s *Store, scope string, q *gorm.DB, timeCol string, page app.Page, key func(R) (time.Time, string)) ([]R, string, error) {
+	if !page.Feed {
+		return findPage(s, scope, q, timeCol, page, key)
+	}
+	return feedPage[R](s, scope, q, page)
+}
+
+// feedRow is a record with its feed position.
+type feedRow[R any] struct {
+	Rec      R `gorm:"embedded"`
+	FeedXact string
+	FeedSeq  int64
+}
+
+// feedPage reads one commit-order page of q (a table with xact and seq
+// columns, selecting R's columns).
+func feedPage[R any](s *Store, scope string, q *gorm.DB, page app.Page) ([]R, string, error) {
 	ctx := q.Statement.Context
 	xact, seq := "0", int64(0)
 	if page.Cursor != "" {
@@ -40,15 +56,21 @@ func feedPage[R any](s *Store, scope string, q *gorm.DB, page app.Page, key func
 		}
 		xact = parts[0]
 	}
+	q = q.Session(&gorm.Session{})
+	q.Statement.Selects = append(q.Statement.Selects, "xact::text AS feed_xact", "seq AS feed_seq")
 	q = q.Where("xact < pg_snapshot_xmin(pg_current_snapshot())").
 		Where("(xact, seq) > (CAST(? AS xid8), CAST(? AS bigint))", xact, seq).
 		Order("xact").Order("seq").Limit(page.Limit)
-	var recs []R
-	if err := q.Scan(&recs).Error; err != nil {
+	var rows []feedRow[R]
+	if err := q.Scan(&rows).Error; err != nil {
 		return nil, "", err
 	}
-	if len(recs) > 0 {
-		xact, seq = key(recs[len(recs)-1])
+	recs := make([]R, len(rows))
+	for i, r := range rows {
+		recs[i] = r.Rec
+	}
+	if len(rows) > 0 {
+		xact, seq = rows[len(rows)-1].FeedXact, rows[len(rows)-1].FeedSeq
 	}
 	next, err := s.sealCursor(ctx, feedScope(scope), xact, strconv.FormatInt(seq, 10))
 	return recs, next, err
