@@ -40,16 +40,20 @@ func (s *Store) ReadSnapshot(ctx context.Context, fn func(ctx context.Context) e
 }
 
 // snapshotPool is the Store's connection pool: statements go to the
-// context's snapshot transaction when there is one, else to the pool.
-type snapshotPool struct{ db *sql.DB }
+// context's snapshot transaction when there is one, else to the pool gorm
+// was opened with (whatever it is: plain, or with prepared statements).
+type snapshotPool struct {
+	inner gorm.ConnPool
+	db    *sql.DB
+}
 
 func withSnapshots(db *gorm.DB) *gorm.DB {
 	sqlDB, err := db.DB()
-	if err != nil {
+	if err != nil || db.Statement.ConnPool == nil {
 		return db // not a database/sql pool: snapshots are unavailable, reads still work
 	}
 	out := db.Session(&gorm.Session{})
-	out.Statement.ConnPool = snapshotPool{sqlDB}
+	out.Statement.ConnPool = snapshotPool{inner: db.Statement.ConnPool, db: sqlDB}
 	return out
 }
 
@@ -57,7 +61,7 @@ func (p snapshotPool) pool(ctx context.Context) gorm.ConnPool {
 	if tx, ok := ctx.Value(snapshotKey{}).(*sql.Tx); ok {
 		return tx
 	}
-	return p.db
+	return p.inner
 }
 
 func (p snapshotPool) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
@@ -76,10 +80,17 @@ func (p snapshotPool) QueryRowContext(ctx context.Context, query string, args ..
 	return p.pool(ctx).QueryRowContext(ctx, query, args...)
 }
 
-// BeginTx opens a transaction, or inside a snapshot joins it.
+// BeginTx opens a transaction on the inner pool, or inside a snapshot
+// joins it.
 func (p snapshotPool) BeginTx(ctx context.Context, opts *sql.TxOptions) (gorm.ConnPool, error) {
 	if tx, ok := ctx.Value(snapshotKey{}).(*sql.Tx); ok {
 		return joinedTx{tx}, nil
+	}
+	switch b := p.inner.(type) {
+	case gorm.TxBeginner:
+		return b.BeginTx(ctx, opts)
+	case gorm.ConnPoolBeginner:
+		return b.BeginTx(ctx, opts)
 	}
 	return p.db.BeginTx(ctx, opts)
 }
