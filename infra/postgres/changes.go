@@ -21,15 +21,18 @@ const PublicChangeChannel = "quid_public_change"
 // was down), changed(false) when the connection is lost, so caches stop
 // serving until it is back. It reconnects with back-off until ctx ends.
 type ChangeListener struct {
-	dsn  string
-	log  *slog.Logger
-	mu   sync.Mutex
-	subs []func(live bool)
+	// store's own recipient cache is dropped with every change, so a
+	// recipient changed on another replica is not served stale here.
+	store *Store
+	dsn   string
+	log   *slog.Logger
+	mu    sync.Mutex
+	subs  []func(live bool)
 }
 
 // NewChangeListener listens on the store's database.
 func (s *Store) NewChangeListener(log *slog.Logger) *ChangeListener {
-	l := &ChangeListener{log: log.With("component", "changes")}
+	l := &ChangeListener{log: log.With("component", "changes"), store: s}
 	if d, ok := s.db.Dialector.(*pgdriver.Dialector); ok && d.Config != nil {
 		l.dsn = d.Config.DSN
 	}
@@ -44,6 +47,7 @@ func (l *ChangeListener) Subscribe(fn func(live bool)) {
 }
 
 func (l *ChangeListener) tell(live bool) {
+	l.store.recipients.Clear()
 	l.mu.Lock()
 	subs := append([]func(bool){}, l.subs...)
 	l.mu.Unlock()
