@@ -91,6 +91,21 @@ func TestWritesOnOneReplicaInvalidateEveryReplicasCache(t *testing.T) {
 		seenOnB("statement after retire", func() bool { return status(b, d) == "retired" })
 	}
 	t.Logf("B saw every write on A within %v (read time included)", worst)
+
+	// The listeners' connections are cut: B must not serve what it cached
+	// before, neither while it reconnects nor after.
+	offers(b)
+	var cut int
+	if err := a.svc.sqlDB().QueryRow(`SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND query LIKE 'LISTEN %'`).Scan(&cut); err != nil || cut != 2 {
+		t.Fatalf("cut %d listener connections, want 2 (%v)", cut, err)
+	}
+	v := a.publishContract(f, contractBody(f))
+	seenOnB("offers while the listener reconnects", func() bool { return strings.Contains(offers(b), v) })
+	time.Sleep(300 * time.Millisecond) // reconnected by now
+	offers(b)
+	v = a.publishContract(f, contractBody(f))
+	seenOnB("offers after the listener reconnected", func() bool { return strings.Contains(offers(b), v) })
 }
 
 // The replica that takes a write reads it back on the very next request,
