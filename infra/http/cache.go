@@ -56,11 +56,16 @@ type responseCache struct {
 // came back), or with live false, the feed is down.
 func (rc *responseCache) changed(live bool) {
 	rc.watched.Store(true)
+	rc.clear()
+	rc.live.Store(live)
+}
+
+// clear drops everything, including renders in flight (by the generation).
+func (rc *responseCache) clear() {
 	rc.gen.Add(1)
 	rc.mu.Lock()
 	rc.m = map[string]cachedResponse{}
 	rc.mu.Unlock()
-	rc.live.Store(live)
 }
 
 // dropOnWrite empties the cache when a successful write to contracts or
@@ -74,10 +79,7 @@ func (rc *responseCache) dropOnWrite(c *fiber.Ctx) error {
 		return err
 	}
 	if err == nil && c.Response().StatusCode() < 400 {
-		rc.gen.Add(1)
-		rc.mu.Lock()
-		rc.m = map[string]cachedResponse{}
-		rc.mu.Unlock()
+		rc.clear()
 	}
 	return err
 }
