@@ -100,7 +100,12 @@ func (s *Contracts) terms(ctx context.Context, in TermsInput) (domain.Terms, err
 	}
 	t.Reward = domain.Reward{JoinBonus: in.Reward.JoinBonus, PointsPerPeriod: in.Reward.PointsPerPeriod}
 	if in.Reward.Vesting != nil {
-		t.Reward.Vesting = parse("/reward/vesting", *in.Reward.Vesting)
+		// Zero (PT0S) means the same as null: the bonus vests in the join.
+		d, err := domain.ParseOptionalDuration(*in.Reward.Vesting)
+		if err != nil {
+			v.Add("/reward/vesting", err.Error())
+		}
+		t.Reward.Vesting = d
 	}
 	if in.Reward.Period != nil {
 		t.Reward.Period = parse("/reward/period", *in.Reward.Period)

@@ -37,6 +37,9 @@ type MemberSnapshot struct {
 
 // AccessFilter narrows the audit trail.
 type AccessFilter struct {
+	// Own marks the member's own view (GET /v1/me/access-log), a list of
+	// its own: its cursors are not the audit's.
+	Own         bool
 	MemberID    string
 	AccessorID  string
 	From, Until *time.Time
@@ -184,7 +187,7 @@ func (s *Enforcement) MyAccessLog(ctx context.Context, p Principal, page Page) (
 	if err := s.Repo.RequireEnrolled(ctx, p.Subject); err != nil {
 		return nil, "", err
 	}
-	return s.Repo.ListAccess(ctx, AccessFilter{MemberID: p.Subject}, page.Normalised())
+	return s.Repo.ListAccess(ctx, AccessFilter{Own: true, MemberID: p.Subject}, page.Normalised())
 }
 
 // Audit lists every logged read for admins.

@@ -8,9 +8,14 @@ import (
 )
 
 // Page asks for one page of a list; Cursor is opaque, from a previous page.
+// Feed asks an incremental list (audit, access log, webhook deliveries) for
+// commit order instead of newest first: oldest first, only rows whose
+// transaction has finished before every still-running one began, so
+// following the cursor never skips a committed row and never repeats one.
 type Page struct {
 	Cursor string
 	Limit  int
+	Feed   bool
 }
 
 // Normalised clamps the limit to 1..100, default 20.

@@ -41,6 +41,23 @@ func ParseDuration(s string) (Duration, error) {
 	return d, nil
 }
 
+// ParseOptionalDuration reads an ISO 8601 duration where zero (PT0S, P0D)
+// is allowed and means "none", as a bonus vesting at once.
+func ParseOptionalDuration(s string) (Duration, error) {
+	if m := isoDuration.FindStringSubmatch(s); m != nil && s != "P" && !strings.HasSuffix(s, "T") {
+		zero := true
+		for _, part := range m[1:] {
+			if part != "" && strings.Trim(part, "0") != "" {
+				zero = false
+			}
+		}
+		if zero {
+			return Duration{}, nil
+		}
+	}
+	return ParseDuration(s)
+}
+
 // MustParseDuration is for constants and tests.
 func MustParseDuration(s string) Duration {
 	d, err := ParseDuration(s)

@@ -97,6 +97,7 @@ func Join(id, memberID string, c Contract, now time.Time, bonusEligible bool) (E
 	if r.JoinBonus > 0 && bonusEligible {
 		vests := r.Vesting.AddTo(now, 1)
 		e.s.BonusPoints, e.s.BonusState, e.s.BonusVestsAt = r.JoinBonus, BonusPending, &vests
+		e.vestDue(now)
 	}
 	if r.PointsPerPeriod > 0 {
 		first := r.Period.AddTo(now, 1)
@@ -163,5 +164,15 @@ func (e *Exchange) Supersede(next *Exchange, now time.Time) {
 	if e.s.BonusState == BonusPending {
 		next.s.BonusPoints, next.s.BonusState, next.s.BonusVestsAt = e.s.BonusPoints, BonusPending, e.s.BonusVestsAt
 		e.s.BonusState = BonusTransferred
+		next.vestDue(now)
+	}
+}
+
+// vestDue vests a pending bonus whose vesting time has come: a bonus with no
+// vesting (or one carried over whose time passed) is available in the join
+// itself, not at the next accrual run.
+func (e *Exchange) vestDue(now time.Time) {
+	if e.s.BonusState == BonusPending && e.s.BonusVestsAt != nil && !e.s.BonusVestsAt.After(now) {
+		e.s.BonusState = BonusVested
 	}
 }

@@ -139,6 +139,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 		Clock: systemClock{}, Log: log.With("worker", "webhooks"), MaxAttempts: 12,
 		BaseBackoff: 5 * time.Second, MaxBackoff: time.Hour, Lease: time.Minute}
 
+	changes := store.NewChangeListener(log)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewDBStatsCollector(sqlDB, "quid"))
@@ -149,13 +150,15 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 		Registry:       reg,
 		OpenAPI:        quid.OpenAPI,
 		PublicCacheTTL: cfg.PublicCacheTTL,
+		Changes:        changes,
 		Services: httpapi.Services{Contracts: contracts, Members: members, Exchanges: exchanges, Enforcement: enforcement, Catalog: cat,
-			JWKS: func() any { return signer.JWKS() }},
+			JWKS: func() any { return signer.JWKS() }, Snapshot: store.ReadSnapshot},
 	})
 	s := &service{db: db, store: store, app: a, log: log, contracts: contracts, accrual: accrual, dispatcher: dispatcher}
 	s.workers = append(s.workers,
 		func(ctx context.Context) { accrual.Run(ctx, cfg.AccrualInterval) },
-		func(ctx context.Context) { dispatcher.Run(ctx, cfg.WebhookInterval) })
+		func(ctx context.Context) { dispatcher.Run(ctx, cfg.WebhookInterval) },
+		changes.Run)
 	return s, nil
 }
 

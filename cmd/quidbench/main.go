@@ -325,7 +325,7 @@ func joinSQL(ctx context.Context, db *sql.DB, member string, c domain.Contract) 
 		write.Queue(postgres.JoinWriteSQL, pgx.NamedArgs{"id": id, "member": member, "contract": c.ID(),
 			"family": c.FamilyID(), "hash": c.TermsHash(), "status": "active", "joined": now, "expires": nil, "bonus_points": 100,
 			"bonus_state": "pending", "vests": vests, "next": next, "receipt_id": uuid.NewString(), "receipt": "x",
-			"now": now, "bonus": 100, "events": events})
+			"now": now, "bonus": 100, "vest": 0, "events": events})
 		write.Queue("COMMIT")
 		if err := pc.SendBatch(ctx, write).Close(); err != nil {
 			_, _ = pc.Exec(ctx, "ROLLBACK")

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -42,7 +43,49 @@ type responseCache struct {
 	ttl time.Duration
 	mu  sync.RWMutex
 	m   map[string]cachedResponse
+	// Invalidation: with a change feed (watched), every change to what the
+	// responses are made of, on any replica, empties the cache (gen counts
+	// them, so a render that raced a change is not stored), and while the
+	// feed is down nothing is served from the cache. The TTL is the fallback.
+	gen     atomic.Uint64
+	watched atomic.Bool
+	live    atomic.Bool
 }
+
+// changed is the change feed's callback: something changed (or the feed
+// came back), or with live false, the feed is down.
+func (rc *responseCache) changed(live bool) {
+	rc.watched.Store(true)
+	rc.clear()
+	rc.live.Store(live)
+}
+
+// clear drops everything, including renders in flight (by the generation).
+func (rc *responseCache) clear() {
+	rc.gen.Add(1)
+	rc.mu.Lock()
+	rc.m = map[string]cachedResponse{}
+	rc.mu.Unlock()
+}
+
+// dropOnWrite empties the cache when a successful write to contracts or
+// recipients returns, so the replica that took the write reads it back at
+// once, before the change notification (which tells every other replica)
+// arrives.
+func (rc *responseCache) dropOnWrite(c *fiber.Ctx) error {
+	err := c.Next()
+	switch c.Method() {
+	case fiber.MethodGet, fiber.MethodHead, fiber.MethodOptions:
+		return err
+	}
+	if err == nil && c.Response().StatusCode() < 400 {
+		rc.clear()
+	}
+	return err
+}
+
+// usable reports whether the cache may serve and store.
+func (rc *responseCache) usable() bool { return !rc.watched.Load() || rc.live.Load() }
 
 type cachedResponse struct {
 	body         []byte
@@ -56,6 +99,9 @@ func newResponseCache(ttl time.Duration) *responseCache {
 }
 
 func (rc *responseCache) get(key string) (cachedResponse, bool) {
+	if !rc.usable() {
+		return cachedResponse{}, false
+	}
 	rc.mu.RLock()
 	r, ok := rc.m[key]
 	rc.mu.RUnlock()
@@ -88,11 +134,12 @@ func (rc *responseCache) serve(c *fiber.Ctx, key string, render func() (cachedRe
 	if r, ok := rc.get(key); ok {
 		return sendBytesCached(c, r.body, r.contentType, r.cacheControl)
 	}
+	gen := rc.gen.Load()
 	r, cacheable, err := render()
 	if err != nil {
 		return err
 	}
-	if cacheable {
+	if cacheable && rc.usable() && rc.gen.Load() == gen {
 		rc.put(key, r)
 	}
 	return sendBytesCached(c, r.body, r.contentType, r.cacheControl)

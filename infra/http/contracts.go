@@ -27,7 +27,7 @@ func (h *handlers) contractRoutes(v1 fiber.Router, auth roleGate, optional fiber
 	v1.Post("/contracts/:id/publish", auth(app.RoleMarketer), h.publishContract)
 	v1.Post("/contracts/:id/retire", auth(app.RoleMarketer), h.retireContract)
 	v1.Post("/contracts/:id/versions", auth(app.RoleMarketer), h.newVersion)
-	v1.Get("/contracts/:id/stats", auth(app.RoleMarketer, app.RoleAdmin), h.contractStats)
+	v1.Get("/contracts/:id/stats", auth(app.RoleMarketer, app.RoleAdmin), h.snapshot, h.contractStats)
 	v1.Get("/contracts/:id/transparency", optional, h.transparency)
 }
 

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"log/slog"
 	"net/url"
 	"strconv"
@@ -23,6 +24,9 @@ type Services struct {
 	Enforcement *app.Enforcement
 	Catalog     domain.Catalog
 	JWKS        func() any
+	// Snapshot runs fn with a context whose reads see one consistent
+	// snapshot of the database; nil runs fn as is.
+	Snapshot func(ctx context.Context, fn func(ctx context.Context) error) error
 }
 
 type handlers struct {

@@ -15,15 +15,15 @@ func (h *handlers) memberRoutes(v1 fiber.Router, auth roleGate) {
 	member := auth(app.RoleMember)
 	me := v1.Group("/me")
 	me.Put("", member, h.putMe)
-	me.Get("", member, h.getMe)
-	me.Get("/exchanges", member, h.listExchanges)
+	me.Get("", member, h.snapshot, h.getMe)
+	me.Get("/exchanges", member, h.snapshot, h.listExchanges)
 	me.Post("/exchanges", member, h.join)
-	me.Get("/exchanges/:id", member, h.getExchange)
+	me.Get("/exchanges/:id", member, h.snapshot, h.getExchange)
 	me.Delete("/exchanges/:id", member, h.cancelExchange)
-	me.Get("/points", member, h.points)
+	me.Get("/points", member, h.snapshot, h.points)
 	me.Post("/redemptions", member, h.redeem)
-	me.Get("/transparency", member, h.myTransparency)
-	me.Get("/export", member, h.export)
+	me.Get("/transparency", member, h.snapshot, h.myTransparency)
+	me.Get("/export", member, h.snapshot, h.export)
 }
 
 type balanceDTO struct {

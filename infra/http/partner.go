@@ -14,7 +14,7 @@ func (h *handlers) enforcementRoutes(v1 fiber.Router, auth roleGate) {
 	v1.Get("/partner/members/:member_id/data", auth(app.RolePartner), h.partnerRead)
 	v1.Put("/partner/webhook", auth(app.RolePartner), h.putWebhook)
 	v1.Post("/partner/deletions", auth(app.RolePartner), h.confirmDeletion)
-	v1.Get("/me/access-log", auth(app.RoleMember), h.myAccessLog)
+	v1.Get("/me/access-log", auth(app.RoleMember), h.snapshot, h.myAccessLog)
 	v1.Delete("/me", auth(app.RoleMember), h.erase)
 	v1.Get("/audit", auth(app.RoleAdmin), h.audit)
 	v1.Get("/audit/overdue-deletions", auth(app.RoleAdmin), h.overdueDeletions)
@@ -136,7 +136,7 @@ func accessList(es []app.AccessEntry, next string) list[accessDTO] {
 }
 
 func (h *handlers) myAccessLog(c *fiber.Ctx) error {
-	page, err := pageOf(c)
+	page, err := feedPageOf(c)
 	if err != nil {
 		return err
 	}
@@ -160,7 +160,7 @@ func queryTime(c *fiber.Ctx, name string) (*time.Time, error) {
 }
 
 func (h *handlers) audit(c *fiber.Ctx) error {
-	page, err := pageOf(c)
+	page, err := feedPageOf(c)
 	if err != nil {
 		return err
 	}
@@ -215,7 +215,7 @@ type deliveryDTO struct {
 }
 
 func (h *handlers) deliveries(c *fiber.Ctx) error {
-	page, err := pageOf(c)
+	page, err := feedPageOf(c)
 	if err != nil {
 		return err
 	}

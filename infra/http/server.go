@@ -23,6 +23,13 @@ type TokenVerifier interface {
 	Verify(token string) (app.Principal, error)
 }
 
+// ChangeFeed calls a subscriber after every change to what public
+// responses are made of (live true), and with live false while it cannot
+// tell (its connection is down).
+type ChangeFeed interface {
+	Subscribe(fn func(live bool))
+}
+
 // Options are the server's collaborators. Use-case fields may be nil while a
 // capability is not wired; their routes are then absent.
 type Options struct {
@@ -33,8 +40,11 @@ type Options struct {
 	OpenAPI        []byte
 	RequestTimeout time.Duration
 	BodyLimit      int
-	// PublicCacheTTL is how long rendered offers and statements are reused.
+	// PublicCacheTTL is how long rendered offers and statements are reused
+	// at most; with Changes, a change on any replica drops them at once.
 	PublicCacheTTL time.Duration
+	// Changes announces changes to what public responses are made of.
+	Changes ChangeFeed
 
 	Services Services
 }
@@ -90,6 +100,11 @@ func New(opts Options) *fiber.App {
 		opts.PublicCacheTTL = time.Second
 	}
 	h := &handlers{svc: opts.Services, log: opts.Logger, cache: newResponseCache(opts.PublicCacheTTL)}
+	if opts.Changes != nil {
+		opts.Changes.Subscribe(h.cache.changed)
+	}
+	a.Use("/v1/contracts", h.cache.dropOnWrite)
+	a.Use("/v1/recipients", h.cache.dropOnWrite)
 	gate := authenticate(opts.Verifier)
 	h.routes(a, gate, optionalAuth(opts.Verifier))
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gorm.io/gorm"
@@ -185,10 +186,12 @@ type Store struct {
 	frozen sync.Map
 	// recipients caches the registry, which has no update operation.
 	recipients sync.Map
+	// cursorSecret signs list cursors (see errors.go); loaded once.
+	cursorSecret atomic.Pointer[[]byte]
 }
 
 // NewStore wraps an open database.
-func NewStore(db *gorm.DB) *Store { return &Store{db: db} }
+func NewStore(db *gorm.DB) *Store { return &Store{db: withSnapshots(db)} }
 
 func (s *Store) CreateRecipient(ctx context.Context, r domain.Recipient) error {
 	rec := recipientRecord{r.ID, r.Name, string(r.Kind), r.Country, r.PrivacyPolicyURL, r.CreatedAt}
@@ -204,7 +207,7 @@ func (s *Store) GetRecipient(ctx context.Context, id string) (domain.Recipient, 
 }
 
 func (s *Store) ListRecipients(ctx context.Context, page app.Page) ([]domain.Recipient, string, error) {
-	recs, next, err := findPage(s.db.WithContext(ctx).Model(&recipientRecord{}), "created_at", page,
+	recs, next, err := findPage(s, "recipients", s.db.WithContext(ctx).Model(&recipientRecord{}), "created_at", page,
 		func(r recipientRecord) (time.Time, string) { return r.CreatedAt, r.ID })
 	return mapAll(recs, recipientRecord.toDomain), next, err
 }
@@ -269,8 +272,8 @@ func (s *Store) ContractVersion(ctx context.Context, familyID string, version in
 	return c, err == nil, err
 }
 
-func (s *Store) listContracts(q *gorm.DB, timeCol string, page app.Page) ([]domain.Contract, string, error) {
-	recs, next, err := findPage(q, timeCol, page, func(r contractRecord) (time.Time, string) {
+func (s *Store) listContracts(scope string, q *gorm.DB, timeCol string, page app.Page) ([]domain.Contract, string, error) {
+	recs, next, err := findPage(s, scope, q, timeCol, page, func(r contractRecord) (time.Time, string) {
 		if timeCol == "published_at" {
 			return *r.PublishedAt, r.ID
 		}
@@ -288,11 +291,11 @@ func (s *Store) ListContracts(ctx context.Context, status domain.ContractStatus,
 	if status != "" {
 		q = q.Where("status = ?", string(status))
 	}
-	return s.listContracts(q, "created_at", page)
+	return s.listContracts(listScope("contracts", string(status)), q, "created_at", page)
 }
 
 func (s *Store) ListOffers(ctx context.Context, page app.Page) ([]domain.Contract, string, error) {
-	return s.listContracts(s.db.WithContext(ctx).Model(&contractRecord{}).Where("status = 'published'"), "published_at", page)
+	return s.listContracts("offers", s.db.WithContext(ctx).Model(&contractRecord{}).Where("status = 'published'"), "published_at", page)
 }
 
 // lockContract reads a contract FOR UPDATE inside tx.

@@ -106,7 +106,12 @@ func (s *Store) ListAccess(ctx context.Context, f app.AccessFilter, page app.Pag
 	if f.Until != nil {
 		q = q.Where("at < ?", *f.Until)
 	}
-	recs, next, err := findPage(q, "at", page, func(r accessRecord) (time.Time, string) { return r.At, r.ID })
+	list := "audit"
+	if f.Own {
+		list = "access-log"
+	}
+	scope := listScope(list, f.MemberID, f.AccessorID, optText(f.From), optText(f.Until))
+	recs, next, err := listPage(s, scope, q, "at", page, func(r accessRecord) (time.Time, string) { return r.At, r.ID })
 	return mapAll(recs, func(r accessRecord) app.AccessEntry {
 		return app.AccessEntry{ID: r.ID, MemberID: r.MemberID, AccessorRole: r.AccessorRole, AccessorID: r.AccessorID,
 			AccessorName: r.AccessorName, Purpose: deref(r.Purpose), Categories: parseTextArray(r.Categories),
@@ -209,7 +214,7 @@ func (s *Store) MemberDeletionAcks(ctx context.Context, memberID string) ([]app.
 }
 
 func (s *Store) OverdueDeletions(ctx context.Context, page app.Page) ([]app.DeletionAck, string, error) {
-	args, err := cursorArgs(page)
+	args, err := s.cursorArgs(ctx, "overdue", page)
 	if err != nil {
 		return nil, "", err
 	}
@@ -224,7 +229,9 @@ func (s *Store) OverdueDeletions(ctx context.Context, page app.Page) ([]app.Dele
 	if len(recs) > page.Limit {
 		recs = recs[:page.Limit]
 		last := recs[len(recs)-1]
-		next = encodeCursor(last.DueAt, last.ExchangeID+last.RecipientID)
+		if next, err = s.encodeCursor(ctx, "overdue", last.DueAt, last.ExchangeID+last.RecipientID); err != nil {
+			return nil, "", err
+		}
 	}
 	out := make([]app.DeletionAck, len(recs))
 	for i, r := range recs {
@@ -234,11 +241,11 @@ func (s *Store) OverdueDeletions(ctx context.Context, page app.Page) ([]app.Dele
 }
 
 // cursorArgs gives (time, time, key, limit+1) for an oldest-first keyset.
-func cursorArgs(page app.Page) ([]any, error) {
+func (s *Store) cursorArgs(ctx context.Context, scope string, page app.Page) ([]any, error) {
 	if page.Cursor == "" {
 		return []any{nil, nil, "", page.Limit + 1}, nil
 	}
-	t, key, err := decodeCursor(page.Cursor)
+	t, key, err := s.decodeCursor(ctx, scope, page.Cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -270,7 +277,8 @@ func (s *Store) ListDeliveries(ctx context.Context, recipientID string, page app
 	if recipientID != "" {
 		q = q.Where("recipient_id = ?", recipientID)
 	}
-	recs, next, err := findPage(q, "created_at", page, func(r deliveryRecord) (time.Time, string) { return r.CreatedAt, r.ID })
+	recs, next, err := listPage(s, listScope("deliveries", recipientID), q, "created_at", page,
+		func(r deliveryRecord) (time.Time, string) { return r.CreatedAt, r.ID })
 	return mapAll(recs, func(r deliveryRecord) app.Delivery {
 		return app.Delivery{ID: r.ID, RecipientID: r.RecipientID, EventType: r.EventType, CreatedAt: r.CreatedAt.UTC(),
 			Attempts: r.Attempts, NextAttempt: r.NextAttemptAt.UTC(), DeliveredAt: utcPtr(r.DeliveredAt), FailedAt: utcPtr(r.FailedAt),

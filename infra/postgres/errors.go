@@ -1,8 +1,12 @@
 package postgres
 
 import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -26,28 +30,102 @@ func translate(err error, what string) error {
 	return err
 }
 
-// cursor encodes a keyset position (time, id) as an opaque string.
-func encodeCursor(t time.Time, id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(t.UTC().Format(time.RFC3339Nano) + "|" + id))
+// Cursors are opaque and tamper-evident: the position they carry is signed
+// with HMAC-SHA256 under a key kept in the database (one per database, so
+// every replica accepts the cursors of every other), together with the
+// list's scope (the list and its filters). An altered, truncated, forged
+// or foreign cursor is a 422 naming the cursor parameter; nothing a client
+// sends reaches SQL unless the server wrote it.
+var errBadCursor = domain.Invalid("/cursor", "is not a cursor this list handed out; start again without it")
+
+// cursorMACSize is how many bytes of the HMAC a cursor carries.
+const cursorMACSize = 16
+
+// cursorKey loads the signing key once.
+func (s *Store) cursorKey(ctx context.Context) ([]byte, error) {
+	if k := s.cursorSecret.Load(); k != nil {
+		return *k, nil
+	}
+	var key []byte
+	if err := s.db.WithContext(ctx).Raw(`SELECT key FROM cursor_keys WHERE id = 1`).Row().Scan(&key); err != nil {
+		return nil, fmt.Errorf("cursor key: %w", err)
+	}
+	if len(key) < 16 {
+		return nil, errors.New("cursor key: too short")
+	}
+	s.cursorSecret.Store(&key)
+	return key, nil
 }
 
-func decodeCursor(c string) (time.Time, string, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(c)
+func cursorMAC(key []byte, scope, payload string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(scope))
+	m.Write([]byte{0})
+	m.Write([]byte(payload))
+	return m.Sum(nil)[:cursorMACSize]
+}
+
+// sealCursor signs a position (parts without "|") for one list scope.
+func (s *Store) sealCursor(ctx context.Context, scope string, parts ...string) (string, error) {
+	key, err := s.cursorKey(ctx)
 	if err != nil {
-		return time.Time{}, "", domain.Invalid("/cursor", "is not a cursor returned by this API")
+		return "", err
 	}
-	ts, id, ok := strings.Cut(string(raw), "|")
-	t, perr := time.Parse(time.RFC3339Nano, ts)
-	if !ok || perr != nil {
-		return time.Time{}, "", domain.Invalid("/cursor", "is not a cursor returned by this API")
+	payload := strings.Join(parts, "|")
+	return base64.RawURLEncoding.EncodeToString([]byte(payload)) + "." +
+		base64.RawURLEncoding.EncodeToString(cursorMAC(key, scope, payload)), nil
+}
+
+// openCursor checks a cursor's signature for scope and returns its n parts.
+func (s *Store) openCursor(ctx context.Context, scope, cursor string, n int) ([]string, error) {
+	if len(cursor) > 512 {
+		return nil, errBadCursor
 	}
-	return t, id, nil
+	p64, m64, ok := strings.Cut(cursor, ".")
+	if !ok {
+		return nil, errBadCursor
+	}
+	payload, err1 := base64.RawURLEncoding.DecodeString(p64)
+	mac, err2 := base64.RawURLEncoding.DecodeString(m64)
+	if err1 != nil || err2 != nil || len(mac) != cursorMACSize {
+		return nil, errBadCursor
+	}
+	key, err := s.cursorKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !hmac.Equal(mac, cursorMAC(key, scope, string(payload))) {
+		return nil, errBadCursor
+	}
+	parts := strings.Split(string(payload), "|")
+	if len(parts) != n {
+		return nil, errBadCursor
+	}
+	return parts, nil
+}
+
+// encodeCursor signs a keyset position (time, id) for scope.
+func (s *Store) encodeCursor(ctx context.Context, scope string, t time.Time, id string) (string, error) {
+	return s.sealCursor(ctx, scope, t.UTC().Format(time.RFC3339Nano), id)
+}
+
+// decodeCursor checks and reads a keyset position (time, id) of scope.
+func (s *Store) decodeCursor(ctx context.Context, scope, c string) (time.Time, string, error) {
+	parts, err := s.openCursor(ctx, scope, c, 2)
+	if err != nil {
+		return time.Time{}, "", err
+	}
+	t, err := time.Parse(time.RFC3339Nano, parts[0])
+	if err != nil {
+		return time.Time{}, "", errBadCursor
+	}
+	return t, parts[1], nil
 }
 
 // keyset applies "newest first" cursor pagination on (timeCol, id).
-func keyset(q *gorm.DB, timeCol, idCol, cursor string, limit int) (*gorm.DB, error) {
+func (s *Store) keyset(q *gorm.DB, scope, timeCol, idCol, cursor string, limit int) (*gorm.DB, error) {
 	if cursor != "" {
-		t, id, err := decodeCursor(cursor)
+		t, id, err := s.decodeCursor(q.Statement.Context, scope, cursor)
 		if err != nil {
 			return nil, err
 		}
@@ -57,10 +135,11 @@ func keyset(q *gorm.DB, timeCol, idCol, cursor string, limit int) (*gorm.DB, err
 }
 
 // findPage reads one newest-first page of q from the cursor and returns the
-// records and the next page's cursor ("" on the last page). key gives a
+// records and the next page's cursor ("" on the last page). scope names the
+// list and its filters (a cursor of another list is refused); key gives a
 // record's position (time, id).
-func findPage[R any](q *gorm.DB, timeCol string, page app.Page, key func(R) (time.Time, string)) ([]R, string, error) {
-	q, err := keyset(q, timeCol, "id", page.Cursor, page.Limit)
+func findPage[R any](s *Store, scope string, q *gorm.DB, timeCol string, page app.Page, key func(R) (time.Time, string)) ([]R, string, error) {
+	q, err := s.keyset(q, scope, timeCol, "id", page.Cursor, page.Limit)
 	if err != nil {
 		return nil, "", err
 	}
@@ -73,8 +152,12 @@ func findPage[R any](q *gorm.DB, timeCol string, page app.Page, key func(R) (tim
 	}
 	recs = recs[:page.Limit]
 	at, id := key(recs[len(recs)-1])
-	return recs, encodeCursor(at, id), nil
+	next, err := s.encodeCursor(q.Statement.Context, scope, at, id)
+	return recs, next, err
 }
+
+// listScope joins a list's name and filters into a cursor scope.
+func listScope(parts ...string) string { return strings.Join(parts, "\x00") }
 
 // mapAll converts records to another type.
 func mapAll[R, T any](recs []R, f func(R) T) []T {

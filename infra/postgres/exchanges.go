@@ -82,8 +82,10 @@ FROM members m WHERE m.id = @member AND m.erased_at IS NULL FOR UPDATE OF m`
 FROM contracts c WHERE c.id = @contract`
 )
 
-// JoinWriteSQL inserts the exchange, its consent event, its pending bonus,
-// the member's pending balance and the partners' webhook events (built in Go:
+// JoinWriteSQL inserts the exchange, its consent event, its pending bonus
+// (@bonus: new points), the vesting of a bonus due at once (@vest: a bonus
+// without vesting, or a carried-over one whose time passed), the member's
+// balances and the partners' webhook events (built in Go:
 // assembling them in SQL cost a third of the database's join throughput).
 const JoinWriteSQL = `
 WITH ex AS (
@@ -97,9 +99,12 @@ WITH ex AS (
     SELECT id, member_id, contract_id, terms_hash, 'joined', 'member', @now FROM ex
 ), bonus AS (
     INSERT INTO ledger_entries (member_id, kind, points, exchange_id, contract_id, family_id, terms_hash, created_at)
-    SELECT member_id, 'bonus_pending', CAST(@bonus AS bigint), id, contract_id, family_id, terms_hash, @now FROM ex WHERE CAST(@bonus AS bigint) > 0
+    SELECT member_id, 'bonus_pending', CAST(@bonus AS bigint), id, contract_id, family_id, terms_hash, CAST(@now AS timestamptz) FROM ex WHERE CAST(@bonus AS bigint) > 0
+    UNION ALL
+    SELECT member_id, 'bonus_vested', CAST(@vest AS bigint), id, contract_id, family_id, terms_hash, CAST(@now AS timestamptz) FROM ex WHERE CAST(@vest AS bigint) > 0
 ), balance AS (
-    UPDATE members SET pending = pending + CAST(@bonus AS bigint) WHERE id = @member AND CAST(@bonus AS bigint) > 0
+    UPDATE members SET pending = pending + CAST(@bonus AS bigint) - CAST(@vest AS bigint), available = available + CAST(@vest AS bigint)
+    WHERE id = @member AND (CAST(@bonus AS bigint) > 0 OR CAST(@vest AS bigint) > 0)
 )
 INSERT INTO webhook_outbox (id, recipient_id, event_type, payload, created_at, next_attempt_at)
 SELECT gen_random_uuid(), CAST(w->>'recipient_id' AS uuid), 'exchange.joined', w->'payload', @now, @now
@@ -258,11 +263,7 @@ func (s *Store) Join(ctx context.Context, memberID, contractID string, idem *app
 			}
 		}
 		ex := p.Exchange
-		newBonus := int64(0)
-		if ex.BonusState() == domain.BonusPending && (p.Superseded == nil || p.Superseded.BonusState() != domain.BonusTransferred) {
-			newBonus = ex.BonusPoints()
-		}
-		if err := insertJoin(tx, c, exchangeToRecord(ex), newBonus, jc.Now); err != nil {
+		if err := insertJoin(tx, c, exchangeToRecord(ex), joinBonus(ex, p.Superseded), jc.Now); err != nil {
 			return err
 		}
 		out = ex
@@ -288,10 +289,31 @@ func (s *Store) frozenContract(tx *gorm.DB, id string, status domain.ContractSta
 	return c.WithStatus(status), err
 }
 
+// bonusMoves is what a join writes to the ledger for its bonus: Credit new
+// pending points, Vest points that become available in the join itself.
+type bonusMoves struct{ Credit, Vest int64 }
+
+// joinBonus derives the ledger moves from the planned exchange; the
+// pipelined and the general path both use it, so they write the same.
+func joinBonus(ex domain.Exchange, superseded *domain.Exchange) bonusMoves {
+	carried := superseded != nil && superseded.BonusState() == domain.BonusTransferred
+	var m bonusMoves
+	switch ex.BonusState() {
+	case domain.BonusPending, domain.BonusVested:
+		if !carried {
+			m.Credit = ex.BonusPoints()
+		}
+		if ex.BonusState() == domain.BonusVested {
+			m.Vest = ex.BonusPoints()
+		}
+	}
+	return m
+}
+
 // insertJoin writes a new exchange with its consent event, its pending
 // bonus, the member's pending balance and the partners' webhook events in
 // one statement.
-func insertJoin(tx *gorm.DB, c domain.Contract, e exchangeRecord, bonus int64, now time.Time) error {
+func insertJoin(tx *gorm.DB, c domain.Contract, e exchangeRecord, bonus bonusMoves, now time.Time) error {
 	events, err := JoinedEvents(c, e.ID, e.MemberID, e.JoinedAt, e.ExpiresAt, now)
 	if err != nil {
 		return err
@@ -299,11 +321,11 @@ func insertJoin(tx *gorm.DB, c domain.Contract, e exchangeRecord, bonus int64, n
 	return tx.Exec(JoinWriteSQL, joinWriteArgs(e, bonus, now, events)).Error
 }
 
-func joinWriteArgs(e exchangeRecord, bonus int64, now time.Time, events string) map[string]any {
+func joinWriteArgs(e exchangeRecord, bonus bonusMoves, now time.Time, events string) map[string]any {
 	return map[string]any{"id": e.ID, "member": e.MemberID, "contract": e.ContractID, "family": e.FamilyID, "hash": e.TermsHash,
 		"status": e.Status, "joined": e.JoinedAt, "expires": e.ExpiresAt, "bonus_points": e.BonusPoints,
 		"bonus_state": e.BonusState, "vests": e.BonusVestsAt, "next": e.NextPeriodEnd, "receipt_id": e.ReceiptID,
-		"receipt": e.Receipt, "now": now, "bonus": bonus, "events": events}
+		"receipt": e.Receipt, "now": now, "bonus": bonus.Credit, "vest": bonus.Vest, "events": events}
 }
 
 type webhookEvent struct {
@@ -447,7 +469,7 @@ func (s *Store) observedExchanges(ctx context.Context) *gorm.DB {
 }
 
 func (s *Store) ListExchanges(ctx context.Context, memberID string, page app.Page) ([]domain.Exchange, string, error) {
-	recs, next, err := findPage(s.observedExchanges(ctx).Where("member_id = ?", memberID), "joined_at", page,
+	recs, next, err := findPage(s, listScope("exchanges", memberID), s.observedExchanges(ctx).Where("member_id = ?", memberID), "joined_at", page,
 		func(r observedExchange) (time.Time, string) { return r.Record.JoinedAt, r.Record.ID })
 	return mapAll(recs, observedExchange.toDomain), next, err
 }
@@ -557,7 +579,7 @@ func (s *Store) Points(ctx context.Context, memberID string, page app.Page) (dom
 	}
 	entries := s.db.WithContext(ctx).Table("ledger_entries").Select(entryColumns).
 		Joins("LEFT JOIN ledger_references r ON r.entry_id = ledger_entries.id").Where("member_id = ?", memberID)
-	recs, next, err := findPage(entries, "created_at", page,
+	recs, next, err := findPage(s, listScope("points", memberID), entries, "created_at", page,
 		func(r entryRecord) (time.Time, string) { return r.CreatedAt, r.ID })
 	if err != nil {
 		return domain.Balance{}, nil, "", err

@@ -85,7 +85,7 @@ var (
 	joinLockQuery  = positional(JoinLockSQL, "contract", "member")
 	joinReadQuery  = positional(JoinReadSQL, "contract", "member")
 	joinWriteQuery = positional(JoinWriteSQL, "id", "member", "contract", "family", "hash", "status", "joined", "expires",
-		"bonus_points", "bonus_state", "vests", "next", "receipt_id", "receipt", "now", "bonus", "events")
+		"bonus_points", "bonus_state", "vests", "next", "receipt_id", "receipt", "now", "bonus", "vest", "events")
 )
 
 func (s *Store) joinOn(ctx context.Context, pc *pgx.Conn, memberID, contractID string,
@@ -151,10 +151,7 @@ func (s *Store) joinOn(ctx context.Context, pc *pgx.Conn, memberID, contractID s
 		return domain.Exchange{}, err
 	}
 	ex := p.Exchange
-	bonus := int64(0)
-	if ex.BonusState() == domain.BonusPending {
-		bonus = ex.BonusPoints()
-	}
+	bonus := joinBonus(ex, nil)
 	rec := exchangeToRecord(ex)
 	events, err := JoinedEvents(c, rec.ID, rec.MemberID, rec.JoinedAt, rec.ExpiresAt, now)
 	if err != nil {
