@@ -149,6 +149,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 		Registry:       reg,
 		OpenAPI:        quid.OpenAPI,
 		PublicCacheTTL: cfg.PublicCacheTTL,
+		MaxHeaderBytes: cfg.MaxHeaderBytes,
 		Services: httpapi.Services{Contracts: contracts, Members: members, Exchanges: exchanges, Enforcement: enforcement, Catalog: cat,
 			JWKS: func() any { return signer.JWKS() }},
 	})
