@@ -129,7 +129,7 @@ func refuseAmbiguousFraming(a *fiber.App) {
 	srv := a.Server()
 	next := srv.Handler
 	srv.Handler = func(fctx *fasthttp.RequestCtx) {
-		detail := framingProblem(fctx.Request.Header.RawHeaders())
+		detail, header := framingProblem(fctx.Request.Header.RawHeaders())
 		if detail == "" && methodLabel(string(fctx.Method())) == "other" {
 			detail = "the method is not one this server knows"
 		}
@@ -140,15 +140,20 @@ func refuseAmbiguousFraming(a *fiber.App) {
 		fctx.SetConnectionClose()
 		c := a.AcquireCtx(fctx)
 		defer a.ReleaseCtx(c)
-		if err := a.ErrorHandler(c, &httpError{status: fiber.StatusBadRequest, code: "malformed-request", detail: detail}); err != nil {
+		he := &httpError{status: fiber.StatusBadRequest, code: "malformed-request", detail: detail}
+		if header != "" {
+			he.fields = []problemField{{Pointer: "/headers/" + pointerEscape(header), Detail: detail}}
+		}
+		if err := a.ErrorHandler(c, he); err != nil {
 			fctx.SetStatusCode(fiber.StatusBadRequest)
 		}
 	}
 }
 
 // framingProblem reads the raw header block (every line after the request
-// line, up to the empty line) and says what is ambiguous in it, if anything.
-func framingProblem(raw []byte) string {
+// line, up to the empty line) and says what is ambiguous in it, if anything,
+// and in which header when one is to blame.
+func framingProblem(raw []byte) (detail, header string) {
 	var contentLength, transferEncoding, host int
 	var coding string
 	for len(raw) > 0 {
@@ -158,21 +163,21 @@ func framingProblem(raw []byte) string {
 			break
 		}
 		if len(line) == 0 || line[len(line)-1] != '\r' {
-			return "header lines must end with CRLF"
+			return "header lines must end with CRLF", ""
 		}
 		line = line[:len(line)-1]
 		if len(line) == 0 {
 			break
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			return "folded header lines are not accepted"
-		}
-		for _, b := range line {
-			if b < 0x20 && b != '\t' || b == 0x7f {
-				return "a header holds a control character (CR, LF, NUL or another)"
-			}
+			return "folded header lines are not accepted", ""
 		}
 		name, value, _ := bytes.Cut(line, []byte(":"))
+		for _, b := range line {
+			if b < 0x20 && b != '\t' || b == 0x7f {
+				return "a header holds a control character (CR, LF, NUL or another)", headerName(name)
+			}
+		}
 		switch strings.ToLower(string(name)) {
 		case "content-length":
 			contentLength++
@@ -185,13 +190,23 @@ func framingProblem(raw []byte) string {
 	}
 	switch {
 	case contentLength > 1:
-		return "the request has more than one Content-Length header"
+		return "the request has more than one Content-Length header", fiber.HeaderContentLength
 	case transferEncoding > 0 && contentLength > 0:
-		return "the request has both Transfer-Encoding and Content-Length"
+		return "the request has both Transfer-Encoding and Content-Length", fiber.HeaderTransferEncoding
 	case transferEncoding > 1 || transferEncoding == 1 && !strings.EqualFold(coding, "chunked"):
-		return "Transfer-Encoding must be exactly chunked"
+		return "Transfer-Encoding must be exactly chunked", fiber.HeaderTransferEncoding
 	case host > 1:
-		return "the request has more than one Host header"
+		return "the request has more than one Host header", fiber.HeaderHost
 	}
-	return ""
+	return "", ""
+}
+
+// headerName is a header's name for a problem pointer, when it is a token.
+func headerName(name []byte) string {
+	for _, b := range name {
+		if b <= ' ' || b >= 0x7f || b == ':' {
+			return ""
+		}
+	}
+	return string(name)
 }
