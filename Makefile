@@ -39,6 +39,7 @@ bench: build ## measure the performance bars (see README)
 fuzz: ## fuzz the duration parser and canonical JSON for 30 s each
 	go test ./domain -run '^$$' -fuzz FuzzParseDuration -fuzztime 30s
 	go test ./domain -run '^$$' -fuzz FuzzCanonicalTerms -fuzztime 30s
+	@$(WITH_DB) go test ./cmd/quid -run '^$$' -fuzz FuzzJSONBodies -fuzztime 30s
 
 db-stop: ## stop the private PostgreSQL cluster
 	go run ./cmd/devdb stop
