@@ -65,8 +65,17 @@ func TestAmbiguousFramingIsRefusedOverRawTCP(t *testing.T) {
 		conn.Close()
 	}
 
-	// Well-formed requests on a keep-alive connection still work, chunked too.
+	// Trailer fields of a chunked body are merged into the headers after
+	// framing was checked: a NUL there is refused as well.
 	w := dialWire(t, addr)
+	r := w.raw("POST", "POST /v1/recipients HTTP/1.1\r\nHost: q\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"+
+		"c\r\n"+body+"\r\n0\r\nIdempotency-Key: a\x00b\r\n\r\n")
+	if r.StatusCode != http.StatusBadRequest || !r.isProblem(t) || !strings.Contains(string(r.Body), "/headers/Idempotency-Key") {
+		t.Fatalf("NUL in a trailer field: %d %s", r.StatusCode, r.Body)
+	}
+
+	// Well-formed requests on a keep-alive connection still work, chunked too.
+	w = dialWire(t, addr)
 	if r := w.raw("POST", "POST /v1/recipients HTTP/1.1\r\nHost: q\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nc\r\n"+body+"\r\n0\r\n\r\n"); r.StatusCode != 401 {
 		t.Fatalf("chunked request: %d %s", r.StatusCode, r.Body)
 	}

@@ -199,8 +199,15 @@ var readHeaders = []string{fiber.HeaderAuthorization, fiber.HeaderContentType, f
 func checkInput(bodyLimit int) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		for _, name := range readHeaders {
-			if v := c.Request().Header.Peek(name); !utf8.Valid(v) {
+			v := c.Request().Header.Peek(name)
+			if !utf8.Valid(v) {
 				return invalidInput("/headers/"+name, "must be valid UTF-8")
+			}
+			// Framing refused control bytes in the header block; a chunked
+			// body's trailer fields are merged in later and checked here.
+			if bytes.ContainsFunc(v, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }) {
+				return &httpError{status: fiber.StatusBadRequest, code: "malformed-request", detail: "a header holds a control character",
+					fields: []problemField{{Pointer: "/headers/" + name, Detail: "must not hold control characters"}}}
 			}
 		}
 		if err := checkQuery(c); err != nil {
