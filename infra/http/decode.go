@@ -383,7 +383,11 @@ func decodeContent(c *fiber.Ctx, limit int) error {
 		}
 	})
 	body := c.Request().Body()
-	if len(codings) == 0 || len(body) == 0 {
+	if len(codings) == 0 {
+		return nil
+	}
+	if len(body) == 0 {
+		c.Request().Header.Del(fiber.HeaderContentEncoding)
 		return nil
 	}
 	if len(codings) > 2 {
