@@ -36,10 +36,11 @@ lint: ## gofmt, go vet and the layer rule
 bench: build ## measure the performance bars (see README)
 	@$(WITH_DB) go run ./cmd/quidbench
 
-fuzz: ## fuzz the duration parser, canonical JSON and every list's cursor for 30 s each
+fuzz: ## fuzz the duration parser, canonical JSON, every list's cursor and every JSON body for 30 s each
 	go test ./domain -run '^$$' -fuzz FuzzParseDuration -fuzztime 30s
 	go test ./domain -run '^$$' -fuzz FuzzCanonicalTerms -fuzztime 30s
 	@$(WITH_DB) go test ./cmd/quid -run '^$$' -fuzz FuzzListCursors -fuzztime 30s
+	@$(WITH_DB) go test ./cmd/quid -run '^$$' -fuzz FuzzJSONBodies -fuzztime 30s
 
 db-stop: ## stop the private PostgreSQL cluster
 	go run ./cmd/devdb stop

@@ -254,8 +254,8 @@ func TestPatchRefusesNullWhereAFieldCannotBeEmpty(t *testing.T) {
 		{`{"reward": null}`, "/reward"},
 		{`{"reward": {"join_bonus": null}}`, "/reward/join_bonus"},
 		{`{"reward": {"points_per_period": null}}`, "/reward/points_per_period"},
-		{`{"Title": null}`, "/title"}, // field names match regardless of case
-		{`{"Reward": {"Join_Bonus": null}}`, "/reward/join_bonus"},
+		{`{"Title": null}`, "/Title"}, // field names are case-sensitive: another case is an unknown field
+		{`{"Reward": {"Join_Bonus": null}}`, "/Reward"},
 	} {
 		problemAt(t, patch(tt.body), 422, tt.pointer)
 	}

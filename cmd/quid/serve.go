@@ -151,6 +151,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 		OpenAPI:        quid.OpenAPI,
 		PublicCacheTTL: cfg.PublicCacheTTL,
 		Changes:        changes,
+		MaxHeaderBytes: cfg.MaxHeaderBytes,
 		Services: httpapi.Services{Contracts: contracts, Members: members, Exchanges: exchanges, Enforcement: enforcement, Catalog: cat,
 			JWKS: func() any { return signer.JWKS() }, Snapshot: store.ReadSnapshot},
 	})

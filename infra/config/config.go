@@ -32,6 +32,8 @@ type Config struct {
 	ShutdownTimeout     time.Duration
 	PublicCacheTTL      time.Duration
 	PprofAddr           string
+	// MaxHeaderBytes bounds a request's line and headers together.
+	MaxHeaderBytes int
 }
 
 // Var documents one environment variable; the README table mirrors this list.
@@ -57,6 +59,7 @@ var Vars = []Var{
 	{"QUID_SHUTDOWN_TIMEOUT", "15s", "how long in-flight requests may take to finish on SIGTERM"},
 	{"QUID_PPROF_ADDR", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060) for profiling; off when empty"},
 	{"QUID_PUBLIC_CACHE_TTL", "1s", "how long rendered offers and transparency statements are reused in memory"},
+	{"QUID_MAX_HEADER_BYTES", "16384", "largest request line plus headers accepted, in bytes (1024 to 1048576); larger requests get 431. Raise it for identity-provider tokens with many claims"},
 }
 
 // Load reads the environment through getenv and reports every bad value at once.
@@ -122,6 +125,11 @@ func Load(getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("QUID_WEBHOOK_ALLOW_PRIVATE: %q is not true or false", get("QUID_WEBHOOK_ALLOW_PRIVATE")))
 	}
 	cfg.WebhookAllowPrivate = allow
+	maxHeader, err := strconv.Atoi(get("QUID_MAX_HEADER_BYTES"))
+	if err != nil || maxHeader < 1<<10 || maxHeader > 1<<20 {
+		errs = append(errs, fmt.Errorf("QUID_MAX_HEADER_BYTES: %q is not a number of bytes from 1024 to 1048576", get("QUID_MAX_HEADER_BYTES")))
+	}
+	cfg.MaxHeaderBytes = maxHeader
 	if err := cfg.LogLevel.UnmarshalText([]byte(get("QUID_LOG_LEVEL"))); err != nil {
 		errs = append(errs, fmt.Errorf("QUID_LOG_LEVEL: %q is not debug, info, warn or error", get("QUID_LOG_LEVEL")))
 	}
@@ -149,6 +157,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("min_reward_period", c.MinRewardPeriod),
 		slog.Duration("accrual_interval", c.AccrualInterval),
 		slog.Bool("webhook_allow_private", c.WebhookAllowPrivate),
+		slog.Int("max_header_bytes", c.MaxHeaderBytes),
 		slog.String("log_level", c.LogLevel.String()),
 	)
 }

@@ -98,3 +98,23 @@ func TestReadmeDocumentsEveryVariable(t *testing.T) {
 		}
 	}
 }
+
+func TestMaxHeaderBytesDefaultsAbove16KiBAndCanBeRaised(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MaxHeaderBytes < 16<<10 {
+		t.Fatalf("default max header bytes %d, want at least 16 KiB", cfg.MaxHeaderBytes)
+	}
+	cfg, err = config.Load(env(map[string]string{"QUID_MAX_HEADER_BYTES": "65536"}))
+	if err != nil || cfg.MaxHeaderBytes != 65536 {
+		t.Fatalf("raised: %d, %v", cfg.MaxHeaderBytes, err)
+	}
+	for _, bad := range []string{"lots", "0", "100", "99999999"} {
+		if _, err := config.Load(env(map[string]string{"QUID_MAX_HEADER_BYTES": bad})); err == nil || !strings.Contains(err.Error(), "QUID_MAX_HEADER_BYTES") {
+			t.Errorf("%q accepted: %v", bad, err)
+		}
+	}
+}

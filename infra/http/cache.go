@@ -126,7 +126,9 @@ func (rc *responseCache) put(key string, r cachedResponse) {
 			rc.m = map[string]cachedResponse{}
 		}
 	}
-	rc.m[key] = r
+	// The key is cloned so the map never holds a view of a request buffer,
+	// whatever the framework's string handling.
+	rc.m[strings.Clone(key)] = r
 }
 
 // serve answers from the cache, or renders, stores and sends.

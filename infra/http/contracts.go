@@ -177,7 +177,7 @@ type rewardDTO struct {
 
 type contractIn struct {
 	Title     string     `json:"title" validate:"required"`
-	Summary   string     `json:"summary"`
+	Summary   string     `json:"summary" validate:"max=2000"`
 	Items     []itemDTO  `json:"items" validate:"required,dive"`
 	Retention string     `json:"retention" validate:"required"`
 	Duration  *string    `json:"duration"`
@@ -223,7 +223,7 @@ type rewardPatch struct {
 
 type contractPatch struct {
 	Title     *string          `json:"title"`
-	Summary   *string          `json:"summary"`
+	Summary   *string          `json:"summary" validate:"omitempty,max=2000"`
 	Items     *[]itemDTO       `json:"items" validate:"omitempty,dive"`
 	Retention *string          `json:"retention"`
 	Duration  nullable[string] `json:"duration"`

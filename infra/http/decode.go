@@ -2,13 +2,17 @@ package http
 
 import (
 	"bytes"
+	"compress/gzip"
+	"compress/zlib"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"reflect"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/go-playground/validator/v10"
 	"github.com/gofiber/fiber/v2"
@@ -28,16 +32,23 @@ var validate = func() *validator.Validate {
 	return v
 }()
 
-// decodeJSON reads the body strictly: unknown fields, trailing data and a
-// wrong media type are rejected before any use case runs, then the struct's
-// validate tags check its shape.
+// decodeJSON reads the body strictly: a wrong media type, unknown fields
+// (names are case-sensitive), duplicate keys, null where the field cannot be
+// null, NUL or invalid UTF-8 in any string, and values beyond the bounds
+// (depth, string length, array length, object size) are refused with a 422
+// naming the field before any use case runs; then the struct's validate tags
+// check its shape.
 func decodeJSON(c *fiber.Ctx, dst any) error {
 	mediaType, params, err := mime.ParseMediaType(string(c.Request().Header.ContentType()))
 	if charset, named := params["charset"]; err != nil || mediaType != fiber.MIMEApplicationJSON || named && !strings.EqualFold(charset, "utf-8") {
 		return &httpError{status: fiber.StatusUnsupportedMediaType, code: "unsupported-media-type",
 			detail: "send the body as application/json"}
 	}
-	dec := json.NewDecoder(bytes.NewReader(c.Body()))
+	body := c.Body()
+	if err := scanJSON(body, reflect.TypeOf(dst)); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		return jsonError(err)
@@ -135,4 +146,282 @@ func reasonOf(fe validator.FieldError) string {
 		return "is not valid"
 	}
 	return "fails the " + fe.Tag() + " rule"
+}
+
+// Bounds of every JSON body, on top of the body size limit. A field's own
+// validate "max" tag replaces the default length of its strings or arrays.
+const (
+	maxJSONDepth   = 16
+	maxStringRunes = 500
+	maxArrayItems  = 200
+	maxObjectKeys  = 100
+	maxKeyBytes    = 128
+)
+
+var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+
+// scanJSON walks the body token by token beside the Go type it is decoded
+// into and refuses, with a 422 naming the JSON pointer, what encoding/json
+// would silently accept or read differently from other parsers: duplicate
+// keys (at any depth, compared as encoding/json matches them), keys in
+// another case, null for a field that cannot be null, NUL or invalid UTF-8
+// in keys and strings, and anything beyond the bounds above. Syntax errors
+// are left to the decoder that follows.
+func scanJSON(body []byte, t reflect.Type) error {
+	s := &jsonScan{dec: json.NewDecoder(bytes.NewReader(body)), body: body}
+	s.dec.UseNumber()
+	err := s.value(t, "", fieldRules{}, 1)
+	var he *httpError
+	if errors.As(err, &he) {
+		return he
+	}
+	return nil
+}
+
+type jsonScan struct {
+	dec  *json.Decoder
+	body []byte
+}
+
+// fieldRules are the bounds a struct field's validate tag sets.
+type fieldRules struct {
+	max  int    // max= before any dive: runes of a string, items of an array
+	elem string // the tag after dive, for the elements
+}
+
+func rulesOf(tag string) fieldRules {
+	container, elem, _ := strings.Cut(tag, "dive")
+	r := fieldRules{elem: strings.TrimPrefix(elem, ",")}
+	for _, part := range strings.Split(container, ",") {
+		if v, ok := strings.CutPrefix(part, "max="); ok {
+			r.max, _ = strconv.Atoi(v)
+		}
+	}
+	return r
+}
+
+func (s *jsonScan) token() (json.Token, []byte, error) {
+	start := s.dec.InputOffset()
+	tok, err := s.dec.Token()
+	return tok, s.body[start:s.dec.InputOffset()], err
+}
+
+func (s *jsonScan) value(t reflect.Type, ptr string, rules fieldRules, depth int) error {
+	if depth > maxJSONDepth {
+		return invalidInput(ptr, fmt.Sprintf("nests deeper than %d levels", maxJSONDepth))
+	}
+	tok, raw, err := s.token()
+	if err != nil {
+		return err
+	}
+	nullable, t := nullability(t)
+	switch v := tok.(type) {
+	case nil:
+		if !nullable {
+			return invalidInput(ptr, "must not be null")
+		}
+	case string:
+		limit := maxStringRunes
+		if rules.max > 0 {
+			limit = rules.max
+		}
+		return checkString(ptr, v, raw, limit)
+	case json.Delim:
+		if v == '{' {
+			return s.object(t, ptr, depth)
+		}
+		return s.array(t, ptr, rules, depth)
+	}
+	return nil
+}
+
+// nullability tells whether JSON null is a meaningful value for t, and the
+// type to check the value against (nil: any shape, only the bounds apply).
+func nullability(t reflect.Type) (bool, reflect.Type) {
+	if t == nil {
+		return true, nil
+	}
+	nullable := false
+	for t.Kind() == reflect.Pointer {
+		nullable, t = true, t.Elem()
+	}
+	if t.Kind() == reflect.Interface || reflect.PointerTo(t).Implements(unmarshalerType) {
+		return true, nil
+	}
+	return nullable, t
+}
+
+func (s *jsonScan) object(t reflect.Type, ptr string, depth int) error {
+	var fields map[string]reflect.StructField
+	var elem reflect.Type
+	switch {
+	case t == nil:
+	case t.Kind() == reflect.Struct:
+		fields = jsonFields(t, nil)
+	case t.Kind() == reflect.Map:
+		elem = t.Elem()
+	}
+	seen := map[string]bool{}
+	for n := 0; s.dec.More(); n++ {
+		tok, raw, err := s.token()
+		if err != nil {
+			return err
+		}
+		key, _ := tok.(string)
+		kptr := ptr + "/" + pointerEscape(key)
+		if err := checkString(kptr, key, raw, maxKeyBytes); err != nil {
+			return err
+		}
+		if n == maxObjectKeys {
+			return invalidInput(ptr, fmt.Sprintf("must have at most %d members", maxObjectKeys))
+		}
+		// encoding/json matches struct fields regardless of case, so two keys
+		// differing only in case would name the same field.
+		fold := key
+		if fields != nil {
+			fold = strings.ToLower(key)
+		}
+		if seen[fold] {
+			return invalidInput(kptr, "appears more than once")
+		}
+		seen[fold] = true
+		vt, rules := elem, fieldRules{}
+		if fields != nil {
+			f, ok := fields[key]
+			if !ok {
+				return invalidInput(kptr, "is not a known field")
+			}
+			vt, rules = f.Type, rulesOf(f.Tag.Get("validate"))
+		}
+		if err := s.value(vt, kptr, rules, depth+1); err != nil {
+			return err
+		}
+	}
+	_, _, err := s.token()
+	return err
+}
+
+func (s *jsonScan) array(t reflect.Type, ptr string, rules fieldRules, depth int) error {
+	var elem reflect.Type
+	if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+		elem = t.Elem()
+	}
+	limit := maxArrayItems
+	if rules.max > 0 {
+		limit = rules.max
+	}
+	elemRules := rulesOf(rules.elem)
+	for i := 0; s.dec.More(); i++ {
+		if i == limit {
+			return invalidInput(ptr, fmt.Sprintf("must have at most %d items", limit))
+		}
+		if err := s.value(elem, ptr+"/"+strconv.Itoa(i), elemRules, depth+1); err != nil {
+			return err
+		}
+	}
+	_, _, err := s.token()
+	return err
+}
+
+// jsonFields are a struct's JSON names, with embedded structs flattened.
+func jsonFields(t reflect.Type, into map[string]reflect.StructField) map[string]reflect.StructField {
+	if into == nil {
+		into = map[string]reflect.StructField{}
+	}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			jsonFields(f.Type, into)
+			continue
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		into[name] = f
+	}
+	return into
+}
+
+// checkString refuses what PostgreSQL text cannot hold or another reader
+// would see differently: invalid UTF-8 (raw, or an escaped lone surrogate
+// that encoding/json turns into U+FFFD), NUL, and strings over the limit.
+func checkString(ptr, v string, raw []byte, limit int) error {
+	switch {
+	case !utf8.Valid(raw):
+		return invalidInput(ptr, "must be valid UTF-8")
+	case strings.IndexByte(v, 0) >= 0:
+		return invalidInput(ptr, "must not contain the NUL character")
+	case strings.ContainsRune(v, utf8.RuneError) && !bytes.Contains(raw, []byte("\uFFFD")) &&
+		!bytes.Contains(bytes.ToLower(raw), []byte(`\ufffd`)):
+		return invalidInput(ptr, "must be valid UTF-8 (no lone surrogate escapes)")
+	case utf8.RuneCountInString(v) > limit:
+		return invalidInput(ptr, fmt.Sprintf("must be at most %d characters", limit))
+	}
+	return nil
+}
+
+// decodeContent undoes the request's Content-Encoding once, at the edge,
+// with the body limit applied to the decoded bytes, and leaves the plain
+// body in place: c.Body() never inflates anything afterwards. Codings other
+// than gzip and deflate are refused with 415.
+func decodeContent(c *fiber.Ctx, limit int) error {
+	var codings []string
+	c.Request().Header.VisitAll(func(key, value []byte) {
+		if strings.EqualFold(string(key), fiber.HeaderContentEncoding) {
+			for _, coding := range strings.Split(string(value), ",") {
+				if coding = strings.ToLower(strings.TrimSpace(coding)); coding != "" && coding != "identity" {
+					codings = append(codings, coding)
+				}
+			}
+		}
+	})
+	body := c.Request().Body()
+	if len(codings) == 0 {
+		return nil
+	}
+	if len(body) == 0 {
+		c.Request().Header.Del(fiber.HeaderContentEncoding)
+		return nil
+	}
+	if len(codings) > 2 {
+		return unsupportedCoding(c, "at most two content codings are accepted")
+	}
+	for i := len(codings) - 1; i >= 0; i-- {
+		var r io.Reader
+		var err error
+		switch codings[i] {
+		case "gzip", "x-gzip":
+			r, err = gzip.NewReader(bytes.NewReader(body))
+		case "deflate":
+			r, err = zlib.NewReader(bytes.NewReader(body))
+		default:
+			return unsupportedCoding(c, "the content coding "+strconv.Quote(codings[i])+" is not supported; send gzip, deflate or none")
+		}
+		if err == nil {
+			body, err = io.ReadAll(io.LimitReader(r, int64(limit)+1))
+		}
+		if err != nil {
+			return &httpError{status: fiber.StatusBadRequest, code: "malformed-body",
+				detail: "the body is not valid " + codings[i] + " data"}
+		}
+		if len(body) > limit {
+			return &httpError{status: fiber.StatusRequestEntityTooLarge, code: "request-entity-too-large",
+				detail: fmt.Sprintf("the body expands beyond %d bytes", limit)}
+		}
+	}
+	c.Request().SetBodyRaw(body)
+	c.Request().Header.Del(fiber.HeaderContentEncoding)
+	return nil
+}
+
+func unsupportedCoding(c *fiber.Ctx, detail string) error {
+	c.Set(fiber.HeaderAcceptEncoding, "gzip, deflate")
+	return &httpError{status: fiber.StatusUnsupportedMediaType, code: "unsupported-content-encoding", detail: detail}
 }

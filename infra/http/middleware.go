@@ -1,12 +1,16 @@
 package http
 
 import (
+	"bytes"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/quidpro/quid/app"
@@ -46,6 +50,9 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 
 // accessLog writes one line per request and records metrics. It never logs
 // bodies, query strings or headers, which may hold personal data or tokens.
+// Metric labels come from fixed sets only (registered route patterns, known
+// methods, status codes), so no client can grow the label space or make two
+// series share one label set.
 func accessLog(log *slog.Logger, m *metrics) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		start := time.Now()
@@ -56,17 +63,14 @@ func accessLog(log *slog.Logger, m *metrics) fiber.Handler {
 			}
 		}
 		status := c.Response().StatusCode()
-		route := c.Route().Path
-		if status == fiber.StatusNotFound && route == "/" && c.Path() != "/" {
-			route = "unmatched"
-		}
+		route := routeLabel(c)
 		elapsed := time.Since(start)
-		labels := []string{route, c.Method(), strconv.Itoa(status)}
+		labels := []string{route, methodLabel(c.Method()), strconv.Itoa(status)}
 		m.requests.WithLabelValues(labels...).Inc()
 		m.latency.WithLabelValues(labels...).Observe(elapsed.Seconds())
 		log.LogAttrs(c.UserContext(), slog.LevelInfo, "request",
 			slog.String("request_id", requestID(c)),
-			slog.String("method", c.Method()),
+			slog.String("method", labels[1]),
 			slog.String("route", route),
 			slog.Int("status", status),
 			slog.Int("bytes", len(c.Response().Body())),
@@ -74,6 +78,58 @@ func accessLog(log *slog.Logger, m *metrics) fiber.Handler {
 		)
 		return nil
 	}
+}
+
+// routeLabel is the registered pattern of the route that answered, or
+// "unmatched" when only the middleware (registered on "/") ran.
+func routeLabel(c *fiber.Ctx) string {
+	r := c.Route()
+	if r == nil || r.Path == "/" || len(r.Handlers) == 0 {
+		return "unmatched"
+	}
+	return r.Path
+}
+
+// knownMethods are the methods fiber routes; each label is a constant, never
+// a slice of the request.
+var knownMethods = []string{fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut, fiber.MethodPatch,
+	fiber.MethodDelete, fiber.MethodOptions, fiber.MethodConnect, fiber.MethodTrace}
+
+func methodLabel(method string) string {
+	for _, m := range knownMethods {
+		if m == method {
+			return m
+		}
+	}
+	return "other"
+}
+
+// requestIDs adopts a caller's X-Request-ID only when it is a short token of
+// safe characters (it is logged and stored in the access log); otherwise the
+// request gets a fresh UUID.
+func requestIDs() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id := c.Get(fiber.HeaderXRequestID)
+		if !safeRequestID(id) {
+			id = uuid.NewString()
+		}
+		c.Set(fiber.HeaderXRequestID, id)
+		c.Locals(requestIDKey, id)
+		return c.Next()
+	}
+}
+
+func safeRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		b := id[i]
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_' || b == '.' || b == ':') {
+			return false
+		}
+	}
+	return true
 }
 
 // authenticate returns a middleware factory: the produced handler verifies
@@ -123,4 +179,84 @@ func optionalPrincipal(c *fiber.Ctx) *app.Principal {
 		return nil
 	}
 	return &p
+}
+
+// Bounds on the parts of a request that every route may read.
+const (
+	maxQueryParams = 32
+	maxQueryValue  = 1024
+)
+
+// readHeaders are the request headers Quid reads or stores; their values must
+// be valid UTF-8 (framing already refused control characters and NUL).
+var readHeaders = []string{fiber.HeaderAuthorization, fiber.HeaderContentType, fiber.HeaderContentEncoding,
+	fiber.HeaderAccept, fiber.HeaderIfNoneMatch, "Idempotency-Key"}
+
+// checkInput is the one edge check every request passes before routing:
+// header values we read, query parameters and the body's content coding.
+// Each refusal is a 4xx problem naming the header or parameter.
+func checkInput(bodyLimit int) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		for _, name := range readHeaders {
+			v := c.Request().Header.Peek(name)
+			if !utf8.Valid(v) {
+				return invalidInput("/headers/"+name, "must be valid UTF-8")
+			}
+			// Framing refused control bytes in the header block; a chunked
+			// body's trailer fields are merged in later and checked here.
+			if bytes.ContainsFunc(v, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }) {
+				return &httpError{status: fiber.StatusBadRequest, code: "malformed-request", detail: "a header holds a control character",
+					fields: []problemField{{Pointer: "/headers/" + name, Detail: "must not hold control characters"}}}
+			}
+		}
+		if err := checkQuery(c); err != nil {
+			return err
+		}
+		if err := decodeContent(c, bodyLimit); err != nil {
+			return err
+		}
+		return c.Next()
+	}
+}
+
+func checkQuery(c *fiber.Ctx) error {
+	args := c.Request().URI().QueryArgs()
+	if args.Len() > maxQueryParams {
+		return invalidInput("/query", fmt.Sprintf("at most %d query parameters are accepted", maxQueryParams))
+	}
+	var err error
+	seen := make(map[string]bool, args.Len())
+	args.VisitAll(func(key, value []byte) {
+		if err != nil {
+			return
+		}
+		name := string(key)
+		ptr := "/query/" + pointerEscape(name)
+		switch {
+		case !utf8.Valid(key) || bytes.IndexByte(key, 0) >= 0:
+			err = invalidInput("/query", "a parameter name is not valid UTF-8 or holds NUL")
+		case len(key) > 64:
+			err = invalidInput("/query", "a parameter name is longer than 64 bytes")
+		case seen[name]:
+			err = invalidInput(ptr, "is given more than once")
+		case !utf8.Valid(value):
+			err = invalidInput(ptr, "must be valid UTF-8")
+		case bytes.IndexByte(value, 0) >= 0:
+			err = invalidInput(ptr, "must not contain the NUL character")
+		case len(value) > maxQueryValue:
+			err = invalidInput(ptr, fmt.Sprintf("must be at most %d bytes", maxQueryValue))
+		}
+		seen[name] = true
+	})
+	return err
+}
+
+func invalidInput(pointer, detail string) error {
+	return &httpError{status: fiber.StatusUnprocessableEntity, code: "validation-failed", detail: "the request is not valid",
+		fields: []problemField{{Pointer: pointer, Detail: detail}}}
+}
+
+// pointerEscape escapes one JSON Pointer reference token (RFC 6901).
+func pointerEscape(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
 }

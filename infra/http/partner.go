@@ -42,7 +42,7 @@ func (h *handlers) partnerRead(c *fiber.Ctx) error {
 }
 
 type webhookIn struct {
-	URL    string `json:"url" validate:"required"`
+	URL    string `json:"url" validate:"required,max=2000"`
 	Secret string `json:"secret"`
 }
 

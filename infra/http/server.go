@@ -3,6 +3,7 @@
 package http
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"strings"
@@ -11,9 +12,9 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/recover"
-	"github.com/gofiber/fiber/v2/middleware/requestid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
 
 	"github.com/quidpro/quid/app"
 )
@@ -45,6 +46,8 @@ type Options struct {
 	PublicCacheTTL time.Duration
 	// Changes announces changes to what public responses are made of.
 	Changes ChangeFeed
+	// MaxHeaderBytes bounds the request line and headers (431 beyond).
+	MaxHeaderBytes int
 
 	Services Services
 }
@@ -57,6 +60,9 @@ func New(opts Options) *fiber.App {
 	if opts.BodyLimit == 0 {
 		opts.BodyLimit = 1 << 20
 	}
+	if opts.MaxHeaderBytes == 0 {
+		opts.MaxHeaderBytes = 16 << 10
+	}
 	a := fiber.New(fiber.Config{
 		AppName:               "quid",
 		ErrorHandler:          errorHandler(opts.Logger),
@@ -66,11 +72,19 @@ func New(opts Options) *fiber.App {
 		IdleTimeout:           60 * time.Second,
 		DisableStartupMessage: true,
 		JSONEncoder:           jsonMarshal,
+		// Every string fiber hands out (method, path, params, headers, query,
+		// body) is a copy, never a view of fasthttp's reused buffers, so
+		// nothing kept past the handler (metric labels, cache keys, logs,
+		// idempotency keys, goroutines) can change under it.
+		Immutable:      true,
+		ReadBufferSize: opts.MaxHeaderBytes,
 	})
+	refuseAmbiguousFraming(a)
 	m := newMetrics(opts.Registry)
-	a.Use(requestid.New(requestid.Config{ContextKey: requestIDKey}))
+	a.Use(requestIDs())
 	a.Use(accessLog(opts.Logger, m))
 	a.Use(recover.New())
+	a.Use(checkInput(opts.BodyLimit))
 	a.Use(func(c *fiber.Ctx) error {
 		ctx, cancel := context.WithTimeout(context.Background(), opts.RequestTimeout)
 		defer cancel()
@@ -116,4 +130,98 @@ func readinessReason(err error) string {
 		return "database migrations are pending"
 	}
 	return "database unreachable"
+}
+
+// refuseAmbiguousFraming wraps fasthttp's handler, so it runs for every
+// request before fiber does, and answers 400 (closing the connection) when
+// another parser on the path could frame the request differently: fasthttp
+// takes the last of several Content-Length headers, lets Transfer-Encoding
+// win over Content-Length, reads any Transfer-Encoding as chunked, accepts
+// bare LF line ends, folded lines and bare CR, NUL or other control bytes
+// inside header values. Methods fiber cannot route get a 400 problem too
+// (fiber would answer plain text).
+func refuseAmbiguousFraming(a *fiber.App) {
+	srv := a.Server()
+	next := srv.Handler
+	srv.Handler = func(fctx *fasthttp.RequestCtx) {
+		detail, header := framingProblem(fctx.Request.Header.RawHeaders())
+		if detail == "" && methodLabel(string(fctx.Method())) == "other" {
+			detail = "the method is not one this server knows"
+		}
+		if detail == "" {
+			next(fctx)
+			return
+		}
+		fctx.SetConnectionClose()
+		c := a.AcquireCtx(fctx)
+		defer a.ReleaseCtx(c)
+		he := &httpError{status: fiber.StatusBadRequest, code: "malformed-request", detail: detail}
+		if header != "" {
+			he.fields = []problemField{{Pointer: "/headers/" + pointerEscape(header), Detail: detail}}
+		}
+		if err := a.ErrorHandler(c, he); err != nil {
+			fctx.SetStatusCode(fiber.StatusBadRequest)
+		}
+	}
+}
+
+// framingProblem reads the raw header block (every line after the request
+// line, up to the empty line) and says what is ambiguous in it, if anything,
+// and in which header when one is to blame.
+func framingProblem(raw []byte) (detail, header string) {
+	var contentLength, transferEncoding, host int
+	var coding string
+	for len(raw) > 0 {
+		line, rest, found := bytes.Cut(raw, []byte("\n"))
+		raw = rest
+		if !found {
+			break
+		}
+		if len(line) == 0 || line[len(line)-1] != '\r' {
+			return "header lines must end with CRLF", ""
+		}
+		line = line[:len(line)-1]
+		if len(line) == 0 {
+			break
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			return "folded header lines are not accepted", ""
+		}
+		name, value, _ := bytes.Cut(line, []byte(":"))
+		for _, b := range line {
+			if b < 0x20 && b != '\t' || b == 0x7f {
+				return "a header holds a control character (CR, LF, NUL or another)", headerName(name)
+			}
+		}
+		switch strings.ToLower(string(name)) {
+		case "content-length":
+			contentLength++
+		case "transfer-encoding":
+			transferEncoding++
+			coding = strings.TrimSpace(string(value))
+		case "host":
+			host++
+		}
+	}
+	switch {
+	case contentLength > 1:
+		return "the request has more than one Content-Length header", fiber.HeaderContentLength
+	case transferEncoding > 0 && contentLength > 0:
+		return "the request has both Transfer-Encoding and Content-Length", fiber.HeaderTransferEncoding
+	case transferEncoding > 1 || transferEncoding == 1 && !strings.EqualFold(coding, "chunked"):
+		return "Transfer-Encoding must be exactly chunked", fiber.HeaderTransferEncoding
+	case host > 1:
+		return "the request has more than one Host header", fiber.HeaderHost
+	}
+	return "", ""
+}
+
+// headerName is a header's name for a problem pointer, when it is a token.
+func headerName(name []byte) string {
+	for _, b := range name {
+		if b <= ' ' || b >= 0x7f || b == ':' {
+			return ""
+		}
+	}
+	return string(name)
 }
