@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 	pgdriver "gorm.io/driver/postgres"
 	"gorm.io/gorm"
 
@@ -57,17 +58,24 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*gorm.DB, error) {
 	return db, nil
 }
 
-func provider(db *sql.DB) (*goose.Provider, error) {
+func provider(db *sql.DB, opts ...goose.ProviderOption) (*goose.Provider, error) {
 	sub, err := fs.Sub(migrations.FS, ".")
 	if err != nil {
 		return nil, err
 	}
-	return goose.NewProvider(goose.DialectPostgres, db, sub)
+	return goose.NewProvider(goose.DialectPostgres, db, sub, opts...)
 }
 
-// Migrate applies every pending migration.
+// Migrate applies every pending migration. It holds goose's session-level
+// advisory lock meanwhile, so replicas starting at once apply each migration
+// exactly once: the others wait (up to five minutes) and then find nothing
+// pending.
 func Migrate(ctx context.Context, db *sql.DB) ([]*goose.MigrationResult, error) {
-	p, err := provider(db)
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300))
+	if err != nil {
+		return nil, fmt.Errorf("migration lock: %w", err)
+	}
+	p, err := provider(db, goose.WithSessionLocker(locker))
 	if err != nil {
 		return nil, fmt.Errorf("migrations: %w", err)
 	}
@@ -107,4 +115,23 @@ func Ready(ctx context.Context, db *sql.DB) error {
 		return ErrMigrationsPending
 	}
 	return nil
+}
+
+// Exclusively runs fn while holding a session-level advisory lock named name
+// in this database, so work every replica does at start (first signing key,
+// demo data) happens once: a replica that waited finds it done. fn may use
+// other pooled connections; the lock lives on a connection of its own.
+func Exclusively(ctx context.Context, db *sql.DB, name string, fn func(context.Context) error) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("lock %s: %w", name, err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(hashtextextended($1, 0))", "quid:"+name); err != nil {
+		return fmt.Errorf("lock %s: %w", name, err)
+	}
+	defer func() {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(hashtextextended($1, 0))", "quid:"+name)
+	}()
+	return fn(ctx)
 }
