@@ -6,18 +6,23 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 	pgdriver "gorm.io/driver/postgres"
 	"gorm.io/gorm"
 
+	"github.com/quidpro/quid/app"
 	"github.com/quidpro/quid/migrations"
 )
 
@@ -32,7 +37,18 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*gorm.DB, error) {
 			url += "?timezone=UTC"
 		}
 	}
-	db, err := gorm.Open(pgdriver.Open(url), &gorm.Config{
+	pgCfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	if pgCfg.ConnectTimeout == 0 {
+		// An unreachable host answers 503 within seconds, not when the
+		// kernel gives up on the handshake.
+		pgCfg.ConnectTimeout = 5 * time.Second
+	}
+	o := &outage{}
+	sqlDB := sql.OpenDB(unavailableConnector{o: o, Connector: stdlib.GetConnector(*pgCfg, stdlib.OptionShouldPing(o.shouldPing))})
+	db, err := gorm.Open(translatingDialector{o: o, Dialector: pgdriver.New(pgdriver.Config{Conn: sqlDB}).(*pgdriver.Dialector)}, &gorm.Config{
 		TranslateError:         true,
 		SkipDefaultTransaction: true,
 		PrepareStmt:            false,
@@ -41,10 +57,11 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*gorm.DB, error) {
 		Logger: sqlLogger{log: log.With("component", "sql"), slow: 500 * time.Millisecond},
 	})
 	if err != nil {
+		sqlDB.Close()
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	sqlDB, err := db.DB()
-	if err != nil {
+	if err := o.register(db); err != nil {
+		sqlDB.Close()
 		return nil, err
 	}
 	sqlDB.SetMaxOpenConns(16)
@@ -53,9 +70,90 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*gorm.DB, error) {
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := sqlDB.PingContext(pingCtx); err != nil {
+		sqlDB.Close()
 		return nil, fmt.Errorf("reach database: %w", err)
 	}
 	return db, nil
+}
+
+// outage marks errors that mean the database cannot be reached as
+// app.ErrUnavailable (the HTTP layer answers 503) at the three places they
+// surface: opening a connection, gorm's callbacks, gorm's error translation.
+// While one was seen lately, pooled connections are pinged before reuse, so
+// connections that died with the server are dropped instead of failing a
+// request on paths that use the driver directly.
+type outage struct{ last atomic.Int64 }
+
+// pingWindow is how long after a connection failure reuse pings first.
+const pingWindow = 30 * time.Second
+
+func (o *outage) note(err error) error {
+	if err == nil || errors.Is(err, app.ErrUnavailable) {
+		if err != nil {
+			o.last.Store(time.Now().UnixNano())
+		}
+		return err
+	}
+	if !isUnreachable(err) {
+		return err
+	}
+	o.last.Store(time.Now().UnixNano())
+	return unavailable(err)
+}
+
+func (o *outage) shouldPing(_ context.Context, p stdlib.ShouldPingParams) bool {
+	return p.IdleDuration > time.Second || time.Since(time.Unix(0, o.last.Load())) < pingWindow
+}
+
+// register makes every gorm operation's error pass through note: gorm sets
+// query errors on some paths (Row, Rows, Scan) without translating them.
+func (o *outage) register(db *gorm.DB) error {
+	mark := func(tx *gorm.DB) {
+		if tx.Error != nil {
+			tx.Error = o.note(tx.Error)
+		}
+	}
+	cb := db.Callback()
+	for _, err := range []error{
+		cb.Create().Register("quid:unavailable", mark), cb.Query().Register("quid:unavailable", mark),
+		cb.Update().Register("quid:unavailable", mark), cb.Delete().Register("quid:unavailable", mark),
+		cb.Row().Register("quid:unavailable", mark), cb.Raw().Register("quid:unavailable", mark),
+	} {
+		if err != nil {
+			return fmt.Errorf("register callback: %w", err)
+		}
+	}
+	return nil
+}
+
+// unavailableConnector marks every failure to open a connection as
+// app.ErrUnavailable, whichever path (gorm, database/sql, raw pgx) asked.
+type unavailableConnector struct {
+	driver.Connector
+	o *outage
+}
+
+func (c unavailableConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		c.o.last.Store(time.Now().UnixNano())
+		return nil, unavailable(err)
+	}
+	return conn, nil
+}
+
+// translatingDialector marks statement failures that mean the database went
+// away before gorm's own translation runs.
+type translatingDialector struct {
+	*pgdriver.Dialector
+	o *outage
+}
+
+func (d translatingDialector) Translate(err error) error {
+	if err2 := d.o.note(err); err2 != err {
+		return err2
+	}
+	return d.Dialector.Translate(err)
 }
 
 func provider(db *sql.DB, opts ...goose.ProviderOption) (*goose.Provider, error) {
