@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -52,6 +54,10 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*gorm.DB, error) {
 		TranslateError:         true,
 		SkipDefaultTransaction: true,
 		PrepareStmt:            false,
+		// SELECT lists name their columns (never *): a column added while
+		// this release runs then cannot change a cached statement's result
+		// type (kind: rolling deploys).
+		QueryFields: true,
 		// Parameters are never logged (they can hold personal data): the
 		// gorm logger renders statements with placeholders only.
 		Logger: sqlLogger{log: log.With("component", "sql"), slow: 500 * time.Millisecond},
@@ -232,4 +238,29 @@ func Exclusively(ctx context.Context, db *sql.DB, name string, fn func(context.C
 		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(hashtextextended($1, 0))", "quid:"+name)
 	}()
 	return fn(ctx)
+}
+
+// columnsCache holds the qualified column list of each record type.
+var columnsCache sync.Map
+
+// columns is the SELECT list of a record's columns, qualified by its table
+// ("exchanges.id, exchanges.member_id, …"), for queries that add computed
+// columns to a record: written out, never "table.*", so an added column
+// cannot change the result type of a statement cached before it.
+func columns(db *gorm.DB, record any) string {
+	t := reflect.TypeOf(record)
+	if v, ok := columnsCache.Load(t); ok {
+		return v.(string)
+	}
+	stmt := &gorm.Statement{DB: db}
+	if err := stmt.Parse(record); err != nil {
+		panic(fmt.Sprintf("columns of %T: %v", record, err))
+	}
+	cols := make([]string, len(stmt.Schema.DBNames))
+	for i, name := range stmt.Schema.DBNames {
+		cols[i] = stmt.Schema.Table + "." + name
+	}
+	list := strings.Join(cols, ", ")
+	columnsCache.Store(t, list)
+	return list
 }

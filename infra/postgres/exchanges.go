@@ -436,7 +436,7 @@ func (r observedExchange) toDomain() domain.Exchange {
 }
 
 func (s *Store) observedExchanges(ctx context.Context) *gorm.DB {
-	return s.db.WithContext(ctx).Model(&exchangeRecord{}).Select("exchanges.*, clock_timestamp() AS observed_at")
+	return s.db.WithContext(ctx).Model(&exchangeRecord{}).Select(columns(s.db, &exchangeRecord{}) + ", clock_timestamp() AS observed_at")
 }
 
 func (s *Store) ListExchanges(ctx context.Context, memberID string, page app.Page) ([]domain.Exchange, string, error) {
