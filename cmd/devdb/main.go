@@ -112,8 +112,10 @@ func newCluster() (*cluster, error) {
 	}
 	c := &cluster{root: root, state: filepath.Join(root, ".devdb")}
 	c.setDir(c.state)
+	// A location written for another checkout path (a copied .devdb) names
+	// another key and is ignored.
 	if b, err := os.ReadFile(filepath.Join(c.state, "location")); err == nil {
-		if dir := strings.TrimSpace(string(b)); dir != "" {
+		if dir := strings.TrimSpace(string(b)); filepath.Base(dir) == "quid-devdb-"+c.key() {
 			c.setDir(dir)
 			c.outside = true
 		}
