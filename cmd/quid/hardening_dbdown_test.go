@@ -21,6 +21,12 @@ func TestDatabaseDownIsServiceUnavailableOnEveryRoute(t *testing.T) {
 		"GET /.well-known/jwks.json": true, "GET /v1/catalog/categories": true, "GET /v1/catalog/purposes": true}
 
 	proxy.down()
+	// The hot path first, while every pooled connection is dead but nothing
+	// has noticed yet: the pipelined join uses the driver directly.
+	r := a.do(req{Method: "POST", Path: "/v1/me/exchanges", Token: w.f.member, Body: map[string]any{"contract_id": w.contract}})
+	if r.Status != 503 || r.Header.Get("Retry-After") == "" {
+		t.Errorf("first join after the database went away: %d %s, want 503 with Retry-After", r.Status, r.Body)
+	}
 	toured := map[string]bool{}
 	tour(w, "bob", func(c routeCall) response {
 		toured[c.route] = true

@@ -45,6 +45,15 @@ func unavailable(err error) error {
 	return fmt.Errorf("%w: %w", app.ErrUnavailable, err)
 }
 
+// markUnreachable is unavailable(err) when err means the database went away,
+// else err unchanged: for paths that use the driver directly.
+func markUnreachable(err error) error {
+	if err != nil && isUnreachable(err) {
+		return unavailable(err)
+	}
+	return err
+}
+
 // unreachableStates are the SQLSTATEs of a server that is going away, not
 // yet accepting, or full: connection_exception (class 08), admin_shutdown,
 // crash_shutdown, cannot_connect_now, too_many_connections.

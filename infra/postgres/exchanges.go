@@ -174,7 +174,7 @@ func (s *Store) Join(ctx context.Context, memberID, contractID string, idem *app
 	if idem == nil && isUUID(contractID) {
 		ex, err := s.joinPipelined(ctx, memberID, contractID, plan)
 		if !errors.Is(err, errGeneralPath) {
-			return ex, false, err
+			return ex, false, markUnreachable(err)
 		}
 	}
 	var out domain.Exchange
