@@ -7,12 +7,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/quidpro/quid/infra/config"
 )
 
 // A running release keeps answering while the next release's additive
@@ -21,7 +25,19 @@ import (
 // may answer 5xx ("cached plan must not change result type" was a 500).
 func TestAdditiveMigrationsUnderTrafficCauseNoErrors(t *testing.T) {
 	t.Parallel()
-	a := newAPI(t)
+	// Workers run often, so their statements meet the migration too; the
+	// log is kept to find their failures.
+	cfg := testConfig(t, func(c *config.Config) {
+		c.AccrualInterval = 100 * time.Millisecond
+		c.WebhookInterval = 100 * time.Millisecond
+	})
+	var logs lockedBuffer
+	svc, err := build(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.close)
+	a := &api{t: t, svc: svc, cfg: cfg}
 	w := a.world()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -30,14 +46,23 @@ func TestAdditiveMigrationsUnderTrafficCauseNoErrors(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- a.svc.serve(ctx, ln, a.cfg) }()
-	defer func() { stop(); <-served }()
+	defer func() {
+		if ctx.Err() == nil {
+			stop()
+			<-served
+		}
+	}()
 	base := "http://" + ln.Addr().String()
 	client := &http.Client{Timeout: 30 * time.Second}
 
 	var mu sync.Mutex
 	var failures []string
 	var calls atomic.Int64
+	toured := map[string]bool{}
 	call := func(c routeCall) response {
+		mu.Lock()
+		toured[c.route] = true
+		mu.Unlock()
 		if c.route == "GET /metrics" {
 			return response{} // kind 2 (request buffers in labels), not this test's
 		}
@@ -134,13 +159,37 @@ func TestAdditiveMigrationsUnderTrafficCauseNoErrors(t *testing.T) {
 	close(migrated)
 	traffic.Wait()
 
+	stop()
+	<-served
 	t.Logf("%d requests, %d tables altered", calls.Load(), len(tables))
+	checkTourCoversEveryRoute(t, a, toured)
+	if strings.Contains(logs.String(), "cached plan") || strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("the workers or requests failed while additive migrations ran:\n%s", logs.String())
+	}
 	if len(failures) > 0 {
 		if len(failures) > 20 {
 			failures = failures[:20]
 		}
 		t.Fatalf("requests failed while additive migrations ran:\n%s", joinLines(failures))
 	}
+}
+
+// lockedBuffer is a log destination safe for concurrent writers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func joinLines(s []string) string {
