@@ -226,8 +226,10 @@ func (s *Enforcement) RegisterWebhook(ctx context.Context, p Principal, url, sec
 	if err := p.Require(RolePartner); err != nil {
 		return Webhook{}, err
 	}
-	if _, err := s.Recipients.GetRecipient(ctx, p.Subject); err != nil {
+	if _, err := s.Recipients.GetRecipient(ctx, p.Subject); errors.Is(err, domain.ErrNotFound) {
 		return Webhook{}, domain.Forbidden("unknown-recipient", "your token's subject is not a registered recipient")
+	} else if err != nil {
+		return Webhook{}, err
 	}
 	var v domain.Violations
 	if err := s.Guard.Check(ctx, url); err != nil {

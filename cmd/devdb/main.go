@@ -1,11 +1,16 @@
 // Command devdb gives `make run` and `make test` a private PostgreSQL cluster
 // in .devdb/ when DATABASE_URL is not set, so a fresh machine needs nothing
 // running. It prints the cluster's URL on stdout; everything else goes to
-// stderr.
+// stderr, and a failure is one line: the cause and the way out.
+//
+// Run as root, the server runs as the postgres user (initdb refuses root).
+// When postgres cannot reach the checkout (a clone in /root or under any
+// 0700 directory), the cluster lives in a directory of the temporary
+// directory named after the checkout's path instead, and .devdb/location
+// points to it, so url, stop and status find it and two clones never share.
 package main
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -52,14 +57,35 @@ func main() {
 		os.Exit(2)
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "devdb:", err)
+		fmt.Fprintln(os.Stderr, "devdb:", oneLine(err.Error()))
 		os.Exit(1)
 	}
 }
 
+// wayOut is appended to failures that have no more specific remedy.
+const wayOut = "or set DATABASE_URL to a PostgreSQL server you run"
+
+// oneLine folds a multi-line message onto one line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// lastLine is the last non-empty line of a command's output, where
+// PostgreSQL's tools put the reason they failed.
+func lastLine(out []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
 type cluster struct {
-	root, dir, data, sock, bin string
-	owner                      *user.User // nil: run as the current user
+	root    string // the checkout
+	state   string // <root>/.devdb: lock, and location when the cluster lives elsewhere
+	dir     string // the cluster's directory: data, socket, logs, port
+	data    string
+	sock    string
+	bin     string
+	owner   *user.User // nil: run as the current user
+	outside bool       // dir is not under the checkout
 }
 
 func repoRoot() (string, error) {
@@ -73,7 +99,7 @@ func repoRoot() (string, error) {
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", errors.New("run devdb inside the repository")
+			return "", errors.New("no go.mod in this directory or above; run devdb (make run, make test) inside the Quid checkout")
 		}
 		dir = parent
 	}
@@ -84,15 +110,80 @@ func newCluster() (*cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &cluster{root: root, dir: filepath.Join(root, ".devdb")}
-	c.data = filepath.Join(c.dir, "data")
-	c.sock = filepath.Join(c.dir, "sock")
-	// Unix socket paths are limited to about 107 bytes.
-	if len(c.sock)+len("/.s.PGSQL.65535") > 100 {
-		sum := sha256.Sum256([]byte(root))
-		c.sock = filepath.Join(os.TempDir(), "quid-devdb-"+hex.EncodeToString(sum[:6]))
+	c := &cluster{root: root, state: filepath.Join(root, ".devdb")}
+	c.setDir(c.state)
+	// A location written for another checkout path (a copied .devdb) names
+	// another key and is ignored.
+	if b, err := os.ReadFile(filepath.Join(c.state, "location")); err == nil {
+		if dir := strings.TrimSpace(string(b)); filepath.Base(dir) == "quid-devdb-"+c.key() {
+			c.setDir(dir)
+			c.outside = true
+		}
 	}
 	return c, nil
+}
+
+func (c *cluster) setDir(dir string) {
+	c.dir = dir
+	c.data = filepath.Join(dir, "data")
+	c.sock = filepath.Join(dir, "sock")
+	// Unix socket paths are limited to about 107 bytes.
+	if len(c.sock)+len("/.s.PGSQL.65535") > 100 {
+		c.sock = filepath.Join(os.TempDir(), "quid-devdb-"+c.key()+"-sock")
+	}
+}
+
+// key names this checkout in shared directories: two clones never share.
+func (c *cluster) key() string {
+	sum := sha256.Sum256([]byte(c.root))
+	return hex.EncodeToString(sum[:6])
+}
+
+// ownerCan reports whether the server's user may use path (test(1) flags
+// such as -x or -w), through every parent directory.
+func (c *cluster) ownerCan(flag, path string) bool {
+	if c.owner == nil {
+		return true
+	}
+	return exec.Command("runuser", "-u", c.owner.Username, "--", "test", flag, path).Run() == nil
+}
+
+// placeOutside moves the cluster out of a checkout its server cannot reach,
+// into a directory of the first temporary directory it can write, named
+// after the checkout. Only root hands the cluster to another user.
+func (c *cluster) placeOutside() error {
+	if c.owner == nil || c.outside || c.ownerCan("-x", c.root) {
+		return nil
+	}
+	var base string
+	for _, b := range []string{os.TempDir(), "/tmp", "/var/tmp"} {
+		if c.ownerCan("-w", b) && c.ownerCan("-x", b) {
+			base = b
+			break
+		}
+	}
+	if base == "" {
+		return fmt.Errorf("user %s can reach neither %s nor a temporary directory (%s, /tmp, /var/tmp); make one of them reachable (chmod o+x on each parent), %s",
+			c.owner.Username, c.root, os.TempDir(), wayOut)
+	}
+	dir := filepath.Join(base, "quid-devdb-"+c.key())
+	if st, err := os.Lstat(dir); err == nil {
+		uid, _ := strconv.Atoi(c.owner.Uid)
+		sys, _ := st.Sys().(*syscall.Stat_t)
+		if !st.IsDir() || sys == nil || (int(sys.Uid) != uid && sys.Uid != 0) {
+			return fmt.Errorf("%s exists and is not a directory of %s or root; remove it and retry, %s", dir, c.owner.Username, wayOut)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %v; %s", dir, err, wayOut)
+	}
+	if err := os.WriteFile(filepath.Join(c.state, "location"), []byte(dir+"\n"), 0o644); err != nil {
+		return fmt.Errorf("record the cluster's location in %s: %v; %s", c.state, err, wayOut)
+	}
+	fmt.Fprintf(os.Stderr, "devdb: user %s cannot reach %s; the cluster lives in %s\n", c.owner.Username, c.root, dir)
+	c.setDir(dir)
+	c.outside = true
+	return nil
 }
 
 // findBin returns the directory of the newest PostgreSQL server binaries.
@@ -142,11 +233,11 @@ func (c *cluster) ensureBinaries() error {
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("apt-get %s: %w", args[0], err)
+			return fmt.Errorf("apt-get %s failed (%v, output above); install PostgreSQL yourself or set DATABASE_URL", args[0], err)
 		}
 	}
 	if c.bin = findBin(); c.bin == "" {
-		return errors.New("postgresql installed but initdb not found under /usr/lib/postgresql")
+		return errors.New("postgresql installed but initdb not found under /usr/lib/postgresql; put PostgreSQL's bin directory on PATH or set DATABASE_URL")
 	}
 	return nil
 }
@@ -157,13 +248,16 @@ func (c *cluster) chooseOwner() error {
 	if os.Geteuid() != 0 {
 		return nil
 	}
+	if _, err := exec.LookPath("runuser"); err != nil {
+		return fmt.Errorf("root runs the server as the postgres user through runuser, which is missing; install util-linux, run as a non-root user, %s", wayOut)
+	}
 	u, err := user.Lookup("postgres")
 	if err != nil {
 		if out, err := exec.Command("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres").CombinedOutput(); err != nil {
-			return fmt.Errorf("create user postgres: %v: %s", err, out)
+			return fmt.Errorf("root needs a postgres user to run the server, and useradd failed (%v): %s; create the user, run as a non-root user, %s", err, lastLine(out), wayOut)
 		}
 		if u, err = user.Lookup("postgres"); err != nil {
-			return err
+			return fmt.Errorf("look up the postgres user just created: %v; %s", err, wayOut)
 		}
 	}
 	c.owner = u
@@ -202,16 +296,16 @@ func (c *cluster) chown(paths ...string) error {
 }
 
 func (c *cluster) lock() (func(), error) {
-	if err := os.MkdirAll(c.dir, 0o755); err != nil {
-		return nil, err
+	if err := os.MkdirAll(c.state, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %v; make the checkout writable, %s", c.state, err, wayOut)
 	}
-	f, err := os.OpenFile(filepath.Join(c.dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(filepath.Join(c.state, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("open %s: %v; make the checkout writable, %s", filepath.Join(c.state, "lock"), err, wayOut)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
 		f.Close()
-		return nil, err
+		return nil, fmt.Errorf("lock %s: %v; %s", filepath.Join(c.state, "lock"), err, wayOut)
 	}
 	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
@@ -271,19 +365,23 @@ func ensure() (string, error) {
 	if err := c.chooseOwner(); err != nil {
 		return "", err
 	}
+	if err := c.placeOutside(); err != nil {
+		return "", err
+	}
 	if !isFile(filepath.Join(c.data, "PG_VERSION")) {
 		start := time.Now()
 		_ = os.RemoveAll(c.data)
 		if err := os.MkdirAll(c.data, 0o700); err != nil {
-			return "", err
+			return "", fmt.Errorf("create %s: %v; %s", c.data, err, wayOut)
 		}
 		if err := c.chown(c.dir); err != nil {
-			return "", err
+			return "", fmt.Errorf("hand %s to %s: %v; %s", c.dir, c.owner.Username, err, wayOut)
 		}
 		out, err := c.run("initdb", "-D", c.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync")
-		_ = os.WriteFile(filepath.Join(c.dir, "initdb.log"), out, 0o644)
+		logFile := filepath.Join(c.dir, "initdb.log")
+		_ = os.WriteFile(logFile, out, 0o644)
 		if err != nil {
-			return "", fmt.Errorf("initdb failed: %v\n%s", err, out)
+			return "", fmt.Errorf("initdb failed (%v): %s; the whole output is in %s; remove %s and retry, %s", err, lastLine(out), logFile, c.data, wayOut)
 		}
 		fmt.Fprintf(os.Stderr, "devdb: created a private PostgreSQL cluster in %s (%s)\n", c.dir, time.Since(start).Round(time.Millisecond))
 	}
@@ -293,18 +391,18 @@ func ensure() (string, error) {
 	port := c.storedPort()
 	if port == 0 || accepting(port) {
 		if port, err = freePort(); err != nil {
-			return "", err
+			return "", fmt.Errorf("find a free port on 127.0.0.1: %v; %s", err, wayOut)
 		}
 	}
 	if err := os.MkdirAll(c.sock, 0o755); err != nil {
-		return "", err
+		return "", fmt.Errorf("create %s: %v; %s", c.sock, err, wayOut)
 	}
 	logFile := filepath.Join(c.dir, "server.log")
 	if err := touch(logFile); err != nil {
-		return "", err
+		return "", fmt.Errorf("create %s: %v; %s", logFile, err, wayOut)
 	}
 	if err := c.chown(c.sock, logFile); err != nil {
-		return "", err
+		return "", fmt.Errorf("hand %s to %s: %v; %s", c.sock, c.owner.Username, err, wayOut)
 	}
 	// A disposable development cluster: durability settings are off for speed.
 	opts := fmt.Sprintf("-p %d -c listen_addresses=127.0.0.1 -k %s -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c shared_buffers=128MB",
@@ -312,14 +410,14 @@ func ensure() (string, error) {
 	out, err := c.run("pg_ctl", "-D", c.data, "-l", logFile, "-w", "-t", "60", "-o", opts, "start")
 	if err != nil {
 		tail, _ := os.ReadFile(logFile)
-		lines := bytes.Split(bytes.TrimSpace(tail), []byte("\n"))
-		if len(lines) > 20 {
-			lines = lines[len(lines)-20:]
+		reason := lastLine(tail)
+		if reason == "" {
+			reason = lastLine(out)
 		}
-		return "", fmt.Errorf("start failed: %v\n%s\n%s", err, out, bytes.Join(lines, []byte("\n")))
+		return "", fmt.Errorf("PostgreSQL did not start (%v): %s; see %s, stop whatever holds the port or data directory and retry, %s", err, reason, logFile, wayOut)
 	}
 	if err := os.WriteFile(filepath.Join(c.dir, "port"), []byte(strconv.Itoa(port)), 0o644); err != nil {
-		return "", err
+		return "", fmt.Errorf("record the port in %s: %v; %s", c.dir, err, wayOut)
 	}
 	fmt.Fprintf(os.Stderr, "devdb: PostgreSQL is running on 127.0.0.1:%d (stop it with make db-stop)\n", port)
 	return c.url(port), nil
@@ -343,13 +441,13 @@ func stop() error {
 		return nil
 	}
 	if c.bin = findBin(); c.bin == "" {
-		return errors.New("PostgreSQL binaries not found")
+		return fmt.Errorf("PostgreSQL binaries not found, so the cluster in %s cannot be stopped; install PostgreSQL or end its postgres process", c.dir)
 	}
 	if err := c.chooseOwner(); err != nil {
 		return err
 	}
 	if out, err := c.run("pg_ctl", "-D", c.data, "-m", "fast", "-w", "stop"); err != nil {
-		return fmt.Errorf("stop: %v: %s", err, out)
+		return fmt.Errorf("pg_ctl stop failed (%v): %s; end the postgres process of %s yourself", err, lastLine(out), c.data)
 	}
 	fmt.Fprintln(os.Stderr, "devdb: stopped")
 	return nil

@@ -56,7 +56,8 @@ func serveCmd(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer svc.close()
 	if *demo {
-		if err := seedDemo(ctx, svc, log); err != nil {
+		// Under a database lock, so replicas started together seed once.
+		if err := postgres.Exclusively(ctx, svc.sqlDB(), "demo", func(ctx context.Context) error { return seedDemo(ctx, svc, log) }); err != nil {
 			return fmt.Errorf("demo data: %w", err)
 		}
 	}
@@ -124,7 +125,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 		return nil, err
 	}
 	store := postgres.NewStore(db)
-	signer, err := receiptSigner(ctx, cfg, store)
+	signer, err := receiptSigner(ctx, cfg, store, sqlDB)
 	if err != nil {
 		return nil, err
 	}
@@ -164,21 +165,30 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 }
 
 // receiptSigner uses QUID_SIGNING_KEY when set; otherwise the oldest active
-// key in the database, generating and storing one on first start.
-func receiptSigner(ctx context.Context, cfg config.Config, store *postgres.Store) (*auth.ReceiptSigner, error) {
+// key in the database, generating and storing one on first start. The first
+// key is made under a database lock, so replicas starting together agree on
+// one key and publish the same JWKS.
+func receiptSigner(ctx context.Context, cfg config.Config, store *postgres.Store, sqlDB *sql.DB) (*auth.ReceiptSigner, error) {
 	stored, err := store.SigningKeys(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if cfg.SigningKeyFile == "" && len(stored) == 0 {
-		k, err := auth.GenerateSigningKey()
+		err := postgres.Exclusively(ctx, sqlDB, "first-signing-key", func(ctx context.Context) error {
+			if stored, err = store.SigningKeys(ctx); err != nil || len(stored) > 0 {
+				return err // another replica made it while this one waited
+			}
+			k, err := auth.GenerateSigningKey()
+			if err != nil {
+				return err
+			}
+			if err := store.AddSigningKey(ctx, k.KID, k.Private.Seed(), k.Public(), true); err != nil {
+				return err
+			}
+			stored, err = store.SigningKeys(ctx)
+			return err
+		})
 		if err != nil {
-			return nil, err
-		}
-		if err := store.AddSigningKey(ctx, k.KID, k.Private.Seed(), k.Public(), true); err != nil {
-			return nil, err
-		}
-		if stored, err = store.SigningKeys(ctx); err != nil {
 			return nil, err
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2/utils"
 	"github.com/google/uuid"
 
+	"github.com/quidpro/quid/app"
 	"github.com/quidpro/quid/domain"
 )
 
@@ -48,6 +49,9 @@ type httpError struct {
 
 func (e *httpError) Error() string { return e.detail }
 
+// retryAfterSeconds is what a 503 asks clients to wait before retrying.
+const retryAfterSeconds = "2"
+
 // errorHandler is the only place where an error becomes a response.
 func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
@@ -62,6 +66,11 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 		var he *httpError
 		var fe *fiber.Error
 		switch {
+		case errors.Is(err, app.ErrUnavailable):
+			// Transient: clients and load balancers should retry.
+			p.Status, p.Code = fiber.StatusServiceUnavailable, "unavailable"
+			p.Detail = "the service cannot reach its database; retry after the time in Retry-After"
+			c.Set(fiber.HeaderRetryAfter, retryAfterSeconds)
 		case errors.As(err, &de):
 			p.Status = statusByKind[de.Kind]
 			p.Code = de.Code
@@ -86,7 +95,9 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 		if p.Status == 0 {
 			p.Status = fiber.StatusInternalServerError
 		}
-		if p.Status >= 500 {
+		if p.Status == fiber.StatusServiceUnavailable {
+			log.WarnContext(c.UserContext(), "request failed", "request_id", p.RequestID, "route", c.Route().Path, "error", err)
+		} else if p.Status >= 500 {
 			log.ErrorContext(c.UserContext(), "request failed", "request_id", p.RequestID, "route", c.Route().Path, "error", err)
 			p.Code = "internal"
 			p.Detail = "an internal error occurred; quote the request id when reporting it"

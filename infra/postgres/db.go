@@ -6,17 +6,25 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"reflect"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 	pgdriver "gorm.io/driver/postgres"
 	"gorm.io/gorm"
 
+	"github.com/quidpro/quid/app"
 	"github.com/quidpro/quid/migrations"
 )
 
@@ -31,19 +39,35 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*gorm.DB, error) {
 			url += "?timezone=UTC"
 		}
 	}
-	db, err := gorm.Open(pgdriver.Open(url), &gorm.Config{
+	pgCfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	if pgCfg.ConnectTimeout == 0 {
+		// An unreachable host answers 503 within seconds, not when the
+		// kernel gives up on the handshake.
+		pgCfg.ConnectTimeout = 5 * time.Second
+	}
+	o := &outage{}
+	sqlDB := sql.OpenDB(unavailableConnector{o: o, Connector: stdlib.GetConnector(*pgCfg, stdlib.OptionShouldPing(o.shouldPing))})
+	db, err := gorm.Open(translatingDialector{o: o, Dialector: pgdriver.New(pgdriver.Config{Conn: sqlDB}).(*pgdriver.Dialector)}, &gorm.Config{
 		TranslateError:         true,
 		SkipDefaultTransaction: true,
 		PrepareStmt:            false,
+		// SELECT lists name their columns (never *): a column added while
+		// this release runs then cannot change a cached statement's result
+		// type (kind: rolling deploys).
+		QueryFields: true,
 		// Parameters are never logged (they can hold personal data): the
 		// gorm logger renders statements with placeholders only.
 		Logger: sqlLogger{log: log.With("component", "sql"), slow: 500 * time.Millisecond},
 	})
 	if err != nil {
+		sqlDB.Close()
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	sqlDB, err := db.DB()
-	if err != nil {
+	if err := o.register(db); err != nil {
+		sqlDB.Close()
 		return nil, err
 	}
 	sqlDB.SetMaxOpenConns(16)
@@ -52,22 +76,110 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*gorm.DB, error) {
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := sqlDB.PingContext(pingCtx); err != nil {
+		sqlDB.Close()
 		return nil, fmt.Errorf("reach database: %w", err)
 	}
 	return db, nil
 }
 
-func provider(db *sql.DB) (*goose.Provider, error) {
+// outage marks errors that mean the database cannot be reached as
+// app.ErrUnavailable (the HTTP layer answers 503) at the three places they
+// surface: opening a connection, gorm's callbacks, gorm's error translation.
+// While one was seen lately, pooled connections are pinged before reuse, so
+// connections that died with the server are dropped instead of failing a
+// request on paths that use the driver directly.
+type outage struct{ last atomic.Int64 }
+
+// pingWindow is how long after a connection failure reuse pings first.
+const pingWindow = 30 * time.Second
+
+func (o *outage) note(err error) error {
+	if err == nil || errors.Is(err, app.ErrUnavailable) {
+		if err != nil {
+			o.last.Store(time.Now().UnixNano())
+		}
+		return err
+	}
+	if !isUnreachable(err) {
+		return err
+	}
+	o.last.Store(time.Now().UnixNano())
+	return unavailable(err)
+}
+
+func (o *outage) shouldPing(_ context.Context, p stdlib.ShouldPingParams) bool {
+	return p.IdleDuration > time.Second || time.Since(time.Unix(0, o.last.Load())) < pingWindow
+}
+
+// register makes every gorm operation's error pass through note: gorm sets
+// query errors on some paths (Row, Rows, Scan) without translating them.
+func (o *outage) register(db *gorm.DB) error {
+	mark := func(tx *gorm.DB) {
+		if tx.Error != nil {
+			tx.Error = o.note(tx.Error)
+		}
+	}
+	cb := db.Callback()
+	for _, err := range []error{
+		cb.Create().Register("quid:unavailable", mark), cb.Query().Register("quid:unavailable", mark),
+		cb.Update().Register("quid:unavailable", mark), cb.Delete().Register("quid:unavailable", mark),
+		cb.Row().Register("quid:unavailable", mark), cb.Raw().Register("quid:unavailable", mark),
+	} {
+		if err != nil {
+			return fmt.Errorf("register callback: %w", err)
+		}
+	}
+	return nil
+}
+
+// unavailableConnector marks every failure to open a connection as
+// app.ErrUnavailable, whichever path (gorm, database/sql, raw pgx) asked.
+type unavailableConnector struct {
+	driver.Connector
+	o *outage
+}
+
+func (c unavailableConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		c.o.last.Store(time.Now().UnixNano())
+		return nil, unavailable(err)
+	}
+	return conn, nil
+}
+
+// translatingDialector marks statement failures that mean the database went
+// away before gorm's own translation runs.
+type translatingDialector struct {
+	*pgdriver.Dialector
+	o *outage
+}
+
+func (d translatingDialector) Translate(err error) error {
+	if err2 := d.o.note(err); err2 != err {
+		return err2
+	}
+	return d.Dialector.Translate(err)
+}
+
+func provider(db *sql.DB, opts ...goose.ProviderOption) (*goose.Provider, error) {
 	sub, err := fs.Sub(migrations.FS, ".")
 	if err != nil {
 		return nil, err
 	}
-	return goose.NewProvider(goose.DialectPostgres, db, sub)
+	return goose.NewProvider(goose.DialectPostgres, db, sub, opts...)
 }
 
-// Migrate applies every pending migration.
+// Migrate applies every pending migration. It holds goose's session-level
+// advisory lock meanwhile, so replicas starting at once apply each migration
+// exactly once: the others wait (up to five minutes) and then find nothing
+// pending.
 func Migrate(ctx context.Context, db *sql.DB) ([]*goose.MigrationResult, error) {
-	p, err := provider(db)
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300))
+	if err != nil {
+		return nil, fmt.Errorf("migration lock: %w", err)
+	}
+	p, err := provider(db, goose.WithSessionLocker(locker))
 	if err != nil {
 		return nil, fmt.Errorf("migrations: %w", err)
 	}
@@ -107,4 +219,48 @@ func Ready(ctx context.Context, db *sql.DB) error {
 		return ErrMigrationsPending
 	}
 	return nil
+}
+
+// Exclusively runs fn while holding a session-level advisory lock named name
+// in this database, so work every replica does at start (first signing key,
+// demo data) happens once: a replica that waited finds it done. fn may use
+// other pooled connections; the lock lives on a connection of its own.
+func Exclusively(ctx context.Context, db *sql.DB, name string, fn func(context.Context) error) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("lock %s: %w", name, err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(hashtextextended($1, 0))", "quid:"+name); err != nil {
+		return fmt.Errorf("lock %s: %w", name, err)
+	}
+	defer func() {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(hashtextextended($1, 0))", "quid:"+name)
+	}()
+	return fn(ctx)
+}
+
+// columnsCache holds the qualified column list of each record type.
+var columnsCache sync.Map
+
+// columns is the SELECT list of a record's columns, qualified by its table
+// ("exchanges.id, exchanges.member_id, …"), for queries that add computed
+// columns to a record: written out, never "table.*", so an added column
+// cannot change the result type of a statement cached before it.
+func columns(db *gorm.DB, record any) string {
+	t := reflect.TypeOf(record)
+	if v, ok := columnsCache.Load(t); ok {
+		return v.(string)
+	}
+	stmt := &gorm.Statement{DB: db}
+	if err := stmt.Parse(record); err != nil {
+		panic(fmt.Sprintf("columns of %T: %v", record, err))
+	}
+	cols := make([]string, len(stmt.Schema.DBNames))
+	for i, name := range stmt.Schema.DBNames {
+		cols[i] = stmt.Schema.Table + "." + name
+	}
+	list := strings.Join(cols, ", ")
+	columnsCache.Store(t, list)
+	return list
 }

@@ -4,12 +4,16 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"database/sql/driver"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
 
 	"github.com/quidpro/quid/app"
@@ -22,12 +26,62 @@ func translate(err error, what string) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, app.ErrUnavailable):
+		return err
+	case isUnreachable(err):
+		return unavailable(err)
 	case errors.Is(err, gorm.ErrRecordNotFound):
 		return domain.NotFound(what+"-not-found", "no "+strings.ReplaceAll(what, "-", " ")+" with this id")
 	case errors.Is(err, gorm.ErrDuplicatedKey):
 		return domain.Conflict(what+"-exists", "a conflicting "+strings.ReplaceAll(what, "-", " ")+" already exists")
 	}
 	return err
+}
+
+// unavailable wraps an error that means the database cannot be reached now
+// with app.ErrUnavailable, keeping the driver's error in the chain.
+func unavailable(err error) error {
+	if err == nil || errors.Is(err, app.ErrUnavailable) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", app.ErrUnavailable, err)
+}
+
+// markUnreachable is unavailable(err) when err means the database went away,
+// else err unchanged: for paths that use the driver directly.
+func markUnreachable(err error) error {
+	if err != nil && isUnreachable(err) {
+		return unavailable(err)
+	}
+	return err
+}
+
+// unreachableStates are the SQLSTATEs of a server that is going away, not
+// yet accepting, or full: connection_exception (class 08), admin_shutdown,
+// crash_shutdown, cannot_connect_now, too_many_connections.
+var unreachableStates = map[string]bool{"57P01": true, "57P02": true, "57P03": true, "53300": true}
+
+// isUnreachable reports whether err says the database could not be reached
+// or went away, as opposed to refusing a statement.
+func isUnreachable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return strings.HasPrefix(pgErr.Code, "08") || unreachableStates[pgErr.Code]
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &connectErr), errors.As(err, &netErr),
+		errors.Is(err, driver.ErrBadConn), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return true
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return false // the caller gave up; not the database's state
+	}
+	// pgconn reports a connection that died mid-use as plain text.
+	msg := err.Error()
+	return strings.Contains(msg, "conn closed") ||
+		strings.Contains(msg, "failed to connect") || strings.Contains(msg, "broken pipe") ||
+		strings.Contains(msg, "connection reset")
 }
 
 // Cursors are opaque and tamper-evident: the position they carry is signed

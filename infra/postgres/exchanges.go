@@ -186,7 +186,7 @@ func (s *Store) Join(ctx context.Context, memberID, contractID string, idem *app
 	if idem == nil && isUUID(contractID) {
 		ex, err := s.joinPipelined(ctx, memberID, contractID, plan)
 		if !errors.Is(err, errGeneralPath) {
-			return ex, false, err
+			return ex, false, markUnreachable(err)
 		}
 	}
 	var out domain.Exchange
@@ -465,7 +465,7 @@ func (r observedExchange) toDomain() domain.Exchange {
 }
 
 func (s *Store) observedExchanges(ctx context.Context) *gorm.DB {
-	return s.db.WithContext(ctx).Model(&exchangeRecord{}).Select("exchanges.*, clock_timestamp() AS observed_at")
+	return s.db.WithContext(ctx).Model(&exchangeRecord{}).Select(columns(s.db, &exchangeRecord{}) + ", clock_timestamp() AS observed_at")
 }
 
 func (s *Store) ListExchanges(ctx context.Context, memberID string, page app.Page) ([]domain.Exchange, string, error) {

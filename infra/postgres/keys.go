@@ -35,9 +35,8 @@ func (s *Store) SigningKeys(ctx context.Context) ([]StoredKey, error) {
 	return out, nil
 }
 
-// AddSigningKey stores a key unless one with the same kid exists. Two
-// replicas starting at once may both generate one; both are kept and
-// published, and receipts signed by either verify.
+// AddSigningKey stores a key unless one with the same kid exists. The first
+// key is added under Exclusively, so replicas starting at once make one.
 func (s *Store) AddSigningKey(ctx context.Context, kid string, seed, public []byte, active bool) error {
 	return s.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).
 		Create(&signingKeyRecord{KID: kid, PrivateKey: seed, PublicKey: public, Active: active}).Error

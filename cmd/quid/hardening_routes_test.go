@@ -1,0 +1,146 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/quidpro/quid/app"
+)
+
+// world is what a tour of every route needs to exist beforehand.
+type world struct {
+	f        fixtures
+	contract string // published
+	draft    string
+	exchange string // alice's, active
+}
+
+func (a *api) world() world {
+	a.t.Helper()
+	f := a.fixtures()
+	w := world{f: f, contract: a.publishContract(f, contractBody(f))}
+	w.draft = expect(a.t, a.do(req{Method: "POST", Path: "/v1/contracts", Token: f.marketer, Body: contractBody(f)}), 201).json(a.t)["id"].(string)
+	a.enrol(f.member)
+	w.exchange = a.joinContract(f.member, w.contract)["id"].(string)
+	return w
+}
+
+// routeCall is one request of a tour, labelled with the route it exercises
+// as fiber names it ("GET /v1/me/exchanges/:id").
+type routeCall struct {
+	route string
+	r     req
+}
+
+// tour calls every route of the API once with a request that is valid as far
+// as the edge can tell, so that every route that can touch the database
+// does. sub is the member (and recipient/contract name) this tour uses;
+// call returns the response, from which later steps take ids when it
+// succeeded (otherwise they fall back to the world's).
+func tour(w world, sub string, call func(routeCall) response) {
+	t := func(role app.Role, s string) string { return tokenFor(role, s) }
+	member := t(app.RoleMember, sub)
+	id := func(r response, fallback string) string {
+		if r.Status < 300 {
+			if v, ok := jsonField(r.Body, "id"); ok {
+				return v
+			}
+		}
+		return fallback
+	}
+	do := func(route, method, path, tok string, body any) response {
+		return call(routeCall{route: route, r: req{Method: method, Path: path, Token: tok, Body: body}})
+	}
+	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/openapi.yaml", "/.well-known/jwks.json",
+		"/v1/catalog/categories", "/v1/catalog/purposes", "/v1/offers"} {
+		do("GET "+p, "GET", p, "", nil)
+	}
+	f := w.f
+	do("POST /v1/recipients", "POST", "/v1/recipients", f.admin, map[string]any{
+		"name": "R " + sub, "kind": "third_party", "country": "DE", "privacy_policy_url": "https://r.example/privacy"})
+	do("GET /v1/recipients", "GET", "/v1/recipients", f.admin, nil)
+	do("GET /v1/recipients/:id", "GET", "/v1/recipients/"+f.partnerCo, f.marketer, nil)
+
+	draft := id(do("POST /v1/contracts", "POST", "/v1/contracts", f.marketer, contractBody(f)), w.draft)
+	do("GET /v1/contracts", "GET", "/v1/contracts", f.marketer, nil)
+	do("GET /v1/contracts/:id", "GET", "/v1/contracts/"+w.contract, "", nil)
+	do("PATCH /v1/contracts/:id", "PATCH", "/v1/contracts/"+draft, f.marketer, map[string]any{"title": "Coffee club " + sub})
+	do("POST /v1/contracts/:id/publish", "POST", "/v1/contracts/"+draft+"/publish", f.marketer, nil)
+	do("POST /v1/contracts/:id/versions", "POST", "/v1/contracts/"+draft+"/versions", f.marketer, nil)
+	do("GET /v1/contracts/:id/stats", "GET", "/v1/contracts/"+w.contract+"/stats", f.marketer, nil)
+	do("GET /v1/contracts/:id/transparency", "GET", "/v1/contracts/"+w.contract+"/transparency", "", nil)
+	do("POST /v1/contracts/:id/retire", "POST", "/v1/contracts/"+draft+"/retire", f.marketer, nil)
+
+	do("PUT /v1/me", "PUT", "/v1/me", member, map[string]any{"attributes": map[string]any{
+		"location.city": "Oslo", "commerce.purchase_history": []string{"espresso"}, "demographic.birthdate": "1990-05-01"}})
+	do("GET /v1/me", "GET", "/v1/me", member, nil)
+	ex := id(do("POST /v1/me/exchanges", "POST", "/v1/me/exchanges", member, map[string]any{"contract_id": w.contract}), w.exchange)
+	do("GET /v1/me/exchanges", "GET", "/v1/me/exchanges", member, nil)
+	do("GET /v1/me/exchanges/:id", "GET", "/v1/me/exchanges/"+ex, member, nil)
+	do("GET /v1/me/points", "GET", "/v1/me/points", member, nil)
+	do("POST /v1/me/redemptions", "POST", "/v1/me/redemptions", member, map[string]any{"points": 1, "reference": "coffee"})
+	do("GET /v1/me/transparency", "GET", "/v1/me/transparency", member, nil)
+	do("GET /v1/me/export", "GET", "/v1/me/export", member, nil)
+	do("GET /v1/partner/members/:member_id/data", "GET", "/v1/partner/members/"+url.PathEscape(sub)+"/data?purpose=loyalty.personalised_offers", f.partner, nil)
+	do("GET /v1/me/access-log", "GET", "/v1/me/access-log", member, nil)
+	do("PUT /v1/partner/webhook", "PUT", "/v1/partner/webhook", f.partner, map[string]any{"url": "http://127.0.0.1:9/hooks"})
+	do("DELETE /v1/me/exchanges/:id", "DELETE", "/v1/me/exchanges/"+ex, member, nil)
+	do("POST /v1/partner/deletions", "POST", "/v1/partner/deletions", f.partner, map[string]any{"exchange_id": ex})
+	do("GET /v1/audit", "GET", "/v1/audit", f.admin, nil)
+	do("GET /v1/audit/overdue-deletions", "GET", "/v1/audit/overdue-deletions", f.admin, nil)
+	do("GET /v1/audit/webhook-deliveries", "GET", "/v1/audit/webhook-deliveries", f.admin, nil)
+	do("DELETE /v1/me", "DELETE", "/v1/me", member, nil)
+}
+
+// tokenFor mints a test token without a testing.TB, for tours run from
+// several goroutines.
+func tokenFor(role app.Role, sub string) string {
+	return token(panicTB{}, role, sub)
+}
+
+type panicTB struct{ testing.TB }
+
+func (panicTB) Helper()                   {}
+func (panicTB) Fatal(args ...any)         { panic(fmt.Sprint(args...)) }
+func (panicTB) Fatalf(f string, a ...any) { panic(fmt.Sprintf(f, a...)) }
+
+func jsonField(body []byte, name string) (string, bool) {
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		return "", false
+	}
+	v, ok := m[name].(string)
+	return v, ok
+}
+
+// servedRoutes lists the routes the app registers, as tour labels them.
+func servedRoutes(a *api) []string {
+	seen := map[string]bool{}
+	for _, r := range a.svc.app.GetRoutes(true) {
+		if r.Method == "HEAD" || r.Method == "USE" || r.Path == "/" {
+			continue
+		}
+		seen[r.Method+" "+strings.TrimSuffix(r.Path, "/")] = true
+	}
+	var out []string
+	for k := range seen {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// checkTourCoversEveryRoute fails when the server has a route the tour
+// does not call, so a new route cannot escape the tests built on it.
+func checkTourCoversEveryRoute(t *testing.T, a *api, toured map[string]bool) {
+	t.Helper()
+	for _, r := range servedRoutes(a) {
+		if !toured[r] {
+			t.Errorf("route %s is served but not in tour(); add it", r)
+		}
+	}
+}
