@@ -62,8 +62,8 @@ func (rc *responseCache) changed(live bool) {
 
 // clear drops everything, including renders in flight (by the generation).
 func (rc *responseCache) clear() {
-	rc.gen.Add(1)
 	rc.mu.Lock()
+	rc.gen.Add(1)
 	rc.m = map[string]cachedResponse{}
 	rc.mu.Unlock()
 }
@@ -111,10 +111,16 @@ func (rc *responseCache) get(key string) (cachedResponse, bool) {
 	return r, true
 }
 
-func (rc *responseCache) put(key string, r cachedResponse) {
+// put stores r unless the cache was cleared since gen was read: a render
+// that raced a change must not outlive it. The check is under the lock that
+// clear takes, so no clear can fall between the check and the store.
+func (rc *responseCache) put(key string, r cachedResponse, gen uint64) {
 	r.expires = time.Now().Add(rc.ttl)
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
+	if rc.gen.Load() != gen {
+		return
+	}
 	if len(rc.m) >= 10_000 {
 		now := time.Now()
 		for k, v := range rc.m {
@@ -141,8 +147,8 @@ func (rc *responseCache) serve(c *fiber.Ctx, key string, render func() (cachedRe
 	if err != nil {
 		return err
 	}
-	if cacheable && rc.usable() && rc.gen.Load() == gen {
-		rc.put(key, r)
+	if cacheable && rc.usable() {
+		rc.put(key, r, gen)
 	}
 	return sendBytesCached(c, r.body, r.contentType, r.cacheControl)
 }

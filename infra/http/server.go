@@ -115,6 +115,8 @@ func New(opts Options) *fiber.App {
 	}
 	h := &handlers{svc: opts.Services, log: opts.Logger, cache: newResponseCache(opts.PublicCacheTTL)}
 	if opts.Changes != nil {
+		// Until the feed has connected, a change could be missed: bypass.
+		h.cache.watched.Store(true)
 		opts.Changes.Subscribe(h.cache.changed)
 	}
 	a.Use("/v1/contracts", h.cache.dropOnWrite)
