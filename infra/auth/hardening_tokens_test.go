@@ -47,15 +47,15 @@ func TestVerifierRefusesLenientlyParsedTokens(t *testing.T) {
 	keysFile, pubPEM := writePublicKey(t, &rsaKey.PublicKey)
 
 	const iss, aud = "https://idp.example", "quid"
-	strict, err := auth.NewVerifier(auth.VerifierOptions{Secret: secret, Issuer: iss, Audience: aud})
+	strict, err := auth.NewVerifier(auth.VerifierOptions{Secret: secret, Issuer: iss, Audience: aud, Leeway: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	both, err := auth.NewVerifier(auth.VerifierOptions{Secret: secret, PublicKeysFile: keysFile})
+	both, err := auth.NewVerifier(auth.VerifierOptions{Secret: secret, PublicKeysFile: keysFile, Leeway: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	wide, err := auth.NewVerifier(auth.VerifierOptions{Secret: secret, Issuer: iss, Audience: aud})
+	wide, err := auth.NewVerifier(auth.VerifierOptions{Secret: secret, Issuer: iss, Audience: aud, Leeway: 5 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
