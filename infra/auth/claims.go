@@ -58,6 +58,15 @@ func checkRawToken(token string) error {
 		if err := checkObject(raw, spec); err != nil {
 			return err
 		}
+		// RFC 7515 §4.1.11: a "crit" header names extensions (such as
+		// RFC 7797's unencoded payload) that must be understood; golang-jwt
+		// understands none and would ignore them, so such a token is refused.
+		if i == 0 {
+			var h map[string]json.RawMessage
+			if err := json.Unmarshal(raw, &h); err != nil || h["crit"] != nil {
+				return errors.New("token header has crit extensions Quid does not understand")
+			}
+		}
 	}
 	return nil
 }

@@ -132,6 +132,7 @@ func TestVerifierRefusesLenientlyParsedTokens(t *testing.T) {
 		{"aud as an array holding a number", strict, sign(with(`"aud":"quid"`, `"aud":["quid",7]`)), false},
 		{"iss mismatch", strict, sign(with(iss, "https://evil.example")), false},
 		{"aud mismatch", strict, sign(with(`"aud":"quid"`, `"aud":"other"`)), false},
+		{"crit header naming b64 (RFC 7797)", strict, rawToken(t, jwt.SigningMethodHS256, key, `{"alg":"HS256","b64":false,"crit":["b64"]}`, valid), false},
 		{"alg twice in the header", strict, rawToken(t, jwt.SigningMethodHS256, key, `{"alg":"HS256","alg":"none"}`, valid), false},
 		{"invalid UTF-8 in a claim", strict, sign(plus(`"name":"a` + "\xff" + `b"`)), false},
 		{"data after the claims object", strict, sign(valid + `{}`), false},
