@@ -14,7 +14,7 @@ DEV_ENV := QUID_JWT_SECRET=$${QUID_JWT_SECRET:-dev-secret-change-me-dev-secret-c
 # Exports DATABASE_URL, starting the private cluster when it is unset.
 WITH_DB := if [ -z "$$DATABASE_URL" ]; then DATABASE_URL=$$(go run ./cmd/devdb url) || exit 1; fi; export DATABASE_URL;
 
-.PHONY: help run test lint bench fuzz db-stop generate build
+.PHONY: lint-spec help run test lint bench fuzz db-stop generate build
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -28,10 +28,24 @@ run: build ## serve the API on QUID_ADDR (default :8080) with a demo contract
 test: ## run every test with the race detector against real PostgreSQL
 	@$(WITH_DB) go test -race -count=1 ./...
 
-lint: ## gofmt, go vet and the layer rule
+lint: ## gofmt, go vet, the layer rule, and openapi.yaml as standard tools consume it
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	go vet ./...
 	go test -count=1 -run TestLayers .
+	@$(MAKE) --no-print-directory lint-spec
+
+# openapi.yaml must give a typed Go client that compiles (oapi-codegen, default
+# options, types + client) with no untyped field, and pass vacuum's recommended
+# rules (tools/vacuum-ruleset.yaml) with zero warnings. The generated client
+# builds in a throw-away copy of tools/, whose go.mod pins its dependencies.
+lint-spec:
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	cp tools/go.mod tools/go.sum tools/deps.go "$$tmp"/; mkdir "$$tmp/client"; \
+	go tool oapi-codegen -generate types,client -package client openapi.yaml > "$$tmp/client/client.gen.go"; \
+	(cd "$$tmp" && go build ./client) || { echo "oapi-codegen: the client generated from openapi.yaml does not compile"; exit 1; }; \
+	if grep -n 'interface{}' "$$tmp/client/client.gen.go" | grep -v '	Attributes map\[string\]interface{} '; then \
+		echo "oapi-codegen: untyped fields above; give their schemas a type (only free-form attribute maps may stay untyped)"; exit 1; fi
+	go -C tools tool vacuum lint --ruleset vacuum-ruleset.yaml --fail-severity warn --no-banner --no-style --details ../openapi.yaml
 
 bench: build ## measure the performance bars (see README)
 	@$(WITH_DB) go run ./cmd/quidbench

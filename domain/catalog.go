@@ -234,7 +234,7 @@ func (c Catalog) Derive(key string, source any, now time.Time) (any, bool) {
 		if err != nil {
 			return nil, false
 		}
-		return !born.AddDate(cat.Derived.Param, 0, 0).After(now), true
+		return AgeAtLeast(born, cat.Derived.Param, now), true
 	case RuleCountryOfAddress:
 		m, _ := source.(map[string]any)
 		country, ok := m["country"].(string)

@@ -99,7 +99,7 @@ func TestBalanceNeverGoesNegative(t *testing.T) {
 func TestDerivedCategoriesDiscloseOnlyTheFact(t *testing.T) {
 	t.Parallel()
 	c := testCatalog(t)
-	now := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC) // 1 May has begun everywhere
 	tests := []struct {
 		birth string
 		want  bool

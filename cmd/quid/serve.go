@@ -115,7 +115,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 	}
 	verifier, err := auth.NewVerifier(auth.VerifierOptions{
 		Secret: cfg.JWTSecret, PublicKeysFile: cfg.JWTPublicKeysFile,
-		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
+		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, Leeway: cfg.JWTLeeway,
 	})
 	if err != nil {
 		return nil, err

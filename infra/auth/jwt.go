@@ -36,6 +36,7 @@ type Verifier struct {
 	issuer   string
 	audience string
 	methods  []string
+	leeway   time.Duration
 }
 
 // VerifierOptions configure a Verifier.
@@ -44,11 +45,13 @@ type VerifierOptions struct {
 	PublicKeysFile string
 	Issuer         string
 	Audience       string
+	// Leeway is the clock skew allowed for exp, nbf and iat (QUID_JWT_LEEWAY).
+	Leeway time.Duration
 }
 
 // NewVerifier loads keys and fixes the allowed algorithms.
 func NewVerifier(opts VerifierOptions) (*Verifier, error) {
-	v := &Verifier{issuer: opts.Issuer, audience: opts.Audience}
+	v := &Verifier{issuer: opts.Issuer, audience: opts.Audience, leeway: opts.Leeway}
 	if opts.Secret != "" {
 		v.secret = []byte(opts.Secret)
 		v.methods = append(v.methods, "HS256")
@@ -94,11 +97,15 @@ func LoadPublicKeys(path string) ([]crypto.PublicKey, error) {
 
 // Verify returns the principal of a valid token or an unauthenticated error.
 func (v *Verifier) Verify(token string) (app.Principal, error) {
+	if err := checkRawToken(token); err != nil {
+		return app.Principal{}, unauthenticated(fmt.Errorf("%w: %w", jwt.ErrTokenMalformed, err))
+	}
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(v.methods),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(), // a token issued in the future is forged or from a broken clock
-		jwt.WithLeeway(5 * time.Second),
+		jwt.WithLeeway(v.leeway),
+		jwt.WithStrictDecoding(),
 	}
 	if v.issuer != "" {
 		opts = append(opts, jwt.WithIssuer(v.issuer))

@@ -22,6 +22,7 @@ type Config struct {
 	JWTPublicKeysFile   string
 	JWTIssuer           string
 	JWTAudience         string
+	JWTLeeway           time.Duration
 	MinRewardPeriod     time.Duration
 	AccrualInterval     time.Duration
 	WebhookInterval     time.Duration
@@ -49,6 +50,7 @@ var Vars = []Var{
 	{"QUID_JWT_PUBLIC_KEYS", "", "path to a PEM file of the identity provider's public keys (RS256, ES256, EdDSA)"},
 	{"QUID_JWT_ISSUER", "", "required `iss` claim, checked when set"},
 	{"QUID_JWT_AUDIENCE", "", "required `aud` claim, checked when set"},
+	{"QUID_JWT_LEEWAY", "30s", "clock skew allowed when checking a token's exp, nbf and iat (0s to 5m)"},
 	{"QUID_MIN_REWARD_PERIOD", "1h", "shortest reward `period` a contract may use"},
 	{"QUID_ACCRUAL_INTERVAL", "1m", "how often the in-process accrual worker runs"},
 	{"QUID_WEBHOOK_INTERVAL", "1s", "how often the webhook outbox is polled"},
@@ -120,6 +122,11 @@ func Load(getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("QUID_SIGNING_KEY: cannot read %s", cfg.SigningKeyFile))
 		}
 	}
+	if d, err := time.ParseDuration(get("QUID_JWT_LEEWAY")); err != nil || d < 0 || d > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("QUID_JWT_LEEWAY: %q is not a duration from 0s to 5m", get("QUID_JWT_LEEWAY")))
+	} else {
+		cfg.JWTLeeway = d
+	}
 	allow, err := strconv.ParseBool(get("QUID_WEBHOOK_ALLOW_PRIVATE"))
 	if err != nil {
 		errs = append(errs, fmt.Errorf("QUID_WEBHOOK_ALLOW_PRIVATE: %q is not true or false", get("QUID_WEBHOOK_ALLOW_PRIVATE")))
@@ -154,6 +161,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("jwt_public_keys", c.JWTPublicKeysFile),
 		slog.String("jwt_issuer", c.JWTIssuer),
 		slog.String("jwt_audience", c.JWTAudience),
+		slog.Duration("jwt_leeway", c.JWTLeeway),
 		slog.Duration("min_reward_period", c.MinRewardPeriod),
 		slog.Duration("accrual_interval", c.AccrualInterval),
 		slog.Bool("webhook_allow_private", c.WebhookAllowPrivate),

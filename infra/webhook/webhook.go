@@ -22,20 +22,23 @@ import (
 	"github.com/quidpro/quid/app"
 )
 
-// Guard refuses URLs whose host resolves to loopback, private, link-local or
-// otherwise internal addresses, unless AllowPrivate is set (development).
+// Guard refuses URLs whose host resolves to an address of the IANA
+// special-purpose registries (loopback, private, link-local, reserved, …, see
+// specialPurpose), unless AllowPrivate is set (development and tests).
 type Guard struct {
 	AllowPrivate bool
 	Resolver     *net.Resolver
 }
 
-var errPrivate = errors.New("resolves to a loopback, private or link-local address; webhooks go to public endpoints")
+// errSpecialAddress is returned when an address is a special-purpose one.
+var errSpecialAddress = errors.New("webhooks go to public endpoints")
 
-func forbiddenAddr(a netip.Addr) bool {
-	a = a.Unmap()
-	return a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() ||
-		a.IsUnspecified() || a.IsMulticast() || a.IsInterfaceLocalMulticast() ||
-		netip.MustParsePrefix("100.64.0.0/10").Contains(a) // carrier-grade NAT
+// checkAddr refuses every special-purpose address.
+func checkAddr(a netip.Addr) error {
+	if reason := forbiddenReason(a); reason != "" {
+		return fmt.Errorf("resolves to %s, %s: %w", a, reason, errSpecialAddress)
+	}
+	return nil
 }
 
 // Check validates the URL's form and where its host resolves to.
@@ -61,8 +64,8 @@ func (g Guard) Check(ctx context.Context, raw string) error {
 		return fmt.Errorf("host %s does not resolve", u.Hostname())
 	}
 	for _, a := range addrs {
-		if forbiddenAddr(a) {
-			return errPrivate
+		if err := checkAddr(a); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -101,20 +104,28 @@ type Sender struct {
 
 // NewSender builds a sender with timeouts on every stage of a delivery.
 func NewSender(allowPrivate bool, timeout time.Duration, clock app.Clock) *Sender {
-	dialer := &net.Dialer{Timeout: 5 * time.Second, Control: func(network, address string, _ syscall.RawConn) error {
-		if allowPrivate {
-			return nil
-		}
-		ap, err := netip.ParseAddrPort(address)
-		if err != nil || forbiddenAddr(ap.Addr()) {
-			return errPrivate
-		}
-		return nil
-	}}
+	dialer := &net.Dialer{Timeout: 5 * time.Second, Control: dialControl(allowPrivate)}
 	transport := &http.Transport{DialContext: dialer.DialContext, TLSHandshakeTimeout: 5 * time.Second,
 		ResponseHeaderTimeout: timeout, MaxIdleConnsPerHost: 4, Proxy: nil}
 	return &Sender{clock: clock, client: &http.Client{Timeout: timeout, Transport: transport,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// dialControl checks the address a connection is about to be made to,
+// after DNS resolution, so a name that resolves differently at delivery
+// than at registration (DNS rebinding) still cannot reach a special-purpose
+// address.
+func dialControl(allowPrivate bool) func(network, address string, _ syscall.RawConn) error {
+	return func(_, address string, _ syscall.RawConn) error {
+		if allowPrivate {
+			return nil
+		}
+		ap, err := netip.ParseAddrPort(address)
+		if err != nil {
+			return fmt.Errorf("dial %q: %w", address, errSpecialAddress)
+		}
+		return checkAddr(ap.Addr())
+	}
 }
 
 // Send signs and posts one event.
