@@ -36,16 +36,16 @@ lint: ## gofmt, go vet, the layer rule, and openapi.yaml as standard tools consu
 
 # openapi.yaml must give a typed Go client that compiles (oapi-codegen, default
 # options, types + client) with no untyped field, and pass vacuum's recommended
-# rules (tools/vacuum-ruleset.yaml) with zero warnings. The generated client
-# builds in a throw-away copy of tools/, whose go.mod pins its dependencies.
+# rules (cmd/speclint/vacuum-ruleset.yaml) with zero warnings. The generated client
+# builds in a throw-away copy of cmd/speclint/, whose go.mod pins its dependencies.
 lint-spec:
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	cp tools/go.mod tools/go.sum tools/deps.go "$$tmp"/; mkdir "$$tmp/client"; \
+	cp cmd/speclint/go.mod cmd/speclint/go.sum cmd/speclint/deps.go "$$tmp"/; mkdir "$$tmp/client"; \
 	go tool oapi-codegen -generate types,client -package client openapi.yaml > "$$tmp/client/client.gen.go"; \
 	(cd "$$tmp" && go build ./client) || { echo "oapi-codegen: the client generated from openapi.yaml does not compile"; exit 1; }; \
 	if grep -n 'interface{}' "$$tmp/client/client.gen.go" | grep -v '	Attributes map\[string\]interface{} '; then \
 		echo "oapi-codegen: untyped fields above; give their schemas a type (only free-form attribute maps may stay untyped)"; exit 1; fi
-	go -C tools tool vacuum lint --ruleset vacuum-ruleset.yaml --fail-severity warn --no-banner --no-style --details ../openapi.yaml
+	go -C cmd/speclint tool vacuum lint --ruleset vacuum-ruleset.yaml --fail-severity warn --no-banner --no-style --details ../../openapi.yaml
 
 bench: build ## measure the performance bars (see README)
 	@$(WITH_DB) go run ./cmd/quidbench

@@ -1,4 +1,4 @@
-module github.com/quidpro/quid/tools
+module github.com/quidpro/quid/cmd/speclint
 
 go 1.26.8
 
