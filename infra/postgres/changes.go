@@ -2,12 +2,12 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	pgdriver "gorm.io/driver/postgres"
 )
 
 // PublicChangeChannel is the NOTIFY channel on which the database announces,
@@ -24,7 +24,7 @@ type ChangeListener struct {
 	// store's own recipient cache is dropped with every change, so a
 	// recipient changed on another replica is not served stale here.
 	store *Store
-	dsn   string
+	cfg   *pgx.ConnConfig
 	log   *slog.Logger
 	mu    sync.Mutex
 	subs  []func(live bool)
@@ -33,8 +33,11 @@ type ChangeListener struct {
 // NewChangeListener listens on the store's database.
 func (s *Store) NewChangeListener(log *slog.Logger) *ChangeListener {
 	l := &ChangeListener{log: log.With("component", "changes"), store: s}
-	if d, ok := s.db.Dialector.(*pgdriver.Dialector); ok && d.Config != nil {
-		l.dsn = d.Config.DSN
+	// The listener connects exactly as the pool does; a store opened some
+	// other way has no listener config, and its caches stay bypassed (the
+	// listener never reports live).
+	if d, ok := s.db.Dialector.(translatingDialector); ok {
+		l.cfg = d.cfg
 	}
 	return l
 }
@@ -83,7 +86,11 @@ func (l *ChangeListener) Run(ctx context.Context) {
 
 func (l *ChangeListener) listen(ctx context.Context) error {
 	connectCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	conn, err := pgx.Connect(connectCtx, l.dsn)
+	if l.cfg == nil {
+		cancel()
+		return errors.New("no connection settings for the change listener")
+	}
+	conn, err := pgx.ConnectConfig(connectCtx, l.cfg.Copy())
 	cancel()
 	if err != nil {
 		return err

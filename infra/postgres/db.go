@@ -50,7 +50,7 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*gorm.DB, error) {
 	}
 	o := &outage{}
 	sqlDB := sql.OpenDB(unavailableConnector{o: o, Connector: stdlib.GetConnector(*pgCfg, stdlib.OptionShouldPing(o.shouldPing))})
-	db, err := gorm.Open(translatingDialector{o: o, Dialector: pgdriver.New(pgdriver.Config{Conn: sqlDB}).(*pgdriver.Dialector)}, &gorm.Config{
+	db, err := gorm.Open(translatingDialector{o: o, cfg: pgCfg, Dialector: pgdriver.New(pgdriver.Config{Conn: sqlDB}).(*pgdriver.Dialector)}, &gorm.Config{
 		TranslateError:         true,
 		SkipDefaultTransaction: true,
 		PrepareStmt:            false,
@@ -153,6 +153,9 @@ func (c unavailableConnector) Connect(ctx context.Context) (driver.Conn, error) 
 type translatingDialector struct {
 	*pgdriver.Dialector
 	o *outage
+	// cfg is what the pool connects with, for connections kept outside it
+	// (the change listener): same hosts, credentials and settings.
+	cfg *pgx.ConnConfig
 }
 
 func (d translatingDialector) Translate(err error) error {
