@@ -87,7 +87,7 @@ func cloneUnder0700(t *testing.T, u *user.User) (string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkout := filepath.Join(parent, "quid")
+	checkout := filepath.Join(parent, `my "work" $HOME`, "quid") // a path the shell would misread
 	if out, err := exec.Command("git", "clone", "--quiet", "--no-hardlinks", root, checkout).CombinedOutput(); err != nil {
 		// Not a git checkout (an unpacked archive): go.mod is what devdb needs.
 		t.Logf("git clone: %v: %s; copying go.mod instead", err, out)

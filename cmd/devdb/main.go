@@ -80,9 +80,8 @@ func lastLine(out []byte) string {
 type cluster struct {
 	root    string // the checkout
 	state   string // <root>/.devdb: lock, and location when the cluster lives elsewhere
-	dir     string // the cluster's directory: data, socket, logs, port
+	dir     string // the cluster's directory: data, logs, port
 	data    string
-	sock    string
 	bin     string
 	owner   *user.User // nil: run as the current user
 	outside bool       // dir is not under the checkout
@@ -126,11 +125,6 @@ func newCluster() (*cluster, error) {
 func (c *cluster) setDir(dir string) {
 	c.dir = dir
 	c.data = filepath.Join(dir, "data")
-	c.sock = filepath.Join(dir, "sock")
-	// Unix socket paths are limited to about 107 bytes.
-	if len(c.sock)+len("/.s.PGSQL.65535") > 100 {
-		c.sock = filepath.Join(os.TempDir(), "quid-devdb-"+c.key()+"-sock")
-	}
 }
 
 // key names this checkout in shared directories: two clones never share.
@@ -264,6 +258,15 @@ func (c *cluster) chooseOwner() error {
 	return nil
 }
 
+// pg_ctl starts the server through a shell with its paths in double
+// quotes, so a checkout path holding a quote or a dollar sign would be
+// read as shell syntax: it is given paths relative to the cluster's
+// directory, where it runs, which are fixed names.
+const (
+	dataRel = "data"
+	logRel  = "server.log"
+)
+
 func (c *cluster) run(name string, args ...string) ([]byte, error) {
 	path := filepath.Join(c.bin, name)
 	var cmd *exec.Cmd
@@ -333,7 +336,7 @@ func (c *cluster) running() bool {
 	if !isFile(filepath.Join(c.data, "postmaster.pid")) {
 		return false
 	}
-	_, err := c.run("pg_ctl", "-D", c.data, "status")
+	_, err := c.run("pg_ctl", "-D", dataRel, "status")
 	return err == nil
 }
 
@@ -386,7 +389,7 @@ func ensure() (string, error) {
 		fmt.Fprintf(os.Stderr, "devdb: created a private PostgreSQL cluster in %s (%s)\n", c.dir, time.Since(start).Round(time.Millisecond))
 	}
 	if c.running() {
-		_, _ = c.run("pg_ctl", "-D", c.data, "-m", "fast", "stop")
+		_, _ = c.run("pg_ctl", "-D", dataRel, "-m", "fast", "stop")
 	}
 	port := c.storedPort()
 	if port == 0 || accepting(port) {
@@ -394,20 +397,19 @@ func ensure() (string, error) {
 			return "", fmt.Errorf("find a free port on 127.0.0.1: %v; %s", err, wayOut)
 		}
 	}
-	if err := os.MkdirAll(c.sock, 0o755); err != nil {
-		return "", fmt.Errorf("create %s: %v; %s", c.sock, err, wayOut)
-	}
 	logFile := filepath.Join(c.dir, "server.log")
 	if err := touch(logFile); err != nil {
 		return "", fmt.Errorf("create %s: %v; %s", logFile, err, wayOut)
 	}
-	if err := c.chown(c.sock, logFile); err != nil {
-		return "", fmt.Errorf("hand %s to %s: %v; %s", c.sock, c.owner.Username, err, wayOut)
+	if err := c.chown(logFile); err != nil {
+		return "", fmt.Errorf("hand %s to %s: %v; %s", logFile, c.owner.Username, err, wayOut)
 	}
 	// A disposable development cluster: durability settings are off for speed.
-	opts := fmt.Sprintf("-p %d -c listen_addresses=127.0.0.1 -k %s -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c shared_buffers=128MB",
-		port, c.sock)
-	out, err := c.run("pg_ctl", "-D", c.data, "-l", logFile, "-w", "-t", "60", "-o", opts, "start")
+	// Clients use loopback TCP only, so no Unix socket is made: pg_ctl hands
+	// -o to a shell, and no path (which may hold spaces or quotes) goes in it.
+	opts := fmt.Sprintf("-p %d -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c shared_buffers=128MB",
+		port)
+	out, err := c.run("pg_ctl", "-D", dataRel, "-l", logRel, "-w", "-t", "60", "-o", opts, "start")
 	if err != nil {
 		tail, _ := os.ReadFile(logFile)
 		reason := lastLine(tail)
@@ -446,7 +448,7 @@ func stop() error {
 	if err := c.chooseOwner(); err != nil {
 		return err
 	}
-	if out, err := c.run("pg_ctl", "-D", c.data, "-m", "fast", "-w", "stop"); err != nil {
+	if out, err := c.run("pg_ctl", "-D", dataRel, "-m", "fast", "-w", "stop"); err != nil {
 		return fmt.Errorf("pg_ctl stop failed (%v): %s; end the postgres process of %s yourself", err, lastLine(out), c.data)
 	}
 	fmt.Fprintln(os.Stderr, "devdb: stopped")
