@@ -141,7 +141,7 @@ func bigToken(t testing.TB, sub string, size int) string {
 func TestHeaderSizeIsBoundedAndConfigurable(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t)
-	w := dialWire(t, a.listen(t))
+	w := dialWire(t, a.listen(t)).checked(a)
 	for _, size := range []int{6 << 10, 8 << 10} {
 		tok := bigToken(t, "big-token-"+strconv.Itoa(size), size)
 		r := w.do("PUT", "/v1/me", `{"attributes":{"location.city":"Oslo"}}`, "Authorization: Bearer "+tok, "Content-Type: application/json")
@@ -169,7 +169,7 @@ func TestHeaderSizeIsBoundedAndConfigurable(t *testing.T) {
 func TestEveryRouteRefusesHostileQueryParameters(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t)
-	w := dialWire(t, a.listen(t))
+	w := dialWire(t, a.listen(t)).checked(a)
 	admin := "Authorization: Bearer " + token(t, app.RoleAdmin, "root")
 	many := make([]string, 40)
 	for i := range many {
@@ -219,7 +219,7 @@ func TestHeadersWeReadAreValidatedAtTheEdge(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t)
 	ex := setupExchangeWorld(t, a)
-	w := dialWire(t, a.listen(t))
+	w := dialWire(t, a.listen(t)).checked(a)
 	member := "Authorization: Bearer " + ex.memberToken
 	json := "Content-Type: application/json"
 	for _, call := range []struct{ method, path, body string }{

@@ -34,7 +34,14 @@ type wire struct {
 	addr string
 	conn net.Conn
 	r    *bufio.Reader
+	// spec, when set, checks every response of do against openapi.yaml, as
+	// the in-process harness does: refusals made before routing (431, 400,
+	// 422 for a query or header) must be declared too.
+	spec *api
 }
+
+// checked makes every later do validate its response against openapi.yaml.
+func (w *wire) checked(a *api) *wire { w.spec = a; return w }
 
 func dialWire(t testing.TB, addr string) *wire {
 	t.Helper()
@@ -98,7 +105,11 @@ func (w *wire) do(method, path string, body string, headers ...string) wireRespo
 		b.WriteString("Content-Length: " + strconv.Itoa(len(body)) + "\r\n")
 	}
 	b.WriteString("\r\n" + body)
-	return w.raw(method, b.String())
+	r := w.raw(method, b.String())
+	if w.spec != nil {
+		w.spec.checkSpec(req{Method: method, Path: path}, []byte(body), response{Status: r.StatusCode, Header: r.Header, Body: r.Body})
+	}
+	return r
 }
 
 func firstLine(s string) string {
