@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +15,10 @@ import (
 // frame differently from fasthttp are refused with a 400 problem, and the
 // connection is closed, so nothing left on it is read as a next request.
 // Sent over a raw TCP socket: Go's client would refuse to send them.
+// nextRequestSecret stands for the bearer token of a request pipelined
+// behind a malformed one.
+const nextRequestSecret = "SECRET-OF-THE-NEXT-REQUEST"
+
 func TestAmbiguousFramingIsRefusedOverRawTCP(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t)
@@ -35,6 +40,22 @@ func TestAmbiguousFramingIsRefusedOverRawTCP(t *testing.T) {
 		"folded line":                   "GET /v1/offers HTTP/1.1\r\nHost: q\r\nAccept: text/html,\r\n application/json\r\n\r\n",
 		"two Host headers":              "GET /v1/offers HTTP/1.1\r\nHost: q\r\nHost: evil\r\n\r\n",
 		"unknown method":                "PURGE /v1/offers HTTP/1.1\r\nHost: q\r\n\r\n",
+		// Headers Quid reads once: which copy counts would be the parser's guess.
+		"two Authorization":   "GET /v1/audit HTTP/1.1\r\nHost: q\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\n\r\n",
+		"two Idempotency-Key": "POST /v1/me/exchanges HTTP/1.1\r\nHost: q\r\nIdempotency-Key: a\r\nidempotency-key: b\r\nContent-Length: 2\r\n\r\n{}",
+		"two Content-Type":    "PUT /v1/me HTTP/1.1\r\nHost: q\r\nContent-Type: text/plain\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+		"two X-Request-ID":    "GET /healthz HTTP/1.1\r\nHost: q\r\nX-Request-ID: a\r\nX-Request-ID: b\r\n\r\n",
+		"empty header name":   "GET /v1/offers HTTP/1.1\r\nHost: q\r\n: v\r\n\r\n",
+		// Request lines another parser would read differently (RFC 9112 §3).
+		"no Host in HTTP/1.1":        "GET /v1/offers HTTP/1.1\r\nAccept: */*\r\n\r\n",
+		"HTTP/2.0 on the wire":       "GET /v1/offers HTTP/2.0\r\nHost: q\r\n\r\n",
+		"unknown version":            "GET /v1/offers HTTP/x.y\r\nHost: q\r\n\r\n",
+		"fragment in the target":     "GET /healthz#x HTTP/1.1\r\nHost: q\r\n\r\n",
+		"space in the target":        "GET /healthz x HTTP/1.1\r\nHost: q\r\n\r\n",
+		"chunked in HTTP/1.0":        "POST /v1/recipients HTTP/1.0\r\nHost: q\r\nTransfer-Encoding: chunked\r\n\r\nc\r\n" + body + "\r\n0\r\n\r\n",
+		"Content-Length not decimal": "GET /v1/offers HTTP/1.1\r\nHost: q\r\nContent-Length: 0x1\r\n\r\n",
+		"Content-Length negative":    "GET /v1/offers HTTP/1.1\r\nHost: q\r\nContent-Length: -1\r\n\r\n",
+		"Content-Length list":        "GET /v1/offers HTTP/1.1\r\nHost: q\r\nContent-Length: 3, 3\r\n\r\n",
 	}
 	for name, raw := range cases {
 		conn, err := net.Dial("tcp", addr)
@@ -44,7 +65,7 @@ func TestAmbiguousFramingIsRefusedOverRawTCP(t *testing.T) {
 		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 		// A well-formed request follows on the same connection: it must not
 		// be answered, since the first one's end is in doubt.
-		if _, err := io.WriteString(conn, raw+"GET /healthz HTTP/1.1\r\nHost: q\r\n\r\n"); err != nil {
+		if _, err := io.WriteString(conn, raw+"GET /healthz HTTP/1.1\r\nHost: q\r\nAuthorization: Bearer "+nextRequestSecret+"\r\n\r\n"); err != nil {
 			t.Fatal(err)
 		}
 		br := bufio.NewReader(conn)
@@ -58,6 +79,11 @@ func TestAmbiguousFramingIsRefusedOverRawTCP(t *testing.T) {
 		res.Body.Close()
 		if res.StatusCode != http.StatusBadRequest || res.Header.Get("Content-Type") != "application/problem+json" {
 			t.Errorf("%s: %d %s %s, want a 400 problem", name, res.StatusCode, res.Header.Get("Content-Type"), b)
+		}
+		// The answer never quotes what was read off the connection: the
+		// bytes after a malformed header can be another request's token.
+		if bytes.Contains(b, []byte(nextRequestSecret)) || bytes.Contains(b, []byte("Bearer")) {
+			t.Errorf("%s: the problem quotes the raw request: %s", name, b)
 		}
 		if next, err := http.ReadResponse(br, nil); err == nil {
 			t.Errorf("%s: the connection stayed open and answered %d to the next request", name, next.StatusCode)

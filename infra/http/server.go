@@ -5,7 +5,9 @@ package http
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
+	"net"
 	"strings"
 	"time"
 
@@ -80,6 +82,7 @@ func New(opts Options) *fiber.App {
 		ReadBufferSize: opts.MaxHeaderBytes,
 	})
 	refuseAmbiguousFraming(a)
+	answerUnparsableRequests(a)
 	m := newMetrics(opts.Registry)
 	a.Use(requestIDs())
 	a.Use(accessLog(opts.Logger, m))
@@ -146,7 +149,10 @@ func refuseAmbiguousFraming(a *fiber.App) {
 	srv := a.Server()
 	next := srv.Handler
 	srv.Handler = func(fctx *fasthttp.RequestCtx) {
-		detail, header := framingProblem(fctx.Request.Header.RawHeaders())
+		detail, header := requestLineProblem(&fctx.Request.Header)
+		if detail == "" {
+			detail, header = framingProblem(fctx.Request.Header.RawHeaders(), fctx.Request.Header.IsHTTP11())
+		}
 		if detail == "" && methodLabel(string(fctx.Method())) == "other" {
 			detail = "the method is not one this server knows"
 		}
@@ -170,9 +176,10 @@ func refuseAmbiguousFraming(a *fiber.App) {
 // framingProblem reads the raw header block (every line after the request
 // line, up to the empty line) and says what is ambiguous in it, if anything,
 // and in which header when one is to blame.
-func framingProblem(raw []byte) (detail, header string) {
+func framingProblem(raw []byte, http11 bool) (detail, header string) {
 	var contentLength, transferEncoding, host int
 	var coding string
+	seen := map[string]bool{}
 	for len(raw) > 0 {
 		line, rest, found := bytes.Cut(raw, []byte("\n"))
 		raw = rest
@@ -195,7 +202,17 @@ func framingProblem(raw []byte) (detail, header string) {
 				return "a header holds a control character (CR, LF, NUL or another)", headerName(name)
 			}
 		}
-		switch strings.ToLower(string(name)) {
+		if len(name) == 0 || headerName(name) == "" {
+			return "a header line has no valid field name", ""
+		}
+		lower := strings.ToLower(string(name))
+		if singleton[lower] {
+			if seen[lower] {
+				return "the request has more than one " + string(name) + " header", string(name)
+			}
+			seen[lower] = true
+		}
+		switch lower {
 		case "content-length":
 			contentLength++
 		case "transfer-encoding":
@@ -212,8 +229,40 @@ func framingProblem(raw []byte) (detail, header string) {
 		return "the request has both Transfer-Encoding and Content-Length", fiber.HeaderTransferEncoding
 	case transferEncoding > 1 || transferEncoding == 1 && !strings.EqualFold(coding, "chunked"):
 		return "Transfer-Encoding must be exactly chunked", fiber.HeaderTransferEncoding
+	case transferEncoding > 0 && !http11:
+		return "Transfer-Encoding is not defined for HTTP/1.0", fiber.HeaderTransferEncoding
 	case host > 1:
 		return "the request has more than one Host header", fiber.HeaderHost
+	case host == 0 && http11:
+		return "an HTTP/1.1 request must have a Host header", fiber.HeaderHost
+	}
+	return "", ""
+}
+
+// singleton lists the headers Quid reads that a request may carry once:
+// with two, which one counts would depend on the parser (fasthttp takes the
+// first of some and the last of others), so neither is guessed.
+var singleton = map[string]bool{
+	"authorization": true, "idempotency-key": true, "content-type": true,
+	"content-encoding": true, "x-request-id": true,
+}
+
+// requestLineProblem refuses a request line another parser would read
+// differently: a version other than HTTP/1.0 or HTTP/1.1, or a target with
+// a space, a control character or a fragment (RFC 9112 §3).
+func requestLineProblem(h *fasthttp.RequestHeader) (detail, header string) {
+	switch string(h.Protocol()) {
+	case "HTTP/1.1", "HTTP/1.0":
+	default:
+		return "the request line must end with HTTP/1.1 or HTTP/1.0", ""
+	}
+	for _, b := range h.RequestURI() {
+		switch {
+		case b <= ' ' || b == 0x7f:
+			return "the request target holds a space or a control character; percent-encode it", ""
+		case b == '#':
+			return "the request target must not carry a fragment (#…)", ""
+		}
 	}
 	return "", ""
 }
@@ -226,4 +275,36 @@ func headerName(name []byte) string {
 		}
 	}
 	return string(name)
+}
+
+// answerUnparsableRequests replaces fiber's handler for requests fasthttp
+// could not parse. Fiber's own puts fasthttp's error text in the problem's
+// detail, and that text quotes the raw bytes read so far — which can be the
+// next pipelined request with its bearer token — and maps a network error to
+// 502. Here every such request gets a fixed text and a 4xx, and the
+// connection is closed, since where the next request starts is unknown.
+func answerUnparsableRequests(a *fiber.App) {
+	a.Server().ErrorHandler = func(fctx *fasthttp.RequestCtx, err error) {
+		fctx.SetConnectionClose()
+		c := a.AcquireCtx(fctx)
+		defer a.ReleaseCtx(c)
+		he := &httpError{status: fiber.StatusBadRequest, code: "malformed-request",
+			detail: "the request could not be read as HTTP/1.1 (request line, headers or body framing)"}
+		var small *fasthttp.ErrSmallBuffer
+		var netErr net.Error
+		switch {
+		case errors.As(err, &small):
+			he = &httpError{status: fiber.StatusRequestHeaderFieldsTooLarge, code: "request-header-fields-too-large",
+				detail: "the request line and headers are larger than this server accepts (QUID_MAX_HEADER_BYTES)"}
+		case errors.Is(err, fasthttp.ErrBodyTooLarge):
+			he = &httpError{status: fiber.StatusRequestEntityTooLarge, code: "request-entity-too-large",
+				detail: "the body is larger than this server accepts"}
+		case errors.As(err, &netErr) && netErr.Timeout(), errors.Is(err, fasthttp.ErrTimeout):
+			he = &httpError{status: fiber.StatusRequestTimeout, code: "request-timeout",
+				detail: "the request did not arrive in time"}
+		}
+		if hErr := a.ErrorHandler(c, he); hErr != nil {
+			fctx.SetStatusCode(he.status)
+		}
+	}
 }
