@@ -29,6 +29,11 @@ func IdentifierProblem(s string) string {
 		return "must not be only white space"
 	case strings.IndexFunc(s, unicode.IsControl) >= 0:
 		return "must not contain control characters (NUL, CR, LF, …)"
+	case strings.ContainsRune(s, utf8.RuneError):
+		// JSON decoders turn an escaped lone surrogate ("\ud800") into
+		// U+FFFD, so "a\ud800" and "a\udfff" would both become "a\ufffd"
+		// and name one member; no identity provider issues U+FFFD itself.
+		return "must not contain U+FFFD or a lone surrogate escape"
 	}
 	return ""
 }

@@ -16,7 +16,7 @@ func TestIdentifierProblem(t *testing.T) {
 			t.Errorf("%q refused: %s", s, p)
 		}
 	}
-	bad := []string{"", " ", "\u00a0\u2003", "a\x00b", "a\rb", "a\nb", "a\tb", "\x7f", "a\u0085b", "a\xffb", "\xc3\x28",
+	bad := []string{"a\ufffdb", "", " ", "\u00a0\u2003", "a\x00b", "a\rb", "a\nb", "a\tb", "\x7f", "a\u0085b", "a\xffb", "\xc3\x28",
 		strings.Repeat("x", 256), strings.Repeat("😀", 256), strings.Repeat("x", 3000)}
 	for _, s := range bad {
 		if domain.IdentifierProblem(s) == "" {

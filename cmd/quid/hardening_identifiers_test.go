@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
+	"github.com/golang-jwt/jwt/v5"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -281,6 +284,22 @@ func TestTokenSubjectsThatCannotBeIdentifiersAreRefused(t *testing.T) {
 			if r.Status != http.StatusUnauthorized {
 				t.Fatalf("sub %q on %s %s → %d, want 401: %s", sub, tt.method, tt.path, r.Status, r.Body)
 			}
+		}
+	}
+	// A lone surrogate escape decodes to U+FFFD, so "a\ud800" and "a\udfff"
+	// would name one member: they are refused, signed by hand since no
+	// encoder writes them.
+	for _, sub := range []string{`sur\ud800x`, `sur\udfffx`, `sur\ufffdx`, `\udc00`} {
+		payload := `{"sub":"` + sub + `","role":"member","exp":` + strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10) + `}`
+		signing := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." +
+			base64.RawURLEncoding.EncodeToString([]byte(payload))
+		sig, err := jwt.SigningMethodHS256.Sign(signing, []byte(testSecret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok := signing + "." + base64.RawURLEncoding.EncodeToString(sig)
+		if r := a.do(req{Method: "PUT", Path: "/v1/me", Token: tok, Body: map[string]any{"attributes": map[string]any{"location.city": "Oslo"}}}); r.Status != http.StatusUnauthorized {
+			t.Errorf("sub %s → %d, want 401: %s", sub, r.Status, r.Body)
 		}
 	}
 	// The longest allowed subject enrols.

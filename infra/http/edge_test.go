@@ -24,7 +24,7 @@ func TestFramingProblemNamesEveryAmbiguity(t *testing.T) {
 		"Host: a\nX-A: 1\r\n\r\n":                                                     "CRLF",
 		"Host: a\r\nX-A: 1\r\n 2\r\n\r\n":                                             "folded",
 	} {
-		detail, header := framingProblem([]byte(raw), true)
+		detail, header := framingProblem([]byte(raw), true, true)
 		got := strings.TrimSpace(detail + " " + header)
 		if want == "" && got != "" || want != "" && !strings.Contains(got, want) {
 			t.Errorf("%q: got %q, want %q", raw, got, want)

@@ -151,7 +151,9 @@ func refuseAmbiguousFraming(a *fiber.App) {
 	srv.Handler = func(fctx *fasthttp.RequestCtx) {
 		detail, header := requestLineProblem(&fctx.Request.Header)
 		if detail == "" {
-			detail, header = framingProblem(fctx.Request.Header.RawHeaders(), fctx.Request.Header.IsHTTP11())
+			// An absolute-form target (RFC 9112 §3.2.2) names the host itself.
+			originForm := bytes.HasPrefix(fctx.Request.Header.RequestURI(), []byte("/"))
+			detail, header = framingProblem(fctx.Request.Header.RawHeaders(), fctx.Request.Header.IsHTTP11(), originForm)
 		}
 		if detail == "" && methodLabel(string(fctx.Method())) == "other" {
 			detail = "the method is not one this server knows"
@@ -176,7 +178,10 @@ func refuseAmbiguousFraming(a *fiber.App) {
 // framingProblem reads the raw header block (every line after the request
 // line, up to the empty line) and says what is ambiguous in it, if anything,
 // and in which header when one is to blame.
-func framingProblem(raw []byte, http11 bool) (detail, header string) {
+// http11 and originForm describe the request line: chunked is defined only
+// in HTTP/1.1, and an HTTP/1.1 request with an origin-form target ("/…")
+// must carry Host.
+func framingProblem(raw []byte, http11, originForm bool) (detail, header string) {
 	var contentLength, transferEncoding, host int
 	var coding string
 	seen := map[string]bool{}
@@ -233,7 +238,7 @@ func framingProblem(raw []byte, http11 bool) (detail, header string) {
 		return "Transfer-Encoding is not defined for HTTP/1.0", fiber.HeaderTransferEncoding
 	case host > 1:
 		return "the request has more than one Host header", fiber.HeaderHost
-	case host == 0 && http11:
+	case host == 0 && http11 && originForm:
 		return "an HTTP/1.1 request must have a Host header", fiber.HeaderHost
 	}
 	return "", ""
