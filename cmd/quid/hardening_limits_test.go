@@ -266,3 +266,38 @@ func safeID(s string) bool {
 	}
 	return true
 }
+
+// The edge refusals that come before routing — an unsupported
+// Content-Encoding, an oversized body — answer the same on every route and
+// method, and openapi.yaml declares them there.
+func TestEveryRouteDeclaresTheEdgeRefusalsItGives(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	w := dialWire(t, a.listen(t)).checked(a)
+	admin := "Authorization: Bearer " + token(t, app.RoleAdmin, "root")
+	const big = 1<<20 + 1
+	seen := map[string]bool{}
+	for _, rt := range a.svc.app.GetRoutes(true) {
+		if rt.Method == "HEAD" || rt.Method == "CONNECT" || rt.Method == "TRACE" || rt.Method == "OPTIONS" || seen[rt.Method+rt.Path] {
+			continue
+		}
+		seen[rt.Method+rt.Path] = true
+		path := rt.Path
+		for _, p := range rt.Params {
+			path = strings.Replace(path, ":"+p, zeroUUID, 1)
+		}
+		if r := w.do(rt.Method, path, "{}", admin, "Content-Type: application/json", "Content-Encoding: br"); r.StatusCode != http.StatusUnsupportedMediaType || !r.isProblem(t) {
+			t.Errorf("%s %s with Content-Encoding br: %d %s", rt.Method, path, r.StatusCode, r.Body)
+		}
+		// Only the headers are sent: the server answers from Content-Length
+		// alone, before reading (or accepting) the body.
+		r := w.raw(rt.Method, rt.Method+" "+path+" HTTP/1.1\r\nHost: q\r\n"+admin+"\r\nContent-Type: application/json\r\nContent-Length: "+strconv.Itoa(big)+"\r\n\r\n")
+		a.checkSpec(req{Method: rt.Method, Path: path}, nil, response{Status: r.StatusCode, Header: r.Header, Body: r.Body})
+		if r.StatusCode != http.StatusRequestEntityTooLarge || !r.isProblem(t) {
+			t.Errorf("%s %s with a 1 MiB + 1 body: %d %.200s", rt.Method, path, r.StatusCode, r.Body)
+		}
+	}
+	if len(seen) < 35 {
+		t.Fatalf("only %d routes", len(seen))
+	}
+}
