@@ -271,4 +271,9 @@ func TestNullRewardsAndDuplicateKeysAreRefused(t *testing.T) {
 	} {
 		problemAt(t, a.do(req{Method: "POST", Path: "/v1/contracts", Token: f.marketer, Body: tt.body}), 422, tt.pointer)
 	}
+	// A body that is not an object is wrong as a whole: RFC 6901's pointer
+	// to the whole document is "", not "/" (which names a key "").
+	for _, body := range []string{`[{"title":"T"}]`, `"T"`, `42`} {
+		problemAt(t, a.do(req{Method: "POST", Path: "/v1/contracts", Token: f.marketer, Body: body}), 422, "")
+	}
 }

@@ -68,7 +68,11 @@ func jsonError(err error) error {
 	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
 		return &httpError{status: fiber.StatusBadRequest, code: "malformed-json", detail: "the body is not valid JSON: " + err.Error()}
 	case errors.As(err, &typeErr):
-		ptr := "/" + strings.ReplaceAll(typeErr.Field, ".", "/")
+		// RFC 6901: the whole document is "", not "/" (a key named "").
+		ptr := ""
+		if typeErr.Field != "" {
+			ptr = "/" + strings.ReplaceAll(typeErr.Field, ".", "/")
+		}
 		return &httpError{status: fiber.StatusUnprocessableEntity, code: "validation-failed", detail: "the request is not valid",
 			fields: []problemField{{Pointer: ptr, Detail: fmt.Sprintf("must be of type %s", jsonType(typeErr.Type))}}}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
