@@ -114,6 +114,19 @@ func TestMetricsStayExactUnderMixedKeepAliveTraffic(t *testing.T) {
 	if len(seen) > len(routes)*len(methods)*8 {
 		t.Fatalf("%d label sets: the label space is not bounded", len(seen))
 	}
+
+	// Requests refused at the edge, before routing, count against the route
+	// they were sent to, not as unmatched.
+	w.do("PUT", "/v1/me?x=%FF", `{}`, member, "Content-Type: application/json")
+	w.do("GET", "/v1/offers", "{}", "Content-Encoding: br")
+	w.do("GET", "/V1/ME/EXCHANGES/"+ex.contractID+"/", "", member, "Idempotency-Key: \xff")
+	r = w.do("GET", "/metrics", "")
+	for _, want := range []string{`method="PUT",route="/v1/me",status="422"`, `method="GET",route="/v1/offers",status="415"`,
+		`method="GET",route="/v1/me/exchanges/:id",status="422"`} {
+		if !strings.Contains(string(r.Body), want) {
+			t.Errorf("no series with %s", want)
+		}
+	}
 }
 
 // exchangeWorld is a published contract and an enrolled member.

@@ -53,7 +53,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 // Metric labels come from fixed sets only (registered route patterns, known
 // methods, status codes), so no client can grow the label space or make two
 // series share one label set.
-func accessLog(log *slog.Logger, m *metrics) fiber.Handler {
+func accessLog(log *slog.Logger, m *metrics, routes *routeIndex) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		start := time.Now()
 		err := c.Next()
@@ -63,7 +63,7 @@ func accessLog(log *slog.Logger, m *metrics) fiber.Handler {
 			}
 		}
 		status := c.Response().StatusCode()
-		route := routeLabel(c)
+		route := routeLabel(c, routes)
 		elapsed := time.Since(start)
 		labels := []string{route, methodLabel(c.Method()), strconv.Itoa(status)}
 		m.requests.WithLabelValues(labels...).Inc()
@@ -80,14 +80,56 @@ func accessLog(log *slog.Logger, m *metrics) fiber.Handler {
 	}
 }
 
-// routeLabel is the registered pattern of the route that answered, or
-// "unmatched" when only the middleware (registered on "/") ran.
-func routeLabel(c *fiber.Ctx) string {
-	r := c.Route()
-	if r == nil || r.Path == "/" || len(r.Handlers) == 0 {
-		return "unmatched"
+// routeLabel is the registered pattern of the route that answered. When a
+// middleware answered before routing (an edge refusal: 413, 415, 422 for a
+// query or header), it is the pattern the request would have reached, so
+// refusals count against their route; "unmatched" when none would.
+func routeLabel(c *fiber.Ctx, routes *routeIndex) string {
+	if r := c.Route(); r != nil && len(r.Handlers) > 0 && routes.has(r.Method, r.Path) {
+		return r.Path
 	}
-	return r.Path
+	return routes.match(c.Method(), c.Path())
+}
+
+// routeIndex holds the registered (method, pattern) pairs, filled once all
+// routes are registered and read-only after.
+type routeIndex struct {
+	byMethod map[string][][]string // method → patterns split into segments
+	patterns map[string]bool       // method + " " + pattern
+}
+
+func (ix *routeIndex) add(method, pattern string) {
+	if ix.byMethod == nil {
+		ix.byMethod, ix.patterns = map[string][][]string{}, map[string]bool{}
+	}
+	ix.byMethod[method] = append(ix.byMethod[method], strings.Split(strings.Trim(pattern, "/"), "/"))
+	ix.patterns[method+" "+pattern] = true
+}
+
+func (ix *routeIndex) has(method, pattern string) bool { return ix.patterns[method+" "+pattern] }
+
+// match finds the pattern path would be routed to, matching as fiber does
+// by default: case-insensitive, a trailing slash optional, ":name" one
+// non-empty segment.
+func (ix *routeIndex) match(method, path string) string {
+	segs := strings.Split(strings.Trim(path, "/"), "/")
+next:
+	for _, p := range ix.byMethod[method] {
+		if len(p) != len(segs) {
+			continue
+		}
+		for i, ps := range p {
+			if strings.HasPrefix(ps, ":") {
+				if segs[i] == "" {
+					continue next
+				}
+			} else if !strings.EqualFold(ps, segs[i]) {
+				continue next
+			}
+		}
+		return "/" + strings.Join(p, "/")
+	}
+	return "unmatched"
 }
 
 // knownMethods are the methods fiber routes; each label is a constant, never

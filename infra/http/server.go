@@ -85,7 +85,8 @@ func New(opts Options) *fiber.App {
 	answerUnparsableRequests(a)
 	m := newMetrics(opts.Registry)
 	a.Use(requestIDs())
-	a.Use(accessLog(opts.Logger, m))
+	routes := &routeIndex{}
+	a.Use(accessLog(opts.Logger, m, routes))
 	a.Use(recover.New())
 	a.Use(checkInput(opts.BodyLimit))
 	a.Use(func(c *fiber.Ctx) error {
@@ -126,6 +127,9 @@ func New(opts Options) *fiber.App {
 	a.Use("/v1/recipients", h.cache.dropOnWrite)
 	gate := authenticate(opts.Verifier)
 	h.routes(a, gate, optionalAuth(opts.Verifier))
+	for _, r := range a.GetRoutes(true) {
+		routes.add(r.Method, r.Path)
+	}
 
 	return a
 }
