@@ -1,14 +1,22 @@
 package main
 
 import (
+	"context"
 	"database/sql"
+	"errors"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib"
 )
 
@@ -162,8 +170,8 @@ type cmdError struct {
 
 func (e *cmdError) Error() string { return e.err.Error() + ": " + e.stderr }
 
-// exercise starts the cluster, queries it, checks status, stops it, and
-// returns its data directory.
+// exercise starts the cluster, queries it, checks that it is closed to
+// other local users, checks status, stops it, and returns its data directory.
 func exercise(t *testing.T, bin, checkout string, u *user.User) string {
 	t.Helper()
 	t.Cleanup(func() {
@@ -190,6 +198,30 @@ func exercise(t *testing.T, bin, checkout string, u *user.User) string {
 	if err != nil || again != url {
 		t.Fatalf("second devdb url: %q, %v; want %q", again, err, url)
 	}
+	checkPrivate(t, checkout, dataDir, url, u)
+
+	// A cluster an older devdb left running: no password file (it trusted
+	// every local user), its directory 0755 and its log 0644. url makes it
+	// again, with a password, and closes both.
+	cdir := filepath.Dir(dataDir)
+	if err := os.Remove(filepath.Join(checkout, ".devdb", "password")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(cdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(cdir, "server.log"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	remade, err := devdb(t, bin, checkout, u, "url")
+	if err != nil {
+		t.Fatalf("devdb url on a cluster without a password: %v", err)
+	}
+	if remade == url {
+		t.Errorf("devdb url on a cluster without a password printed the old URL")
+	}
+	checkPrivate(t, checkout, dataDir, remade, u)
+
 	if st, err := devdb(t, bin, checkout, u, "status"); err != nil || !strings.HasPrefix(st, "running on 127.0.0.1:") {
 		t.Fatalf("status while running: %q, %v", st, err)
 	}
@@ -200,4 +232,89 @@ func exercise(t *testing.T, bin, checkout string, u *user.User) string {
 		t.Fatalf("status after stop: %q, %v", st, err)
 	}
 	return dataDir
+}
+
+// checkPrivate checks what another local user could reach: the server
+// without the password, the password file, the cluster's directory and its
+// log.
+func checkPrivate(t *testing.T, checkout, dataDir, rawURL string, u *user.User) {
+	t.Helper()
+	parsed, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatalf("devdb url printed %q: %v", rawURL, err)
+	}
+	password, ok := parsed.User.Password()
+	if !ok || len(password) < 20 {
+		t.Errorf("devdb url %s carries no password of at least 20 characters", parsed.Redacted())
+	}
+	// Another user knows the port (it is in /proc/net/tcp) but not the
+	// password: with the user name alone, or a wrong password, the server
+	// refuses it.
+	for _, who := range []*url.Userinfo{url.User("postgres"), url.UserPassword("postgres", "wrong")} {
+		other := *parsed
+		other.User = who
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		conn, err := pgx.Connect(ctx, other.String())
+		cancel()
+		if err == nil {
+			conn.Close(context.Background())
+			t.Errorf("connected to %s without the password", other.Redacted())
+			continue
+		}
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "28P01" { // invalid_password
+			t.Errorf("connecting to %s without the password: %v; want the server's password refusal (28P01)", other.Redacted(), err)
+		}
+	}
+	// With the printed URL it works, through pgx directly too.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, rawURL)
+	if err != nil {
+		t.Fatalf("connect with the printed URL: %v", err)
+	}
+	conn.Close(ctx)
+
+	// The password file: the invoking user's, for them alone.
+	pwFile := filepath.Join(checkout, ".devdb", "password")
+	if st, err := os.Stat(pwFile); err != nil {
+		t.Errorf("password file: %v", err)
+	} else {
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v; want 0600", pwFile, st.Mode().Perm())
+		}
+		wantUID := os.Geteuid()
+		if u != nil {
+			wantUID, _ = strconv.Atoi(u.Uid)
+		}
+		if uid := int(st.Sys().(*syscall.Stat_t).Uid); uid != wantUID {
+			t.Errorf("%s is owned by uid %d; want the invoking user's %d", pwFile, uid, wantUID)
+		}
+		if b, err := os.ReadFile(pwFile); err != nil || strings.TrimSpace(string(b)) != password {
+			t.Errorf("%s does not hold the URL's password (%v)", pwFile, err)
+		}
+	}
+	if leftover, _ := filepath.Glob(filepath.Join(filepath.Dir(dataDir), "*.pw")); len(leftover) > 0 {
+		t.Errorf("initdb's password file was left behind: %v", leftover)
+	}
+
+	// The cluster's directory and its server log: the server user's alone.
+	dataSt, err := os.Stat(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverUID := dataSt.Sys().(*syscall.Stat_t).Uid
+	for _, p := range []string{filepath.Dir(dataDir), filepath.Join(filepath.Dir(dataDir), "server.log")} {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Errorf("%v", err)
+			continue
+		}
+		if perm := st.Mode().Perm(); perm&0o077 != 0 {
+			t.Errorf("%s has mode %v; others may read it", p, perm)
+		}
+		if uid := st.Sys().(*syscall.Stat_t).Uid; uid != serverUID {
+			t.Errorf("%s is owned by uid %d; want the server's user, uid %d", p, uid, serverUID)
+		}
+	}
 }

@@ -8,14 +8,24 @@
 // 0700 directory), the cluster lives in a directory of the temporary
 // directory named after the checkout's path instead, and .devdb/location
 // points to it, so url, stop and status find it and two clones never share.
+//
+// The server listens on 127.0.0.1, where every local user can reach it, so
+// TCP connections need a password (scram-sha-256): a random one made at
+// initdb and kept in .devdb/password, readable by the invoking user only,
+// which url puts in the URL it prints. The cluster's directory and its
+// server log are private to the server's user, and the log is terse, since
+// it can hold the personal data of the rows the tests and make run write.
 package main
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -79,7 +89,7 @@ func lastLine(out []byte) string {
 
 type cluster struct {
 	root    string // the checkout
-	state   string // <root>/.devdb: lock, and location when the cluster lives elsewhere
+	state   string // <root>/.devdb: lock, password, and location when the cluster lives elsewhere
 	dir     string // the cluster's directory: data, logs, port
 	data    string
 	bin     string
@@ -168,7 +178,7 @@ func (c *cluster) placeOutside() error {
 			return fmt.Errorf("%s exists and is not a directory of %s or root; remove it and retry, %s", dir, c.owner.Username, wayOut)
 		}
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %v; %s", dir, err, wayOut)
 	}
 	if err := os.WriteFile(filepath.Join(c.state, "location"), []byte(dir+"\n"), 0o644); err != nil {
@@ -279,6 +289,37 @@ func (c *cluster) run(name string, args ...string) ([]byte, error) {
 	return cmd.CombinedOutput()
 }
 
+// makePrivate gives the cluster's directory to the server's user alone and
+// closes its logs to everyone else, including those an older devdb left
+// readable (0755 and 0644).
+func (c *cluster) makePrivate() error {
+	if _, err := os.Stat(c.dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err := c.chownOne(c.dir); err != nil {
+		return err
+	}
+	if err := os.Chmod(c.dir, 0o700); err != nil {
+		return err
+	}
+	for _, name := range []string{logRel, "initdb.log"} {
+		if err := os.Chmod(filepath.Join(c.dir, name), 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// chownOne gives one path, not what it holds, to the server's user.
+func (c *cluster) chownOne(path string) error {
+	if c.owner == nil {
+		return nil
+	}
+	uid, _ := strconv.Atoi(c.owner.Uid)
+	gid, _ := strconv.Atoi(c.owner.Gid)
+	return os.Lchown(path, uid, gid)
+}
+
 func (c *cluster) chown(paths ...string) error {
 	if c.owner == nil {
 		return nil
@@ -299,7 +340,7 @@ func (c *cluster) chown(paths ...string) error {
 }
 
 func (c *cluster) lock() (func(), error) {
-	if err := os.MkdirAll(c.state, 0o755); err != nil {
+	if err := os.MkdirAll(c.state, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %v; make the checkout writable, %s", c.state, err, wayOut)
 	}
 	f, err := os.OpenFile(filepath.Join(c.state, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
@@ -313,8 +354,69 @@ func (c *cluster) lock() (func(), error) {
 	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
 
-func (c *cluster) url(port int) string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+func (c *cluster) url(port int, password string) string {
+	u := url.URL{
+		Scheme:   "postgres",
+		User:     url.UserPassword("postgres", password),
+		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		Path:     "/postgres",
+		RawQuery: url.Values{"sslmode": {"disable"}}.Encode(),
+	}
+	return u.String()
+}
+
+// passwordFile holds the superuser's password, in the checkout's state
+// directory (not the cluster's, which belongs to the server's user), for
+// the invoking user alone.
+func (c *cluster) passwordFile() string {
+	return filepath.Join(c.state, "password")
+}
+
+// storedPassword is the password url prints, or "" when there is none:
+// a cluster made before passwords, or one whose password file was removed.
+func (c *cluster) storedPassword() string {
+	b, err := os.ReadFile(c.passwordFile())
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// newPassword is 32 random letters and digits, uniformly drawn: about 190
+// bits, and nothing a URL or a shell would read specially.
+func newPassword() (string, error) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	const limit = 256 - 256%len(alphabet) // bytes at or above it would favour the first letters
+	pw := make([]byte, 0, 32)
+	buf := make([]byte, 64)
+	for len(pw) < cap(pw) {
+		if _, err := rand.Read(buf); err != nil {
+			return "", err
+		}
+		for _, b := range buf {
+			if int(b) < limit && len(pw) < cap(pw) {
+				pw = append(pw, alphabet[int(b)%len(alphabet)])
+			}
+		}
+	}
+	return string(pw), nil
+}
+
+// writePrivate writes a file only its owner can read, whatever mode it had.
+func writePrivate(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func (c *cluster) storedPort() int {
@@ -359,8 +461,9 @@ func ensure() (string, error) {
 		return "", err
 	}
 	defer unlock()
-	if p := c.storedPort(); p != 0 && accepting(p) && isFile(filepath.Join(c.data, "postmaster.pid")) {
-		return c.url(p), nil
+	password := c.storedPassword()
+	if p := c.storedPort(); p != 0 && password != "" && accepting(p) && isFile(filepath.Join(c.data, "postmaster.pid")) {
+		return c.url(p, password), nil
 	}
 	if err := c.ensureBinaries(); err != nil {
 		return "", err
@@ -371,18 +474,62 @@ func ensure() (string, error) {
 	if err := c.placeOutside(); err != nil {
 		return "", err
 	}
+	if err := c.makePrivate(); err != nil {
+		return "", fmt.Errorf("make %s private to %s: %v; %s", c.dir, c.serverUser(), err, wayOut)
+	}
+	// A cluster without a stored password was made by an older devdb, which
+	// let every local user in as superuser (trust), or its password file was
+	// removed. Its data is disposable, so it is made again rather than
+	// patched: one path to a cluster, the one initdb takes.
+	if password == "" && isFile(filepath.Join(c.data, "PG_VERSION")) {
+		fmt.Fprintf(os.Stderr, "devdb: the cluster in %s has no password in %s (made by an older devdb, or the file was removed); re-creating it, which drops its development databases\n", c.dir, c.passwordFile())
+		if c.running() {
+			if out, err := c.run("pg_ctl", "-D", dataRel, "-m", "fast", "-w", "stop"); err != nil {
+				return "", fmt.Errorf("stop the old cluster in %s (%v): %s; end its postgres process, remove %s and retry, %s", c.dir, err, lastLine(out), c.data, wayOut)
+			}
+		}
+		if err := os.RemoveAll(c.data); err != nil {
+			return "", fmt.Errorf("remove the old cluster %s: %v; remove it yourself and retry, %s", c.data, err, wayOut)
+		}
+	}
 	if !isFile(filepath.Join(c.data, "PG_VERSION")) {
 		start := time.Now()
 		_ = os.RemoveAll(c.data)
 		if err := os.MkdirAll(c.data, 0o700); err != nil {
 			return "", fmt.Errorf("create %s: %v; %s", c.data, err, wayOut)
 		}
-		if err := c.chown(c.dir); err != nil {
-			return "", fmt.Errorf("hand %s to %s: %v; %s", c.dir, c.owner.Username, err, wayOut)
+		if err := c.chownOne(c.dir); err != nil {
+			return "", fmt.Errorf("hand %s to %s: %v; %s", c.dir, c.serverUser(), err, wayOut)
 		}
-		out, err := c.run("initdb", "-D", c.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync")
+		if err := c.chown(c.data); err != nil {
+			return "", fmt.Errorf("hand %s to %s: %v; %s", c.data, c.serverUser(), err, wayOut)
+		}
+		if password, err = newPassword(); err != nil {
+			return "", fmt.Errorf("make a password: %v; %s", err, wayOut)
+		}
+		if err := writePrivate(c.passwordFile(), []byte(password+"\n")); err != nil {
+			return "", fmt.Errorf("store the password in %s: %v; make the checkout writable, %s", c.passwordFile(), err, wayOut)
+		}
+		// initdb reads the password from a file its user (postgres, when
+		// root runs devdb) can read: one in the private cluster directory,
+		// removed once initdb is done.
+		pwFile := filepath.Join(c.dir, "initdb.pw")
+		if err := writePrivate(pwFile, []byte(password)); err != nil {
+			return "", fmt.Errorf("write %s: %v; %s", pwFile, err, wayOut)
+		}
+		if err := c.chownOne(pwFile); err != nil {
+			os.Remove(pwFile)
+			return "", fmt.Errorf("hand %s to %s: %v; %s", pwFile, c.serverUser(), err, wayOut)
+		}
+		// Password (SCRAM) for TCP, where every local user can connect;
+		// peer for Unix sockets, though the server makes none.
+		out, err := c.run("initdb", "-D", c.data, "-U", "postgres", "--auth-host=scram-sha-256", "--auth-local=peer",
+			"--pwfile="+pwFile, "-E", "UTF8", "--no-locale", "--no-sync")
+		if rmErr := os.Remove(pwFile); rmErr != nil && !errors.Is(rmErr, fs.ErrNotExist) {
+			return "", fmt.Errorf("remove %s: %v; remove it yourself, %s", pwFile, rmErr, wayOut)
+		}
 		logFile := filepath.Join(c.dir, "initdb.log")
-		_ = os.WriteFile(logFile, out, 0o644)
+		_ = writePrivate(logFile, out)
 		if err != nil {
 			return "", fmt.Errorf("initdb failed (%v): %s; the whole output is in %s; remove %s and retry, %s", err, lastLine(out), logFile, c.data, wayOut)
 		}
@@ -397,17 +544,21 @@ func ensure() (string, error) {
 			return "", fmt.Errorf("find a free port on 127.0.0.1: %v; %s", err, wayOut)
 		}
 	}
-	logFile := filepath.Join(c.dir, "server.log")
-	if err := touch(logFile); err != nil {
+	// The log can hold what failing statements carried (personal data), so
+	// it is the server user's alone; pg_ctl appends to it and keeps its mode.
+	logFile := filepath.Join(c.dir, logRel)
+	if err := touchPrivate(logFile); err != nil {
 		return "", fmt.Errorf("create %s: %v; %s", logFile, err, wayOut)
 	}
 	if err := c.chown(logFile); err != nil {
-		return "", fmt.Errorf("hand %s to %s: %v; %s", logFile, c.owner.Username, err, wayOut)
+		return "", fmt.Errorf("hand %s to %s: %v; %s", logFile, c.serverUser(), err, wayOut)
 	}
 	// A disposable development cluster: durability settings are off for speed.
 	// Clients use loopback TCP only, so no Unix socket is made: pg_ctl hands
 	// -o to a shell, and no path (which may hold spaces or quotes) goes in it.
-	opts := fmt.Sprintf("-p %d -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c shared_buffers=128MB",
+	// Terse errors leave out DETAIL (such as "Failing row contains (...)"),
+	// CONTEXT and QUERY, which would copy row values into the log.
+	opts := fmt.Sprintf("-p %d -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c log_error_verbosity=terse -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c shared_buffers=128MB",
 		port)
 	out, err := c.run("pg_ctl", "-D", dataRel, "-l", logRel, "-w", "-t", "60", "-o", opts, "start")
 	if err != nil {
@@ -422,15 +573,31 @@ func ensure() (string, error) {
 		return "", fmt.Errorf("record the port in %s: %v; %s", c.dir, err, wayOut)
 	}
 	fmt.Fprintf(os.Stderr, "devdb: PostgreSQL is running on 127.0.0.1:%d (stop it with make db-stop)\n", port)
-	return c.url(port), nil
+	return c.url(port, password), nil
 }
 
-func touch(path string) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o644)
+// touchPrivate creates path if need be, readable by its owner only.
+func touchPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
 	return f.Close()
+}
+
+// serverUser names who runs the server, for messages.
+func (c *cluster) serverUser() string {
+	if c.owner != nil {
+		return c.owner.Username
+	}
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return "the current user"
 }
 
 func stop() error {
@@ -447,6 +614,11 @@ func stop() error {
 	}
 	if err := c.chooseOwner(); err != nil {
 		return err
+	}
+	// The stopped cluster stays on disk (in the temporary directory when
+	// relocated), so it must stay private, even if an older devdb made it.
+	if err := c.makePrivate(); err != nil {
+		fmt.Fprintf(os.Stderr, "devdb: could not make %s private: %v\n", c.dir, err)
 	}
 	if out, err := c.run("pg_ctl", "-D", dataRel, "-m", "fast", "-w", "stop"); err != nil {
 		return fmt.Errorf("pg_ctl stop failed (%v): %s; end the postgres process of %s yourself", err, lastLine(out), c.data)
