@@ -2,9 +2,12 @@ package main
 
 import (
 	"fmt"
+	"net/http"
+	"strings"
 	"sync"
 	"testing"
 
+	"github.com/google/uuid"
 	"gorm.io/gorm"
 
 	"github.com/quidpro/quid/app"
@@ -92,5 +95,62 @@ func TestRefusedPartnerReadsCostTheSameForMembersAndStrangers(t *testing.T) {
 	log := expect(t, a.do(req{Method: "GET", Path: "/v1/me/access-log", Token: token(t, app.RoleMember, "alice")}), 200).json(t)
 	if items := log["items"].([]any); len(items) != 1 {
 		t.Fatalf("alice's access log after one granted read: %v", fmt.Sprint(items))
+	}
+}
+
+// TestPseudonymsCannotBeTokenSubjects: erasure replaces a member id by
+// "erased:<uuid>", so no token may carry that shape as its subject — an
+// existing pseudonym would meet an erased member's records (409 on PUT
+// /v1/me while GET /v1/me says to PUT first), an unused one would enrol and
+// pass for an erased member in the audit. Near misses stay ordinary
+// subjects. And erasing without a member says so, not "PUT /v1/me first".
+func TestPseudonymsCannotBeTokenSubjects(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	leaver := token(t, app.RoleMember, "leaver")
+	a.enrol(leaver)
+	expect(t, a.do(req{Method: "DELETE", Path: "/v1/me", Token: leaver}), 200)
+	var existing string
+	if err := a.svc.db.Raw(`SELECT id FROM members WHERE erased_at IS NOT NULL`).Scan(&existing).Error; err != nil || existing == "" {
+		t.Fatalf("no pseudonym after erasure: %v", err)
+	}
+	unused := "erased:" + uuid.NewString()
+	body := map[string]any{"attributes": map[string]any{"location.city": "Oslo"}}
+	for _, sub := range []string{existing, unused} {
+		for _, role := range []app.Role{app.RoleMember, app.RolePartner, app.RoleAdmin, app.RoleMarketer} {
+			tok := token(t, role, sub)
+			for _, r := range []req{
+				{Method: "GET", Path: "/v1/me", Token: tok},
+				{Method: "PUT", Path: "/v1/me", Token: tok, Body: body},
+				{Method: "DELETE", Path: "/v1/me", Token: tok},
+				{Method: "GET", Path: "/v1/contracts", Token: tok},
+				{Method: "GET", Path: "/v1/audit", Token: tok},
+				{Method: "GET", Path: "/v1/partner/members/someone/data?purpose=loyalty.personalised_offers", Token: tok},
+			} {
+				if got := a.do(r); got.Status != http.StatusUnauthorized {
+					t.Errorf("%s %s as %s %q: %d %s", r.Method, r.Path, role, sub, got.Status, got.Body)
+				}
+			}
+		}
+	}
+	var enrolled int64
+	a.svc.db.Raw(`SELECT count(*) FROM members WHERE id LIKE 'erased:%' AND erased_at IS NULL`).Scan(&enrolled)
+	if enrolled != 0 {
+		t.Fatalf("%d live members carry a pseudonym's shape", enrolled)
+	}
+
+	u := uuid.NewString()
+	for _, sub := range []string{"erased:x", "Erased:" + u, "erased:" + strings.ToUpper(u), "erased:" + strings.ReplaceAll(u, "-", "")} {
+		tok := token(t, app.RoleMember, sub)
+		expect(t, a.do(req{Method: "PUT", Path: "/v1/me", Token: tok, Body: body}), 201)
+		expect(t, a.do(req{Method: "GET", Path: "/v1/me", Token: tok}), 200)
+	}
+
+	// DELETE /v1/me without a member: never enrolled, or erased already.
+	for _, tok := range []string{token(t, app.RoleMember, "stranger"), leaver} {
+		p := expect(t, a.do(req{Method: "DELETE", Path: "/v1/me", Token: tok}), 404).json(t)
+		if d, _ := p["detail"].(string); !strings.HasPrefix(d, "nothing to erase") || strings.Contains(d, "PUT /v1/me") {
+			t.Errorf("erasing without a member: %v", p)
+		}
 	}
 }

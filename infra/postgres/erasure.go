@@ -2,12 +2,18 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"gorm.io/gorm"
 
 	"github.com/quidpro/quid/app"
+	"github.com/quidpro/quid/domain"
 )
+
+// errNothingToErase answers an erasure request from a subject without a
+// member: "PUT /v1/me first" would be a false next step there.
+var errNothingToErase = domain.NotFound("nothing-to-erase", "nothing to erase: no member is enrolled under this subject, or its data was erased already")
 
 // EraseMember ends every active exchange as erased, asks every recipient
 // that ever received the member's data to delete it within 30 days (a
@@ -17,7 +23,7 @@ import (
 //
 //   - attributes, redemption references and stored idempotent responses
 //     (with their keys) are deleted;
-//   - the member id is replaced by a random pseudonym ("erased:<uuid>") in
+//   - the member id is replaced by a random pseudonym (domain.NewPseudonym: "erased:<uuid>", a shape no token subject may have) in
 //     every row that keeps it: the member row, its events, exchanges (whose
 //     stored receipt copy, which names the member, is emptied), consent
 //     events, ledger entries, the access log, deletion acknowledgements and
@@ -34,7 +40,9 @@ import (
 func (s *Store) EraseMember(ctx context.Context, memberID string) (app.Erasure, error) {
 	var out app.Erasure
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if _, err := lockMember(tx, memberID); err != nil {
+		if _, err := lockMember(tx, memberID); errors.Is(err, errNotEnrolled) {
+			return errNothingToErase
+		} else if err != nil {
 			return err
 		}
 		if err := s.expireLapsed(tx, memberID); err != nil {
@@ -94,8 +102,8 @@ SELECT count(*) FROM ins`, named).Scan(&notified).Error; err != nil {
 // fresh pseudonym everywhere; the append-only tables accept that one change
 // only while quid.erasure is on in this transaction.
 func pseudonymise(tx *gorm.DB, memberID string, now any) error {
-	var pseudonym string
-	if err := tx.Raw(`SELECT 'erased:' || gen_random_uuid()::text`).Scan(&pseudonym).Error; err != nil {
+	pseudonym, err := domain.NewPseudonym()
+	if err != nil {
 		return err
 	}
 	named := map[string]any{"member": memberID, "pseudonym": pseudonym, "now": now}
