@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -151,6 +153,94 @@ func TestPseudonymsCannotBeTokenSubjects(t *testing.T) {
 		p := expect(t, a.do(req{Method: "DELETE", Path: "/v1/me", Token: tok}), 404).json(t)
 		if d, _ := p["detail"].(string); !strings.HasPrefix(d, "nothing to erase") || strings.Contains(d, "PUT /v1/me") {
 			t.Errorf("erasing without a member: %v", p)
+		}
+	}
+}
+
+// TestErasureRequestsForgetTheMemberIdByTheirDeadline: a
+// member.erasure_requested event keeps the member id so the recipient
+// learns whose data to delete, but the dispatcher only tries recipients
+// with an endpoint, so for one without an endpoint the id stayed forever.
+// The housekeeping pass (quid accrue --once, and the server's accrual
+// worker) pseudonymises every event past its delete_by, delivered or not,
+// and keeps the id until then, so a recipient that registers soon after
+// still learns it. Several replicas may run the pass at once.
+func TestErasureRequestsForgetTheMemberIdByTheirDeadline(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	contract := a.publishContract(f, contractBody(f))
+	// Brand registers an endpoint that answers nothing (so its events stay
+	// pending between attempts); PartnerCo never registers one.
+	expect(t, a.do(req{Method: "PUT", Path: "/v1/partner/webhook", Token: token(t, app.RolePartner, f.brand),
+		Body: map[string]any{"url": "http://127.0.0.1:9/hook"}}), 200)
+	subjects := []string{"old-leaver@example.com", "new-leaver@example.com"}
+	for _, sub := range subjects {
+		tok := token(t, app.RoleMember, sub)
+		a.enrol(tok)
+		a.joinContract(tok, contract)
+		expect(t, a.do(req{Method: "DELETE", Path: "/v1/me", Token: tok}), 200)
+	}
+	holding := func(sub string) (n int64) {
+		a.svc.db.Raw(`SELECT count(*) FROM webhook_outbox WHERE strpos(payload::text, ?) > 0`, sub).Scan(&n)
+		return n
+	}
+	for _, sub := range subjects {
+		if n := holding(sub); n != 2 {
+			t.Fatalf("%s: %d events name the member, want the 2 erasure requests (Brand, PartnerCo)", sub, n)
+		}
+	}
+	housekeeping := func() {
+		t.Helper()
+		env := map[string]string{"DATABASE_URL": a.cfg.DatabaseURL, "QUID_JWT_SECRET": testSecret, "QUID_LOG_LEVEL": "error"}
+		errs := make(chan error, 3)
+		for range 3 { // replicas at once
+			go func() {
+				errs <- accrueCmd(context.Background(), []string{"--once"}, func(k string) string { return env[k] }, io.Discard, io.Discard)
+			}()
+		}
+		for range 3 {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Within the deadline the id stays, endpoint or not.
+	housekeeping()
+	for _, sub := range subjects {
+		if n := holding(sub); n != 2 {
+			t.Fatalf("%s: within the deadline %d erasure requests name the member, want 2", sub, n)
+		}
+	}
+	// 30 days pass for the first erasure only.
+	if err := a.svc.db.Exec(`UPDATE webhook_outbox SET created_at = created_at - interval '30 days 1 minute'
+		WHERE event_type = 'member.erasure_requested' AND strpos(payload::text, ?) > 0`, subjects[0]).Error; err != nil {
+		t.Fatal(err)
+	}
+	housekeeping()
+	housekeeping()
+	if n := holding(subjects[0]); n != 0 {
+		t.Fatalf("%d erasure requests still name the member after their deadline", n)
+	}
+	if n := holding(subjects[1]); n != 2 {
+		t.Fatalf("the erasure within its deadline lost the member id: %d events name it", n)
+	}
+	// What is left is the pseudonym of the erased exchanges, still pending,
+	// so a recipient registering now still learns which exchanges to delete.
+	var rows []struct {
+		MemberID, Pseudonym string
+		Pending             bool
+	}
+	a.svc.db.Raw(`SELECT o.payload->'data'->>'member_id' AS member_id, e.member_id AS pseudonym,
+		(o.delivered_at IS NULL AND o.failed_at IS NULL) AS pending
+		FROM webhook_outbox o JOIN exchanges e ON e.id = CAST(o.payload->'data'->'exchanges'->>0 AS uuid)
+		WHERE o.event_type = 'member.erasure_requested' AND o.created_at < now() - interval '30 days'`).Scan(&rows)
+	if len(rows) != 2 {
+		t.Fatalf("aged erasure requests: %+v", rows)
+	}
+	for _, r := range rows {
+		if r.MemberID != r.Pseudonym || !strings.HasPrefix(r.Pseudonym, "erased:") || !r.Pending {
+			t.Fatalf("aged erasure request: %+v", r)
 		}
 	}
 }
