@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -42,7 +43,34 @@ type Accrual struct {
 	// Expiry, when set, deletes stored idempotent responses older than
 	// IdempotencyTTL on the same timer.
 	Expiry IdempotencyExpiry
-	Log    *slog.Logger
+	// Erasures, when set, pseudonymises member.erasure_requested events
+	// past their deadline on the same timer (see ErasureRequestRetention).
+	Erasures ErasureRequestRetention
+	Log      *slog.Logger
+}
+
+// ErasureRequestRetention bounds how long a member.erasure_requested event
+// keeps the erased member's id: until delivered, given up, or past its
+// delete_by, whichever comes first, whether or not the recipient ever
+// registers an endpoint. It is safe to run on several replicas at once.
+type ErasureRequestRetention interface {
+	ForgetErasureRequests(ctx context.Context) (int64, error)
+}
+
+// Housekeeping runs the passes that bound what is kept: stored idempotent
+// responses past IdempotencyTTL and erasure requests past their deadline.
+func (a *Accrual) Housekeeping(ctx context.Context) error {
+	if a.Expiry != nil {
+		if _, err := a.Expiry.ExpireIdempotency(ctx, IdempotencyTTL); err != nil {
+			return fmt.Errorf("expire idempotent responses: %w", err)
+		}
+	}
+	if a.Erasures != nil {
+		if _, err := a.Erasures.ForgetErasureRequests(ctx); err != nil {
+			return fmt.Errorf("pseudonymise erasure requests past their deadline: %w", err)
+		}
+	}
+	return nil
 }
 
 // IdempotencyTTL is how long a stored response answers a retried request
@@ -106,9 +134,9 @@ func (a *Accrual) Run(ctx context.Context, interval time.Duration) {
 		case r.Members > 0:
 			a.Log.Info("accrual", "members", r.Members, "expired", r.Expired, "vested", r.Vested, "credits", r.Credits, "points", r.Points)
 		}
-		if a.Expiry != nil && ctx.Err() == nil {
-			if _, err := a.Expiry.ExpireIdempotency(ctx, IdempotencyTTL); err != nil && ctx.Err() == nil {
-				a.Log.Error("expire idempotency keys failed", "error", err)
+		if ctx.Err() == nil {
+			if err := a.Housekeeping(ctx); err != nil && ctx.Err() == nil {
+				a.Log.Error("housekeeping failed", "error", err)
 			}
 		}
 		select {

@@ -79,6 +79,12 @@ type Delivery struct {
 // EnforcementRepository stores reads, acknowledgements and webhooks.
 type EnforcementRepository interface {
 	Enrolment
+	// GrantsAny says whether an active, unexpired exchange of memberID
+	// grants recipientID something for purpose. It is one statement that
+	// reads no member row, so it does the same work for an unknown member
+	// as for a member who gave this recipient nothing: a refusal must not
+	// take longer for members than for strangers.
+	GrantsAny(ctx context.Context, memberID, recipientID, purpose string) (bool, error)
 	// ReadMember takes a shared lock on the member (so no cancellation can
 	// commit halfway through), gives fn what is in force now, and writes the
 	// access entry fn returns in the same transaction.
@@ -138,11 +144,20 @@ func (s *Enforcement) ReadMemberData(ctx context.Context, p Principal, memberID,
 		return PartnerRead{}, err
 	}
 	partner, known := recipients[p.Subject]
+	if !known {
+		return PartnerRead{}, errNoConsent
+	}
+	// Refuse before the member is touched: loading a member and its
+	// exchanges only to refuse would make members slower to refuse than
+	// strangers, a timing oracle for membership. The grant is checked again
+	// below, under the member's lock.
+	if granted, err := s.Repo.GrantsAny(ctx, memberID, p.Subject, purpose); err != nil {
+		return PartnerRead{}, err
+	} else if !granted {
+		return PartnerRead{}, errNoConsent
+	}
 	var out PartnerRead
 	err = s.Repo.ReadMember(ctx, memberID, func(m MemberSnapshot) (*AccessEntry, error) {
-		if !known {
-			return nil, errNoConsent
-		}
 		granted := map[string]bool{}
 		var exchanges []string
 		for _, a := range m.Active {

@@ -1,6 +1,8 @@
 package domain
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -34,6 +36,67 @@ func IdentifierProblem(s string) string {
 		// U+FFFD, so "a\ud800" and "a\udfff" would both become "a\ufffd"
 		// and name one member; no identity provider issues U+FFFD itself.
 		return "must not contain U+FFFD or a lone surrogate escape"
+	}
+	return ""
+}
+
+// pseudonymPrefix starts every pseudonym; see Pseudonym.
+const pseudonymPrefix = "erased:"
+
+// NewPseudonym returns a fresh pseudonym: "erased:" and a random (version 4)
+// UUID in canonical lower-case form. Erasure replaces a member id with one
+// in every row it keeps, so that the ledger and the consent record stay but
+// no longer name the person. It is the only way pseudonyms are made, so
+// IsPseudonym recognises exactly what it makes.
+func NewPseudonym() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return pseudonymPrefix + h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32], nil
+}
+
+// IsPseudonym says whether s has the exact shape NewPseudonym makes:
+// "erased:" and 36 characters of canonical lower-case UUID.
+func IsPseudonym(s string) bool {
+	u, ok := strings.CutPrefix(s, pseudonymPrefix)
+	if !ok || len(u) != 36 {
+		return false
+	}
+	for i := 0; i < len(u); i++ {
+		c := u[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// SubjectProblem says why s cannot be a token's subject, or "" when it
+// can: the IdentifierProblem rule, and not a pseudonym's shape. Pseudonyms
+// share the member id column with identity-provider subjects, so a subject
+// that looked like one could collide with an erased member's records (PUT
+// /v1/me would answer 409 while GET /v1/me said to PUT first) or enrol and
+// pass for an erased member in the audit. Only the exact shape is reserved:
+// "erased:x" or "Erased:<uuid>" are ordinary subjects. Ids in paths and
+// queries follow IdentifierProblem alone, since they may name an erased
+// member's records on purpose (an admin filtering the audit by pseudonym).
+func SubjectProblem(s string) string {
+	if problem := IdentifierProblem(s); problem != "" {
+		return problem
+	}
+	if IsPseudonym(s) {
+		return "is reserved: \"erased:\" followed by a UUID names an erased member's records"
 	}
 	return ""
 }

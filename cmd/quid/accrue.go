@@ -19,7 +19,7 @@ func accrueCmd(ctx context.Context, args []string, getenv func(string) string, s
 	once := fs.Bool("once", false, "run one full pass and exit (for cron)")
 	batch := fs.Int("batch", 5000, "members per set-based batch")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: quid accrue --once [--batch N]\n\nCredits every fully earned period, vests due bonuses, expires exchanges whose duration ran out\nand deletes stored Idempotency-Key responses older than 24 hours.\nSafe to run alongside servers and other accrue processes.")
+		fmt.Fprintln(stderr, "Usage: quid accrue --once [--batch N]\n\nCredits every fully earned period, vests due bonuses, expires exchanges whose duration ran out,\ndeletes stored Idempotency-Key responses older than 24 hours and removes the member id from\nmember.erasure_requested events past their 30-day deadline, delivered or not.\nSafe to run alongside servers and other accrue processes.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -44,8 +44,8 @@ func accrueCmd(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	if _, err := svc.accrual.Expiry.ExpireIdempotency(ctx, app.IdempotencyTTL); err != nil {
-		return fmt.Errorf("expire idempotent responses: %w", err)
+	if err := svc.accrual.Housekeeping(ctx); err != nil {
+		return err
 	}
 	fmt.Fprintf(stdout, "members=%d expired=%d vested=%d credits=%d points=%d\n", r.Members, r.Expired, r.Vested, r.Credits, r.Points)
 	return nil

@@ -140,8 +140,9 @@ func (v *Verifier) keyFor(t *jwt.Token) (any, error) {
 func principalOf(c Claims) (app.Principal, error) {
 	role := app.Role(c.Role)
 	// The subject becomes the member id (or names the recipient): one an
-	// index cannot hold or a log line would misprint is refused here.
-	if problem := domain.IdentifierProblem(c.Subject); problem != "" {
+	// index cannot hold or a log line would misprint, or one shaped like an
+	// erased member's pseudonym, is refused here.
+	if problem := domain.SubjectProblem(c.Subject); problem != "" {
 		return app.Principal{}, &domain.Error{Kind: domain.KindUnauthenticated, Code: "invalid-token",
 			Message: "the bearer token's sub " + problem}
 	}

@@ -16,6 +16,21 @@ import (
 
 var errMemberNotFound = domain.NotFound("member-not-found", "no member with this id")
 
+// GrantsAny is the partner read's first and, when it refuses, only
+// statement. It starts from the member's active exchanges (an index on
+// member_id), never from the members table, so an unknown member, an erased
+// one (whose exchanges carry a pseudonym) and a member without a grant all
+// cost one statement that finds no row.
+func (s *Store) GrantsAny(ctx context.Context, memberID, recipientID, purpose string) (bool, error) {
+	var found []int
+	err := s.db.WithContext(ctx).Raw(`SELECT 1 FROM exchanges e JOIN contracts c ON c.id = e.contract_id
+		WHERE e.member_id = ? AND e.status = 'active' AND (e.expires_at IS NULL OR e.expires_at > clock_timestamp())
+		  AND EXISTS (SELECT 1 FROM jsonb_array_elements(c.terms->'items') i
+		              WHERE i->>'purpose' = ? AND i->'recipients' @> to_jsonb(CAST(? AS text)))
+		LIMIT 1`, memberID, purpose, recipientID).Scan(&found).Error
+	return len(found) > 0, err
+}
+
 func (s *Store) ReadMember(ctx context.Context, memberID string, fn func(app.MemberSnapshot) (*app.AccessEntry, error)) error {
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var m memberRecord

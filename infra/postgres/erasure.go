@@ -2,12 +2,18 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"gorm.io/gorm"
 
 	"github.com/quidpro/quid/app"
+	"github.com/quidpro/quid/domain"
 )
+
+// errNothingToErase answers an erasure request from a subject without a
+// member: "PUT /v1/me first" would be a false next step there.
+var errNothingToErase = domain.NotFound("nothing-to-erase", "nothing to erase: no member is enrolled under this subject, or its data was erased already")
 
 // EraseMember ends every active exchange as erased, asks every recipient
 // that ever received the member's data to delete it within 30 days (a
@@ -17,15 +23,17 @@ import (
 //
 //   - attributes, redemption references and stored idempotent responses
 //     (with their keys) are deleted;
-//   - the member id is replaced by a random pseudonym ("erased:<uuid>") in
+//   - the member id is replaced by a random pseudonym (domain.NewPseudonym: "erased:<uuid>", a shape no token subject may have) in
 //     every row that keeps it: the member row, its events, exchanges (whose
 //     stored receipt copy, which names the member, is emptied), consent
 //     events, ledger entries, the access log, deletion acknowledgements and
 //     webhook payloads. Amounts, kinds and times stay: the ledger and the
 //     consent record are kept, no longer linked to the person;
 //   - the member.erasure_requested events just written keep the member id
-//     until delivered (or given up), because that is how a recipient knows
-//     whose data to delete; delivery then pseudonymises them too;
+//     until delivered, given up or past their delete_by (erasureDeadline),
+//     whichever comes first, because that is how a recipient knows whose
+//     data to delete; then they are pseudonymised too (ForgetErasureRequests
+//     bounds this for recipients that never register an endpoint);
 //   - for each contract family the member was paid a join bonus for, an
 //     HMAC of (family, subject) is kept, so the same subject enrolling again
 //     starts fresh but is not paid that bonus twice.
@@ -34,7 +42,9 @@ import (
 func (s *Store) EraseMember(ctx context.Context, memberID string) (app.Erasure, error) {
 	var out app.Erasure
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if _, err := lockMember(tx, memberID); err != nil {
+		if _, err := lockMember(tx, memberID); errors.Is(err, errNotEnrolled) {
+			return errNothingToErase
+		} else if err != nil {
 			return err
 		}
 		if err := s.expireLapsed(tx, memberID); err != nil {
@@ -51,7 +61,7 @@ func (s *Store) EraseMember(ctx context.Context, memberID string) (app.Erasure, 
 		named := map[string]any{"member": memberID, "now": now}
 		if err := tx.Exec(`
 INSERT INTO deletion_acks (exchange_id, recipient_id, member_id, due_at)
-SELECT e.id, g.recipient_id, e.member_id, CAST(@now AS timestamptz) + interval '30 days'
+SELECT e.id, g.recipient_id, e.member_id, CAST(@now AS timestamptz) + interval '`+erasureDeadline+`'
 FROM exchanges e JOIN contracts c ON c.id = e.contract_id `+grantsByRecipient+`
 WHERE e.member_id = @member
 ON CONFLICT (exchange_id, recipient_id) DO UPDATE SET due_at = LEAST(deletion_acks.due_at, EXCLUDED.due_at)
@@ -73,7 +83,7 @@ WITH per_recipient AS (
         'type', 'member.erasure_requested',
         'timestamp', `+utc("clock_timestamp()")+`,
         'data', jsonb_build_object('member_id', CAST(@member AS text), 'exchanges', exchanges, 'categories', categories,
-            'delete_by', `+utc("CAST(@now AS timestamptz) + interval '30 days'")+`)),
+            'delete_by', `+utc("CAST(@now AS timestamptz) + interval '"+erasureDeadline+"'")+`)),
         clock_timestamp(), clock_timestamp()
     FROM per_recipient
     RETURNING 1
@@ -94,8 +104,8 @@ SELECT count(*) FROM ins`, named).Scan(&notified).Error; err != nil {
 // fresh pseudonym everywhere; the append-only tables accept that one change
 // only while quid.erasure is on in this transaction.
 func pseudonymise(tx *gorm.DB, memberID string, now any) error {
-	var pseudonym string
-	if err := tx.Raw(`SELECT 'erased:' || gen_random_uuid()::text`).Scan(&pseudonym).Error; err != nil {
+	pseudonym, err := domain.NewPseudonym()
+	if err != nil {
 		return err
 	}
 	named := map[string]any{"member": memberID, "pseudonym": pseudonym, "now": now}
@@ -137,3 +147,44 @@ func pseudonymise(tx *gorm.DB, memberID string, now any) error {
 // exchanges already carry the pseudonym.
 const erasureRequestDelivered = `payload = CASE WHEN event_type = 'member.erasure_requested' THEN jsonb_set(payload, '{data,member_id}',
     to_jsonb(COALESCE((SELECT e.member_id FROM exchanges e WHERE e.id = CAST(payload->'data'->'exchanges'->>0 AS uuid) AND e.member_id LIKE 'erased:%'), 'erased'))) ELSE payload END`
+
+// erasureDeadline is how long recipients have to delete an erased member's
+// data: the delete_by of member.erasure_requested and the due date of its
+// deletion acknowledgements. It also bounds how long those events keep the
+// member id (ForgetErasureRequests).
+const erasureDeadline = "30 days"
+
+// ForgetErasureRequests pseudonymises the member.erasure_requested events
+// still holding a member id once their delete_by has passed, delivered or
+// not. Delivery and giving up pseudonymise an event, but the dispatcher only
+// ever tries recipients with an endpoint: without this pass, an event for a
+// recipient that never registers one would keep the id forever. Until the
+// deadline it is kept, so a recipient that registers an endpoint within it
+// still learns whose data to delete; afterwards the event can still be
+// delivered, naming the pseudonym and the exchanges (which the recipient
+// saw in its reads and confirms deletion by).
+//
+// Only undelivered, not given-up events can hold an id, so the scan stays
+// in the dispatcher's partial index. Replicas may run it at once: rows
+// another one holds are skipped (SKIP LOCKED), and the update is idempotent
+// (the pseudonym is read from the event's exchange).
+func (s *Store) ForgetErasureRequests(ctx context.Context) (int64, error) {
+	const batch = 1000
+	var total int64
+	for {
+		res := s.db.WithContext(ctx).Exec(`UPDATE webhook_outbox SET `+erasureRequestDelivered+` WHERE id = ANY (ARRAY(
+			SELECT o.id FROM webhook_outbox o
+			WHERE o.delivered_at IS NULL AND o.failed_at IS NULL AND o.event_type = 'member.erasure_requested'
+			  AND o.created_at <= clock_timestamp() - interval '`+erasureDeadline+`'
+			  AND o.payload->'data'->>'member_id' <> COALESCE((SELECT e.member_id FROM exchanges e
+			      WHERE e.id = CAST(o.payload->'data'->'exchanges'->>0 AS uuid) AND e.member_id LIKE 'erased:%'), 'erased')
+			LIMIT ? FOR UPDATE SKIP LOCKED))`, batch)
+		if res.Error != nil {
+			return total, res.Error
+		}
+		total += res.RowsAffected
+		if res.RowsAffected < batch {
+			return total, nil
+		}
+	}
+}
