@@ -120,9 +120,17 @@ func TestMetricsStayExactUnderMixedKeepAliveTraffic(t *testing.T) {
 	w.do("PUT", "/v1/me?x=%FF", `{}`, member, "Content-Type: application/json")
 	w.do("GET", "/v1/offers", "{}", "Content-Encoding: br")
 	w.do("GET", "/V1/ME/EXCHANGES/"+ex.contractID+"/", "", member, "Idempotency-Key: \xff")
+	// Refused before fiber runs (framing, size): counted all the same.
+	w.raw("GET", "GET /v1/me HTTP/1.1\r\nHost: q\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\n\r\n")
+	w.raw("PUT", "PUT /v1/me HTTP/1.1\r\nHost: q\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\n\r\n")
+	w.do("GET", "//v1/offers", "")
 	r = w.do("GET", "/metrics", "")
+	if strings.Contains(string(r.Body), `route="/v1/offers",status="404"`) {
+		t.Error("GET //v1/offers (404) is counted against /v1/offers")
+	}
 	for _, want := range []string{`method="PUT",route="/v1/me",status="422"`, `method="GET",route="/v1/offers",status="415"`,
-		`method="GET",route="/v1/me/exchanges/:id",status="422"`} {
+		`method="GET",route="/v1/me/exchanges/:id",status="422"`, `method="GET",route="/v1/me",status="400"`,
+		`method="PUT",route="/v1/me",status="413"`} {
 		if !strings.Contains(string(r.Body), want) {
 			t.Errorf("no series with %s", want)
 		}

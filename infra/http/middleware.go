@@ -91,6 +91,12 @@ func routeLabel(c *fiber.Ctx, routes *routeIndex) string {
 	return routes.match(c.Method(), c.Path())
 }
 
+// trimSlashes drops one leading and one trailing slash: "//x" keeps an
+// empty first segment, as the router sees it.
+func trimSlashes(p string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(p, "/"), "/")
+}
+
 // routeIndex holds the registered (method, pattern) pairs, filled once all
 // routes are registered and read-only after.
 type routeIndex struct {
@@ -102,7 +108,7 @@ func (ix *routeIndex) add(method, pattern string) {
 	if ix.byMethod == nil {
 		ix.byMethod, ix.patterns = map[string][][]string{}, map[string]bool{}
 	}
-	ix.byMethod[method] = append(ix.byMethod[method], strings.Split(strings.Trim(pattern, "/"), "/"))
+	ix.byMethod[method] = append(ix.byMethod[method], strings.Split(trimSlashes(pattern), "/"))
 	ix.patterns[method+" "+pattern] = true
 }
 
@@ -112,7 +118,10 @@ func (ix *routeIndex) has(method, pattern string) bool { return ix.patterns[meth
 // by default: case-insensitive, a trailing slash optional, ":name" one
 // non-empty segment.
 func (ix *routeIndex) match(method, path string) string {
-	segs := strings.Split(strings.Trim(path, "/"), "/")
+	if !strings.HasPrefix(path, "/") {
+		return "unmatched"
+	}
+	segs := strings.Split(trimSlashes(path), "/")
 next:
 	for _, p := range ix.byMethod[method] {
 		if len(p) != len(segs) {

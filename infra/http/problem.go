@@ -45,6 +45,10 @@ type httpError struct {
 	code   string
 	detail string
 	fields []problemField
+	// anonymous problems are answers to requests whose framing is in doubt:
+	// they carry no instance, since the target read may belong to another
+	// request glued on by a proxy that framed the bytes differently.
+	anonymous bool
 }
 
 func (e *httpError) Error() string { return e.detail }
@@ -80,6 +84,9 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 			}
 		case errors.As(err, &he):
 			p.Status, p.Code, p.Detail, p.Errors = he.status, he.code, he.detail, he.fields
+			if he.anonymous {
+				p.Instance = ""
+			}
 		case errors.As(err, &fe):
 			p.Status = fe.Code
 			p.Detail = fe.Message

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -81,11 +83,19 @@ func New(opts Options) *fiber.App {
 		Immutable:      true,
 		ReadBufferSize: opts.MaxHeaderBytes,
 	})
-	refuseAmbiguousFraming(a)
-	answerUnparsableRequests(a)
 	m := newMetrics(opts.Registry)
-	a.Use(requestIDs())
 	routes := &routeIndex{}
+	// Requests answered before fiber runs still count, against the route
+	// they were sent to.
+	countEarly := func(fctx *fasthttp.RequestCtx) {
+		method := string(fctx.Method())
+		labels := []string{routes.match(method, string(fctx.Path())), methodLabel(method), strconv.Itoa(fctx.Response.StatusCode())}
+		m.requests.WithLabelValues(labels...).Inc()
+		m.latency.WithLabelValues(labels...).Observe(time.Since(fctx.Time()).Seconds())
+	}
+	refuseAmbiguousFraming(a, countEarly)
+	answerUnparsableRequests(a, countEarly)
+	a.Use(requestIDs())
 	a.Use(accessLog(opts.Logger, m, routes))
 	a.Use(recover.New())
 	a.Use(checkInput(opts.BodyLimit))
@@ -149,7 +159,7 @@ func readinessReason(err error) string {
 // bare LF line ends, folded lines and bare CR, NUL or other control bytes
 // inside header values. Methods fiber cannot route get a 400 problem too
 // (fiber would answer plain text).
-func refuseAmbiguousFraming(a *fiber.App) {
+func refuseAmbiguousFraming(a *fiber.App, count func(*fasthttp.RequestCtx)) {
 	srv := a.Server()
 	next := srv.Handler
 	srv.Handler = func(fctx *fasthttp.RequestCtx) {
@@ -169,13 +179,14 @@ func refuseAmbiguousFraming(a *fiber.App) {
 		fctx.SetConnectionClose()
 		c := a.AcquireCtx(fctx)
 		defer a.ReleaseCtx(c)
-		he := &httpError{status: fiber.StatusBadRequest, code: "malformed-request", detail: detail}
+		he := &httpError{status: fiber.StatusBadRequest, code: "malformed-request", detail: detail, anonymous: true}
 		if header != "" {
 			he.fields = []problemField{{Pointer: "/headers/" + pointerEscape(header), Detail: detail}}
 		}
 		if err := a.ErrorHandler(c, he); err != nil {
 			fctx.SetStatusCode(fiber.StatusBadRequest)
 		}
+		count(fctx)
 	}
 }
 
@@ -265,6 +276,15 @@ func requestLineProblem(h *fasthttp.RequestHeader) (detail, header string) {
 	default:
 		return "the request line must end with HTTP/1.1 or HTTP/1.0", ""
 	}
+	// Origin form ("/…"), or absolute form with an http(s) authority, whose
+	// host stands in for Host (RFC 9112 §3.2.2); nothing else is routable.
+	target := h.RequestURI()
+	if !bytes.HasPrefix(target, []byte("/")) {
+		u, err := url.Parse(string(target))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return "the request target must be a path (/…) or an http(s) URL", ""
+		}
+	}
 	for _, b := range h.RequestURI() {
 		switch {
 		case b <= ' ' || b == 0x7f:
@@ -292,12 +312,12 @@ func headerName(name []byte) string {
 // next pipelined request with its bearer token — and maps a network error to
 // 502. Here every such request gets a fixed text and a 4xx, and the
 // connection is closed, since where the next request starts is unknown.
-func answerUnparsableRequests(a *fiber.App) {
+func answerUnparsableRequests(a *fiber.App, count func(*fasthttp.RequestCtx)) {
 	a.Server().ErrorHandler = func(fctx *fasthttp.RequestCtx, err error) {
 		fctx.SetConnectionClose()
 		c := a.AcquireCtx(fctx)
 		defer a.ReleaseCtx(c)
-		he := &httpError{status: fiber.StatusBadRequest, code: "malformed-request",
+		he := &httpError{status: fiber.StatusBadRequest, code: "malformed-request", anonymous: true,
 			detail: "the request could not be read as HTTP/1.1 (request line, headers or body framing)"}
 		var small *fasthttp.ErrSmallBuffer
 		var netErr net.Error
@@ -312,8 +332,10 @@ func answerUnparsableRequests(a *fiber.App) {
 			he = &httpError{status: fiber.StatusRequestTimeout, code: "request-timeout",
 				detail: "the request did not arrive in time"}
 		}
+		he.anonymous = true
 		if hErr := a.ErrorHandler(c, he); hErr != nil {
 			fctx.SetStatusCode(he.status)
 		}
+		count(fctx)
 	}
 }
