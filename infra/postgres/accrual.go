@@ -98,7 +98,8 @@ WITH due AS (
     WHERE e.member_id = ANY(CAST(@members AS text[])) AND e.next_period_end <= @now
     FOR UPDATE OF e
 ), periods AS (
-    SELECT d.*, k, d.joined_at + k * d.reward_period AS period_start, d.joined_at + (k + 1) * d.reward_period AS period_end
+    SELECT d.id, d.member_id, d.contract_id, d.family_id, d.terms_hash, d.points_per_period,
+           d.joined_at + k * d.reward_period AS period_start, d.joined_at + (k + 1) * d.reward_period AS period_end
     FROM due d
     CROSS JOIN LATERAL generate_series(d.credited_periods, LEAST(
         d.credited_periods + @max_per_run - 1,
