@@ -25,13 +25,8 @@ func TestWritesOnOneReplicaInvalidateEveryReplicasCache(t *testing.T) {
 	}
 	t.Cleanup(svcB.close)
 	b := &api{t: t, svc: svcB, cfg: a.cfg}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	for _, s := range []*service{a.svc, svcB} {
-		for _, w := range s.workers {
-			go w(ctx)
-		}
-	}
+	a.svc.runWorkers(t)
+	svcB.runWorkers(t)
 	f := a.fixtures()
 
 	offers := func(api *api) string {

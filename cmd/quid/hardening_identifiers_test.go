@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/base64"
 	"fmt"
 	"github.com/golang-jwt/jwt/v5"
@@ -65,11 +64,7 @@ func (a *api) doRaw(method, target, specPath, tok string) response {
 func TestMemberLifecycleWorksForEveryIdentifierAnIdentityProviderIssues(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t, func(c *config.Config) { c.AccrualInterval = 100 * time.Millisecond })
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	for _, w := range a.svc.workers {
-		go w(ctx)
-	}
+	a.svc.runWorkers(t)
 	f := a.fixtures()
 	body := contractBody(f)
 	body["reward"] = map[string]any{"join_bonus": 0, "points_per_period": 5, "period": "PT1S"}

@@ -56,6 +56,16 @@ func spec(t testing.TB) routers.Router {
 	return specRouter
 }
 
+// runWorkers runs the service's background workers (accrual, webhooks,
+// change listener) until the test ends.
+func (s *service) runWorkers(t testing.TB) {
+	ctx, stop := context.WithCancel(context.Background())
+	t.Cleanup(stop)
+	for _, w := range s.workers {
+		go w(ctx)
+	}
+}
+
 // testConfig is a valid configuration on a fresh database.
 func testConfig(t testing.TB, mod ...func(*config.Config)) config.Config {
 	t.Helper()

@@ -266,11 +266,7 @@ func TestIdempotencyKeyOverHTTP(t *testing.T) {
 func TestOneSecondPeriodsPayWhileActiveAndStopAtCancellation(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t, func(c *config.Config) { c.AccrualInterval = 100 * time.Millisecond })
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	for _, w := range a.svc.workers {
-		go w(ctx)
-	}
+	a.svc.runWorkers(t)
 	f := a.fixtures()
 	body := contractBody(f)
 	body["reward"] = map[string]any{"join_bonus": 0, "points_per_period": 5, "period": "PT1S"}
