@@ -20,21 +20,10 @@ var latestZone = time.FixedZone("UTC-12", -12*60*60)
 // e.g. England and Wales, New Zealand, Hong Kong), so they turn 18 on
 // 1 March of that year, never on 28 February.
 //
-// Only the year, month and day of born are used.
+// Only the year, month and day of born are used; time.Date normalises
+// 29 February of a common year to 1 March, which is the rule above.
 func AgeAtLeast(born time.Time, years int, now time.Time) bool {
 	y, m, d := born.Date()
-	by := y + years
-	if m == time.February && d == 29 && !isLeap(by) {
-		m, d = time.March, 1
-	}
-	ny, nm, nd := now.In(latestZone).Date()
-	if ny != by {
-		return ny > by
-	}
-	if nm != m {
-		return nm > m
-	}
-	return nd >= d
+	birthday := time.Date(y+years, m, d, 0, 0, 0, 0, latestZone)
+	return !now.Before(birthday)
 }
-
-func isLeap(y int) bool { return y%4 == 0 && (y%100 != 0 || y%400 == 0) }
