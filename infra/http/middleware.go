@@ -48,6 +48,15 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	return m
 }
 
+// observe counts one answered request and returns how long it took.
+func (m *metrics) observe(route, method string, status int, start time.Time) time.Duration {
+	elapsed := time.Since(start)
+	labels := []string{route, method, strconv.Itoa(status)}
+	m.requests.WithLabelValues(labels...).Inc()
+	m.latency.WithLabelValues(labels...).Observe(elapsed.Seconds())
+	return elapsed
+}
+
 // accessLog writes one line per request and records metrics. It never logs
 // bodies, query strings or headers, which may hold personal data or tokens.
 // Metric labels come from fixed sets only (registered route patterns, known
@@ -63,14 +72,11 @@ func accessLog(log *slog.Logger, m *metrics, routes *routeIndex) fiber.Handler {
 			}
 		}
 		status := c.Response().StatusCode()
-		route := routeLabel(c, routes)
-		elapsed := time.Since(start)
-		labels := []string{route, methodLabel(c.Method()), strconv.Itoa(status)}
-		m.requests.WithLabelValues(labels...).Inc()
-		m.latency.WithLabelValues(labels...).Observe(elapsed.Seconds())
+		route, method := routeLabel(c, routes), methodLabel(c.Method())
+		elapsed := m.observe(route, method, status, start)
 		log.LogAttrs(c.UserContext(), slog.LevelInfo, "request",
 			slog.String("request_id", requestID(c)),
-			slog.String("method", labels[1]),
+			slog.String("method", method),
 			slog.String("route", route),
 			slog.Int("status", status),
 			slog.Int("bytes", len(c.Response().Body())),
@@ -101,18 +107,20 @@ func trimSlashes(p string) string {
 // routes are registered and read-only after.
 type routeIndex struct {
 	byMethod map[string][][]string // method → patterns split into segments
-	patterns map[string]bool       // method + " " + pattern
+	patterns map[routeKey]bool
 }
+
+type routeKey struct{ method, pattern string }
 
 func (ix *routeIndex) add(method, pattern string) {
 	if ix.byMethod == nil {
-		ix.byMethod, ix.patterns = map[string][][]string{}, map[string]bool{}
+		ix.byMethod, ix.patterns = map[string][][]string{}, map[routeKey]bool{}
 	}
 	ix.byMethod[method] = append(ix.byMethod[method], strings.Split(trimSlashes(pattern), "/"))
-	ix.patterns[method+" "+pattern] = true
+	ix.patterns[routeKey{method, pattern}] = true
 }
 
-func (ix *routeIndex) has(method, pattern string) bool { return ix.patterns[method+" "+pattern] }
+func (ix *routeIndex) has(method, pattern string) bool { return ix.patterns[routeKey{method, pattern}] }
 
 // match finds the pattern path would be routed to, matching as fiber does
 // by default: case-insensitive, a trailing slash optional, ":name" one

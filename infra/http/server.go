@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -89,9 +88,7 @@ func New(opts Options) *fiber.App {
 	// they were sent to.
 	countEarly := func(fctx *fasthttp.RequestCtx) {
 		method := string(fctx.Method())
-		labels := []string{routes.match(method, string(fctx.Path())), methodLabel(method), strconv.Itoa(fctx.Response.StatusCode())}
-		m.requests.WithLabelValues(labels...).Inc()
-		m.latency.WithLabelValues(labels...).Observe(time.Since(fctx.Time()).Seconds())
+		m.observe(routes.match(method, string(fctx.Path())), methodLabel(method), fctx.Response.StatusCode(), fctx.Time())
 	}
 	refuseAmbiguousFraming(a, countEarly)
 	answerUnparsableRequests(a, countEarly)
