@@ -132,9 +132,7 @@ func (rc *responseCache) put(key string, r cachedResponse, gen uint64) {
 			rc.m = map[string]cachedResponse{}
 		}
 	}
-	// The key is cloned so the map never holds a view of a request buffer,
-	// whatever the framework's string handling.
-	rc.m[strings.Clone(key)] = r
+	rc.m[key] = r
 }
 
 // serve answers from the cache, or renders, stores and sends.

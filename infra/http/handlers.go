@@ -77,7 +77,7 @@ func pageOf(c *fiber.Ctx) (app.Page, error) {
 // pathParam is the one way a handler reads a path parameter. The router
 // matches the path as sent, so an encoded "/" (a%2Fb) stays inside its
 // segment; the value is percent-decoded here exactly once (url.PathUnescape:
-// "+" stays "+"), copied out of fiber's reused buffer, and must then be an
+// "+" stays "+"; fiber's Immutable mode already copied it), and must then be an
 // identifier (domain.IdentifierProblem), else 422 naming /path/<name>.
 func pathParam(c *fiber.Ctx, name string) (string, error) {
 	v, err := url.PathUnescape(c.Params(name))
@@ -87,7 +87,7 @@ func pathParam(c *fiber.Ctx, name string) (string, error) {
 	if problem := domain.IdentifierProblem(v); problem != "" {
 		return "", domain.Invalid("/path/"+name, problem)
 	}
-	return strings.Clone(v), nil
+	return v, nil
 }
 
 // idParam reads a UUID path parameter; anything else, including a value
@@ -111,7 +111,7 @@ func identifierQuery(c *fiber.Ctx, name string) (string, error) {
 	if problem := domain.IdentifierProblem(v); problem != "" {
 		return "", domain.Invalid("/query/"+name, problem)
 	}
-	return strings.Clone(v), nil
+	return v, nil
 }
 
 // resourcePath is the URL path of a resource under prefix, with its id

@@ -132,7 +132,7 @@ func (h *handlers) join(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	idem, err := app.NewIdempotencyKey(strings.Clone(c.Get("Idempotency-Key")), c.Body())
+	idem, err := app.NewIdempotencyKey(c.Get("Idempotency-Key"), c.Body())
 	if err != nil {
 		return err
 	}
@@ -255,7 +255,7 @@ func (h *handlers) redeem(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	idem, err := app.NewIdempotencyKey(strings.Clone(c.Get("Idempotency-Key")), c.Body())
+	idem, err := app.NewIdempotencyKey(c.Get("Idempotency-Key"), c.Body())
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,7 @@ func (h *handlers) partnerRead(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	r, err := h.svc.Enforcement.ReadMemberData(c.UserContext(), principal(c), memberID, strings.Clone(c.Query("purpose")), requestID(c))
+	r, err := h.svc.Enforcement.ReadMemberData(c.UserContext(), principal(c), memberID, c.Query("purpose"), requestID(c))
 	if err != nil {
 		return err
 	}
@@ -219,7 +219,7 @@ func (h *handlers) deliveries(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	recipientID := strings.ToLower(strings.Clone(c.Query("recipient_id")))
+	recipientID := strings.ToLower(c.Query("recipient_id"))
 	if recipientID != "" && !isUUID(recipientID) {
 		return domain.Invalid("/query/recipient_id", "must be a recipient id (a UUID)")
 	}
