@@ -61,7 +61,7 @@ type ErasureRequestRetention interface {
 // responses past IdempotencyTTL and erasure requests past their deadline.
 func (a *Accrual) Housekeeping(ctx context.Context) error {
 	if a.Expiry != nil {
-		if _, err := a.Expiry.ExpireIdempotency(ctx, IdempotencyTTL); err != nil {
+		if _, err := a.Expiry.ExpireIdempotency(ctx); err != nil {
 			return fmt.Errorf("expire idempotent responses: %w", err)
 		}
 	}
@@ -80,7 +80,7 @@ const IdempotencyTTL = 24 * time.Hour
 // IdempotencyExpiry deletes stored idempotent responses older than ttl. It
 // is safe to run on several replicas at once.
 type IdempotencyExpiry interface {
-	ExpireIdempotency(ctx context.Context, ttl time.Duration) (int64, error)
+	ExpireIdempotency(ctx context.Context) (int64, error)
 }
 
 // RunOnce works batches until nothing is due (or every due member is

@@ -306,7 +306,7 @@ func TestStoredIdempotentResponsesExpireAfterADay(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := a.svc.store.ExpireIdempotency(context.Background(), app.IdempotencyTTL)
+			_, err := a.svc.store.ExpireIdempotency(context.Background())
 			errs <- err
 		}()
 	}

@@ -123,7 +123,7 @@ func claimIdempotency(tx *gorm.DB, memberID, scope string, idem *app.Idempotency
 	res := tx.Exec(`INSERT INTO idempotency_keys (member_id, scope, key, request_hash, response)
 		VALUES (?, ?, ?, ?, 'null') ON CONFLICT (member_id, scope, key) DO UPDATE
 		SET request_hash = EXCLUDED.request_hash, response = 'null', created_at = now()
-		WHERE idempotency_keys.created_at <= now() - ?::interval`, memberID, scope, idem.Key, idem.RequestHash, idempotencyTTL)
+		WHERE idempotency_keys.created_at <= now() - CAST(? AS interval)`, memberID, scope, idem.Key, idem.RequestHash, app.IdempotencyTTL)
 	if res.Error != nil {
 		return nil, res.Error
 	}
