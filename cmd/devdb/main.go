@@ -382,26 +382,6 @@ func (c *cluster) storedPassword() string {
 	return strings.TrimSpace(string(b))
 }
 
-// newPassword is 32 random letters and digits, uniformly drawn: about 190
-// bits, and nothing a URL or a shell would read specially.
-func newPassword() (string, error) {
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-	const limit = 256 - 256%len(alphabet) // bytes at or above it would favour the first letters
-	pw := make([]byte, 0, 32)
-	buf := make([]byte, 64)
-	for len(pw) < cap(pw) {
-		if _, err := rand.Read(buf); err != nil {
-			return "", err
-		}
-		for _, b := range buf {
-			if int(b) < limit && len(pw) < cap(pw) {
-				pw = append(pw, alphabet[int(b)%len(alphabet)])
-			}
-		}
-	}
-	return string(pw), nil
-}
-
 // writePrivate writes a file only its owner can read, whatever mode it had.
 func writePrivate(path string, data []byte) error {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
@@ -504,9 +484,9 @@ func ensure() (string, error) {
 		if err := c.chown(c.data); err != nil {
 			return "", fmt.Errorf("hand %s to %s: %v; %s", c.data, c.serverUser(), err, wayOut)
 		}
-		if password, err = newPassword(); err != nil {
-			return "", fmt.Errorf("make a password: %v; %s", err, wayOut)
-		}
+		// 26 base32 letters and digits, 130 random bits: nothing a URL or
+		// a shell reads specially.
+		password = rand.Text()
 		if err := writePrivate(c.passwordFile(), []byte(password+"\n")); err != nil {
 			return "", fmt.Errorf("store the password in %s: %v; make the checkout writable, %s", c.passwordFile(), err, wayOut)
 		}

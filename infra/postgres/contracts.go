@@ -184,7 +184,8 @@ type Store struct {
 	// frozen caches published contracts, whose terms never change; their
 	// status is always read again from the database.
 	frozen sync.Map
-	// recipients caches the registry, which has no update operation.
+	// recipients caches the registry; the change listener clears it when
+	// any replica writes a recipient.
 	recipients sync.Map
 	// cursorSecret signs list cursors (see errors.go); loaded once.
 	cursorSecret atomic.Pointer[[]byte]
