@@ -346,10 +346,13 @@ func (s *Store) MarkAttemptFailed(ctx context.Context, id string, status int, re
 	if len(reason) > 500 {
 		reason = reason[:500]
 	}
-	err := s.db.WithContext(ctx).Exec(`UPDATE webhook_outbox SET attempts = attempts + 1, last_status = NULLIF(?, 0), last_error = NULLIF(?, ''),
-		next_attempt_at = ?, failed_at = ? WHERE id = ?`, status, reason, next, failedAt, id).Error
-	if err != nil || !giveUp {
-		return err
-	}
-	return s.db.WithContext(ctx).Exec(`UPDATE webhook_outbox SET `+erasureRequestDelivered+` WHERE id = ?`, id).Error
+	// Giving up and forgetting an erasure request's member id commit
+	// together: a given-up event never keeps the id.
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec(`UPDATE webhook_outbox SET attempts = attempts + 1, last_status = NULLIF(?, 0), last_error = NULLIF(?, ''),
+		next_attempt_at = ?, failed_at = ? WHERE id = ?`, status, reason, next, failedAt, id).Error; err != nil || !giveUp {
+			return err
+		}
+		return tx.Exec(`UPDATE webhook_outbox SET `+erasureRequestDelivered+` WHERE id = ?`, id).Error
+	})
 }
