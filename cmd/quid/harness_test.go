@@ -77,6 +77,10 @@ func testConfig(t testing.TB, mod ...func(*config.Config)) config.Config {
 		"QUID_WEBHOOK_ALLOW_PRIVATE": "true",
 		"QUID_LOG_LEVEL":             "warn",
 		"QUID_PUBLIC_CACHE_TTL":      "1ns",
+		// Tests and fuzz targets send many writes with one token from one
+		// address; the limits are tested on their own (hardening_ratelimit_test.go).
+		"QUID_RATE_LIMIT_ADDRESS":   "0",
+		"QUID_RATE_LIMIT_PRINCIPAL": "0",
 	}
 	cfg, err := config.Load(func(k string) string { return env[k] })
 	if err != nil {

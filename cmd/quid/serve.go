@@ -153,6 +153,8 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 		PublicCacheTTL: cfg.PublicCacheTTL,
 		Changes:        changes,
 		MaxHeaderBytes: cfg.MaxHeaderBytes,
+		RateLimits: httpapi.RateLimits{Principal: httpapi.Quota(cfg.RateLimitPrincipal), Address: httpapi.Quota(cfg.RateLimitAddress),
+			TrustedProxies: cfg.TrustedProxies},
 		Services: httpapi.Services{Contracts: contracts, Members: members, Exchanges: exchanges, Enforcement: enforcement, Catalog: cat,
 			JWKS: func() any { return signer.JWKS() }, Snapshot: store.ReadSnapshot},
 	})

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -35,6 +36,73 @@ type Config struct {
 	PprofAddr           string
 	// MaxHeaderBytes bounds a request's line and headers together.
 	MaxHeaderBytes int
+	// RateLimitPrincipal and RateLimitAddress bound writes per token
+	// (subject and role) and per client address; a zero Quota is off.
+	RateLimitPrincipal Quota
+	RateLimitAddress   Quota
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+}
+
+// Quota is at most Requests within any Window, refilled evenly; the zero
+// value means no limit.
+type Quota struct {
+	Requests int
+	Window   time.Duration
+}
+
+// Off reports whether the quota limits nothing.
+func (q Quota) Off() bool { return q.Requests == 0 }
+
+func (q Quota) String() string {
+	if q.Off() {
+		return "0"
+	}
+	return strconv.Itoa(q.Requests) + "/" + q.Window.String()
+}
+
+// parseQuota reads "N/WINDOW" (N from 1 to 1,000,000, WINDOW a Go duration
+// of whole seconds from 1s to 24h), or "0" or "off" for no limit. The window
+// is whole seconds because the RateLimit-Policy header states it so.
+func parseQuota(s string) (Quota, bool) {
+	if s == "0" || strings.EqualFold(s, "off") {
+		return Quota{}, true
+	}
+	n, w, ok := strings.Cut(s, "/")
+	if !ok {
+		return Quota{}, false
+	}
+	requests, err := strconv.Atoi(strings.TrimSpace(n))
+	if err != nil || requests < 1 || requests > 1_000_000 {
+		return Quota{}, false
+	}
+	window, err := time.ParseDuration(strings.TrimSpace(w))
+	if err != nil || window < time.Second || window > 24*time.Hour || window%time.Second != 0 {
+		return Quota{}, false
+	}
+	return Quota{Requests: requests, Window: window}, true
+}
+
+// parseProxies reads a comma-separated list of IP addresses and CIDR prefixes.
+func parseProxies(s string) ([]netip.Prefix, bool) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil || a.Zone() != "" {
+			return nil, false
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, true
 }
 
 // Var documents one environment variable; the README table mirrors this list.
@@ -61,6 +129,9 @@ var Vars = []Var{
 	{"QUID_SHUTDOWN_TIMEOUT", "15s", "how long in-flight requests may take to finish on SIGTERM"},
 	{"QUID_PPROF_ADDR", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060) for profiling; off when empty"},
 	{"QUID_PUBLIC_CACHE_TTL", "1s", "how long rendered offers and transparency statements are reused in memory"},
+	{"QUID_RATE_LIMIT_PRINCIPAL", "60/10s", "writes (POST, PUT, PATCH, DELETE) one token's subject and role may make: N/WINDOW, at most N within any WINDOW (whole seconds), refilled evenly; 0 turns it off. Per replica"},
+	{"QUID_RATE_LIMIT_ADDRESS", "1000/10s", "writes one client address (an IPv6 /64) may make, as QUID_RATE_LIMIT_PRINCIPAL; 0 turns it off. Behind a proxy set QUID_TRUSTED_PROXIES, or every client shares the proxy's address"},
+	{"QUID_TRUSTED_PROXIES", "", "comma-separated IPs or CIDR prefixes of reverse proxies whose X-Forwarded-For names the client address; empty: the TCP peer is the client"},
 	{"QUID_MAX_HEADER_BYTES", "16384", "largest request line plus headers accepted, in bytes (1024 to 1048576); larger requests get 431. Raise it for identity-provider tokens with many claims"},
 }
 
@@ -137,6 +208,21 @@ func Load(getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("QUID_MAX_HEADER_BYTES: %q is not a number of bytes from 1024 to 1048576", get("QUID_MAX_HEADER_BYTES")))
 	}
 	cfg.MaxHeaderBytes = maxHeader
+	for _, q := range []struct {
+		name string
+		into *Quota
+	}{{"QUID_RATE_LIMIT_PRINCIPAL", &cfg.RateLimitPrincipal}, {"QUID_RATE_LIMIT_ADDRESS", &cfg.RateLimitAddress}} {
+		v, ok := parseQuota(get(q.name))
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: %q is not N/WINDOW (such as 60/10s: N from 1 to 1000000, WINDOW whole seconds from 1s to 24h) or 0", q.name, get(q.name)))
+		}
+		*q.into = v
+	}
+	proxies, ok := parseProxies(get("QUID_TRUSTED_PROXIES"))
+	if !ok {
+		errs = append(errs, fmt.Errorf("QUID_TRUSTED_PROXIES: %q is not a comma-separated list of IP addresses and CIDR prefixes", get("QUID_TRUSTED_PROXIES")))
+	}
+	cfg.TrustedProxies = proxies
 	if err := cfg.LogLevel.UnmarshalText([]byte(get("QUID_LOG_LEVEL"))); err != nil {
 		errs = append(errs, fmt.Errorf("QUID_LOG_LEVEL: %q is not debug, info, warn or error", get("QUID_LOG_LEVEL")))
 	}
@@ -166,6 +252,9 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("accrual_interval", c.AccrualInterval),
 		slog.Bool("webhook_allow_private", c.WebhookAllowPrivate),
 		slog.Int("max_header_bytes", c.MaxHeaderBytes),
+		slog.String("rate_limit_principal", c.RateLimitPrincipal.String()),
+		slog.String("rate_limit_address", c.RateLimitAddress.String()),
+		slog.Int("trusted_proxies", len(c.TrustedProxies)),
 		slog.String("log_level", c.LogLevel.String()),
 	)
 }

@@ -118,3 +118,41 @@ func TestMaxHeaderBytesDefaultsAbove16KiBAndCanBeRaised(t *testing.T) {
 		}
 	}
 }
+
+func TestRateLimitsParseQuotasOffAndTrustedProxies(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.RateLimitPrincipal.Off() || cfg.RateLimitAddress.Off() || len(cfg.TrustedProxies) != 0 {
+		t.Fatalf("defaults: principal %v, address %v, proxies %v", cfg.RateLimitPrincipal, cfg.RateLimitAddress, cfg.TrustedProxies)
+	}
+	// The address default must leave room for the principal default: one
+	// member behind its own address is held by its token's quota first.
+	rate := func(q config.Quota) float64 { return float64(q.Requests) / q.Window.Seconds() }
+	if p, a := cfg.RateLimitPrincipal, cfg.RateLimitAddress; a.Requests < p.Requests || rate(a) < rate(p) {
+		t.Fatalf("address default %v is tighter than the principal default %v", a, p)
+	}
+	cfg, err = config.Load(env(map[string]string{"QUID_RATE_LIMIT_PRINCIPAL": "5/1m", "QUID_RATE_LIMIT_ADDRESS": "0",
+		"QUID_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.7,::ffff:198.51.100.1, 2001:db8::/32"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.RateLimitPrincipal != (config.Quota{Requests: 5, Window: time.Minute}) || !cfg.RateLimitAddress.Off() {
+		t.Fatalf("parsed: principal %v, address %v", cfg.RateLimitPrincipal, cfg.RateLimitAddress)
+	}
+	if got := fmt.Sprint(cfg.TrustedProxies); got != "[10.0.0.0/8 192.0.2.7/32 198.51.100.1/32 2001:db8::/32]" {
+		t.Fatalf("trusted proxies %s", got)
+	}
+	for _, bad := range []string{"5", "5/0s", "5/1500ms", "-1/1s", "0/1s", "x/1s", "5/48h", "2000000/1s"} {
+		if _, err := config.Load(env(map[string]string{"QUID_RATE_LIMIT_ADDRESS": bad})); err == nil || !strings.Contains(err.Error(), "QUID_RATE_LIMIT_ADDRESS") {
+			t.Errorf("QUID_RATE_LIMIT_ADDRESS=%q: %v", bad, err)
+		}
+	}
+	for _, bad := range []string{"10.0.0.0/33", "proxy.example", "fe80::1%eth0"} {
+		if _, err := config.Load(env(map[string]string{"QUID_TRUSTED_PROXIES": bad})); err == nil || !strings.Contains(err.Error(), "QUID_TRUSTED_PROXIES") {
+			t.Errorf("QUID_TRUSTED_PROXIES=%q: %v", bad, err)
+		}
+	}
+}

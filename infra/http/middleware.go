@@ -192,8 +192,9 @@ func safeRequestID(id string) bool {
 }
 
 // authenticate returns a middleware factory: the produced handler verifies
-// the bearer token and admits only the given roles.
-func authenticate(v TokenVerifier) func(roles ...app.Role) fiber.Handler {
+// the bearer token, admits only the given roles, then runs each check in
+// then (the per-principal rate limit), whose error refuses the request.
+func authenticate(v TokenVerifier, then ...func(*fiber.Ctx) error) func(roles ...app.Role) fiber.Handler {
 	return func(roles ...app.Role) fiber.Handler {
 		return func(c *fiber.Ctx) error {
 			header := c.Get(fiber.HeaderAuthorization)
@@ -210,6 +211,11 @@ func authenticate(v TokenVerifier) func(roles ...app.Role) fiber.Handler {
 				return err
 			}
 			c.Locals(principalKey, p)
+			for _, check := range then {
+				if err := check(c); err != nil {
+					return err
+				}
+			}
 			return c.Next()
 		}
 	}

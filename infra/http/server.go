@@ -51,6 +51,8 @@ type Options struct {
 	Changes ChangeFeed
 	// MaxHeaderBytes bounds the request line and headers (431 beyond).
 	MaxHeaderBytes int
+	// RateLimits bounds writes per principal and per client address.
+	RateLimits RateLimits
 
 	Services Services
 }
@@ -81,6 +83,9 @@ func New(opts Options) *fiber.App {
 		// idempotency keys, goroutines) can change under it.
 		Immutable:      true,
 		ReadBufferSize: opts.MaxHeaderBytes,
+		// Forwarded headers count only from the configured proxies.
+		EnableTrustedProxyCheck: true,
+		TrustedProxies:          prefixStrings(opts.RateLimits.TrustedProxies),
 	})
 	m := newMetrics(opts.Registry)
 	routes := &routeIndex{}
@@ -95,6 +100,8 @@ func New(opts Options) *fiber.App {
 	a.Use(requestIDs())
 	a.Use(accessLog(opts.Logger, m, routes))
 	a.Use(recover.New())
+	limits := newRateLimiter(opts.RateLimits, opts.Registry)
+	a.Use(limits.byAddress(routes))
 	a.Use(checkInput(opts.BodyLimit))
 	a.Use(func(c *fiber.Ctx) error {
 		ctx, cancel := context.WithTimeout(context.Background(), opts.RequestTimeout)
@@ -132,7 +139,7 @@ func New(opts Options) *fiber.App {
 	}
 	a.Use("/v1/contracts", h.cache.dropOnWrite)
 	a.Use("/v1/recipients", h.cache.dropOnWrite)
-	gate := authenticate(opts.Verifier)
+	gate := authenticate(opts.Verifier, limits.byPrincipal)
 	h.routes(a, gate, optionalAuth(opts.Verifier))
 	for _, r := range a.GetRoutes(true) {
 		routes.add(r.Method, r.Path)
