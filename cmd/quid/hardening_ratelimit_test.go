@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -256,5 +257,39 @@ func TestSpecDeclaresTooManyRequestsOnEveryWrite(t *testing.T) {
 	}
 	if ops == 0 {
 		t.Fatal("no write operations in openapi.yaml")
+	}
+}
+
+// Over a real TCP connection the peer's address is the key: untrusted, its
+// X-Forwarded-For changes nothing; once 127.0.0.1 is a trusted proxy, each
+// forwarded client has a quota of its own.
+func TestTheTCPPeerIsTheClientAddressUnlessItIsATrustedProxy(t *testing.T) {
+	t.Parallel()
+	q := config.Quota{Requests: 1, Window: time.Minute}
+	i := 0
+	write := func(addr, xff string) int {
+		i++
+		body := strings.NewReader(`{"attributes":{"location.city":"Oslo"}}`)
+		hr, _ := http.NewRequest("PUT", "http://"+addr+"/v1/me", body)
+		hr.Header.Set("Content-Type", "application/json")
+		hr.Header.Set("Authorization", "Bearer "+token(t, app.RoleMember, fmt.Sprintf("m%d", i)))
+		hr.Header.Set("X-Forwarded-For", xff)
+		res, err := http.DefaultClient.Do(hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode == 429 && res.Header.Get("RateLimit-Policy") != `"per-address";q=1;w=60` {
+			t.Errorf("429 with RateLimit-Policy %q", res.Header.Get("RateLimit-Policy"))
+		}
+		return res.StatusCode
+	}
+	direct := newAPI(t, limited(config.Quota{}, q)).listen(t)
+	if got := []int{write(direct, "198.51.100.1"), write(direct, "198.51.100.2")}; got[0] != 201 || got[1] != 429 {
+		t.Errorf("two clients claimed by an untrusted peer: %v, want [201 429]", got)
+	}
+	proxied := newAPI(t, limited(config.Quota{}, q, "127.0.0.1/32")).listen(t)
+	if got := []int{write(proxied, "198.51.100.1"), write(proxied, "198.51.100.2"), write(proxied, "198.51.100.1")}; got[0] != 201 || got[1] != 201 || got[2] != 429 {
+		t.Errorf("clients forwarded by a trusted proxy: %v, want [201 201 429]", got)
 	}
 }
