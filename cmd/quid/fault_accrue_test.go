@@ -40,7 +40,7 @@ func quidProcess(databaseURL string, args ...string) *exec.Cmd {
 func TestAccrualKilledMidRunCreditsEveryPeriodOnce(t *testing.T) {
 	t.Parallel()
 	const (
-		members, families = 160, 3
+		members, families  = 160, 3
 		periods, perPeriod = 5, 7
 		bonus              = 100
 	)
