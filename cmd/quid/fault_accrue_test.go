@@ -140,7 +140,7 @@ func TestAccrualKilledMidRunCreditsEveryPeriodOnce(t *testing.T) {
 	// The killed process's sessions end (rolling back what was in flight)
 	// before the next run, which would otherwise skip the members they lock.
 	deadline := time.Now().Add(10 * time.Second)
-	for count(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'quid' AND pid <> pg_backend_pid()`) > countServiceSessions(t, a) {
+	for count(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'quid' AND pid <> pg_backend_pid()`) > countServiceSessions(a) {
 		if time.Now().After(deadline) {
 			t.Fatal("the killed accrue's sessions did not end")
 		}
@@ -206,6 +206,6 @@ GROUP BY e.id`)
 }
 
 // countServiceSessions is how many sessions the in-process service holds.
-func countServiceSessions(t testing.TB, a *api) int {
+func countServiceSessions(a *api) int {
 	return a.svc.sqlDB().Stats().OpenConnections
 }
