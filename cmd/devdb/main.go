@@ -15,6 +15,11 @@
 // which url puts in the URL it prints. The cluster's directory and its
 // server log are private to the server's user, and the log is terse, since
 // it can hold the personal data of the rows the tests and make run write.
+//
+// QUID_DEVDB_DIR, when set, names the directory of another cluster to use
+// instead of the checkout's .devdb: a test that stops and starts PostgreSQL
+// (cmd/quid's fault tests) runs one of its own without touching the cluster
+// every other test shares, and removes it with destroy.
 package main
 
 import (
@@ -37,11 +42,14 @@ import (
 	"time"
 )
 
-const usage = `Usage: go run ./cmd/devdb url|stop|status
+const usage = `Usage: go run ./cmd/devdb url|stop|status|destroy
 
-  url     start the private cluster in .devdb/ if needed and print its URL
-  stop    stop it
-  status  say whether it runs
+  url      start the private cluster in .devdb/ if needed and print its URL
+  stop     stop it
+  status   say whether it runs
+  destroy  stop it and delete its data
+
+QUID_DEVDB_DIR=<dir> works on a cluster in <dir> instead of .devdb/.
 `
 
 func main() {
@@ -60,6 +68,8 @@ func main() {
 		err = stop()
 	case "status":
 		err = status()
+	case "destroy":
+		err = destroy()
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:
@@ -115,11 +125,22 @@ func repoRoot() (string, error) {
 }
 
 func newCluster() (*cluster, error) {
-	root, err := repoRoot()
-	if err != nil {
-		return nil, err
+	var c *cluster
+	if dir := os.Getenv("QUID_DEVDB_DIR"); dir != "" {
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return nil, err
+		}
+		// The directory stands for the checkout: it keys the relocated
+		// cluster's directory, so two such clusters never share.
+		c = &cluster{root: abs, state: abs}
+	} else {
+		root, err := repoRoot()
+		if err != nil {
+			return nil, err
+		}
+		c = &cluster{root: root, state: filepath.Join(root, ".devdb")}
 	}
-	c := &cluster{root: root, state: filepath.Join(root, ".devdb")}
 	c.setDir(c.state)
 	// A location written for another checkout path (a copied .devdb) names
 	// another key and is ignored.
@@ -604,6 +625,29 @@ func stop() error {
 		return fmt.Errorf("pg_ctl stop failed (%v): %s; end the postgres process of %s yourself", err, lastLine(out), c.data)
 	}
 	fmt.Fprintln(os.Stderr, "devdb: stopped")
+	return nil
+}
+
+// destroy stops the cluster and deletes its directory (the data, the server
+// log and the port), and the password: the next url makes a new cluster.
+func destroy() error {
+	if err := stop(); err != nil {
+		return err
+	}
+	c, err := newCluster()
+	if err != nil {
+		return err
+	}
+	dir := c.data
+	if c.outside {
+		dir = c.dir
+	}
+	for _, p := range []string{dir, filepath.Join(c.dir, logRel), filepath.Join(c.dir, "port"), filepath.Join(c.dir, "initdb.log"), c.passwordFile()} {
+		if err := os.RemoveAll(p); err != nil {
+			return fmt.Errorf("remove %s: %v", p, err)
+		}
+	}
+	fmt.Fprintf(os.Stderr, "devdb: deleted the cluster in %s\n", c.dir)
 	return nil
 }
 

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 
 	"github.com/quidpro/quid/app"
 	"github.com/quidpro/quid/domain"
@@ -33,7 +32,8 @@ func accrueCmd(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
-	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	log, flushLog := serviceLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	defer flushLog()
 	svc, err := build(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -52,25 +52,25 @@ func accrueCmd(ctx context.Context, args []string, getenv func(string) string, s
 }
 
 // seedDemo publishes a demo contract whose period is the shortest the
-// deployment allows, so a person can watch points arrive.
-func seedDemo(ctx context.Context, s *service, log *slog.Logger) error {
+// deployment allows, so a person can watch points arrive. It returns what
+// to log (key-value pairs) rather than logging: it runs under a lock.
+func seedDemo(ctx context.Context, s *service) ([]any, error) {
 	existing, _, err := s.contracts.Offers(ctx, app.Page{Limit: 1})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(existing) > 0 {
-		log.Info("demo: an offer already exists", "contract_id", existing[0].ID())
-		return nil
+		return []any{"outcome", "an offer already exists", "contract_id", existing[0].ID()}, nil
 	}
 	admin := app.Principal{Subject: "demo-admin", Role: app.RoleAdmin}
 	marketer := app.Principal{Subject: "demo-marketer", Role: app.RoleMarketer}
 	brand, err := s.contracts.CreateRecipient(ctx, admin, app.RecipientInput{Name: "Quid Coffee", Kind: "first_party", Country: "NO", PrivacyPolicyURL: "https://coffee.example/privacy"})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	partner, err := s.contracts.CreateRecipient(ctx, admin, app.RecipientInput{Name: "PartnerCo Bakery", Kind: "third_party", Country: "SE", PrivacyPolicyURL: "https://partnerco.example/privacy"})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	period := s.contracts.Policy.MinPeriod
 	periodISO := domain.Duration{Seconds: int(period.Seconds())}.String()
@@ -92,12 +92,11 @@ func seedDemo(ctx context.Context, s *service, log *slog.Logger) error {
 		Reward:    app.RewardInput{JoinBonus: 200, Vesting: &vesting, PointsPerPeriod: 50, Period: &periodISO},
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	pub, err := s.contracts.Publish(ctx, marketer, draft.ID())
 	if err != nil {
-		return err
+		return nil, err
 	}
-	log.Info("demo: published contract", "contract_id", pub.ID(), "period", periodISO, "recipient_partner", partner.ID)
-	return nil
+	return []any{"outcome", "published a contract", "contract_id", pub.ID(), "period", periodISO, "recipient_partner", partner.ID}, nil
 }

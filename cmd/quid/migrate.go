@@ -28,8 +28,10 @@ func migrateCmd(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
-	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
-	db, err := postgres.Open(ctx, cfg.DatabaseURL, log)
+	log, flushLog := serviceLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	defer flushLog()
+	// No statement or idle timeout: a migration may rightly run long.
+	db, err := postgres.Open(ctx, cfg.DatabaseURL, log, postgres.Settings{})
 	if err != nil {
 		return err
 	}

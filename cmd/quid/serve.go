@@ -47,7 +47,8 @@ func serveCmd(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
-	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	log, flushLog := serviceLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	defer flushLog()
 	log.Info("starting", "config", cfg)
 
 	svc, err := build(ctx, cfg, log)
@@ -57,9 +58,15 @@ func serveCmd(ctx context.Context, args []string, getenv func(string) string, st
 	defer svc.close()
 	if *demo {
 		// Under a database lock, so replicas started together seed once.
-		if err := postgres.Exclusively(ctx, svc.sqlDB(), "demo", func(ctx context.Context) error { return seedDemo(ctx, svc, log) }); err != nil {
+		// It logs once the lock is released: nothing logs while holding a lock.
+		var said []any
+		if err := postgres.Exclusively(ctx, svc.sqlDB(), "demo", func(ctx context.Context) (err error) {
+			said, err = seedDemo(ctx, svc)
+			return err
+		}); err != nil {
 			return fmt.Errorf("demo data: %w", err)
 		}
+		log.Info("demo", said...)
 	}
 	if cfg.PprofAddr != "" {
 		go func() {
@@ -102,7 +109,8 @@ func (uuidIDs) NewID() string { return uuid.NewString() }
 // build wires adapters into use cases. Migrations must already be applied
 // when the HTTP app serves; serve and the tests apply them first.
 func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, error) {
-	db, err := postgres.Open(ctx, cfg.DatabaseURL, log)
+	db, err := postgres.Open(ctx, cfg.DatabaseURL, log, postgres.Settings{
+		StatementTimeout: cfg.DBStatementTimeout, IdleInTransactionTimeout: cfg.DBIdleInTransactionTimeout})
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +118,9 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 	if err != nil {
 		return nil, err
 	}
-	if _, err := postgres.Migrate(ctx, sqlDB); err != nil {
+	// Over a connection without the statement timeout (see MigrateURL).
+	if _, err := postgres.MigrateURL(ctx, cfg.DatabaseURL); err != nil {
+		sqlDB.Close()
 		return nil, err
 	}
 	verifier, err := auth.NewVerifier(auth.VerifierOptions{

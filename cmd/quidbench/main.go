@@ -162,7 +162,7 @@ func run(joins, clients, accrualN int, readDur time.Duration, rate int) error {
 
 	// 2. The same transaction straight to PostgreSQL, for the ratio.
 	fmt.Fprintln(os.Stderr, "joins: the same SQL transaction straight to PostgreSQL…")
-	gdb, err := postgres.Open(ctx, dbURL, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	gdb, err := postgres.Open(ctx, dbURL, slog.New(slog.NewTextHandler(io.Discard, nil)), postgres.Settings{})
 	if err != nil {
 		return err
 	}

@@ -36,6 +36,12 @@ type Config struct {
 	PprofAddr           string
 	// MaxHeaderBytes bounds a request's line and headers together.
 	MaxHeaderBytes int
+	// DBStatementTimeout and DBIdleInTransactionTimeout are the PostgreSQL
+	// session settings statement_timeout and
+	// idle_in_transaction_session_timeout of every connection the service
+	// opens (0: off). Migrations run without them.
+	DBStatementTimeout         time.Duration
+	DBIdleInTransactionTimeout time.Duration
 	// RateLimitPrincipal and RateLimitAddress bound writes per token
 	// (subject and role) and per client address; a zero Quota is off.
 	RateLimitPrincipal Quota
@@ -129,6 +135,8 @@ var Vars = []Var{
 	{"QUID_SHUTDOWN_TIMEOUT", "15s", "how long in-flight requests may take to finish on SIGTERM"},
 	{"QUID_PPROF_ADDR", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060) for profiling; off when empty"},
 	{"QUID_PUBLIC_CACHE_TTL", "1s", "how long rendered offers and transparency statements are reused in memory"},
+	{"QUID_DB_STATEMENT_TIMEOUT", "60s", "PostgreSQL statement_timeout of the service's sessions: a statement running longer is cancelled (0s: off; migrations are exempt)"},
+	{"QUID_DB_IDLE_IN_TRANSACTION_TIMEOUT", "10s", "PostgreSQL idle_in_transaction_session_timeout of the service's sessions: a session idle this long inside a transaction is ended and its locks released (0s: off)"},
 	{"QUID_RATE_LIMIT_PRINCIPAL", "60/10s", "writes (POST, PUT, PATCH, DELETE) one token's subject and role may make: N/WINDOW, at most N within any WINDOW (whole seconds), refilled evenly; 0 turns it off. Per replica"},
 	{"QUID_RATE_LIMIT_ADDRESS", "1000/10s", "writes one client address (an IPv6 /64) may make, as QUID_RATE_LIMIT_PRINCIPAL; 0 turns it off. Behind a proxy set QUID_TRUSTED_PROXIES, or every client shares the proxy's address"},
 	{"QUID_TRUSTED_PROXIES", "", "comma-separated IPs or CIDR prefixes of reverse proxies whose X-Forwarded-For names the client address; empty: the TCP peer is the client"},
@@ -198,6 +206,16 @@ func Load(getenv func(string) string) (Config, error) {
 	} else {
 		cfg.JWTLeeway = d
 	}
+	// Zero turns a PostgreSQL timeout off; whole milliseconds, as PostgreSQL counts them.
+	dbTimeout := func(name string) time.Duration {
+		d, err := time.ParseDuration(get(name))
+		if err != nil || d < 0 || d%time.Millisecond != 0 || d > 24*time.Hour {
+			errs = append(errs, fmt.Errorf("%s: %q is not a duration from 0s (off) to 24h in whole milliseconds", name, get(name)))
+		}
+		return d
+	}
+	cfg.DBStatementTimeout = dbTimeout("QUID_DB_STATEMENT_TIMEOUT")
+	cfg.DBIdleInTransactionTimeout = dbTimeout("QUID_DB_IDLE_IN_TRANSACTION_TIMEOUT")
 	allow, err := strconv.ParseBool(get("QUID_WEBHOOK_ALLOW_PRIVATE"))
 	if err != nil {
 		errs = append(errs, fmt.Errorf("QUID_WEBHOOK_ALLOW_PRIVATE: %q is not true or false", get("QUID_WEBHOOK_ALLOW_PRIVATE")))
@@ -252,6 +270,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("accrual_interval", c.AccrualInterval),
 		slog.Bool("webhook_allow_private", c.WebhookAllowPrivate),
 		slog.Int("max_header_bytes", c.MaxHeaderBytes),
+		slog.Duration("db_statement_timeout", c.DBStatementTimeout),
+		slog.Duration("db_idle_in_transaction_timeout", c.DBIdleInTransactionTimeout),
 		slog.String("rate_limit_principal", c.RateLimitPrincipal.String()),
 		slog.String("rate_limit_address", c.RateLimitAddress.String()),
 		slog.Int("trusted_proxies", len(c.TrustedProxies)),

@@ -119,6 +119,27 @@ func TestMaxHeaderBytesDefaultsAbove16KiBAndCanBeRaised(t *testing.T) {
 	}
 }
 
+// The database session timeouts default to 60 s and 10 s, accept 0s (off)
+// and refuse what PostgreSQL could not take as whole milliseconds.
+func TestDatabaseSessionTimeouts(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(env(nil))
+	if err != nil || cfg.DBStatementTimeout != time.Minute || cfg.DBIdleInTransactionTimeout != 10*time.Second {
+		t.Fatalf("defaults: %v %v %v", cfg.DBStatementTimeout, cfg.DBIdleInTransactionTimeout, err)
+	}
+	cfg, err = config.Load(env(map[string]string{"QUID_DB_STATEMENT_TIMEOUT": "0s", "QUID_DB_IDLE_IN_TRANSACTION_TIMEOUT": "1500ms"}))
+	if err != nil || cfg.DBStatementTimeout != 0 || cfg.DBIdleInTransactionTimeout != 1500*time.Millisecond {
+		t.Fatalf("0s and 1500ms: %v %v %v", cfg.DBStatementTimeout, cfg.DBIdleInTransactionTimeout, err)
+	}
+	for _, bad := range []string{"-1s", "1.5ms", "soon", "25h"} {
+		for _, name := range []string{"QUID_DB_STATEMENT_TIMEOUT", "QUID_DB_IDLE_IN_TRANSACTION_TIMEOUT"} {
+			if _, err := config.Load(env(map[string]string{name: bad})); err == nil || !strings.Contains(err.Error(), name) {
+				t.Errorf("%s=%s: %v", name, bad, err)
+			}
+		}
+	}
+}
+
 func TestRateLimitsParseQuotasOffAndTrustedProxies(t *testing.T) {
 	t.Parallel()
 	cfg, err := config.Load(env(nil))

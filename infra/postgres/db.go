@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,8 +29,23 @@ import (
 	"github.com/quidpro/quid/migrations"
 )
 
-// Open connects to PostgreSQL with a pool sized for a small service.
-func Open(ctx context.Context, url string, log *slog.Logger) (*gorm.DB, error) {
+// Settings are PostgreSQL session settings for every connection of a pool;
+// zero leaves the server's default (normally off).
+type Settings struct {
+	// StatementTimeout cancels a statement that runs longer
+	// (statement_timeout).
+	StatementTimeout time.Duration
+	// IdleInTransactionTimeout ends a session that sits inside a
+	// transaction without sending a statement for longer
+	// (idle_in_transaction_session_timeout), which releases its locks:
+	// a process stuck between two statements of a transaction cannot keep
+	// members locked.
+	IdleInTransactionTimeout time.Duration
+}
+
+// connConfig parses url as the service connects: UTC session time zone and
+// a bounded connect timeout.
+func connConfig(url string) (*pgx.ConnConfig, error) {
 	// Interval arithmetic on timestamptz (P1M, P1D) depends on the session
 	// time zone; UTC makes SQL agree with the domain's Duration.AddTo.
 	if !strings.Contains(url, "timezone=") {
@@ -47,6 +63,28 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*gorm.DB, error) {
 		// An unreachable host answers 503 within seconds, not when the
 		// kernel gives up on the handshake.
 		pgCfg.ConnectTimeout = 5 * time.Second
+	}
+	// Named in pg_stat_activity, so an operator (and the fault tests) can
+	// tell Quid's sessions apart; a name given in DATABASE_URL wins.
+	if pgCfg.RuntimeParams["application_name"] == "" {
+		pgCfg.RuntimeParams["application_name"] = "quid"
+	}
+	return pgCfg, nil
+}
+
+// Open connects to PostgreSQL with a pool sized for a small service, every
+// session with the given settings (sent in the startup message, so they
+// hold from the first statement and survive reconnection).
+func Open(ctx context.Context, url string, log *slog.Logger, settings Settings) (*gorm.DB, error) {
+	pgCfg, err := connConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	for name, d := range map[string]time.Duration{"statement_timeout": settings.StatementTimeout,
+		"idle_in_transaction_session_timeout": settings.IdleInTransactionTimeout} {
+		if d > 0 {
+			pgCfg.RuntimeParams[name] = strconv.FormatInt(d.Milliseconds(), 10)
+		}
 	}
 	o := &outage{}
 	sqlDB := sql.OpenDB(unavailableConnector{o: o, Connector: stdlib.GetConnector(*pgCfg, stdlib.OptionShouldPing(o.shouldPing))})
@@ -191,6 +229,20 @@ func Migrate(ctx context.Context, db *sql.DB) ([]*goose.MigrationResult, error) 
 		return res, fmt.Errorf("apply migrations: %w", err)
 	}
 	return res, nil
+}
+
+// MigrateURL applies every pending migration over a connection of its own,
+// opened without the service's Settings: building an index on a large table
+// may take longer than any statement of a request should, and is not to be
+// cancelled by statement_timeout halfway.
+func MigrateURL(ctx context.Context, url string) ([]*goose.MigrationResult, error) {
+	pgCfg, err := connConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	db := stdlib.OpenDB(*pgCfg)
+	defer db.Close()
+	return Migrate(ctx, db)
 }
 
 // MigrationStatus reports each known migration and whether it is applied.

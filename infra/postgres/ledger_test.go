@@ -54,7 +54,7 @@ func member(id string) app.Principal { return app.Principal{Subject: id, Role: a
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	ctx := context.Background()
-	db, err := postgres.Open(ctx, pgtest.NewDatabase(t), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	db, err := postgres.Open(ctx, pgtest.NewDatabase(t), slog.New(slog.NewTextHandler(io.Discard, nil)), postgres.Settings{})
 	if err != nil {
 		t.Fatal(err)
 	}

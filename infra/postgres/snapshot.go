@@ -28,15 +28,18 @@ func (s *Store) ReadSnapshot(ctx context.Context, fn func(ctx context.Context) e
 	if err != nil {
 		return err
 	}
+	// BEGIN and COMMIT go through database/sql, not gorm, so their errors
+	// are marked here: a server shutting down between the last read and
+	// the COMMIT (57P01) is a 503 like any other lost connection, not a 500.
 	tx, err := sqlDB.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	if err != nil {
-		return err
+		return markUnreachable(err)
 	}
 	if err := fn(context.WithValue(ctx, snapshotKey{}, tx)); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	return markUnreachable(tx.Commit())
 }
 
 // snapshotPool is the Store's connection pool: statements go to the
