@@ -4,6 +4,14 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
+# Every target builds and tests with Go 1.27.3, the toolchain that go.mod names:
+# govulncheck finds standard-library vulnerabilities that Quid reaches (net/http,
+# crypto/tls, crypto/x509, html/template) in the machines' own Go 1.26.8. The go
+# command fetches it from the module proxy once (about 76 MB). go.mod's language
+# version stays 1.26.8, so a plain `go` on a machine still builds.
+GOTOOLCHAIN ?= go1.27.3
+export GOTOOLCHAIN
+
 # Development defaults for `make run`; override them in the environment.
 DEV_ENV := QUID_JWT_SECRET=$${QUID_JWT_SECRET:-dev-secret-change-me-dev-secret-change-me} \
 	QUID_MIN_REWARD_PERIOD=$${QUID_MIN_REWARD_PERIOD:-1s} \
@@ -14,7 +22,7 @@ DEV_ENV := QUID_JWT_SECRET=$${QUID_JWT_SECRET:-dev-secret-change-me-dev-secret-c
 # Exports DATABASE_URL, starting the private cluster when it is unset.
 WITH_DB := if [ -z "$$DATABASE_URL" ]; then DATABASE_URL=$$(go run ./cmd/devdb url) || exit 1; fi; export DATABASE_URL;
 
-.PHONY: lint-spec help run test lint bench fuzz db-stop generate build
+.PHONY: lint-spec lint-vuln vulndb-latest help run test lint bench fuzz db-stop generate build
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -28,11 +36,34 @@ run: build ## serve the API on QUID_ADDR (default :8080) with a demo contract
 test: ## run every test with the race detector against real PostgreSQL
 	@$(WITH_DB) go test -race -count=1 ./...
 
-lint: ## gofmt, go vet, the layer rule, and openapi.yaml as standard tools consume it
+lint: ## gofmt, go vet, staticcheck, govulncheck, the layer rule, and openapi.yaml as standard tools consume it
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	go vet ./...
+	go tool staticcheck ./...
+	cd cmd/speclint && "$$(go -C ../.. tool -n staticcheck)" ./...
 	go test -count=1 -run TestLayers .
+	@$(MAKE) --no-print-directory lint-vuln
 	@$(MAKE) --no-print-directory lint-spec
+
+# The Go vulnerability database, pinned as a version of the golang.org/x/vulndb
+# module: its data/osv/ holds every report as an OSV file, and govulncheck reads
+# such a folder with -db file://. The module proxy serves it (vuln.go.dev may be
+# unreachable) and the pin makes the verdict reproducible; the sum is checked
+# here too, so GONOSUMDB or GOFLAGS=-insecure cannot swap the data. Update both
+# lines with `make vulndb-latest`. govulncheck exits non-zero when the code calls
+# a vulnerable function, of a module or of the standard library.
+VULNDB_VERSION := v0.0.0-20261105234957-e22db6528018
+VULNDB_SUM := h1:mfngRv0Yoh0VApsXKEN82CjD99kl7mtparN3bs3JnqI=
+
+lint-vuln:
+	@set -e; info=$$(cd "$${TMPDIR:-/tmp}" && go mod download -json golang.org/x/vulndb@$(VULNDB_VERSION)); \
+	sum=$$(sed -n 's/^\t"Sum": "\(.*\)",$$/\1/p' <<<"$$info"); dir=$$(sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p' <<<"$$info"); \
+	[ "$$sum" = "$(VULNDB_SUM)" ] || { echo "vulndb $(VULNDB_VERSION): sum $$sum, Makefile pins $(VULNDB_SUM)"; exit 1; }; \
+	echo "go tool govulncheck -db file://$$dir/data/osv ./..."; \
+	go tool govulncheck -db "file://$$dir/data/osv" ./...
+
+vulndb-latest: ## print the newest vulnerability database pin for the Makefile
+	@cd "$${TMPDIR:-/tmp}" && go mod download -json golang.org/x/vulndb@latest | sed -n 's/^\t"\(Version\|Sum\)": "\(.*\)",$$/\1 \2/p' | sed 's/^Version/VULNDB_VERSION :=/; s/^Sum/VULNDB_SUM :=/'
 
 # openapi.yaml must give a typed Go client that compiles (oapi-codegen, default
 # options, types + client) with no untyped field, and pass vacuum's recommended

@@ -51,11 +51,13 @@ type Terms struct {
 
 // Limits that keep a contract meaningful to a member.
 const (
-	MaxPoints     int64 = 1_000_000
-	MaxItems            = 50
-	MaxRecipients       = 20
-	MaxPeriodsCap       = 100_000
+	MaxItems      = 50
+	MaxRecipients = 20
+	MaxPeriodsCap = 100_000
 )
+
+// MaxPoints caps a contract's points; int64 like every points amount.
+const MaxPoints int64 = 1_000_000
 
 // ContractPolicy validates terms against the catalogue and the deployment's
 // shortest allowed reward period.

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"math/rand"
 	"net/http/httptest"
@@ -161,7 +160,7 @@ func TestFeedsNeverSkipOrRepeatACommittedRow(t *testing.T) {
 			if len(committed) < 50 {
 				t.Fatalf("only %d rows written", len(committed))
 			}
-			t.Log(fmt.Sprintf("%d rows, each seen once", len(committed)))
+			t.Logf("%d rows, each seen once", len(committed))
 		})
 	}
 }

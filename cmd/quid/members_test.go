@@ -179,7 +179,7 @@ func TestJoinReturnsAReceiptThatVerifiesWithThePublishedKey(t *testing.T) {
 	var jwks jose.JSONWebKeySet
 	expect(t, a.do(req{Method: "GET", Path: "/.well-known/jwks.json"}), 200).decode(t, &jwks)
 	// go-jose is not the library that signed: any standard JOSE stack must verify it.
-	sig, err := jose.ParseSigned(ex["receipt"].(string), []jose.SignatureAlgorithm{jose.EdDSA})
+	sig, err := jose.ParseSignedCompact(ex["receipt"].(string), []jose.SignatureAlgorithm{jose.EdDSA})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,10 +44,10 @@ func main() {
 	joins := flag.Int("joins", 20000, "joins to send over HTTP")
 	clients := flag.Int("clients", 200, "concurrent HTTP clients")
 	accrualN := flag.Int("accrual-exchanges", 1_000_000, "active exchanges for the accrual run")
-	readSecs := flag.Duration("read-duration", 5*time.Second, "how long to hammer offers and transparency")
+	readFor := flag.Duration("read-duration", 5*time.Second, "how long to hammer offers and transparency")
 	rate := flag.Int("rate", 2000, "joins per second offered when measuring latency")
 	flag.Parse()
-	if err := run(*joins, *clients, *accrualN, *readSecs, *rate); err != nil {
+	if err := run(*joins, *clients, *accrualN, *readFor, *rate); err != nil {
 		fmt.Fprintln(os.Stderr, "quidbench:", err)
 		os.Exit(1)
 	}
