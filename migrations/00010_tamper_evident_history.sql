@@ -7,38 +7,42 @@
 -- seal of the member's previous row. A changed row no longer matches its
 -- seal; a deleted row breaks the seal of the row after it.
 --
--- The seal leaves out member_id, the one column erasure rewrites (to a
--- pseudonym, for all of a member's rows at once, which keeps the chain), and
--- columns that are NULL (so a nullable column added later does not break
--- older seals). Rows of one member are inserted under that member's row
--- lock (every writer takes it), so the previous row is well defined.
+-- The seal covers a fixed list of columns: every column but member_id, the
+-- one erasure rewrites (to a pseudonym, for all of a member's rows at once,
+-- which keeps the chain), and ledger_entries.reference, always NULL once
+-- stored (00008). A column added later is not sealed (a migration that
+-- wants it sealed adds a new seal), so adding one, even with a default,
+-- never breaks the seals already written. Rows of one member are inserted
+-- under that member's row lock (every writer takes it), so the previous row
+-- is well defined.
 -- Triggers compute everything: a release that knows nothing of these
 -- columns keeps inserting sealed rows during a rolling deploy.
 ALTER TABLE ledger_entries ADD COLUMN seq bigint, ADD COLUMN digest bytea;
 ALTER TABLE consent_events ADD COLUMN digest bytea;
 CREATE SEQUENCE ledger_entries_seq;
 
--- The sealed text of a row: its JSON without member_id, digest and NULL
--- values, in UTC (to_jsonb renders timestamptz in the session time zone;
--- the SET clause pins it for the trigger and for quid verify alike).
--- ledger_entries.reference is always NULL once stored (00008) and is left
--- out even if a BEFORE trigger ordering ever sealed it earlier.
+-- The sealed text of a row is a JSON object of the sealed columns, in UTC
+-- (to_jsonb renders timestamptz in the session time zone; the SET clause
+-- pins it for the trigger and for quid verify alike).
 -- +goose StatementBegin
-CREATE FUNCTION history_seal(prev bytea, r jsonb) RETURNS bytea LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT sha256(coalesce(prev, '\x'::bytea) || convert_to((jsonb_strip_nulls(r) - 'member_id' - 'digest' - 'reference')::text, 'UTF8'))
+CREATE FUNCTION history_seal(prev bytea, sealed jsonb) RETURNS bytea LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT sha256(coalesce(prev, '\x'::bytea) || convert_to(sealed::text, 'UTF8'))
 $$;
 CREATE FUNCTION ledger_entry_seal(prev bytea, e ledger_entries) RETURNS bytea LANGUAGE sql STABLE
     SET "TimeZone" TO 'UTC' AS $$
-    SELECT history_seal(prev, to_jsonb(e))
+    SELECT history_seal(prev, jsonb_build_object('id', e.id, 'seq', e.seq, 'kind', e.kind, 'points', e.points,
+        'exchange_id', e.exchange_id, 'contract_id', e.contract_id, 'family_id', e.family_id, 'terms_hash', e.terms_hash,
+        'period_start', e.period_start, 'period_end', e.period_end, 'created_at', e.created_at))
 $$;
 CREATE FUNCTION consent_event_seal(prev bytea, e consent_events) RETURNS bytea LANGUAGE sql STABLE
     SET "TimeZone" TO 'UTC' AS $$
-    SELECT history_seal(prev, to_jsonb(e))
+    SELECT history_seal(prev, jsonb_build_object('id', e.id, 'exchange_id', e.exchange_id, 'contract_id', e.contract_id,
+        'terms_hash', e.terms_hash, 'kind', e.kind, 'actor', e.actor, 'at', e.at))
 $$;
 -- +goose StatementEnd
 
--- Named to sort after ledger_reference_out: BEFORE triggers fire in name
--- order, and the reference must have moved out before the row is sealed.
+-- The seal is computed last among the BEFORE INSERT triggers (they fire in
+-- name order: ledger_seal after ledger_reference_out), on the row as stored.
 -- +goose StatementBegin
 CREATE FUNCTION ledger_seal() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE

@@ -91,9 +91,9 @@ GROUP BY e.id HAVING e.credited_periods <> count(l.id)`},
 SELECT id, ARRAY['members/' || id], format('the cached balance is negative: available %s, pending %s', available, pending)
 FROM members WHERE available < 0 OR pending < 0
 UNION ALL
-SELECT * FROM (
-    SELECT DISTINCT ON (member_id) member_id, ARRAY['ledger_entries/' || id],
-           format('after its %s entry of %s points at %s the balance is available %s, pending %s', kind, points, created_at, a, p)
+SELECT member_id, rows, detail FROM (
+    SELECT DISTINCT ON (member_id) member_id, ARRAY['ledger_entries/' || id] AS rows,
+           format('after its %s entry of %s points at %s the balance is available %s, pending %s', kind, points, created_at, a, p) AS detail
     FROM run WHERE a < 0 OR p < 0
     ORDER BY member_id, n
 ) first_negative`},
