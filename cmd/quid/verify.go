@@ -40,7 +40,8 @@ Exit status: 0 every rule holds; 1 a rule is broken; 2 verify could not run.
    "max_shown_per_rule": int, "rules_broken": int,
    "rules": [{"id", "title", "source", "passed": bool, "checked": int,
               "checked_what": what "checked" counts, "violations": int (all),
-              "shown": [{"member_id", "rows": ["table/key", ...], "detail"}],
+              "shown": [{"member_id" (empty for schema-wide findings),
+                         "rows": ["table/key", ...], "detail"}],
               "not_shown": int (violations beyond max_shown_per_rule)}]}
 `
 
