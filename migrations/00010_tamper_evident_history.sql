@@ -21,23 +21,24 @@ ALTER TABLE ledger_entries ADD COLUMN seq bigint, ADD COLUMN digest bytea;
 ALTER TABLE consent_events ADD COLUMN digest bytea;
 CREATE SEQUENCE ledger_entries_seq;
 
--- The sealed text of a row is a JSON object of the sealed columns, in UTC
--- (to_jsonb renders timestamptz in the session time zone; the SET clause
--- pins it for the trigger and for quid verify alike).
+-- The sealed text of a row is a JSON object of the sealed columns, times
+-- in UTC (AT TIME ZONE 'UTC': JSON renders a timestamp the same whatever
+-- the session's TimeZone and DateStyle). Plain SQL functions without SET
+-- clauses, so PostgreSQL inlines them into the trigger and into quid
+-- verify's query.
 -- +goose StatementBegin
 CREATE FUNCTION history_seal(prev bytea, sealed jsonb) RETURNS bytea LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT sha256(coalesce(prev, '\x'::bytea) || convert_to(sealed::text, 'UTF8'))
 $$;
-CREATE FUNCTION ledger_entry_seal(prev bytea, e ledger_entries) RETURNS bytea LANGUAGE sql STABLE
-    SET "TimeZone" TO 'UTC' AS $$
+CREATE FUNCTION ledger_entry_seal(prev bytea, e ledger_entries) RETURNS bytea LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT history_seal(prev, jsonb_build_object('id', e.id, 'seq', e.seq, 'kind', e.kind, 'points', e.points,
         'exchange_id', e.exchange_id, 'contract_id', e.contract_id, 'family_id', e.family_id, 'terms_hash', e.terms_hash,
-        'period_start', e.period_start, 'period_end', e.period_end, 'created_at', e.created_at))
+        'period_start', e.period_start AT TIME ZONE 'UTC', 'period_end', e.period_end AT TIME ZONE 'UTC',
+        'created_at', e.created_at AT TIME ZONE 'UTC'))
 $$;
-CREATE FUNCTION consent_event_seal(prev bytea, e consent_events) RETURNS bytea LANGUAGE sql STABLE
-    SET "TimeZone" TO 'UTC' AS $$
+CREATE FUNCTION consent_event_seal(prev bytea, e consent_events) RETURNS bytea LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT history_seal(prev, jsonb_build_object('id', e.id, 'exchange_id', e.exchange_id, 'contract_id', e.contract_id,
-        'terms_hash', e.terms_hash, 'kind', e.kind, 'actor', e.actor, 'at', e.at))
+        'terms_hash', e.terms_hash, 'kind', e.kind, 'actor', e.actor, 'at', e.at AT TIME ZONE 'UTC'))
 $$;
 -- +goose StatementEnd
 

@@ -279,7 +279,16 @@ func TestVerifyAcceptsHistoryFromBeforeTheSealAndFromAnOlderRelease(t *testing.T
 	w := sharedWorkload(t)
 	db := cloneDatabase(t, w.url)
 	ctx := context.Background()
-	withDB(t, db, func(q *sql.DB) {
+	// The older release's session runs in another time zone than the
+	// migration's and verify's: seals must not depend on it.
+	u, err := url.Parse(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("timezone", "Asia/Kolkata")
+	u.RawQuery = q.Encode()
+	withDB(t, u.String(), func(q *sql.DB) {
 		p, err := goose.NewProvider(goose.DialectPostgres, q, migrations.FS)
 		if err != nil {
 			t.Fatal(err)
@@ -502,6 +511,7 @@ func TestVerifyWritesNothing(t *testing.T) {
 	}
 	q := u.Query()
 	q.Set("default_transaction_read_only", "on")
+	q.Set("timezone", "Pacific/Chatham") // seals do not depend on the session's zone
 	u.RawQuery = q.Encode()
 	readOnly := u.String()
 	withDB(t, readOnly, func(q *sql.DB) {
