@@ -29,8 +29,8 @@ func NewInvariants(db *gorm.DB) (*Invariants, error) {
 	return &Invariants{db: sqlDB}, nil
 }
 
-// invariantCheck is one statement returning (member_id, rows, detail) per
-// violation of rule: rows is space-separated "table/key" names.
+// invariantCheck is one statement returning (member_id text, rows text[],
+// detail text) per violation of rule; rows holds "table/key" names.
 type invariantCheck struct {
 	rule app.InvariantRule
 	sql  string
