@@ -1,5 +1,6 @@
 // Command quid is the Quid loyalty engine: it serves the API, applies
-// migrations, runs accrual for cron and mints development tokens.
+// migrations, runs accrual for cron, checks the database's invariants and
+// mints development tokens.
 package main
 
 import (
@@ -22,6 +23,8 @@ Usage:
   quid migrate up|status            apply or list database migrations
   quid accrue --once                credit due periods, vest bonuses, expire exchanges (for cron)
   quid token --role R --sub S       mint a development JWT (HS256, QUID_JWT_SECRET)
+  quid verify [--json]              check every ledger and consent invariant, read-only
+                                    (exit 0 all hold, 1 a rule is broken, 2 could not run)
 
 Every command reads its configuration from the environment (see README).
 Run 'quid <command> --help' for the command's flags.
@@ -32,6 +35,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, errInvariantsBroken) {
+			os.Exit(1) // the report on stdout says which
+		}
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "quid:", err)
 		}
@@ -56,6 +62,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return accrueCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "token":
 		return tokenCmd(args[1:], getenv, stdout, stderr)
+	case "verify":
+		return verifyCmd(ctx, args[1:], getenv, stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])
