@@ -68,7 +68,8 @@ func verifyCmd(ctx context.Context, args []string, getenv func(string) string, s
 		return errors.New("verify: DATABASE_URL is required (a replica will do)")
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	db, err := postgres.Open(ctx, url, log)
+	// No statement timeout: a full check of a large ledger may take minutes.
+	db, err := postgres.Open(ctx, url, log, postgres.Settings{})
 	if err != nil {
 		return err
 	}

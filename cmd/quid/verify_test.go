@@ -541,7 +541,7 @@ func TestVerifyStreamsAndCapsWhatItShows(t *testing.T) {
 	execAsOwner(t, db, fmt.Sprintf(`INSERT INTO members (id, available, created_at, updated_at)
 		SELECT 'bulk-' || g || repeat('x', 100), 5, now(), now() FROM generate_series(1, %d) g`, members))
 
-	gdb, err := postgres.Open(context.Background(), db, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	gdb, err := postgres.Open(context.Background(), db, slog.New(slog.NewTextHandler(io.Discard, nil)), postgres.Settings{})
 	if err != nil {
 		t.Fatal(err)
 	}
