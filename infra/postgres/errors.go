@@ -139,8 +139,11 @@ func (s *Store) openCursor(ctx context.Context, scope, cursor string, n int) ([]
 	if !ok {
 		return nil, errBadCursor
 	}
-	payload, err1 := base64.RawURLEncoding.DecodeString(p64)
-	mac, err2 := base64.RawURLEncoding.DecodeString(m64)
+	// Strict: unused trailing bits must be zero, so each cursor has one
+	// spelling and an altered character is always refused.
+	b64 := base64.RawURLEncoding.Strict()
+	payload, err1 := b64.DecodeString(p64)
+	mac, err2 := b64.DecodeString(m64)
 	if err1 != nil || err2 != nil || len(mac) != cursorMACSize {
 		return nil, errBadCursor
 	}
