@@ -63,8 +63,15 @@ func TestScanJSONRefusesWhatEncodingJSONWouldTakeSilently(t *testing.T) {
 		"{\"name\":\"\uFFFD\"}":        "",
 		`{"attrs":{"a\u0000":1}}`:      "/attrs/a\x00",
 		`{"attrs":{"a/b~":"x\u0000"}}`: "/attrs/a~1b~0",
-		`{"attrs":` + strings.Repeat(`[`, 20) + strings.Repeat(`]`, 20) + `}`: "/attrs/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0",
-		`{"attrs":{"s":"` + strings.Repeat("x", 501) + `"}}`:                  "/attrs/s",
+		`{"attrs":{"d":` + strings.Repeat(`[`, 20) + strings.Repeat(`]`, 20) + `}}`: "/attrs/d/0/0/0/0/0/0/0/0/0/0/0/0/0/0",
+		`{"tags":["a",1]}`:              "/tags/1",
+		`{"count":1.5}`:                 "/count",
+		`{"count":"1"}`:                 "/count",
+		`{"count":9223372036854775808}`: "/count",
+		`{"inner":[]}`:                  "/inner",
+		`{"attrs":[]}`:                  "/attrs",
+		`{"inner":{"N":true}}`:          "/inner/N",
+		`{"attrs":{"s":"` + strings.Repeat("x", 501) + `"}}`: "/attrs/s",
 	} {
 		err := scanJSON([]byte(body), typ)
 		var he *httpError
