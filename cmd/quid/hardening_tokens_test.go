@@ -133,7 +133,9 @@ func (k attackKit) tokenAttacks() []tokenAttack {
 		k.with("exp twice, the last far away", nil, fmt.Sprintf(`"exp":%d`, k.now+10*365*86400)),
 		k.with("ROLE beside role", nil, `"ROLE":"admin"`),
 		k.with("a duplicate key inside a nested claim", nil, `"ext":{"tenant":"a","tenant":"b"}`),
-		{"role as an array", func(role, sub string) string { return k.hs(k.claims(role, sub, map[string]any{"role": []string{role}}, "")) }},
+		{"role as an array", func(role, sub string) string {
+			return k.hs(k.claims(role, sub, map[string]any{"role": []string{role}}, ""))
+		}},
 		{"role as an array holding admin", func(role, sub string) string {
 			return k.hs(k.claims(role, sub, map[string]any{"role": []string{role, "admin"}}, ""))
 		}},
