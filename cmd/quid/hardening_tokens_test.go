@@ -100,7 +100,7 @@ func (k attackKit) tokenAttacks() []tokenAttack {
 	signedAs := func(name string, m jwt.SigningMethod, key any, header string) tokenAttack {
 		return tokenAttack{name, func(role, sub string) string { return k.raw(m, key, header, k.claims(role, sub, nil, "")) }}
 	}
-	beyond := k.leeway + 5
+	beyond := k.leeway + 60
 	return []tokenAttack{
 		unsigned("none"), unsigned("None"), unsigned("NONE"), unsigned("nOnE"),
 		{"alg none keeping a valid HS256 signature", func(role, sub string) string {
@@ -199,7 +199,11 @@ func TestTokenAttacksAre401OnEveryRouteAndWriteNothing(t *testing.T) {
 	w := a.world()
 	attacks := kit.tokenAttacks()
 	calls := 0
-	for _, attack := range attacks {
+	for i := range attacks {
+		// The table is rebuilt for each case, so its times are relative to
+		// when the case runs, however slow the machine.
+		kit.now = time.Now().Unix()
+		attack := kit.tokenAttacks()[i]
 		toured := map[string]bool{}
 		a.unchangedBy(attack.name, func() {
 			tour(w, "alice", func(c routeCall) response {
@@ -224,6 +228,7 @@ func TestTokenAttacksAre401OnEveryRouteAndWriteNothing(t *testing.T) {
 	// 401s above come from what each case changes. Tokens inside the leeway
 	// and from the configured identity provider's key are accepted too.
 	inside := kit.leeway - 10
+	kit.now = time.Now().Unix()
 	for _, ok := range []tokenAttack{
 		kit.with("valid HS256", nil, ""),
 		kit.with(fmt.Sprintf("exp %ds ago, inside the leeway", inside), map[string]any{"exp": kit.now - inside}, ""),
