@@ -13,26 +13,35 @@ import (
 	"github.com/quidpro/quid/infra/catalog"
 )
 
-// storedKinds is one stored (not derived) category of every value type the
-// shipped catalogue uses, sorted by type, so a fuzz input's first byte picks
-// a type and a new type in catalog.json is fuzzed without a change here.
+// storedKinds is one stored and one derived category of every value type
+// the shipped catalogue uses, stored ones first, each sorted by type, so a fuzz input's first byte
+// picks one and a new type in catalog.json is fuzzed without a change here.
 func storedKinds(t testing.TB) (domain.Catalog, []domain.Category) {
 	t.Helper()
 	cat, err := catalog.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	byType := map[domain.ValueType]domain.Category{}
+	type kind struct {
+		t       domain.ValueType
+		derived bool
+	}
+	byType := map[kind]domain.Category{}
 	for _, c := range cat.Categories() {
-		if _, seen := byType[c.Type]; !seen && c.Derived == nil {
-			byType[c.Type] = c
+		if k := (kind{c.Type, c.Derived != nil}); byType[k].Key == "" {
+			byType[k] = c
 		}
 	}
 	kinds := make([]domain.Category, 0, len(byType))
 	for _, c := range byType {
 		kinds = append(kinds, c)
 	}
-	sort.Slice(kinds, func(i, j int) bool { return kinds[i].Type < kinds[j].Type })
+	sort.Slice(kinds, func(i, j int) bool { // stored types first, so the seeds keep their meaning
+		if di, dj := kinds[i].Derived != nil, kinds[j].Derived != nil; di != dj {
+			return dj
+		}
+		return kinds[i].Type < kinds[j].Type
+	})
 	return cat, kinds
 }
 
@@ -45,15 +54,16 @@ const maxAttributeText = 500
 const maxStoredAttributeBytes = 200 * (200*4*6 + 3)
 
 // FuzzAttributeValues feeds arbitrary JSON, decoded as the request decoder
-// decodes it, to the validator of each catalogue type. Whatever it accepts
+// decodes it, to the validator of each catalogue type. A derived category
+// accepts nothing (members cannot set it). Whatever a stored one accepts
 // must be storable as PostgreSQL jsonb and read back unchanged: valid UTF-8
 // with no NUL (jsonb refuses \u0000), with no string over 500 characters
 // and of bounded size, the same value after
 // a JSON round trip, and still accepted then. It must never panic.
 func FuzzAttributeValues(f *testing.F) {
 	cat, kinds := storedKinds(f)
-	if len(kinds) < 7 {
-		f.Fatalf("only %d stored value types in the catalogue", len(kinds))
+	if len(kinds) < 9 {
+		f.Fatalf("only %d value types in the catalogue", len(kinds))
 	}
 	f.Fuzz(func(t *testing.T, kind uint8, raw []byte) {
 		c := kinds[int(kind)%len(kinds)]
@@ -63,6 +73,9 @@ func FuzzAttributeValues(f *testing.F) {
 		}
 		if cat.ValidateAttribute(c.Key, value) != nil {
 			return
+		}
+		if c.Derived != nil {
+			t.Fatalf("%s is derived, yet %q was accepted as its value", c.Key, raw)
 		}
 		var bad string
 		walkStrings(value, func(s string) {
