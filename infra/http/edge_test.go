@@ -79,7 +79,11 @@ func TestScanJSONRefusesWhatEncodingJSONWouldTakeSilently(t *testing.T) {
 		case pointer == "" && err != nil:
 			t.Errorf("%.80s: refused: %v", body, err)
 		case pointer != "" && (!errors.As(err, &he) || he.status != 422 || len(he.fields) != 1 || he.fields[0].Pointer != pointer):
-			t.Errorf("%.80s: got %+v, want 422 at %q", body, he.fields, pointer)
+			var fields []problemField
+			if he != nil {
+				fields = he.fields
+			}
+			t.Errorf("%.80s: got %v %+v, want 422 at %q", body, err, fields, pointer)
 		}
 	}
 	// Syntax errors are left to the decoder that follows.
