@@ -220,10 +220,10 @@ func hostileBodyCases(root *openapi3.Schema, sample map[string]any) []hostileCas
 	return cases
 }
 
-// hostileWorld is one API with a world in it, and a body route made real:
-// its ids point at the world's contract, draft, exchange and recipients,
-// and its caller is the world's principal of that role, so the sample is
-// accepted or refused for a reason of the domain, not for a missing id.
+// hostileRoute makes a body route real in a world: its ids point at the
+// world's contract, draft, exchange and recipients, and its caller is the
+// world's principal of that role, so the sample is accepted or refused for
+// a reason of the domain, not for a missing id.
 func hostileRoute(a *api, w world, r bodyRoute, key string) bodyRoute {
 	f := w.f
 	byRole := map[string]string{"admin": f.admin, "marketer": f.marketer, "member": f.member, "partner": f.partner}
