@@ -139,6 +139,8 @@ func TestVerifierRefusesLenientlyParsedTokens(t *testing.T) {
 		{"claims not an object", strict, sign(`["alice"]`), false},
 		{"padded base64", strict, strings.Replace(sign(valid), ".", "=.", 1), false},
 		{"four parts", strict, sign(valid) + ".x", false},
+		{"LF inside the signature", strict, sign(valid)[:len(sign(valid))-5] + "\n" + sign(valid)[len(sign(valid))-5:], false},
+		{"CR LF inside the payload", strict, strings.Replace(sign(valid), ".ey", ".e\r\ny", 1), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
