@@ -37,7 +37,7 @@ func sampleBodies() map[string]map[string]any {
 		"PUT /v1/me":                    {"attributes": map[string]any{"contact.email": "m@example.com", "location.city": "Oslo"}},
 		"POST /v1/me/exchanges":         {"contract_id": zeroUUID},
 		"POST /v1/me/redemptions":       {"points": 1, "reference": "gift card"},
-		"PUT /v1/partner/webhook":       {"url": "https://hooks.example/quid", "secret": ""},
+		"PUT /v1/partner/webhook":       {"url": "https://hooks.example/quid", "secret": "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="},
 		"POST /v1/partner/deletions":    {"exchange_id": zeroUUID},
 	}
 }

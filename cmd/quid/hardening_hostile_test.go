@@ -164,6 +164,18 @@ func hostileBodyCases(root *openapi3.Schema, sample map[string]any) []hostileCas
 			add("a lone surrogate", ptr, `"a\ud800b"`, 422, ptr)
 			add("10,000 characters", ptr, `"`+strings.Repeat("é", 10000)+`"`, 422, ptr)
 			add("a number for a string", ptr, "12345", 422, ptr)
+			// A value the document's pattern refuses is refused: the
+			// sample with a line break or a space in the middle.
+			if s != nil && s.Pattern != "" {
+				re := regexp.MustCompile(s.Pattern)
+				for _, insert := range []string{"\n", " "} {
+					broken := x[:len(x)/2] + insert + x[len(x)/2:]
+					if !re.MatchString(broken) {
+						raw, _ := json.Marshal(broken)
+						add(fmt.Sprintf("%q inside a patterned value", insert), ptr, string(raw), 422, ptr)
+					}
+				}
+			}
 			for _, meta := range []string{sqlMeta, htmlMeta} {
 				raw, _ := json.Marshal(meta)
 				cases = append(cases, hostileCase{name: "metacharacters " + meta[:8] + " at " + ptr,
