@@ -81,11 +81,22 @@ lint-spec:
 bench: build ## measure the performance bars (see README)
 	@$(WITH_DB) go run ./cmd/quidbench
 
-fuzz: ## fuzz the duration parser, canonical JSON, every list's cursor and every JSON body for 30 s each
-	go test ./domain -run '^$$' -fuzz FuzzParseDuration -fuzztime 30s
-	go test ./domain -run '^$$' -fuzz FuzzCanonicalTerms -fuzztime 30s
-	@$(WITH_DB) go test ./cmd/quid -run '^$$' -fuzz FuzzListCursors -fuzztime 30s
-	@$(WITH_DB) go test ./cmd/quid -run '^$$' -fuzz FuzzJSONBodies -fuzztime 30s
+# Every Fuzz function of every package (found with go test -list, so a new
+# target is fuzzed without a change here), one after another, FUZZTIME each.
+# The seed corpora (testdata/fuzz/<FuzzName>/, and the f.Add seeds) also run
+# as ordinary tests in `make test`; a crasher the fuzzer writes there stays as
+# a regression test once checked in.
+FUZZTIME ?= 30s
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 30s; make fuzz FUZZTIME=5m)
+	@$(WITH_DB) set -e; targets=""; \
+	for pkg in $$(go list ./...); do \
+		for name in $$(go test -list '^Fuzz' "$$pkg" | grep '^Fuzz' || true); do targets="$$targets $$pkg:$$name"; done; \
+	done; \
+	echo "fuzz targets ($(FUZZTIME) each):"; for t in $$targets; do echo "  $$t"; done; \
+	for t in $$targets; do \
+		echo "== $$t"; go test "$${t%%:*}" -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime $(FUZZTIME); \
+	done
 
 db-stop: ## stop the private PostgreSQL cluster
 	go run ./cmd/devdb stop

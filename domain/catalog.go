@@ -154,6 +154,9 @@ func (c Catalog) ValidateAttribute(key string, value any) error {
 	if cat.Derived != nil {
 		return fmt.Errorf("is derived from %s and cannot be set directly", cat.Derived.From)
 	}
+	if !storableText(value) {
+		return fmt.Errorf("must hold only valid UTF-8 text without the NUL character")
+	}
 	str, isString := value.(string)
 	switch cat.Type {
 	case TypeString:
@@ -161,9 +164,11 @@ func (c Catalog) ValidateAttribute(key string, value any) error {
 			return fmt.Errorf("must be a non-empty string of at most 500 characters")
 		}
 	case TypeEmail:
+		// RFC 5321 §4.5.3.1.3: a path is at most 256 octets with its angle
+		// brackets, so an address is at most 254.
 		addr, err := mail.ParseAddress(str)
-		if !isString || err != nil || addr.Address != str {
-			return fmt.Errorf("must be an email address such as alex@example.com")
+		if !isString || len(str) > 254 || err != nil || addr.Address != str {
+			return fmt.Errorf("must be an email address such as alex@example.com, of at most 254 bytes")
 		}
 	case TypePhone:
 		if !isString || !e164.MatchString(str) {
@@ -218,6 +223,30 @@ func (c Catalog) ValidateAttribute(key string, value any) error {
 		return fmt.Errorf("cannot be stored")
 	}
 	return nil
+}
+
+// storableText says whether every string in a decoded JSON value (object
+// keys included) is valid UTF-8 without NUL: PostgreSQL's jsonb, where
+// attributes are kept, cannot hold \u0000, so such a value would fail at
+// the database instead of being refused with the field named.
+func storableText(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return utf8.ValidString(x) && !strings.ContainsRune(x, 0)
+	case []any:
+		for _, e := range x {
+			if !storableText(e) {
+				return false
+			}
+		}
+	case map[string]any:
+		for k, e := range x {
+			if !storableText(k) || !storableText(e) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Derive computes a derived category's value from its source value at time

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"net/http"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,18 +37,9 @@ func sampleBodies() map[string]map[string]any {
 		"PUT /v1/me":                    {"attributes": map[string]any{"contact.email": "m@example.com", "location.city": "Oslo"}},
 		"POST /v1/me/exchanges":         {"contract_id": zeroUUID},
 		"POST /v1/me/redemptions":       {"points": 1, "reference": "gift card"},
-		"PUT /v1/partner/webhook":       {"url": "https://hooks.example/quid", "secret": ""},
+		"PUT /v1/partner/webhook":       {"url": "https://hooks.example/quid", "secret": "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="},
 		"POST /v1/partner/deletions":    {"exchange_id": zeroUUID},
 	}
-}
-
-// nullablePointers are the body fields where null is meaningful.
-func nullable(pointer string) bool {
-	switch pointer {
-	case "/duration", "/reward/vesting", "/reward/period", "/reward/max_periods":
-		return true
-	}
-	return strings.HasPrefix(pointer, "/attributes/")
 }
 
 // bodyRoutes finds, from the router's own route list, every route that
@@ -187,69 +177,6 @@ func normalise(t testing.TB, v map[string]any) map[string]any {
 		t.Fatal(err)
 	}
 	return out
-}
-
-// Every route that decodes a JSON body refuses, with a 422 naming the
-// field, what encoding/json alone would accept or read differently from
-// other parsers: NUL, invalid UTF-8 and lone surrogates in any string,
-// strings beyond their cap, a key given twice at any depth (also in another
-// case), null where the field cannot be null, too many items, members or
-// levels. None of it may reach the database or answer 5xx.
-func TestEveryJSONBodyRefusesHostileValuesNamingTheField(t *testing.T) {
-	t.Parallel()
-	a := newAPI(t)
-	for _, r := range bodyRoutes(t, a) {
-		sample := normalise(t, r.sample)
-		send := func(name string, m mutation, wantPointer string) {
-			t.Helper()
-			var b bytes.Buffer
-			encodeWith(sample, "", m, &b)
-			res := a.do(req{Method: r.method, Path: r.path, Token: r.token, Body: b.String()})
-			if res.Status >= 500 {
-				t.Fatalf("%s %s, %s: %d %s", r.method, r.path, name, res.Status, res.Body)
-			}
-			if res.Status != http.StatusUnprocessableEntity {
-				t.Errorf("%s %s, %s: %d, want 422: %s\nbody: %.300s", r.method, r.path, name, res.Status, res.Body, b.String())
-				return
-			}
-			if wantPointer != "" && !bytes.Contains(res.Body, []byte(`"pointer":"`+wantPointer+`"`)) {
-				t.Errorf("%s %s, %s: problem does not name %s: %s", r.method, r.path, name, wantPointer, res.Body)
-			}
-		}
-		pointers(sample, "", func(ptr string, v any) {
-			if _, isString := v.(string); isString {
-				send("NUL at "+ptr, mutation{at: ptr, value: func(any) string { return `"a\u0000b"` }}, ptr)
-				send("invalid UTF-8 at "+ptr, mutation{at: ptr, value: func(any) string { return "\"a\xff\xfeb\"" }}, ptr)
-				send("lone surrogate at "+ptr, mutation{at: ptr, value: func(any) string { return `"a\ud800b"` }}, ptr)
-				send("long string at "+ptr, mutation{at: ptr, value: func(any) string { return `"` + strings.Repeat("é", 3000) + `"` }}, ptr)
-				send("deep nesting at "+ptr, mutation{at: ptr, value: func(any) string { return strings.Repeat("[", 200) + strings.Repeat("]", 200) }}, "")
-			}
-			if !nullable(ptr) {
-				send("null at "+ptr, mutation{at: ptr, value: func(any) string { return "null" }}, ptr)
-			}
-			if !isIndex(ptr) {
-				send("duplicate key at "+ptr, mutation{at: ptr, key: func(k string) []string { return []string{k, k} }}, ptr)
-			}
-			if !strings.HasPrefix(ptr, "/attributes/") && strings.ToUpper(ptr) != ptr && !isIndex(ptr) {
-				upper := ptr[:strings.LastIndex(ptr, "/")+1] + strings.ToUpper(ptr[strings.LastIndex(ptr, "/")+1:])
-				send("key in another case at "+ptr, mutation{at: ptr, key: func(k string) []string { return []string{strings.ToUpper(k)} }}, upper)
-				send("key twice in two cases at "+ptr, mutation{at: ptr, key: func(k string) []string { return []string{k, strings.ToUpper(k)} }}, upper)
-			}
-			if arr, ok := v.([]any); ok && len(arr) > 0 {
-				send("1000 items at "+ptr, mutation{at: ptr, value: func(any) string {
-					one, _ := json.Marshal(arr[0])
-					return "[" + strings.TrimSuffix(strings.Repeat(string(one)+",", 1000), ",") + "]"
-				}}, ptr)
-			}
-			if _, ok := v.(map[string]any); ok {
-				send("150 extra members at "+ptr, mutation{at: ptr, extra: 150}, "")
-			}
-		})
-		send("150 extra members at the root", mutation{at: "", extra: 150}, "")
-		send("deep nesting at the root", mutation{at: "", value: func(any) string {
-			return strings.Repeat(`{"a":`, 200) + "1" + strings.Repeat("}", 200)
-		}}, "")
-	}
 }
 
 func isIndex(ptr string) bool {

@@ -41,11 +41,17 @@ var strictHeader = map[string]jsonKind{"alg": kindString, "kid": kindString, "ty
 // maxJSONDepth bounds nesting inside a token (claims are flat in practice).
 const maxJSONDepth = 32
 
-// checkRawToken validates the compact serialization's header and payload:
-// canonical base64url, valid UTF-8, one JSON object each, no duplicate keys
-// at any depth, no key that differs only in case from a claim Quid reads,
-// and the JSON type RFC 7519 gives each registered claim.
+// checkRawToken validates the compact serialization: only base64url
+// characters and dots; in the header and payload, canonical base64url,
+// valid UTF-8, one JSON object each, no duplicate keys at any depth, no key
+// that differs only in case from a claim Quid reads, and the JSON type
+// RFC 7519 gives each registered claim.
 func checkRawToken(token string) error {
+	// Go's base64 decoders skip CR and LF even in strict mode, so without
+	// this a token would verify with line breaks inside its signature.
+	if i := strings.IndexFunc(token, func(r rune) bool { return !isBase64URL(r) && r != '.' }); i >= 0 {
+		return fmt.Errorf("token has a character outside base64url at byte %d", i)
+	}
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
 		return errors.New("token is not three dot-separated parts")
@@ -69,6 +75,10 @@ func checkRawToken(token string) error {
 		}
 	}
 	return nil
+}
+
+func isBase64URL(r rune) bool {
+	return 'A' <= r && r <= 'Z' || 'a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '-' || r == '_'
 }
 
 // checkObject checks one JSON object against spec.

@@ -45,7 +45,9 @@ func decodeJSON(c *fiber.Ctx, dst any) error {
 			detail: "send the body as application/json"}
 	}
 	body := c.Body()
-	if err := scanJSON(body, reflect.TypeOf(dst)); err != nil {
+	// The type the body decodes into, not the pointer to it: a body of
+	// null would otherwise decode as an empty object.
+	if err := scanJSON(body, reflect.TypeOf(dst).Elem()); err != nil {
 		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -219,6 +221,9 @@ func (s *jsonScan) value(t reflect.Type, ptr string, rules fieldRules, depth int
 		return err
 	}
 	nullable, t := nullability(t)
+	if err := checkKind(t, ptr, tok); err != nil {
+		return err
+	}
 	switch v := tok.(type) {
 	case nil:
 		if !nullable {
@@ -241,6 +246,50 @@ func (s *jsonScan) value(t reflect.Type, ptr string, rules fieldRules, depth int
 
 // nullability tells whether JSON null is a meaningful value for t, and the
 // type to check the value against (nil: any shape, only the bounds apply).
+// checkKind refuses a JSON value of another type than the Go type it is
+// decoded into, naming its exact pointer: encoding/json reports such an
+// error with the field path but without array indices ("/items/category"
+// for the second item's category), which names no field at all. An
+// integer must be a whole number its type can hold. t is nil when anything
+// goes (an interface, or a type that decodes itself).
+func checkKind(t reflect.Type, ptr string, tok json.Token) error {
+	if t == nil || tok == nil {
+		return nil
+	}
+	ok := true
+	switch v := tok.(type) {
+	case string:
+		ok = t.Kind() == reflect.String
+	case bool:
+		ok = t.Kind() == reflect.Bool
+	case json.Number:
+		switch t.Kind() {
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+			_, err := strconv.ParseInt(v.String(), 10, t.Bits())
+			ok = err == nil
+		case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+			_, err := strconv.ParseUint(v.String(), 10, t.Bits())
+			ok = err == nil
+		case reflect.Float32, reflect.Float64:
+			_, err := strconv.ParseFloat(v.String(), t.Bits())
+			ok = err == nil
+		default:
+			ok = false
+		}
+	case json.Delim:
+		switch v {
+		case '{':
+			ok = t.Kind() == reflect.Struct || t.Kind() == reflect.Map
+		case '[':
+			ok = t.Kind() == reflect.Slice || t.Kind() == reflect.Array
+		}
+	}
+	if !ok {
+		return invalidInput(ptr, "must be of type "+jsonType(t))
+	}
+	return nil
+}
+
 func nullability(t reflect.Type) (bool, reflect.Type) {
 	if t == nil {
 		return true, nil

@@ -63,8 +63,15 @@ func TestScanJSONRefusesWhatEncodingJSONWouldTakeSilently(t *testing.T) {
 		"{\"name\":\"\uFFFD\"}":        "",
 		`{"attrs":{"a\u0000":1}}`:      "/attrs/a\x00",
 		`{"attrs":{"a/b~":"x\u0000"}}`: "/attrs/a~1b~0",
-		`{"attrs":` + strings.Repeat(`[`, 20) + strings.Repeat(`]`, 20) + `}`: "/attrs/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0",
-		`{"attrs":{"s":"` + strings.Repeat("x", 501) + `"}}`:                  "/attrs/s",
+		`{"attrs":{"d":` + strings.Repeat(`[`, 20) + strings.Repeat(`]`, 20) + `}}`: "/attrs/d/0/0/0/0/0/0/0/0/0/0/0/0/0/0",
+		`{"tags":["a",1]}`:              "/tags/1",
+		`{"count":1.5}`:                 "/count",
+		`{"count":"1"}`:                 "/count",
+		`{"count":9223372036854775808}`: "/count",
+		`{"inner":[]}`:                  "/inner",
+		`{"attrs":[]}`:                  "/attrs",
+		`{"inner":{"N":true}}`:          "/inner/N",
+		`{"attrs":{"s":"` + strings.Repeat("x", 501) + `"}}`: "/attrs/s",
 	} {
 		err := scanJSON([]byte(body), typ)
 		var he *httpError
@@ -72,7 +79,11 @@ func TestScanJSONRefusesWhatEncodingJSONWouldTakeSilently(t *testing.T) {
 		case pointer == "" && err != nil:
 			t.Errorf("%.80s: refused: %v", body, err)
 		case pointer != "" && (!errors.As(err, &he) || he.status != 422 || len(he.fields) != 1 || he.fields[0].Pointer != pointer):
-			t.Errorf("%.80s: got %+v, want 422 at %q", body, he.fields, pointer)
+			var fields []problemField
+			if he != nil {
+				fields = he.fields
+			}
+			t.Errorf("%.80s: got %v %+v, want 422 at %q", body, err, fields, pointer)
 		}
 	}
 	// Syntax errors are left to the decoder that follows.

@@ -139,9 +139,14 @@ func (s *Store) openCursor(ctx context.Context, scope, cursor string, n int) ([]
 	if !ok {
 		return nil, errBadCursor
 	}
-	payload, err1 := base64.RawURLEncoding.DecodeString(p64)
-	mac, err2 := base64.RawURLEncoding.DecodeString(m64)
-	if err1 != nil || err2 != nil || len(mac) != cursorMACSize {
+	// Each cursor has one spelling: the decoder skips CR and LF and, unless
+	// strict, ignores unused trailing bits, so the parts must also be
+	// exactly what encoding the decoded bytes gives back.
+	b64 := base64.RawURLEncoding.Strict()
+	payload, err1 := b64.DecodeString(p64)
+	mac, err2 := b64.DecodeString(m64)
+	if err1 != nil || err2 != nil || len(mac) != cursorMACSize ||
+		b64.EncodeToString(payload) != p64 || b64.EncodeToString(mac) != m64 {
 		return nil, errBadCursor
 	}
 	key, err := s.cursorKey(ctx)

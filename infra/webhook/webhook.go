@@ -78,8 +78,11 @@ func (Secrets) Validate(secret string) error {
 	if len(secret) < 6 || secret[:6] != "whsec_" {
 		return errors.New(`must have the form "whsec_" followed by base64`)
 	}
-	raw, err := base64.StdEncoding.DecodeString(secret[6:])
-	if err != nil || len(raw) < 24 || len(raw) > 64 {
+	// Canonical base64 only (what encoding the bytes gives back): the
+	// decoder would skip line breaks and ignore stray trailing bits, and
+	// the stored secret must be the one openapi.yaml's pattern describes.
+	raw, err := base64.StdEncoding.Strict().DecodeString(secret[6:])
+	if err != nil || base64.StdEncoding.EncodeToString(raw) != secret[6:] || len(raw) < 24 || len(raw) > 64 {
 		return errors.New("must hold 24 to 64 bytes of base64 after whsec_")
 	}
 	_, err = standardwebhooks.NewWebhook(secret)
