@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/quidpro/quid/app"
@@ -40,6 +42,7 @@ type attackKit struct {
 	pubPEM []byte
 	signer *ecdsa.PrivateKey // the identity provider's key (configured)
 	other  *ecdsa.PrivateKey // a key Quid does not know
+	kid    string            // the signer's key id: its RFC 7638 thumbprint, as Quid names a PEM key
 }
 
 func (k attackKit) raw(method jwt.SigningMethod, key any, header, payload string) string {
@@ -117,6 +120,9 @@ func (k attackKit) tokenAttacks() []tokenAttack {
 		signedAs("HS512 with the secret", jwt.SigningMethodHS512, []byte(testSecret), `{"alg":"HS512","typ":"JWT"}`),
 		signedAs("HS256 with the configured public key as the HMAC secret", jwt.SigningMethodHS256, k.pubPEM, hs256Header),
 		signedAs("ES256 by an unknown key with an unknown kid", jwt.SigningMethodES256, k.other, `{"alg":"ES256","kid":"unknown-kid"}`),
+		signedAs("ES256 by the configured key naming an unknown kid", jwt.SigningMethodES256, k.signer, `{"alg":"ES256","kid":"unknown-kid"}`),
+		signedAs("ES256 by the configured key with a kid that is not a string", jwt.SigningMethodES256, k.signer, `{"alg":"ES256","kid":["`+k.kid+`"]}`),
+		signedAs("HS256 with the secret naming a kid (the secret has none)", jwt.SigningMethodHS256, []byte(testSecret), `{"alg":"HS256","kid":"`+k.kid+`"}`),
 		signedAs("kid naming /dev/null, HS256 with an empty key", jwt.SigningMethodHS256, []byte{}, `{"alg":"HS256","kid":"../../../../../dev/null"}`),
 		signedAs("kid with SQL, HS256 with the key the SQL selects", jwt.SigningMethodHS256, []byte("x"), `{"alg":"HS256","kid":"' UNION SELECT 'x' --"}`),
 		signedAs("ES256 by the configured key with alg HS256 in the header", jwt.SigningMethodES256, k.signer, hs256Header),
@@ -182,7 +188,12 @@ func newAttackKit(t testing.TB, leeway time.Duration) (attackKit, string) {
 	if err := os.WriteFile(path, pubPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return attackKit{t: t, now: time.Now().Unix(), leeway: int64(leeway / time.Second), pubPEM: pubPEM, signer: signer, other: other}, path
+	sum, err := (&jose.JSONWebKey{Key: &signer.PublicKey}).Thumbprint(crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return attackKit{t: t, now: time.Now().Unix(), leeway: int64(leeway / time.Second), pubPEM: pubPEM, signer: signer, other: other,
+		kid: base64.RawURLEncoding.EncodeToString(sum)}, path
 }
 
 // Every case of the token attack table, used in place of the caller's token
@@ -234,8 +245,11 @@ func TestTokenAttacksAre401OnEveryRouteAndWriteNothing(t *testing.T) {
 		kit.with(fmt.Sprintf("exp %ds ago, inside the leeway", inside), map[string]any{"exp": kit.now - inside}, ""),
 		kit.with(fmt.Sprintf("nbf in %ds, inside the leeway", inside), nil, fmt.Sprintf(`"nbf":%d`, kit.now+inside)),
 		kit.with(fmt.Sprintf("iat in %ds, inside the leeway", inside), map[string]any{"iat": kit.now + inside}, ""),
-		{"ES256 by the configured key, any kid", func(role, sub string) string {
-			return kit.raw(jwt.SigningMethodES256, kit.signer, `{"alg":"ES256","kid":"idp-2026"}`, kit.claims(role, sub, nil, ""))
+		{"ES256 by the configured key naming its thumbprint", func(role, sub string) string {
+			return kit.raw(jwt.SigningMethodES256, kit.signer, `{"alg":"ES256","kid":"`+kit.kid+`"}`, kit.claims(role, sub, nil, ""))
+		}},
+		{"ES256 by the configured key without a kid", func(role, sub string) string {
+			return kit.raw(jwt.SigningMethodES256, kit.signer, `{"alg":"ES256"}`, kit.claims(role, sub, nil, ""))
 		}},
 	} {
 		r := a.do(req{Method: "GET", Path: "/v1/me", Token: ok.build(string(app.RoleMember), "alice")})

@@ -5,9 +5,13 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -45,6 +49,10 @@ func TestVerifierRefusesLenientlyParsedTokens(t *testing.T) {
 	otherRSA, _ := rsa.GenerateKey(rand.Reader, 2048)
 	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	keysFile, pubPEM := writePublicKey(t, &rsaKey.PublicKey)
+	thumb := thumbprint(t, &rsaKey.PublicKey)
+	jwksFile := writeJWKS(t, `{"keys":[{"kty":"EC","crv":"P-256","kid":"idp-2026","x":"`+
+		base64.RawURLEncoding.EncodeToString(ecKey.X.FillBytes(make([]byte, 32)))+`","y":"`+
+		base64.RawURLEncoding.EncodeToString(ecKey.Y.FillBytes(make([]byte, 32)))+`"}]}`)
 
 	const iss, aud = "https://idp.example", "quid"
 	strict, err := auth.NewVerifier(auth.VerifierOptions{Secret: secret, Issuer: iss, Audience: aud, Leeway: 30 * time.Second})
@@ -52,6 +60,10 @@ func TestVerifierRefusesLenientlyParsedTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	both, err := auth.NewVerifier(auth.VerifierOptions{Secret: secret, PublicKeysFile: keysFile, Leeway: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks, err := auth.NewVerifier(auth.VerifierOptions{PublicKeysFile: jwksFile, Leeway: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +99,10 @@ func TestVerifierRefusesLenientlyParsedTokens(t *testing.T) {
 	}{
 		{"valid", strict, sign(valid), true},
 		{"valid with aud as an array", strict, sign(with(`"aud":"quid"`, `"aud":["quid","other"]`)), true},
-		{"valid RS256 with a kid", both, rawToken(t, jwt.SigningMethodRS256, rsaKey, `{"alg":"RS256","kid":"k1"}`, valid), true},
+		{"valid RS256 without a kid", both, rawToken(t, jwt.SigningMethodRS256, rsaKey, `{"alg":"RS256"}`, valid), true},
+		{"valid RS256 whose kid is the PEM key's RFC 7638 thumbprint", both, rawToken(t, jwt.SigningMethodRS256, rsaKey, `{"alg":"RS256","kid":"`+thumb+`"}`, valid), true},
+		{"valid ES256 whose kid is the JWK Set's", jwks, rawToken(t, jwt.SigningMethodES256, ecKey, `{"alg":"ES256","kid":"idp-2026"}`, valid), true},
+		{"valid ES256 without a kid, JWK Set", jwks, rawToken(t, jwt.SigningMethodES256, ecKey, `{"alg":"ES256"}`, valid), true},
 		{"valid with an unregistered claim of any type", strict, sign(plus(`"groups":["a","b"],"ext":{"n":1}`)), true},
 		{"exp 10s ago, inside the 30s leeway", strict, sign(with(exp, fmt.Sprintf(`"exp":%d`, now-10))), true},
 		{"exp 2m ago with a 5m leeway", wide, sign(with(exp, fmt.Sprintf(`"exp":%d`, now-120))), true},
@@ -102,6 +117,10 @@ func TestVerifierRefusesLenientlyParsedTokens(t *testing.T) {
 		{"HS512 with the secret", strict, rawToken(t, jwt.SigningMethodHS512, key, `{"alg":"HS512"}`, valid), false},
 		{"HS256 signed with the configured public key", both, rawToken(t, jwt.SigningMethodHS256, pubPEM, hs, valid), false},
 		{"RS256 by an unknown key with an unknown kid", both, rawToken(t, jwt.SigningMethodRS256, otherRSA, `{"alg":"RS256","kid":"unknown"}`, valid), false},
+		{"RS256 by the configured key naming an unknown kid", both, rawToken(t, jwt.SigningMethodRS256, rsaKey, `{"alg":"RS256","kid":"unknown"}`, valid), false},
+		{"ES256 by the JWK Set's key naming another kid", jwks, rawToken(t, jwt.SigningMethodES256, ecKey, `{"alg":"ES256","kid":"idp-2025"}`, valid), false},
+		{"ES256 by the JWK Set's key with a kid that is not a string", jwks, rawToken(t, jwt.SigningMethodES256, ecKey, `{"alg":"ES256","kid":7}`, valid), false},
+		{"HS256 with the secret naming a kid (the secret has none)", strict, rawToken(t, jwt.SigningMethodHS256, key, `{"alg":"HS256","kid":"k1"}`, valid), false},
 		{"ES256 by an unknown key", both, rawToken(t, jwt.SigningMethodES256, ecKey, `{"alg":"ES256","kid":"nope"}`, valid), false},
 		{"expired beyond the leeway", strict, sign(with(exp, fmt.Sprintf(`"exp":%d`, now-31))), false},
 		{"nbf beyond the leeway", strict, sign(plus(fmt.Sprintf(`"nbf":%d`, now+90))), false},
@@ -159,5 +178,42 @@ func TestVerifierRefusesLenientlyParsedTokens(t *testing.T) {
 				t.Fatalf("want unauthenticated error, got principal %+v, err %v", p, err)
 			}
 		})
+	}
+}
+
+// thumbprint is the RFC 7638 §3 JWK thumbprint of an RSA public key, spelled
+// out from the RFC (required members in lexicographic order, no white space)
+// rather than by the library the verifier uses.
+func thumbprint(t *testing.T, k *rsa.PublicKey) string {
+	t.Helper()
+	enc := base64.RawURLEncoding
+	e := big.NewInt(int64(k.E)).Bytes()
+	sum := sha256.Sum256([]byte(`{"e":"` + enc.EncodeToString(e) + `","kty":"RSA","n":"` + enc.EncodeToString(k.N.Bytes()) + `"}`))
+	return enc.EncodeToString(sum[:])
+}
+
+func writeJWKS(t *testing.T, doc string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// A JWK Set holding a private key is a configuration mistake that would
+// put a signing secret on every replica: refused at start, naming the kid.
+func TestPublicKeysRefuseAJWKSetWithAPrivateKey(t *testing.T) {
+	t.Parallel()
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	enc := base64.RawURLEncoding.EncodeToString
+	doc := `{"keys":[{"kty":"EC","crv":"P-256","kid":"leaked","x":"` + enc(k.X.FillBytes(make([]byte, 32))) +
+		`","y":"` + enc(k.Y.FillBytes(make([]byte, 32))) + `","d":"` + enc(k.D.FillBytes(make([]byte, 32))) + `"}]}`
+	_, err := auth.NewVerifier(auth.VerifierOptions{PublicKeysFile: writeJWKS(t, doc)})
+	if err == nil || !strings.Contains(err.Error(), "leaked") {
+		t.Fatalf("a JWK Set with a private key: %v", err)
+	}
+	if _, err := auth.NewVerifier(auth.VerifierOptions{PublicKeysFile: writeJWKS(t, `{"keys":[]}`)}); err == nil {
+		t.Fatal("an empty JWK Set was accepted")
 	}
 }

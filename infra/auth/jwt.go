@@ -3,17 +3,21 @@
 package auth
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/quidpro/quid/app"
@@ -32,7 +36,7 @@ type Claims struct {
 // HMAC secret never verifies.
 type Verifier struct {
 	secret   []byte
-	keys     []crypto.PublicKey
+	keys     []PublicKey
 	issuer   string
 	audience string
 	methods  []string
@@ -70,29 +74,79 @@ func NewVerifier(opts VerifierOptions) (*Verifier, error) {
 	return v, nil
 }
 
-// LoadPublicKeys reads every PUBLIC KEY block of a PEM file.
-func LoadPublicKeys(path string) ([]crypto.PublicKey, error) {
+// PublicKey is one identity-provider key and the key id (`kid`) tokens
+// signed with it may name.
+type PublicKey struct {
+	Key crypto.PublicKey
+	// ID is the JWK's `kid` when the file is a JWK Set, otherwise (and when
+	// a JWK has none) the key's RFC 7638 JWK thumbprint (SHA-256, base64url).
+	ID string
+}
+
+// LoadPublicKeys reads an identity provider's public keys (RSA, ECDSA,
+// Ed25519) from either a JWK Set (RFC 7517 §5, the document an identity
+// provider publishes as jwks_uri; private members are refused) or a PEM file
+// of PUBLIC KEY blocks.
+func LoadPublicKeys(path string) ([]PublicKey, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read public keys: %w", err)
 	}
-	var keys []crypto.PublicKey
-	for {
-		var block *pem.Block
-		block, raw = pem.Decode(raw)
-		if block == nil {
-			break
+	var keys []PublicKey
+	if trimmed := bytes.TrimSpace(raw); len(trimmed) > 0 && trimmed[0] == '{' {
+		var set jose.JSONWebKeySet
+		if err := json.Unmarshal(trimmed, &set); err != nil {
+			return nil, fmt.Errorf("parse JWK Set %s: %w", path, err)
 		}
-		key, err := x509.ParsePKIXPublicKey(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("parse public key in %s: %w", path, err)
+		for _, k := range set.Keys {
+			if !k.IsPublic() {
+				return nil, fmt.Errorf("JWK Set %s holds a private key (kid %q): give only public keys", path, k.KeyID)
+			}
+			key, err := publicKey(k.Key, k.KeyID)
+			if err != nil {
+				return nil, fmt.Errorf("JWK Set %s: %w", path, err)
+			}
+			keys = append(keys, key)
 		}
-		keys = append(keys, key)
+	} else {
+		for {
+			var block *pem.Block
+			block, raw = pem.Decode(raw)
+			if block == nil {
+				break
+			}
+			k, err := x509.ParsePKIXPublicKey(block.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("parse public key in %s: %w", path, err)
+			}
+			key, err := publicKey(k, "")
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+			keys = append(keys, key)
+		}
 	}
 	if len(keys) == 0 {
-		return nil, fmt.Errorf("no PEM public keys in %s", path)
+		return nil, fmt.Errorf("no public keys in %s (a JWK Set or PEM PUBLIC KEY blocks)", path)
 	}
 	return keys, nil
+}
+
+// publicKey keeps a key of a supported type under id, or its thumbprint.
+func publicKey(k any, id string) (PublicKey, error) {
+	switch k.(type) {
+	case *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey:
+	default:
+		return PublicKey{}, fmt.Errorf("unsupported key type %T (RSA, ECDSA or Ed25519 public keys only)", k)
+	}
+	if id == "" {
+		sum, err := (&jose.JSONWebKey{Key: k}).Thumbprint(crypto.SHA256)
+		if err != nil {
+			return PublicKey{}, err
+		}
+		id = base64.RawURLEncoding.EncodeToString(sum)
+	}
+	return PublicKey{Key: k, ID: id}, nil
 }
 
 // Verify returns the principal of a valid token or an unauthenticated error.
@@ -121,18 +175,32 @@ func (v *Verifier) Verify(token string) (app.Principal, error) {
 	return principalOf(claims)
 }
 
-// keyFor picks the keys of the token's algorithm family; the parser's
-// allow-list has already refused any algorithm not configured.
+// errUnknownKey refuses a token whose `kid` names no configured key.
+var errUnknownKey = errors.New("the token's kid names no configured key")
+
+// keyFor picks the keys a token may be verified with; the parser's
+// allow-list has already refused any algorithm not configured. A token that
+// names a key (`kid`, RFC 7515 §4.1.4) is verified only with that key, and
+// refused when no configured key has that id: the development secret has
+// no id, so an HS256 token naming one is refused too. A token without `kid`
+// is tried against every configured key.
 func (v *Verifier) keyFor(t *jwt.Token) (any, error) {
+	kid, named := t.Header["kid"]
 	if _, ok := t.Method.(*jwt.SigningMethodHMAC); ok {
+		if named {
+			return nil, errUnknownKey
+		}
 		return v.secret, nil
 	}
+	id, _ := kid.(string)
 	set := jwt.VerificationKeySet{}
 	for _, k := range v.keys {
-		switch k.(type) {
-		case *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey:
-			set.Keys = append(set.Keys, k)
+		if !named || (id != "" && k.ID == id) {
+			set.Keys = append(set.Keys, k.Key)
 		}
+	}
+	if len(set.Keys) == 0 {
+		return nil, errUnknownKey
 	}
 	return set, nil
 }

@@ -121,7 +121,7 @@ var Vars = []Var{
 	{"DATABASE_URL", "", "PostgreSQL connection URL (required by the binary; make run/test start a private cluster when unset)"},
 	{"QUID_ADDR", ":8080", "HTTP listen address"},
 	{"QUID_JWT_SECRET", "", "HS256 secret for development tokens (at least 32 bytes)"},
-	{"QUID_JWT_PUBLIC_KEYS", "", "path to a PEM file of the identity provider's public keys (RS256, ES256, EdDSA)"},
+	{"QUID_JWT_PUBLIC_KEYS", "", "path to the identity provider's public keys (RS256, ES256, EdDSA): its JWK Set (the `jwks_uri` document, whose `kid`s tokens name) or a PEM file of PUBLIC KEY blocks (each named by its RFC 7638 thumbprint). A token naming a `kid` is checked with that key only, and refused when no key has it"},
 	{"QUID_JWT_ISSUER", "", "required `iss` claim, checked when set"},
 	{"QUID_JWT_AUDIENCE", "", "required `aud` claim, checked when set"},
 	{"QUID_JWT_LEEWAY", "30s", "clock skew allowed when checking a token's exp, nbf and iat (0s to 5m)"},
