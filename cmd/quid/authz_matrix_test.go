@@ -33,7 +33,7 @@ type matrixWorld struct {
 	a        *api
 	f        fixtures
 	tokens   [principalCount][]string // a column may hold several tokens, each a case
-	contract string // published, with an immediately vested bonus
+	contract string                   // published, with an immediately vested bonus
 	draft    string
 	aliceEx  string // alice's exchange of contract, active
 }
@@ -128,21 +128,31 @@ var authzMatrix = []authzRow{
 	{route: "GET /v1/contracts/:id", what: "draft", want: [principalCount]int{404, 404, 404, 200, 404, 404, 404, 200},
 		req: func(m *matrixWorld) req { return req{Method: "GET", Path: "/v1/contracts/" + m.draft} }},
 	{route: "GET /v1/contracts/:id/transparency", what: "published", want: public,
-		req: func(m *matrixWorld) req { return req{Method: "GET", Path: "/v1/contracts/" + m.contract + "/transparency"} }},
+		req: func(m *matrixWorld) req {
+			return req{Method: "GET", Path: "/v1/contracts/" + m.contract + "/transparency"}
+		}},
 	{route: "GET /v1/contracts/:id/transparency", what: "draft", want: [principalCount]int{404, 404, 404, 200, 404, 404, 404, 200},
-		req: func(m *matrixWorld) req { return req{Method: "GET", Path: "/v1/contracts/" + m.draft + "/transparency"} }},
+		req: func(m *matrixWorld) req {
+			return req{Method: "GET", Path: "/v1/contracts/" + m.draft + "/transparency"}
+		}},
 	{route: "PATCH /v1/contracts/:id", want: [principalCount]int{401, 403, 403, 200, 403, 403, 403, 403},
 		req: func(m *matrixWorld) req {
 			return req{Method: "PATCH", Path: "/v1/contracts/" + m.draft, Body: map[string]any{"title": "Renamed"}}
 		}},
 	{route: "POST /v1/contracts/:id/publish", want: [principalCount]int{401, 403, 403, 200, 403, 403, 403, 403},
-		req: func(m *matrixWorld) req { return req{Method: "POST", Path: "/v1/contracts/" + m.freshDraft() + "/publish"} }},
+		req: func(m *matrixWorld) req {
+			return req{Method: "POST", Path: "/v1/contracts/" + m.freshDraft() + "/publish"}
+		}},
 	{route: "POST /v1/contracts/:id/versions", want: [principalCount]int{401, 403, 403, 201, 403, 403, 403, 403},
-		req: func(m *matrixWorld) req { return req{Method: "POST", Path: "/v1/contracts/" + m.contract + "/versions"} }},
+		req: func(m *matrixWorld) req {
+			return req{Method: "POST", Path: "/v1/contracts/" + m.contract + "/versions"}
+		}},
 	{route: "GET /v1/contracts/:id/stats", want: staffReads,
 		req: func(m *matrixWorld) req { return req{Method: "GET", Path: "/v1/contracts/" + m.contract + "/stats"} }},
 	{route: "POST /v1/contracts/:id/retire", want: [principalCount]int{401, 403, 403, 200, 403, 403, 403, 403},
-		req: func(m *matrixWorld) req { return req{Method: "POST", Path: "/v1/contracts/" + m.freshContract() + "/retire"} }},
+		req: func(m *matrixWorld) req {
+			return req{Method: "POST", Path: "/v1/contracts/" + m.freshContract() + "/retire"}
+		}},
 
 	// Each member acts on their own profile and balance.
 	{route: "PUT /v1/me", want: memberReads,
