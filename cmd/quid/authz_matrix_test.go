@@ -210,8 +210,8 @@ var authzMatrix = []authzRow{
 }
 
 // TestEveryRouteAnswersEveryPrincipalAsTheMatrixSays sends each row's
-// request as every principal and compares the status with the row; every
-// refusal must leave every table as it was. The rows must be exactly the
+// request (and HEAD for a GET) as every principal and compares the status
+// with the row; every refusal must leave every table as it was. The rows must be exactly the
 // served routes, so a new route cannot ship without deciding who may call it.
 func TestEveryRouteAnswersEveryPrincipalAsTheMatrixSays(t *testing.T) {
 	t.Parallel()
@@ -254,21 +254,28 @@ func TestEveryRouteAnswersEveryPrincipalAsTheMatrixSays(t *testing.T) {
 		for pass, ps := range [][]int{refused, allowed, refused} {
 			for _, p := range ps {
 				for i, tok := range m.tokens[p] {
-					r := base
-					r.Token = tok
-					name := fmt.Sprintf("%s %s [%s] as %s #%d (pass %d)", r.Method, r.Path, row.what, principalNames[p], i, pass)
-					var got response
-					if row.want[p] >= 400 {
-						a.unchangedBy(name, func() { got = a.do(r) })
-					} else {
-						got = a.do(r)
+					// HEAD runs GET's handler and must answer as GET does.
+					methods := []string{base.Method}
+					if base.Method == "GET" {
+						methods = append(methods, "HEAD")
 					}
-					cases++
-					if got.Status != row.want[p] {
-						t.Errorf("%s: status %d, want %d: %s", name, got.Status, row.want[p], got.Body)
-					}
-					if got.Status == http.StatusUnauthorized && !strings.HasPrefix(got.Header.Get("WWW-Authenticate"), "Bearer") {
-						t.Errorf("%s: 401 without a Bearer challenge", name)
+					for _, method := range methods {
+						r := base
+						r.Method, r.Token = method, tok
+						name := fmt.Sprintf("%s %s [%s] as %s #%d (pass %d)", r.Method, r.Path, row.what, principalNames[p], i, pass)
+						var got response
+						if row.want[p] >= 400 {
+							a.unchangedBy(name, func() { got = a.do(r) })
+						} else {
+							got = a.do(r)
+						}
+						cases++
+						if got.Status != row.want[p] {
+							t.Errorf("%s: status %d, want %d: %s", name, got.Status, row.want[p], got.Body)
+						}
+						if got.Status == http.StatusUnauthorized && !strings.HasPrefix(got.Header.Get("WWW-Authenticate"), "Bearer") {
+							t.Errorf("%s: 401 without a Bearer challenge", name)
+						}
 					}
 				}
 			}
