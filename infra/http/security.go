@@ -25,6 +25,9 @@ var htmlPolicy = func() string {
 		sum := sha256.Sum256([]byte(m[1]))
 		styles = append(styles, "'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'")
 	}
+	if len(styles) == 0 {
+		styles = []string{"'none'"}
+	}
 	return "default-src 'none'; style-src " + strings.Join(styles, " ") +
 		"; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 }()
