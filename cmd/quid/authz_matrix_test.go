@@ -252,42 +252,32 @@ func TestEveryRouteAnswersEveryPrincipalAsTheMatrixSays(t *testing.T) {
 			}
 		}
 		for pass, ps := range [][]int{refused, allowed, refused} {
-			var sent []string
-			send := func() {
-				for _, p := range ps {
-					for i, tok := range m.tokens[p] {
-						// HEAD runs GET's handler and must answer as GET does.
-						methods := []string{base.Method}
-						if base.Method == "GET" {
-							methods = append(methods, "HEAD")
+			for _, p := range ps {
+				for i, tok := range m.tokens[p] {
+					// HEAD runs GET's handler and must answer as GET does.
+					methods := []string{base.Method}
+					if base.Method == "GET" {
+						methods = append(methods, "HEAD")
+					}
+					for _, method := range methods {
+						r := base
+						r.Method, r.Token = method, tok
+						name := fmt.Sprintf("%s %s [%s] as %s #%d (pass %d)", r.Method, r.Path, row.what, principalNames[p], i, pass)
+						var got response
+						if row.want[p] >= 400 {
+							a.unchangedBy(name, func() { got = a.do(r) })
+						} else {
+							got = a.do(r)
 						}
-						for _, method := range methods {
-							r := base
-							r.Method, r.Token = method, tok
-							name := fmt.Sprintf("%s %s [%s] as %s #%d (pass %d)", r.Method, r.Path, row.what, principalNames[p], i, pass)
-							got := a.do(r)
-							sent = append(sent, name)
-							cases++
-							if got.Status != row.want[p] {
-								t.Errorf("%s: status %d, want %d: %s", name, got.Status, row.want[p], got.Body)
-							}
-							if got.Status == http.StatusUnauthorized && !strings.HasPrefix(got.Header.Get("WWW-Authenticate"), "Bearer") {
-								t.Errorf("%s: 401 without a Bearer challenge", name)
-							}
+						cases++
+						if got.Status != row.want[p] {
+							t.Errorf("%s: status %d, want %d: %s", name, got.Status, row.want[p], got.Body)
+						}
+						if got.Status == http.StatusUnauthorized && !strings.HasPrefix(got.Header.Get("WWW-Authenticate"), "Bearer") {
+							t.Errorf("%s: 401 without a Bearer challenge", name)
 						}
 					}
 				}
-			}
-			if pass == 1 {
-				send()
-				continue
-			}
-			// One fingerprint around all of a pass's refusals keeps the
-			// matrix fast; a change names every call that could have made it.
-			before := a.dbFingerprint()
-			send()
-			if changed := before.diff(a.dbFingerprint()); len(changed) > 0 {
-				t.Errorf("refused calls changed tables %v; the calls: %s", changed, strings.Join(sent, "; "))
 			}
 		}
 	}

@@ -21,7 +21,7 @@ func TestRequestIDsAreRandomNotSequential(t *testing.T) {
 		{"the middleware", "GET"},
 		{"the error handler (a request refused before the middleware)", "BREW"},
 	} {
-		const n = 600
+		const n = 400
 		var ids []uuid.UUID
 		seen := map[string]bool{}
 		for range n {
