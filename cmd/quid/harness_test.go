@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -184,6 +186,7 @@ func (r req) raw() []byte {
 
 // send is do without the openapi check, for tests about something else
 // (the logs) that send requests other kinds of fault still answer oddly.
+// Its responses are still checked for leaked internals.
 func (a *api) send(r req) response {
 	a.t.Helper()
 	var body io.Reader
@@ -207,13 +210,26 @@ func (a *api) send(r req) response {
 	}
 	out, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	return response{Status: res.StatusCode, Header: res.Header, Body: out}
+	resp := response{Status: res.StatusCode, Header: res.Header, Body: out}
+	a.checkNoInternals(r, resp)
+	return resp
+}
+
+// checkNoInternals fails the test when a response shows the server's
+// internals; send and checkSpec both call it, so no response a test reads,
+// in-process or off the wire, escapes it.
+func (a *api) checkNoInternals(r req, resp response) {
+	a.t.Helper()
+	if leak := internalsIn(resp); leak != "" {
+		a.t.Fatalf("%s %s → %d shows the server's internals (%s):\n%s", r.Method, r.Path, resp.Status, leak, resp.Body)
+	}
 }
 
 // checkSpec fails the test when a response is not what openapi.yaml says,
 // and when any 4xx/5xx is not problem+json.
 func (a *api) checkSpec(r req, raw []byte, resp response) {
 	a.t.Helper()
+	a.checkNoInternals(r, resp)
 	if resp.Status >= 400 && r.Path != "/readyz" && resp.Header.Get("Content-Type") != "application/problem+json" {
 		a.t.Fatalf("%s %s → %d with Content-Type %q, want application/problem+json", r.Method, r.Path, resp.Status, resp.Header.Get("Content-Type"))
 	}
@@ -239,6 +255,58 @@ func (a *api) checkSpec(r req, raw []byte, resp response) {
 	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
 		a.t.Fatalf("%s %s → %d does not match openapi.yaml: %v\nbody: %s", r.Method, r.Path, resp.Status, err, resp.Body)
 	}
+}
+
+// internals are what a stack trace, a Go error from the runtime or the
+// database driver, or an SQL statement look like. No response may carry
+// one: it tells an attacker the code, the schema and how to break them.
+// SQL is matched as statements (keywords in their order, upper case as
+// Quid's queries write them), so a contract that mentions "delete" or
+// "update" in prose does not trip it. Each pattern runs only where one of
+// its hints (plain substrings, found fast) occurs: every response of every
+// test passes through here, /openapi.yaml among them.
+var internals = []struct {
+	what  string
+	hints []string
+	re    *regexp.Regexp
+}{
+	{"a goroutine dump", []string{"goroutine "}, regexp.MustCompile(`goroutine \d+ \[`)},
+	{"a Go source position", []string{".go:"}, regexp.MustCompile(`\.go:\d+`)},
+	{"a panic", []string{"panic", "[recovered]"}, regexp.MustCompile(`\bpanic(\(|: )|\[recovered\]`)},
+	{"a Go runtime error", []string{"runtime error:"}, regexp.MustCompile(`runtime error:`)},
+	{"a PostgreSQL error code", []string{"SQLSTATE"}, regexp.MustCompile(`SQLSTATE`)},
+	{"a PostgreSQL error", []string{"syntax error at or near", "invalid input syntax for", "constraint", "does not exist",
+		"current transaction is aborted", "deadlock detected", "canceling statement due to"},
+		regexp.MustCompile(`syntax error at or near|invalid input syntax for|violates (unique|foreign key|check|not-null|exclusion) constraint|relation "[^"]*" does not exist|current transaction is aborted|deadlock detected|canceling statement due to`)},
+	{"the database driver's name", []string{"pgx", "pgconn", "gorm", "pq", "database/sql"},
+		regexp.MustCompile(`\b(pgx|pgconn|gorm|pq|lib/pq|database/sql)\b[:.]`)},
+	{"an SQL statement", []string{"SELECT", "INSERT INTO", "UPDATE ", "DELETE FROM", "ON CONFLICT", "RETURNING"},
+		regexp.MustCompile(`\bSELECT\b[^"]{0,200}\bFROM\b|\bINSERT INTO\b|\bUPDATE \S+ SET\b|\bDELETE FROM\b|\bON CONFLICT\b|\bRETURNING\b`)},
+}
+
+// internalsIn names the first internal a response shows, in its body or in
+// any header, or is "".
+func internalsIn(resp response) string {
+	texts := []string{string(resp.Body)}
+	for name, vs := range resp.Header {
+		for _, v := range vs {
+			texts = append(texts, name+": "+v)
+		}
+	}
+	for _, in := range internals {
+		for _, s := range texts {
+			for _, h := range in.hints {
+				if !strings.Contains(s, h) {
+					continue
+				}
+				if m := in.re.FindString(s); m != "" {
+					return in.what + ": " + strconv.Quote(m)
+				}
+				break
+			}
+		}
+	}
+	return ""
 }
 
 // expect fails unless the response has the wanted status.

@@ -97,6 +97,7 @@ func New(opts Options) *fiber.App {
 	}
 	refuseAmbiguousFraming(a, countEarly)
 	answerUnparsableRequests(a, countEarly)
+	secureResponses(a) // last: it wraps the two above
 	a.Use(requestIDs())
 	a.Use(accessLog(opts.Logger, m, routes))
 	a.Use(recover.New())

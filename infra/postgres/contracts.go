@@ -200,6 +200,9 @@ func (s *Store) CreateRecipient(ctx context.Context, r domain.Recipient) error {
 }
 
 func (s *Store) GetRecipient(ctx context.Context, id string) (domain.Recipient, error) {
+	if !isRecipientID(id) {
+		return domain.Recipient{}, translate(gorm.ErrRecordNotFound, "recipient")
+	}
 	var rec recipientRecord
 	if err := s.db.WithContext(ctx).First(&rec, "id = ?", id).Error; err != nil {
 		return domain.Recipient{}, translate(err, "recipient")

@@ -153,7 +153,7 @@ const ackSelect = `SELECT a.exchange_id, a.recipient_id, r.name AS recipient_nam
 
 func (s *Store) ConfirmDeletion(ctx context.Context, recipientID, exchangeID string) (app.DeletionAck, error) {
 	notFound := domain.NotFound("exchange-not-found", "no exchange that named you as a recipient has this id")
-	if !isUUID(exchangeID) || !isUUID(recipientID) {
+	if !isUUID(exchangeID) || !isRecipientID(recipientID) {
 		return app.DeletionAck{}, notFound
 	}
 	var out app.DeletionAck

@@ -1,0 +1,285 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/quidpro/quid/app"
+)
+
+// The principals of the authorization matrix, in the order of its columns.
+const (
+	asNone          = iota // no Authorization header
+	asMember               // alice: owns the exchanges and the data the rows name
+	asOtherMember          // bob: an enrolled member with exchanges of his own
+	asMarketer             // mark
+	asPartner              // PartnerCo: a recipient the contracts name
+	asOtherPartner         // AdCo: a registered recipient no contract names
+	asOrphanPartner        // partner tokens whose subject is no recipient id, some of them another spelling of PartnerCo's
+	asAdmin                // root
+	principalCount
+)
+
+var principalNames = [principalCount]string{"none", "member", "other member", "marketer", "partner",
+	"other partner", "partner without recipient", "admin"}
+
+// matrixWorld is what the matrix rows build their requests from: one
+// published contract both members joined, and the principals' tokens.
+type matrixWorld struct {
+	a        *api
+	f        fixtures
+	tokens   [principalCount][]string // a column may hold several tokens, each a case
+	contract string                   // published, with an immediately vested bonus
+	draft    string
+	aliceEx  string // alice's exchange of contract, active
+}
+
+// contract publishes a fresh copy of the matrix's contract, for rows whose
+// success uses it up (a join, a retirement).
+func (m *matrixWorld) freshContract() string {
+	body := contractBody(m.f)
+	reward(body)["vesting"] = "PT0S"
+	return m.a.publishContract(m.f, body)
+}
+
+func (m *matrixWorld) freshDraft() string {
+	return expect(m.a.t, m.a.do(req{Method: "POST", Path: "/v1/contracts", Token: m.f.marketer, Body: contractBody(m.f)}), 201).json(m.a.t)["id"].(string)
+}
+
+func newMatrixWorld(a *api) *matrixWorld {
+	f := a.fixtures()
+	m := &matrixWorld{a: a, f: f}
+	partner := func(sub string) string { return token(a.t, app.RolePartner, sub) }
+	// A recipient is named by its id as the API hands it out: PostgreSQL
+	// (and uuid.Parse) also read other spellings of it, which must name no one.
+	orphans := []string{partner(uuid.NewString())}
+	for _, spelling := range []string{strings.ToUpper(f.partnerCo), "{" + f.partnerCo + "}",
+		strings.ReplaceAll(f.partnerCo, "-", ""), "urn:uuid:" + f.partnerCo} {
+		orphans = append(orphans, partner(spelling))
+	}
+	m.tokens = [principalCount][]string{
+		asNone: {""}, asMember: {f.member}, asOtherMember: {token(a.t, app.RoleMember, "bob")}, asMarketer: {f.marketer},
+		asPartner: {f.partner}, asOtherPartner: {partner(f.adCo)}, asOrphanPartner: orphans, asAdmin: {f.admin},
+	}
+	m.contract = m.freshContract()
+	m.draft = m.freshDraft()
+	a.enrol(f.member)
+	a.enrol(m.tokens[asOtherMember][0])
+	m.aliceEx = a.joinContract(f.member, m.contract)["id"].(string)
+	a.joinContract(m.tokens[asOtherMember][0], m.contract)
+	// Something for every partner-facing list to show: a read by PartnerCo.
+	expect(a.t, a.do(req{Method: "GET", Path: "/v1/partner/members/alice/data?purpose=loyalty.personalised_offers", Token: f.partner}), 200)
+	return m
+}
+
+// authzRow is one row of the matrix: a request to a route and the status
+// every principal gets for it. req builds the request once per row (it may
+// create what the owner's call uses up); the matrix sends it with each
+// principal's token in turn.
+type authzRow struct {
+	route string // as servedRoutes names it
+	what  string // tells rows of one route apart
+	req   func(m *matrixWorld) req
+	want  [principalCount]int
+}
+
+// Columns: none, member, other member, marketer, partner, other partner,
+// partner without recipient, admin.
+var (
+	public      = [principalCount]int{200, 200, 200, 200, 200, 200, 200, 200}
+	adminOnly   = [principalCount]int{401, 403, 403, 403, 403, 403, 403, 200}
+	staffReads  = [principalCount]int{401, 403, 403, 200, 403, 403, 403, 200}
+	memberReads = [principalCount]int{401, 200, 200, 403, 403, 403, 403, 403}
+)
+
+func get(path string) func(*matrixWorld) req {
+	return func(*matrixWorld) req { return req{Method: "GET", Path: path} }
+}
+
+var authzMatrix = []authzRow{
+	{route: "GET /healthz", req: get("/healthz"), want: public},
+	{route: "GET /readyz", req: get("/readyz"), want: public},
+	{route: "GET /metrics", req: get("/metrics"), want: public},
+	{route: "GET /openapi.yaml", req: get("/openapi.yaml"), want: public},
+	{route: "GET /.well-known/jwks.json", req: get("/.well-known/jwks.json"), want: public},
+	{route: "GET /v1/catalog/categories", req: get("/v1/catalog/categories"), want: public},
+	{route: "GET /v1/catalog/purposes", req: get("/v1/catalog/purposes"), want: public},
+	{route: "GET /v1/offers", req: get("/v1/offers"), want: public},
+
+	{route: "POST /v1/recipients", want: [principalCount]int{401, 403, 403, 403, 403, 403, 403, 201},
+		req: func(*matrixWorld) req {
+			return req{Method: "POST", Path: "/v1/recipients", Body: map[string]any{
+				"name": "Matrix " + uuid.NewString()[:8], "kind": "third_party", "country": "DE", "privacy_policy_url": "https://m.example/privacy"}}
+		}},
+	{route: "GET /v1/recipients", req: get("/v1/recipients"), want: staffReads},
+	{route: "GET /v1/recipients/:id", want: staffReads,
+		req: func(m *matrixWorld) req { return req{Method: "GET", Path: "/v1/recipients/" + m.f.partnerCo} }},
+
+	{route: "POST /v1/contracts", want: [principalCount]int{401, 403, 403, 201, 403, 403, 403, 403},
+		req: func(m *matrixWorld) req { return req{Method: "POST", Path: "/v1/contracts", Body: contractBody(m.f)} }},
+	{route: "GET /v1/contracts", req: get("/v1/contracts"), want: staffReads},
+	{route: "GET /v1/contracts/:id", what: "published", want: public,
+		req: func(m *matrixWorld) req { return req{Method: "GET", Path: "/v1/contracts/" + m.contract} }},
+	// A draft exists only for staff: everyone else is told there is no such contract.
+	{route: "GET /v1/contracts/:id", what: "draft", want: [principalCount]int{404, 404, 404, 200, 404, 404, 404, 200},
+		req: func(m *matrixWorld) req { return req{Method: "GET", Path: "/v1/contracts/" + m.draft} }},
+	{route: "GET /v1/contracts/:id/transparency", what: "published", want: public,
+		req: func(m *matrixWorld) req {
+			return req{Method: "GET", Path: "/v1/contracts/" + m.contract + "/transparency"}
+		}},
+	{route: "GET /v1/contracts/:id/transparency", what: "draft", want: [principalCount]int{404, 404, 404, 200, 404, 404, 404, 200},
+		req: func(m *matrixWorld) req {
+			return req{Method: "GET", Path: "/v1/contracts/" + m.draft + "/transparency"}
+		}},
+	{route: "PATCH /v1/contracts/:id", want: [principalCount]int{401, 403, 403, 200, 403, 403, 403, 403},
+		req: func(m *matrixWorld) req {
+			return req{Method: "PATCH", Path: "/v1/contracts/" + m.draft, Body: map[string]any{"title": "Renamed"}}
+		}},
+	{route: "POST /v1/contracts/:id/publish", want: [principalCount]int{401, 403, 403, 200, 403, 403, 403, 403},
+		req: func(m *matrixWorld) req {
+			return req{Method: "POST", Path: "/v1/contracts/" + m.freshDraft() + "/publish"}
+		}},
+	{route: "POST /v1/contracts/:id/versions", want: [principalCount]int{401, 403, 403, 201, 403, 403, 403, 403},
+		req: func(m *matrixWorld) req {
+			return req{Method: "POST", Path: "/v1/contracts/" + m.contract + "/versions"}
+		}},
+	{route: "GET /v1/contracts/:id/stats", want: staffReads,
+		req: func(m *matrixWorld) req { return req{Method: "GET", Path: "/v1/contracts/" + m.contract + "/stats"} }},
+	{route: "POST /v1/contracts/:id/retire", want: [principalCount]int{401, 403, 403, 200, 403, 403, 403, 403},
+		req: func(m *matrixWorld) req {
+			return req{Method: "POST", Path: "/v1/contracts/" + m.freshContract() + "/retire"}
+		}},
+
+	// Each member acts on their own profile and balance.
+	{route: "PUT /v1/me", want: memberReads,
+		req: func(*matrixWorld) req {
+			return req{Method: "PUT", Path: "/v1/me", Body: map[string]any{"attributes": map[string]any{"location.city": "Bergen"}}}
+		}},
+	{route: "GET /v1/me", req: get("/v1/me"), want: memberReads},
+	{route: "GET /v1/me/exchanges", req: get("/v1/me/exchanges"), want: memberReads},
+	{route: "POST /v1/me/exchanges", want: [principalCount]int{401, 201, 201, 403, 403, 403, 403, 403},
+		req: func(m *matrixWorld) req {
+			return req{Method: "POST", Path: "/v1/me/exchanges", Body: map[string]any{"contract_id": m.freshContract()}}
+		}},
+	// Another member's exchange does not exist for bob (DESIGN rule 8).
+	{route: "GET /v1/me/exchanges/:id", want: [principalCount]int{401, 200, 404, 403, 403, 403, 403, 403},
+		req: func(m *matrixWorld) req { return req{Method: "GET", Path: "/v1/me/exchanges/" + m.aliceEx} }},
+	{route: "DELETE /v1/me/exchanges/:id", want: [principalCount]int{401, 200, 404, 403, 403, 403, 403, 403},
+		req: func(m *matrixWorld) req {
+			ex := m.a.joinContract(m.f.member, m.freshContract())["id"].(string)
+			return req{Method: "DELETE", Path: "/v1/me/exchanges/" + ex}
+		}},
+	{route: "GET /v1/me/points", req: get("/v1/me/points"), want: memberReads},
+	{route: "POST /v1/me/redemptions", want: [principalCount]int{401, 201, 201, 403, 403, 403, 403, 403},
+		req: func(*matrixWorld) req {
+			return req{Method: "POST", Path: "/v1/me/redemptions", Body: map[string]any{"points": 1, "reference": "coffee"}}
+		}},
+	{route: "GET /v1/me/transparency", req: get("/v1/me/transparency"), want: memberReads},
+	{route: "GET /v1/me/export", req: get("/v1/me/export"), want: memberReads},
+	{route: "GET /v1/me/access-log", req: get("/v1/me/access-log"), want: memberReads},
+
+	// A partner reads only what alice granted it; for every other partner the
+	// answer is the one a stranger gets (403 no-consent), never whether alice
+	// is a member.
+	{route: "GET /v1/partner/members/:member_id/data", want: [principalCount]int{401, 403, 403, 403, 200, 403, 403, 403},
+		req: get("/v1/partner/members/alice/data?purpose=loyalty.personalised_offers")},
+	{route: "PUT /v1/partner/webhook", want: [principalCount]int{401, 403, 403, 403, 200, 200, 403, 403},
+		req: func(*matrixWorld) req {
+			return req{Method: "PUT", Path: "/v1/partner/webhook", Body: map[string]any{"url": "http://127.0.0.1:9/hooks"}}
+		}},
+	// An ended exchange of alice's that named PartnerCo: no other partner
+	// learns it exists.
+	{route: "POST /v1/partner/deletions", want: [principalCount]int{401, 403, 403, 403, 200, 404, 404, 403},
+		req: func(m *matrixWorld) req {
+			ex := m.a.joinContract(m.f.member, m.freshContract())["id"].(string)
+			expect(m.a.t, m.a.do(req{Method: "DELETE", Path: "/v1/me/exchanges/" + ex, Token: m.f.member}), 200)
+			return req{Method: "POST", Path: "/v1/partner/deletions", Body: map[string]any{"exchange_id": ex}}
+		}},
+
+	{route: "GET /v1/audit", req: get("/v1/audit"), want: adminOnly},
+	{route: "GET /v1/audit/overdue-deletions", req: get("/v1/audit/overdue-deletions"), want: adminOnly},
+	{route: "GET /v1/audit/webhook-deliveries", req: get("/v1/audit/webhook-deliveries"), want: adminOnly},
+
+	// Last: erasure ends alice's and bob's data for every row after it.
+	{route: "DELETE /v1/me", want: [principalCount]int{401, 200, 200, 403, 403, 403, 403, 403},
+		req: func(*matrixWorld) req { return req{Method: "DELETE", Path: "/v1/me"} }},
+}
+
+// TestEveryRouteAnswersEveryPrincipalAsTheMatrixSays sends each row's
+// request (and HEAD for a GET) as every principal and compares the status
+// with the row; every refusal must leave every table as it was. The rows must be exactly the
+// served routes, so a new route cannot ship without deciding who may call it.
+func TestEveryRouteAnswersEveryPrincipalAsTheMatrixSays(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	rowed := map[string]bool{}
+	for _, row := range authzMatrix {
+		rowed[row.route] = true
+	}
+	served := map[string]bool{}
+	for _, r := range servedRoutes(a) {
+		served[r] = true
+		if !rowed[r] {
+			t.Errorf("route %s is served but has no row in authzMatrix; add one", r)
+		}
+	}
+	for r := range rowed {
+		if !served[r] {
+			t.Errorf("authzMatrix has a row for %s, which is not served; remove it", r)
+		}
+	}
+	m := newMatrixWorld(a)
+	cases, tokens := 0, 0
+	for _, ts := range m.tokens {
+		tokens += len(ts)
+	}
+	for _, row := range authzMatrix {
+		base := row.req(m)
+		// Refusals first, so that the owner's success cannot change what the
+		// others are answered; then the successes in column order; then the
+		// refusals again, so that nothing a success left behind (a cached
+		// response, a row) lets anyone else in.
+		var refused, allowed []int
+		for p := range principalCount {
+			if row.want[p] >= 400 {
+				refused = append(refused, p)
+			} else {
+				allowed = append(allowed, p)
+			}
+		}
+		for pass, ps := range [][]int{refused, allowed, refused} {
+			for _, p := range ps {
+				for i, tok := range m.tokens[p] {
+					// HEAD runs GET's handler and must answer as GET does.
+					methods := []string{base.Method}
+					if base.Method == "GET" {
+						methods = append(methods, "HEAD")
+					}
+					for _, method := range methods {
+						r := base
+						r.Method, r.Token = method, tok
+						name := fmt.Sprintf("%s %s [%s] as %s #%d (pass %d)", r.Method, r.Path, row.what, principalNames[p], i, pass)
+						var got response
+						if row.want[p] >= 400 {
+							a.unchangedBy(name, func() { got = a.do(r) })
+						} else {
+							got = a.do(r)
+						}
+						cases++
+						if got.Status != row.want[p] {
+							t.Errorf("%s: status %d, want %d: %s", name, got.Status, row.want[p], got.Body)
+						}
+						if got.Status == http.StatusUnauthorized && !strings.HasPrefix(got.Header.Get("WWW-Authenticate"), "Bearer") {
+							t.Errorf("%s: 401 without a Bearer challenge", name)
+						}
+					}
+				}
+			}
+		}
+	}
+	t.Logf("authorization matrix: %d rows × %d principals (%d tokens) = %d requests", len(authzMatrix), principalCount, tokens, cases)
+}
