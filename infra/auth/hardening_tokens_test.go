@@ -208,7 +208,7 @@ func TestPublicKeysRefuseAJWKSetWithAPrivateKey(t *testing.T) {
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	enc := base64.RawURLEncoding.EncodeToString
 	doc := `{"keys":[{"kty":"EC","crv":"P-256","kid":"leaked","x":"` + enc(k.X.FillBytes(make([]byte, 32))) +
-		`","y":"` + enc(k.Y.FillBytes(make([]byte, 32))) + `","d":"` + enc(k.D.FillBytes(make([]byte, 32))) + `"}]}`
+		`","y":"` + enc(k.Y.FillBytes(make([]byte, 32))) + `","d":"` + enc(mustBytes(t, k)) + `"}]}`
 	_, err := auth.NewVerifier(auth.VerifierOptions{PublicKeysFile: writeJWKS(t, doc)})
 	if err == nil || !strings.Contains(err.Error(), "leaked") {
 		t.Fatalf("a JWK Set with a private key: %v", err)
@@ -216,4 +216,13 @@ func TestPublicKeysRefuseAJWKSetWithAPrivateKey(t *testing.T) {
 	if _, err := auth.NewVerifier(auth.VerifierOptions{PublicKeysFile: writeJWKS(t, `{"keys":[]}`)}); err == nil {
 		t.Fatal("an empty JWK Set was accepted")
 	}
+}
+
+func mustBytes(t *testing.T, k *ecdsa.PrivateKey) []byte {
+	t.Helper()
+	d, err := k.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
