@@ -375,7 +375,7 @@ func TestEveryJSONBodyFieldRefusesHostileValuesNamingTheField(t *testing.T) {
 				}
 				a.unchangedBy(key+" "+c.name, func() { res = send(b.String(), nil) })
 				if res.Status != c.status || !problemNames(res.Body, c.pointer) {
-					t.Errorf("%s: %d, want %d naming %q: %.300s", c.name, res.Status, c.status, c.pointer, res.Body)
+					t.Errorf("%s: %d, want %d naming %q: %s", c.name, res.Status, c.status, c.pointer, res.Body)
 				}
 			}
 			// Whole-body attacks: bombs that expand past the limit in each

@@ -2,6 +2,7 @@ package http
 
 import (
 	"encoding/json"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -198,6 +199,10 @@ type nullable[T any] struct {
 	Set   bool
 	Value *T
 }
+
+// nullableElem tells the body scanner what a non-null value must be, so a
+// value of the wrong type is refused at its exact pointer like any other.
+func (nullable[T]) nullableElem() reflect.Type { return reflect.TypeFor[T]() }
 
 func (n *nullable[T]) UnmarshalJSON(b []byte) error {
 	n.Set = true

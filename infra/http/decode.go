@@ -244,8 +244,6 @@ func (s *jsonScan) value(t reflect.Type, ptr string, rules fieldRules, depth int
 	return nil
 }
 
-// nullability tells whether JSON null is a meaningful value for t, and the
-// type to check the value against (nil: any shape, only the bounds apply).
 // checkKind refuses a JSON value of another type than the Go type it is
 // decoded into, naming its exact pointer: encoding/json reports such an
 // error with the field path but without array indices ("/items/category"
@@ -290,6 +288,8 @@ func checkKind(t reflect.Type, ptr string, tok json.Token) error {
 	return nil
 }
 
+// nullability tells whether JSON null is a meaningful value for t, and the
+// type to check the value against (nil: any shape, only the bounds apply).
 func nullability(t reflect.Type) (bool, reflect.Type) {
 	if t == nil {
 		return true, nil
@@ -297,6 +297,9 @@ func nullability(t reflect.Type) (bool, reflect.Type) {
 	nullable := false
 	for t.Kind() == reflect.Pointer {
 		nullable, t = true, t.Elem()
+	}
+	if n, ok := reflect.Zero(t).Interface().(interface{ nullableElem() reflect.Type }); ok {
+		return true, n.nullableElem()
 	}
 	if t.Kind() == reflect.Interface || reflect.PointerTo(t).Implements(unmarshalerType) {
 		return true, nil
