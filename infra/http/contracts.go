@@ -25,9 +25,9 @@ func (h *handlers) contractRoutes(v1 fiber.Router, auth roleGate, optional fiber
 	v1.Get("/contracts", auth(app.RoleMarketer, app.RoleAdmin), h.listContracts)
 	v1.Get("/contracts/:id", optional, h.getContract)
 	v1.Patch("/contracts/:id", auth(app.RoleMarketer), h.patchContract)
-	v1.Post("/contracts/:id/publish", auth(app.RoleMarketer), h.publishContract)
+	v1.Post("/contracts/:id/publish", auth(app.RoleMarketer), noBody, h.publishContract)
 	v1.Post("/contracts/:id/retire", auth(app.RoleMarketer), h.retireContract)
-	v1.Post("/contracts/:id/versions", auth(app.RoleMarketer), h.newVersion)
+	v1.Post("/contracts/:id/versions", auth(app.RoleMarketer), noBody, h.newVersion)
 	v1.Get("/contracts/:id/stats", auth(app.RoleMarketer, app.RoleAdmin), h.snapshot, h.contractStats)
 	v1.Get("/contracts/:id/transparency", optional, h.transparency)
 }

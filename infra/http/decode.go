@@ -61,6 +61,20 @@ func decodeJSON(c *fiber.Ctx, dst any) error {
 	return validateStruct(dst)
 }
 
+// noBody refuses content sent to an operation that takes none (no
+// requestBody in openapi.yaml): such a request was built for some other
+// operation or by a confused client, and acting on it would write what the
+// client did not mean — a failed request writes nothing. Content is whatever
+// the body holds after decoding, of any media type. 415, because the
+// operation supports no content at all (RFC 9110 §15.5.16).
+func noBody(c *fiber.Ctx) error {
+	if len(c.Body()) > 0 {
+		return &httpError{status: fiber.StatusUnsupportedMediaType, code: "unsupported-media-type",
+			detail: "this operation takes no body; send none"}
+	}
+	return c.Next()
+}
+
 func jsonError(err error) error {
 	var syntax *json.SyntaxError
 	var typeErr *json.UnmarshalTypeError

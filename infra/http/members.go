@@ -19,7 +19,7 @@ func (h *handlers) memberRoutes(v1 fiber.Router, auth roleGate) {
 	me.Get("/exchanges", member, h.snapshot, h.listExchanges)
 	me.Post("/exchanges", member, h.join)
 	me.Get("/exchanges/:id", member, h.snapshot, h.getExchange)
-	me.Delete("/exchanges/:id", member, h.cancelExchange)
+	me.Delete("/exchanges/:id", member, noBody, h.cancelExchange)
 	me.Get("/points", member, h.snapshot, h.points)
 	me.Post("/redemptions", member, h.redeem)
 	me.Get("/transparency", member, h.snapshot, h.myTransparency)

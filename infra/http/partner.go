@@ -15,7 +15,7 @@ func (h *handlers) enforcementRoutes(v1 fiber.Router, auth roleGate) {
 	v1.Put("/partner/webhook", auth(app.RolePartner), h.putWebhook)
 	v1.Post("/partner/deletions", auth(app.RolePartner), h.confirmDeletion)
 	v1.Get("/me/access-log", auth(app.RoleMember), h.snapshot, h.myAccessLog)
-	v1.Delete("/me", auth(app.RoleMember), h.erase)
+	v1.Delete("/me", auth(app.RoleMember), noBody, h.erase)
 	v1.Get("/audit", auth(app.RoleAdmin), h.audit)
 	v1.Get("/audit/overdue-deletions", auth(app.RoleAdmin), h.overdueDeletions)
 	v1.Get("/audit/webhook-deliveries", auth(app.RoleAdmin), h.deliveries)
