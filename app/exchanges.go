@@ -21,11 +21,16 @@ type IdempotencyKey struct {
 }
 
 // NewIdempotencyKey validates a client key and fingerprints the request.
-func NewIdempotencyKey(key string, body []byte) (*IdempotencyKey, error) {
-	if key == "" {
+// sent tells whether the header was there at all: a header sent empty (or
+// only white space, which HTTP strips) is an invalid key, not an absent one.
+// The key is 1 to 200 characters without surrounding spaces (openapi.yaml
+// IdempotencyKey); anything else is a validation error at
+// /headers/Idempotency-Key, and no key gives nil.
+func NewIdempotencyKey(key string, sent bool, body []byte) (*IdempotencyKey, error) {
+	if !sent {
 		return nil, nil
 	}
-	if len(key) > 200 || strings.TrimSpace(key) != key {
+	if key == "" || len(key) > 200 || strings.TrimSpace(key) != key {
 		return nil, domain.Invalid("/headers/Idempotency-Key", "must be 1 to 200 characters without surrounding spaces")
 	}
 	sum := sha256.Sum256(body)

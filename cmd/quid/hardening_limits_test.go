@@ -230,6 +230,14 @@ func TestHeadersWeReadAreValidatedAtTheEdge(t *testing.T) {
 		if r.StatusCode != 422 || !bytes.Contains(r.Body, []byte(`"pointer":"/headers/Idempotency-Key"`)) {
 			t.Errorf("%s %s with an invalid UTF-8 key: %d %s", call.method, call.path, r.StatusCode, r.Body)
 		}
+		// Sent but empty, or only white space (which HTTP strips): an
+		// invalid key, not an absent one (openapi.yaml: minLength 1).
+		for _, empty := range []string{"Idempotency-Key:", "Idempotency-Key: ", "Idempotency-Key: \t "} {
+			r = w.do(call.method, call.path, call.body, member, json, empty)
+			if r.StatusCode != 422 || !bytes.Contains(r.Body, []byte(`"pointer":"/headers/Idempotency-Key"`)) {
+				t.Errorf("%s %s with %q: %d %s", call.method, call.path, empty, r.StatusCode, r.Body)
+			}
+		}
 		r = w.do(call.method, call.path, call.body, member, json, "Idempotency-Key: k\x00k")
 		if r.StatusCode != 400 || !r.isProblem(t) || !bytes.Contains(r.Body, []byte("Idempotency-Key")) {
 			t.Errorf("%s %s with NUL in the key: %d %s", call.method, call.path, r.StatusCode, r.Body)

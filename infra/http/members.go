@@ -132,7 +132,7 @@ func (h *handlers) join(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	idem, err := app.NewIdempotencyKey(c.Get("Idempotency-Key"), c.Body())
+	idem, err := idempotencyKey(c)
 	if err != nil {
 		return err
 	}
@@ -255,7 +255,7 @@ func (h *handlers) redeem(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	idem, err := app.NewIdempotencyKey(c.Get("Idempotency-Key"), c.Body())
+	idem, err := idempotencyKey(c)
 	if err != nil {
 		return err
 	}
@@ -267,4 +267,11 @@ func (h *handlers) redeem(c *fiber.Ctx) error {
 		c.Set("Idempotent-Replayed", "true")
 	}
 	return c.Status(fiber.StatusCreated).JSON(redemptionDTO{entryOf(e), balanceDTO(b)})
+}
+
+// idempotencyKey reads the Idempotency-Key header; PeekAll tells a header
+// sent empty from none, which c.Get cannot.
+func idempotencyKey(c *fiber.Ctx) (*app.IdempotencyKey, error) {
+	key := c.Get("Idempotency-Key")
+	return app.NewIdempotencyKey(key, key != "" || len(c.Request().Header.PeekAll("Idempotency-Key")) > 0, c.Body())
 }

@@ -425,7 +425,7 @@ func TestIdempotencyKeyReplaysTheFirstJoin(t *testing.T) {
 	other := w.publish(offer{bonus: 20})
 	p := w.enrol("alice")
 	ctx := context.Background()
-	key, _ := app.NewIdempotencyKey("k-1", []byte(`{"contract_id":"`+c.ID()+`"}`))
+	key, _ := app.NewIdempotencyKey("k-1", true, []byte(`{"contract_id":"`+c.ID()+`"}`))
 	first, replayed, err := w.exchanges.Join(ctx, p, c.ID(), key)
 	if err != nil || replayed {
 		t.Fatal(err, replayed)
@@ -434,7 +434,7 @@ func TestIdempotencyKeyReplaysTheFirstJoin(t *testing.T) {
 	if err != nil || !replayed || again.ID() != first.ID() || again.Receipt() != first.Receipt() {
 		t.Fatalf("replay: %+v %v %v", again, replayed, err)
 	}
-	otherKey, _ := app.NewIdempotencyKey("k-1", []byte(`{"contract_id":"`+other.ID()+`"}`))
+	otherKey, _ := app.NewIdempotencyKey("k-1", true, []byte(`{"contract_id":"`+other.ID()+`"}`))
 	if _, _, err := w.exchanges.Join(ctx, p, other.ID(), otherKey); !errors.Is(err, domain.ErrInvalid) {
 		t.Fatalf("key reused with another body: %v", err)
 	}
