@@ -211,6 +211,9 @@ func authenticate(v TokenVerifier, then ...func(*fiber.Ctx) error) func(roles ..
 				return err
 			}
 			c.Locals(principalKey, p)
+			// What a token unlocks is one principal's: no shared cache may
+			// keep it (RFC 9111 §5.2.2.5). A handler may set its own policy.
+			c.Set(fiber.HeaderCacheControl, "no-store")
 			for _, check := range then {
 				if err := check(c); err != nil {
 					return err
