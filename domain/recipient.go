@@ -1,7 +1,6 @@
 package domain
 
 import (
-	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -38,8 +37,8 @@ func NewRecipient(id, name string, kind RecipientKind, country, policyURL string
 	if !countryCode.MatchString(country) {
 		v.Add("/country", "must be an ISO 3166-1 alpha-2 country code such as NO")
 	}
-	if u, err := url.Parse(policyURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		v.Add("/privacy_policy_url", "must be an absolute http(s) URL")
+	if problem := WebURLProblem(policyURL); problem != "" {
+		v.Add("/privacy_policy_url", problem)
 	}
 	if err := v.Err(); err != nil {
 		return Recipient{}, err

@@ -20,6 +20,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/quidpro/quid/app"
+	"github.com/quidpro/quid/domain"
 )
 
 // Guard refuses URLs whose host resolves to an address of the IANA
@@ -33,6 +34,16 @@ type Guard struct {
 // errSpecialAddress is returned when an address is a special-purpose one.
 var errSpecialAddress = errors.New("webhooks go to public endpoints")
 
+// errNotPublic is what a partner is told about a host that does not
+// resolve, or resolves to a special-purpose address.
+var errNotPublic = errors.New("must name a host that resolves only to public addresses")
+
+// notPublic says errNotPublic to the partner and keeps the cause for errors.Is.
+type notPublic struct{ cause error }
+
+func (notPublic) Error() string   { return errNotPublic.Error() }
+func (e notPublic) Unwrap() error { return e.cause }
+
 // checkAddr refuses every special-purpose address.
 func checkAddr(a netip.Addr) error {
 	if reason := forbiddenReason(a); reason != "" {
@@ -43,13 +54,10 @@ func checkAddr(a netip.Addr) error {
 
 // Check validates the URL's form and where its host resolves to.
 func (g Guard) Check(ctx context.Context, raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
-		return errors.New("must be an absolute http(s) URL without credentials")
+	if problem := domain.WebURLProblem(raw); problem != "" {
+		return errors.New(problem)
 	}
-	if len(raw) > 2000 {
-		return errors.New("must be at most 2000 characters")
-	}
+	u, _ := url.Parse(raw)
 	if g.AllowPrivate {
 		return nil
 	}
@@ -59,13 +67,16 @@ func (g Guard) Check(ctx context.Context, raw string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
+	// One answer whether the host does not resolve or resolves to an
+	// internal address, naming neither: the partner must not learn how
+	// Quid's own resolver sees internal names. The dialer logs details.
 	addrs, err := resolver.LookupNetIP(ctx, "ip", u.Hostname())
 	if err != nil || len(addrs) == 0 {
-		return fmt.Errorf("host %s does not resolve", u.Hostname())
+		return errNotPublic
 	}
 	for _, a := range addrs {
 		if err := checkAddr(a); err != nil {
-			return err
+			return notPublic{err}
 		}
 	}
 	return nil
