@@ -189,11 +189,11 @@ func (c Catalog) ValidateAttribute(key string, value any) error {
 	case TypeList:
 		list, ok := value.([]any)
 		if !ok || len(list) > 200 {
-			return fmt.Errorf("must be a list of at most 200 strings")
+			return fmt.Errorf("must be a list of at most 200 strings of at most 200 characters each")
 		}
 		for _, v := range list {
 			if s, ok := v.(string); !ok || s == "" || utf8.RuneCountInString(s) > 200 {
-				return fmt.Errorf("must be a list of non-empty strings")
+				return fmt.Errorf("must be a list of non-empty strings of at most 200 characters each")
 			}
 		}
 	case TypeAddress:
