@@ -57,9 +57,14 @@ func markUnreachable(err error) error {
 }
 
 // unreachableStates are the SQLSTATEs of a server that is going away, not
-// yet accepting, or full: connection_exception (class 08), admin_shutdown,
-// crash_shutdown, cannot_connect_now, too_many_connections.
-var unreachableStates = map[string]bool{"57P01": true, "57P02": true, "57P03": true, "53300": true}
+// yet accepting, full, or too slow to answer in time: connection_exception
+// (class 08), admin_shutdown, crash_shutdown, cannot_connect_now,
+// too_many_connections, and query_canceled and
+// idle_in_transaction_session_timeout, which Quid's own session timeouts
+// (QUID_DB_STATEMENT_TIMEOUT, QUID_DB_IDLE_IN_TRANSACTION_TIMEOUT) raise
+// when the database is overloaded or a lock is held too long: the client
+// may retry, so 503 with Retry-After, not 500.
+var unreachableStates = map[string]bool{"57P01": true, "57P02": true, "57P03": true, "53300": true, "57014": true, "25P03": true}
 
 // isUnreachable reports whether err says the database could not be reached
 // or went away, as opposed to refusing a statement.
