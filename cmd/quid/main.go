@@ -35,12 +35,13 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, errInvariantsBroken) {
+		switch {
+		case errors.Is(err, errInvariantsBroken):
 			os.Exit(1) // the report on stdout says which
+		case errors.Is(err, flag.ErrHelp):
+			os.Exit(0) // asked for, and printed
 		}
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "quid:", err)
-		}
+		fmt.Fprintln(os.Stderr, "quid:", err)
 		os.Exit(2)
 	}
 }

@@ -43,9 +43,25 @@ Exit status: 0 every rule holds; 1 a rule is broken; 2 verify could not run.
               "shown": [{"member_id" (empty for schema-wide findings),
                          "rows": ["table/key", ...], "detail"}],
               "not_shown": int (violations beyond max_shown_per_rule)}]}
+When verify cannot run (exit 2), --json prints {"ok": false, "error": "..."}.
 `
 
+// verifyCmd runs verify; with --json, a run that could not check anything
+// still prints one JSON object, {"ok": false, "error": "..."}, so a script
+// reading stdout never gets empty input.
 func verifyCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	asJSON := false
+	err := verifyRun(ctx, args, getenv, stdout, stderr, &asJSON)
+	if err != nil && asJSON && !errors.Is(err, errInvariantsBroken) && !errors.Is(err, flag.ErrHelp) {
+		_ = json.NewEncoder(stdout).Encode(struct {
+			OK    bool   `json:"ok"`
+			Error string `json:"error"`
+		}{false, err.Error()})
+	}
+	return err
+}
+
+func verifyRun(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, jsonOut *bool) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
@@ -57,6 +73,7 @@ func verifyCmd(ctx context.Context, args []string, getenv func(string) string, s
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	*jsonOut = *asJSON
 	if fs.NArg() != 0 || *maxShown < 0 {
 		fs.Usage()
 		return errors.New("verify: takes only --json and --max-shown N (N ≥ 0)")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -636,4 +637,23 @@ func TestVerifyAcceptsHistoryWrittenConcurrently(t *testing.T) {
 		t.Fatalf("only %d redemptions landed: the writers did not really race", redemptions)
 	}
 	t.Logf("%d redemptions in the ledger\n%s", redemptions, mustVerify(t, db))
+}
+
+// A verify that cannot run still answers --json with one JSON object, so
+// a monitoring script reading stdout never parses empty input; exit 2.
+func TestVerifyJSONReportsWhyItCouldNotRun(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr bytes.Buffer
+	env := map[string]string{"DATABASE_URL": "postgres://nobody:wrong@127.0.0.1:1/quid?connect_timeout=2"}
+	err := run(context.Background(), []string{"verify", "--json"}, func(k string) string { return env[k] }, &stdout, &stderr)
+	if err == nil || errors.Is(err, errInvariantsBroken) {
+		t.Fatalf("verify against no database: %v", err)
+	}
+	var out struct {
+		OK    *bool  `json:"ok"`
+		Error string `json:"error"`
+	}
+	if jerr := json.Unmarshal(stdout.Bytes(), &out); jerr != nil || out.OK == nil || *out.OK || out.Error == "" {
+		t.Fatalf("stdout %q is not {\"ok\": false, \"error\": …}: %v", stdout.String(), jerr)
+	}
 }

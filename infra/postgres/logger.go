@@ -29,15 +29,29 @@ func (l sqlLogger) LogMode(logger.LogLevel) logger.Interface { return l }
 // gorm's Info/Warn/Error messages are format strings whose arguments may
 // hold values; only the format and the number of arguments are logged.
 func (l sqlLogger) Info(ctx context.Context, msg string, args ...any) {
-	l.log.DebugContext(ctx, msg, "args", len(args))
+	l.log.DebugContext(ctx, safeMessage(msg, args))
 }
 
 func (l sqlLogger) Warn(ctx context.Context, msg string, args ...any) {
-	l.log.WarnContext(ctx, msg, "args", len(args))
+	l.log.WarnContext(ctx, safeMessage(msg, args))
 }
 
 func (l sqlLogger) Error(ctx context.Context, msg string, args ...any) {
-	l.log.ErrorContext(ctx, msg, "args", len(args))
+	l.log.ErrorContext(ctx, safeMessage(msg, args))
+}
+
+// safeMessage fills gorm's format string with errors rendered by SafeError
+// and every other argument, which may be a value, blanked.
+func safeMessage(format string, args []any) string {
+	safe := make([]any, len(args))
+	for i, a := range args {
+		if err, ok := a.(error); ok {
+			safe[i] = SafeError(err)
+		} else {
+			safe[i] = "…"
+		}
+	}
+	return fmt.Sprintf(format, safe...)
 }
 
 func (l sqlLogger) Trace(ctx context.Context, begin time.Time, fc func() (string, int64), err error) {
