@@ -34,7 +34,7 @@ run: build ## serve the API on QUID_ADDR (default :8080) with a demo contract
 	@$(WITH_DB) export $(DEV_ENV); exec ./bin/quid serve --demo
 
 test: ## run every test with the race detector against real PostgreSQL
-	@$(WITH_DB) go test -race -count=1 ./...
+	@$(WITH_DB) go test -race -count=1 -timeout 14m ./...
 
 lint: ## gofmt, go vet, staticcheck, govulncheck, the layer rule, and openapi.yaml as standard tools consume it
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
