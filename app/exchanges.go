@@ -30,7 +30,7 @@ func NewIdempotencyKey(key string, sent bool, body []byte) (*IdempotencyKey, err
 	if !sent {
 		return nil, nil
 	}
-	if key == "" || len(key) > 200 || strings.TrimSpace(key) != key {
+	if key == "" || utf8.RuneCountInString(key) > 200 || strings.TrimSpace(key) != key {
 		return nil, domain.Invalid("/headers/Idempotency-Key", "must be 1 to 200 characters without surrounding spaces")
 	}
 	sum := sha256.Sum256(body)

@@ -26,8 +26,10 @@ func WebURLProblem(raw string) string {
 		}
 	}
 	u, err := url.Parse(raw)
+	// A zone identifier (RFC 6874) names an interface of the host that
+	// reads the URL, meaningless to anyone else; RFC 3986 has none.
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Hostname() == "" ||
-		u.User != nil || u.Opaque != "" || strings.Contains(raw, "#") {
+		u.User != nil || u.Opaque != "" || strings.Contains(raw, "#") || strings.Contains(u.Host, "%") {
 		return problem
 	}
 	if p := u.Port(); p != "" || strings.HasSuffix(u.Host, ":") {

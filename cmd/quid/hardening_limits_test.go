@@ -238,6 +238,13 @@ func TestHeadersWeReadAreValidatedAtTheEdge(t *testing.T) {
 				t.Errorf("%s %s with %q: %d %s", call.method, call.path, empty, r.StatusCode, r.Body)
 			}
 		}
+		// 200 characters, not bytes (openapi.yaml maxLength counts characters).
+		if r = w.do(call.method, call.path, call.body, member, json, "Idempotency-Key: "+strings.Repeat("é", 200)); r.StatusCode >= 300 && r.StatusCode != 409 {
+			t.Errorf("%s %s with a 200-character key of 400 bytes: %d %s", call.method, call.path, r.StatusCode, r.Body)
+		}
+		if r = w.do(call.method, call.path, call.body, member, json, "Idempotency-Key: "+strings.Repeat("é", 201)); r.StatusCode != 422 {
+			t.Errorf("%s %s with a 201-character key: %d %s", call.method, call.path, r.StatusCode, r.Body)
+		}
 		r = w.do(call.method, call.path, call.body, member, json, "Idempotency-Key: k\x00k")
 		if r.StatusCode != 400 || !r.isProblem(t) || !bytes.Contains(r.Body, []byte("Idempotency-Key")) {
 			t.Errorf("%s %s with NUL in the key: %d %s", call.method, call.path, r.StatusCode, r.Body)

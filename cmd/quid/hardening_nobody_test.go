@@ -14,12 +14,16 @@ import (
 func TestWritesThatTakeNoBodyRefuseOneAndWriteNothing(t *testing.T) {
 	t.Parallel()
 	router := spec(t)
+	gzipOfNothing := string(compress(t, "gzip", strings.NewReader("")))
+	deflateOfNothing := string(compress(t, "deflate", strings.NewReader("")))
 	bodies := []struct {
-		name, contentType, body string
+		name, contentType, encoding, body string
 	}{
-		{"JSON with a duplicate key", "application/json", `{"a":1,"a":2}`},
-		{"an empty JSON object", "application/json", `{}`},
-		{"plain text", "text/plain", "erase me"},
+		{"JSON with a duplicate key", "application/json", "", `{"a":1,"a":2}`},
+		{"an empty JSON object", "application/json", "", `{}`},
+		{"plain text", "text/plain", "", "erase me"},
+		{"a gzip stream of nothing", "application/json", "gzip", gzipOfNothing},
+		{"a deflate stream of nothing", "", "deflate", deflateOfNothing},
 	}
 	for _, b := range bodies {
 		t.Run(b.name, func(t *testing.T) {
@@ -42,6 +46,9 @@ func TestWritesThatTakeNoBodyRefuseOneAndWriteNothing(t *testing.T) {
 				bodyless++
 				c.r.Body = b.body
 				c.r.Headers = map[string]string{"Content-Type": b.contentType}
+				if b.encoding != "" {
+					c.r.Headers["Content-Encoding"] = b.encoding
+				}
 				var r response
 				a.unchangedBy(c.route+" with "+b.name, func() { r = a.do(c.r) })
 				if r.Status != 415 {

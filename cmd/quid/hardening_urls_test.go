@@ -21,7 +21,7 @@ func TestRecipientURLsAreRealURIsAndRevealNothingOfInternalDNS(t *testing.T) {
 		"https://93.184.215.14:99999/", "https://93.184.215.14:0/", "https://example.com:/x", "https://example.com:-1/",
 		"https://example.com/#frag", "https://example.com/a b", "https://example.com/\t", "https://example.com/\"><script>alert(1)</script>",
 		"https://example.com/<x>", "https://example.com/{x}", "https://example.com/é", "https://ex ample.com/",
-		"https://user:pw@example.com/", "ftp://example.com/", "https:///path", "https://example.com/" + strings.Repeat("a", 2000),
+		"https://user:pw@example.com/", "ftp://example.com/", "http://[2606:4700::1111%25eth0]/", "https://ex%61mple.com/", "https:///path", "https://example.com/" + strings.Repeat("a", 2000),
 	}
 	for _, u := range bad {
 		recipient := map[string]any{"name": "R", "kind": "third_party", "country": "DE", "privacy_policy_url": u}
@@ -34,6 +34,10 @@ func TestRecipientURLsAreRealURIsAndRevealNothingOfInternalDNS(t *testing.T) {
 	}
 	expect(t, a.do(req{Method: "POST", Path: "/v1/recipients", Token: f.admin, Body: map[string]any{
 		"name": "R", "kind": "third_party", "country": "DE", "privacy_policy_url": "https://r.example:8443/privacy?lang=en&x=%C3%A9"}}), 201)
+	// As long as the webhook URL may be (2,000 characters), not the 500 of
+	// plain strings.
+	expect(t, a.do(req{Method: "POST", Path: "/v1/recipients", Token: f.admin, Body: map[string]any{
+		"name": "R", "kind": "third_party", "country": "DE", "privacy_policy_url": "https://r.example/" + strings.Repeat("p", 1900)}}), 201)
 
 	answers := map[string]string{}
 	for _, u := range []string{"http://localhost/", "http://127.0.0.1:8080/", "http://no-such-host.invalid/"} {

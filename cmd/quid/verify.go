@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,7 +51,10 @@ When verify cannot run (exit 2), --json prints {"ok": false, "error": "..."}.
 // still prints one JSON object, {"ok": false, "error": "..."}, so a script
 // reading stdout never gets empty input.
 func verifyCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	asJSON := false
+	// Asked for before the flags are parsed, so a flag error answers in JSON too.
+	asJSON := slices.ContainsFunc(args, func(a string) bool {
+		return a == "-json" || a == "--json" || a == "-json=true" || a == "--json=true"
+	})
 	err := verifyRun(ctx, args, getenv, stdout, stderr, &asJSON)
 	if err != nil && asJSON && !errors.Is(err, errInvariantsBroken) && !errors.Is(err, flag.ErrHelp) {
 		_ = json.NewEncoder(stdout).Encode(struct {

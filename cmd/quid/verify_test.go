@@ -645,15 +645,18 @@ func TestVerifyJSONReportsWhyItCouldNotRun(t *testing.T) {
 	t.Parallel()
 	var stdout, stderr bytes.Buffer
 	env := map[string]string{"DATABASE_URL": "postgres://nobody:wrong@127.0.0.1:1/quid?connect_timeout=2"}
-	err := run(context.Background(), []string{"verify", "--json"}, func(k string) string { return env[k] }, &stdout, &stderr)
-	if err == nil || errors.Is(err, errInvariantsBroken) {
-		t.Fatalf("verify against no database: %v", err)
-	}
-	var out struct {
-		OK    *bool  `json:"ok"`
-		Error string `json:"error"`
-	}
-	if jerr := json.Unmarshal(stdout.Bytes(), &out); jerr != nil || out.OK == nil || *out.OK || out.Error == "" {
-		t.Fatalf("stdout %q is not {\"ok\": false, \"error\": …}: %v", stdout.String(), jerr)
+	for _, args := range [][]string{{"verify", "--json"}, {"verify", "--json", "--bogus"}, {"verify", "-json", "--max-shown", "abc"}} {
+		stdout.Reset()
+		err := run(context.Background(), args, func(k string) string { return env[k] }, &stdout, &stderr)
+		if err == nil || errors.Is(err, errInvariantsBroken) {
+			t.Fatalf("%v against no database: %v", args, err)
+		}
+		var out struct {
+			OK    *bool  `json:"ok"`
+			Error string `json:"error"`
+		}
+		if jerr := json.Unmarshal(stdout.Bytes(), &out); jerr != nil || out.OK == nil || *out.OK || out.Error == "" {
+			t.Fatalf("%v: stdout %q is not {\"ok\": false, \"error\": …}: %v", args, stdout.String(), jerr)
+		}
 	}
 }

@@ -105,7 +105,7 @@ type recipientIn struct {
 	Name             string `json:"name" validate:"required,max=200"`
 	Kind             string `json:"kind" validate:"required,oneof=first_party third_party"`
 	Country          string `json:"country" validate:"required,iso3166_1_alpha2"`
-	PrivacyPolicyURL string `json:"privacy_policy_url" validate:"required,http_url"`
+	PrivacyPolicyURL string `json:"privacy_policy_url" validate:"required,max=2000"`
 }
 
 type recipientDTO struct {

@@ -61,6 +61,9 @@ func decodeJSON(c *fiber.Ctx, dst any) error {
 	return validateStruct(dst)
 }
 
+// contentSentKey marks a request that carried content before decoding.
+const contentSentKey = "quid.contentSent"
+
 // noBody refuses content sent to an operation that takes none (no
 // requestBody in openapi.yaml): such a request was built for some other
 // operation or by a confused client, and acting on it would write what the
@@ -68,7 +71,7 @@ func decodeJSON(c *fiber.Ctx, dst any) error {
 // the body holds after decoding, of any media type. 415, because the
 // operation supports no content at all (RFC 9110 §15.5.16).
 func noBody(c *fiber.Ctx) error {
-	if len(c.Body()) > 0 {
+	if len(c.Body()) > 0 || c.Locals(contentSentKey) != nil {
 		return &httpError{status: fiber.StatusUnsupportedMediaType, code: "unsupported-media-type",
 			detail: "this operation takes no body; send none"}
 	}
@@ -453,29 +456,44 @@ func decodeContent(c *fiber.Ctx, limit int) error {
 		}
 	})
 	body := c.Request().Body()
-	if len(codings) == 0 {
-		return nil
+	if len(body) > 0 {
+		// Whether content was sent at all, even content that decodes to
+		// nothing: an operation that takes no body refuses it (noBody).
+		c.Locals(contentSentKey, true)
 	}
-	if len(body) == 0 {
-		c.Request().Header.Del(fiber.HeaderContentEncoding)
+	if len(codings) == 0 {
 		return nil
 	}
 	if len(codings) > 2 {
 		return unsupportedCoding(c, "at most two content codings are accepted")
 	}
+	for _, coding := range codings {
+		if coding != "gzip" && coding != "x-gzip" && coding != "deflate" {
+			return unsupportedCoding(c, "the content coding "+strconv.Quote(coding)+" is not supported; send gzip, deflate or none")
+		}
+	}
+	if len(body) == 0 {
+		c.Request().Header.Del(fiber.HeaderContentEncoding)
+		return nil
+	}
 	for i := len(codings) - 1; i >= 0; i-- {
 		var r io.Reader
 		var err error
-		switch codings[i] {
-		case "gzip", "x-gzip":
-			r, err = gzip.NewReader(bytes.NewReader(body))
-		case "deflate":
-			r, err = zlib.NewReader(bytes.NewReader(body))
-		default:
-			return unsupportedCoding(c, "the content coding "+strconv.Quote(codings[i])+" is not supported; send gzip, deflate or none")
+		// The decoders read a bytes.Reader byte by byte (it is an
+		// io.ByteReader, so they add no buffer), so what it still holds
+		// afterwards is data after the stream: refused, or a proxy that
+		// inspects the raw bytes would judge other content than Quid uses.
+		encoded := bytes.NewReader(body)
+		if codings[i] == "deflate" {
+			r, err = zlib.NewReader(encoded)
+		} else {
+			r, err = gzip.NewReader(encoded)
 		}
 		if err == nil {
 			body, err = io.ReadAll(io.LimitReader(r, int64(limit)+1))
+		}
+		if err == nil && encoded.Len() > 0 && len(body) <= limit {
+			err = errors.New("data after the stream")
 		}
 		if err != nil {
 			return &httpError{status: fiber.StatusBadRequest, code: "malformed-body",
