@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -19,23 +17,8 @@ import (
 // sendWithin is send with a bound: it reports an error instead of waiting
 // longer than d for the answer.
 func (a *api) sendWithin(r req, d time.Duration) (response, time.Duration, error) {
-	raw := r.raw()
-	var body io.Reader
-	if raw != nil {
-		body = bytes.NewReader(raw)
-	}
-	hr := httptest.NewRequest(r.Method, "http://quid.test"+r.Path, body)
-	if raw != nil {
-		hr.Header.Set("Content-Type", "application/json")
-	}
-	if r.Token != "" {
-		hr.Header.Set("Authorization", "Bearer "+r.Token)
-	}
-	for k, v := range r.Headers {
-		hr.Header.Set(k, v)
-	}
 	start := time.Now()
-	res, err := a.svc.app.Test(hr, int(d.Milliseconds()))
+	res, err := a.svc.app.Test(r.httpRequest(), int(d.Milliseconds()))
 	took := time.Since(start)
 	if err != nil {
 		return response{}, took, fmt.Errorf("%s %s: no answer within %s: %w", r.Method, r.Path, d, err)

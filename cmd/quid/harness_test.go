@@ -184,11 +184,9 @@ func (r req) raw() []byte {
 	}
 }
 
-// send is do without the openapi check, for tests about something else
-// (the logs) that send requests other kinds of fault still answer oddly.
-// Its responses are still checked for leaked internals.
-func (a *api) send(r req) response {
-	a.t.Helper()
+// httpRequest is the request as sent: the body raw, JSON content type when
+// there is one, the token as a bearer, then the extra headers.
+func (r req) httpRequest() *http.Request {
 	var body io.Reader
 	raw := r.raw()
 	if raw != nil {
@@ -204,7 +202,15 @@ func (a *api) send(r req) response {
 	for k, v := range r.Headers {
 		hr.Header.Set(k, v)
 	}
-	res, err := a.svc.app.Test(hr, -1)
+	return hr
+}
+
+// send is do without the openapi check, for tests about something else
+// (the logs) that send requests other kinds of fault still answer oddly.
+// Its responses are still checked for leaked internals.
+func (a *api) send(r req) response {
+	a.t.Helper()
+	res, err := a.svc.app.Test(r.httpRequest(), -1)
 	if err != nil {
 		a.t.Fatalf("%s %s: %v", r.Method, r.Path, err)
 	}

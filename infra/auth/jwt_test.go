@@ -113,19 +113,7 @@ func TestVerifierAcceptsOnlyValidTokensOfAllowedAlgorithms(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			p, err := tt.verifier.Verify(tt.token)
-			if tt.ok {
-				if err != nil {
-					t.Fatalf("want valid, got %v", err)
-				}
-				if p.Subject != "alice" || p.Role != app.RoleMember {
-					t.Fatalf("principal = %+v", p)
-				}
-				return
-			}
-			if !errors.Is(err, domain.ErrUnauthenticated) {
-				t.Fatalf("want unauthenticated error, got %v", err)
-			}
+			checkVerdict(t, tt.verifier, tt.token, tt.ok)
 		})
 	}
 }
@@ -140,5 +128,24 @@ func TestMintedTokenVerifies(t *testing.T) {
 	p, err := v.Verify(tok)
 	if err != nil || p.Subject != "bob" || p.Role != app.RoleAdmin {
 		t.Fatalf("got %+v, %v", p, err)
+	}
+}
+
+// checkVerdict asserts that v accepts token as alice the member when ok,
+// and otherwise refuses it as unauthenticated.
+func checkVerdict(t *testing.T, v *auth.Verifier, token string, ok bool) {
+	t.Helper()
+	p, err := v.Verify(token)
+	if ok {
+		if err != nil {
+			t.Fatalf("want valid, got %v", err)
+		}
+		if p.Subject != "alice" || p.Role != app.RoleMember {
+			t.Fatalf("principal = %+v", p)
+		}
+		return
+	}
+	if !errors.Is(err, domain.ErrUnauthenticated) {
+		t.Fatalf("want unauthenticated error, got principal %+v, err %v", p, err)
 	}
 }
