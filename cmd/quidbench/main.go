@@ -1,233 +1,579 @@
 // Command quidbench measures Quid against the bars in DESIGN.md on this
-// machine: joins over HTTP (and the same transaction sent straight to
-// PostgreSQL), set-based accrual of one period for many exchanges, cached
-// reads of offers and transparency statements, and the server's peak memory.
-// It starts bin/quid as a separate process on a fresh database and prints
-// one table.
+// machine and prints one table, each figure beside a raw baseline measured
+// in the same run: joins over HTTP without and with an Idempotency-Key,
+// idempotent replays, re-consents to a new version, the latency of joins at
+// a fixed offered rate, partner reads with access logging, cached offers and
+// transparency reads, the server's peak memory, and the accrual of one
+// period for many exchanges. It starts bin/quid as its own process on a
+// fresh database. The raw baselines (baseline.go, static.go, accrual.go)
+// are written from the schema and the API contract: quidbench imports no
+// SQL and no protocol of the service.
+//
+// Scenarios compared by a ratio run in alternating halves (A B B A, or
+// A B C C B A) so that the tables growing and autovacuum waking up weigh
+// on each side alike.
 package main
 
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/valyala/fasthttp"
-
-	"github.com/quidpro/quid/domain"
-	"github.com/quidpro/quid/infra/postgres"
 )
 
 const secret = "bench-secret-bench-secret-bench-secret!!"
 
+const purpose = "loyalty.personalised_offers"
+
+type options struct {
+	joins, clients, replays, reconsents int
+	rate, pacedRuns                     int
+	pacedFor, readFor                   time.Duration
+	readClients, accrualN               int
+}
+
 func main() {
-	joins := flag.Int("joins", 20000, "joins to send over HTTP")
-	clients := flag.Int("clients", 200, "concurrent HTTP clients")
-	accrualN := flag.Int("accrual-exchanges", 1_000_000, "active exchanges for the accrual run")
-	readFor := flag.Duration("read-duration", 5*time.Second, "how long to hammer offers and transparency")
-	rate := flag.Int("rate", 2000, "joins per second offered when measuring latency")
+	if spec := os.Getenv("QUIDBENCH_STATIC"); spec != "" {
+		if err := serveStatic(spec, os.Getenv("QUIDBENCH_STATIC_ADDR")); err != nil {
+			fmt.Fprintln(os.Stderr, "quidbench static:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	var o options
+	flag.IntVar(&o.joins, "joins", 20000, "joins per join scenario (without key, with key, raw SQL), each run in two halves")
+	flag.IntVar(&o.clients, "clients", 200, "concurrent clients for joins, replays and re-consents (the raw SQL shares 16 connections, as the server does)")
+	flag.IntVar(&o.replays, "replays", 20000, "replays of the keyed joins, and raw replays (at most -joins)")
+	flag.IntVar(&o.reconsents, "reconsents", 10000, "re-consents over HTTP, and raw SQL re-consents (at most -joins)")
+	flag.IntVar(&o.rate, "rate", 2000, "joins per second offered when measuring latency")
+	flag.DurationVar(&o.pacedFor, "paced-duration", 5*time.Second, "length of each latency run")
+	flag.IntVar(&o.pacedRuns, "paced-runs", 3, "consecutive latency runs (joins with keys)")
+	flag.DurationVar(&o.readFor, "read-duration", 5*time.Second, "length of each read scenario and of its baseline (partner, offers, transparency)")
+	flag.IntVar(&o.readClients, "read-clients", 64, "concurrent clients for reads")
+	flag.IntVar(&o.accrualN, "accrual-exchanges", 1_000_000, "due exchanges for the accrual comparison (0 skips it)")
 	flag.Parse()
-	if err := run(*joins, *clients, *accrualN, *readFor, *rate); err != nil {
+	if o.joins < 2 || o.clients < 1 || o.rate < 1 || o.readClients < 1 {
+		fmt.Fprintln(os.Stderr, "quidbench: -joins ≥ 2, -clients, -rate and -read-clients ≥ 1")
+		os.Exit(2)
+	}
+	o.replays, o.reconsents = min(o.replays, o.joins), min(o.reconsents, o.joins)
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "quidbench:", err)
 		os.Exit(1)
 	}
 }
 
-type row struct{ bar, target, measured, ok string }
+type bench struct {
+	o                     options
+	serverURL, dbURL      string
+	admin, pool           *pgxpool.Pool
+	base                  string
+	serverPID, postmaster int
+	fc                    *fasthttp.Client
+	tokens                []string // tokens[i] is member "m<i+1>"
+}
 
-func run(joins, clients, accrualN int, readDur time.Duration, rate int) error {
-	server := os.Getenv("DATABASE_URL")
-	if server == "" {
+func memberID(i int) string { return "m" + strconv.Itoa(i+1) }
+
+func run(o options) error {
+	ctx := context.Background()
+	started, loadBefore := time.Now().UTC(), loadAverage()
+	b := &bench{o: o, serverURL: os.Getenv("DATABASE_URL")}
+	if b.serverURL == "" {
 		return fmt.Errorf("DATABASE_URL is not set (make bench sets it)")
 	}
-	ctx := context.Background()
-	dbURL, drop, err := freshDatabase(ctx, server)
-	if err != nil {
+	var err error
+	if b.admin, err = pgxpool.New(ctx, b.serverURL); err != nil {
+		return err
+	}
+	defer b.admin.Close()
+	var backend int
+	if err := b.admin.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&backend); err != nil {
+		return err
+	}
+	b.postmaster, _ = strconv.Atoi(ppid(strconv.Itoa(backend)))
+	var drop func()
+	if b.dbURL, drop, err = b.createDatabase(ctx, ""); err != nil {
 		return err
 	}
 	defer drop()
+
 	port, err := freePort()
 	if err != nil {
 		return err
 	}
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	b.base = fmt.Sprintf("http://127.0.0.1:%d", port)
+	serverEnv := append(os.Environ(), "QUID_JWT_SECRET="+secret, "QUID_LOG_LEVEL=error")
 	srv := exec.Command(filepath.Join("bin", "quid"), "serve")
-	srv.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "QUID_ADDR=127.0.0.1:"+strconv.Itoa(port), "QUID_JWT_SECRET="+secret,
-		"QUID_MIN_REWARD_PERIOD=1s", "QUID_ACCRUAL_INTERVAL=24h", "QUID_LOG_LEVEL=error", "QUID_PPROF_ADDR="+os.Getenv("QUID_PPROF_ADDR"),
-		// Every join comes from this one address, thousands a second: the
-		// address limit is off. The per-principal limit stays at its default
-		// (each member joins twice), so joins pay for it as in production.
+	srv.Env = append(serverEnv, "DATABASE_URL="+b.dbURL, "QUID_ADDR=127.0.0.1:"+strconv.Itoa(port),
+		"QUID_MIN_REWARD_PERIOD=1s", "QUID_ACCRUAL_INTERVAL=24h", "QUID_PPROF_ADDR="+os.Getenv("QUID_PPROF_ADDR"),
+		// Every request comes from this one address, thousands a second:
+		// the address limit is off. The per-principal limit stays at its
+		// default (each member writes at most twice), as in production.
 		"QUID_RATE_LIMIT_ADDRESS=0")
 	srv.Stderr = os.Stderr
 	if err := srv.Start(); err != nil {
 		return fmt.Errorf("start bin/quid (run make build): %w", err)
 	}
-	defer func() { _ = srv.Process.Signal(os.Interrupt); _ = srv.Wait() }()
-	if err := waitReady(base); err != nil {
+	b.serverPID = srv.Process.Pid
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			_ = srv.Process.Signal(os.Interrupt)
+			_ = srv.Wait()
+		}
+	}
+	defer stop()
+	if err := waitReady(b.base); err != nil {
 		return err
 	}
-	db, err := sql.Open("pgx", dbURL)
+	cfg, err := pgxpool.ParseConfig(b.dbURL)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	db.SetMaxOpenConns(16) // as the server's pool
-	client := &http.Client{Transport: &http.Transport{MaxIdleConns: clients * 2, MaxIdleConnsPerHost: clients * 2}, Timeout: 30 * time.Second}
-	var rows []row
+	cfg.MaxConns = 16 // as the server's pool
+	if b.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
+		return err
+	}
+	defer b.pool.Close()
+	b.fc = &fasthttp.Client{MaxConnsPerHost: o.clients * 2, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
 
-	// Setup: two published contracts and enough enrolled members.
+	// Setup: a brand and a partner, one published contract naming both.
+	hc := &http.Client{Timeout: 30 * time.Second}
 	marketer, admin := mint("marketer", "mark"), mint("admin", "root")
-	var recipient struct{ ID string }
-	if err := call(client, "POST", base+"/v1/recipients", admin, map[string]any{"name": "Bench Brand", "kind": "first_party", "country": "NO", "privacy_policy_url": "https://bench.example/p"}, &recipient); err != nil {
+	var brand, partner struct{ ID string }
+	if err := call(hc, "POST", b.base+"/v1/recipients", admin, map[string]any{"name": "Bench Brand", "kind": "first_party", "country": "NO", "privacy_policy_url": "https://bench.example/p"}, &brand); err != nil {
 		return err
 	}
-	var contracts []string
-	for i := 0; i < 2; i++ {
-		var c struct{ ID string }
-		body := map[string]any{"title": fmt.Sprintf("Bench %d", i), "retention": "P30D",
-			"items":  []any{map[string]any{"category": "location.city", "purpose": "loyalty.personalised_offers", "recipients": []string{recipient.ID}}},
-			"reward": map[string]any{"join_bonus": 100, "vesting": "P7D", "points_per_period": 10, "period": "PT1H"}}
-		if err := call(client, "POST", base+"/v1/contracts", marketer, body, &c); err != nil {
-			return err
-		}
-		if err := call(client, "POST", base+"/v1/contracts/"+c.ID+"/publish", marketer, nil, nil); err != nil {
-			return err
-		}
-		contracts = append(contracts, c.ID)
-	}
-	pacedN := rate * 5
-	members := (joins + pacedN + len(contracts) - 1) / len(contracts)
-	if _, err := db.ExecContext(ctx, `INSERT INTO members (id, attributes, created_at, updated_at)
-		SELECT 'm' || g, '{"location.city":"Oslo"}', now(), now() FROM generate_series(1, $1) g`, members*2); err != nil {
+	const partnerName = "Bench Partner"
+	if err := call(hc, "POST", b.base+"/v1/recipients", admin, map[string]any{"name": partnerName, "kind": "third_party", "country": "SE", "privacy_policy_url": "https://partner.example/p"}, &partner); err != nil {
 		return err
 	}
-
-	// 1. Joins over HTTP.
-	fmt.Fprintf(os.Stderr, "joins: %d over HTTP with %d clients…\n", joins, clients)
-	tokens := make([]string, members)
-	for i := range tokens {
-		tokens[i] = mint("member", fmt.Sprintf("m%d", i+1))
+	var draft struct{ ID string }
+	if err := call(hc, "POST", b.base+"/v1/contracts", marketer, map[string]any{"title": "Bench", "retention": "P30D",
+		"items":  []any{map[string]any{"category": "location.city", "purpose": purpose, "recipients": []string{brand.ID, partner.ID}}},
+		"reward": map[string]any{"join_bonus": 100, "vesting": "P7D", "points_per_period": 10, "period": "PT1H"}}, &draft); err != nil {
+		return err
 	}
-	// Joins go through fasthttp's client: the load generator shares the two
-	// cores with the server and PostgreSQL, and net/http's client cost it
-	// about twice the CPU per request.
-	joiner := &fasthttp.Client{MaxConnsPerHost: clients * 2, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
-	joinOp := func(i int) error {
-		req, res := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-		defer fasthttp.ReleaseRequest(req)
-		defer fasthttp.ReleaseResponse(res)
-		req.SetRequestURI(base + "/v1/me/exchanges")
-		req.Header.SetMethod(fasthttp.MethodPost)
-		req.Header.Set("Authorization", "Bearer "+tokens[i/len(contracts)])
-		req.Header.SetContentType("application/json")
-		req.SetBodyString(`{"contract_id":"` + contracts[i%len(contracts)] + `"}`)
-		if err := joiner.Do(req, res); err != nil {
-			return err
-		}
-		if res.StatusCode() != http.StatusCreated {
-			return fmt.Errorf("join: %d %s", res.StatusCode(), res.Body())
-		}
-		return nil
+	if err := call(hc, "POST", b.base+"/v1/contracts/"+draft.ID+"/publish", marketer, nil, nil); err != nil {
+		return err
 	}
-	cpuBefore := cpuNow(srv.Process.Pid)
-	httpRate, sp50, sp99, errs := load(joins, clients, joinOp)
-	cpuAfter := cpuNow(srv.Process.Pid)
-	fmt.Fprintf(os.Stderr, "joins: %d/s offered for 5 s by %d clients, for latency…\n", rate, clients)
-	p50, p99, pacedErrs := paced(pacedN, rate, clients, func(i int) error { return joinOp(joins + i) })
-	rows = append(rows,
-		row{"join throughput (HTTP, saturated)", "≥ 2000/s", fmt.Sprintf("%.0f/s (%d errors; p99 %.0f ms)", httpRate, errs, ms(sp99)), pass(httpRate >= 2000 && errs == 0)},
-		row{fmt.Sprintf("join p99 at %d/s, %d clients", rate, clients), "< 25 ms", fmt.Sprintf("%.1f ms (p50 %.1f ms, %d errors)", ms(p99), ms(p50), pacedErrs), pass(p99 < 25*time.Millisecond && pacedErrs == 0)},
-		row{"join CPU per join (saturated run)", "—", cpuAfter.sub(cpuBefore).perOp(joins), "info"})
-	_ = sp50
-
-	// 2. The same transaction straight to PostgreSQL, for the ratio.
-	fmt.Fprintln(os.Stderr, "joins: the same SQL transaction straight to PostgreSQL…")
-	gdb, err := postgres.Open(ctx, dbURL, slog.New(slog.NewTextHandler(io.Discard, nil)), postgres.Settings{})
+	v1 := draft.ID
+	rawV1, err := loadRawContract(ctx, b.pool, v1)
 	if err != nil {
 		return err
 	}
-	loaded := map[string]domain.Contract{}
-	for _, id := range contracts {
-		c, err := postgres.NewStore(gdb).GetContract(ctx, id)
-		if err != nil {
-			return err
-		}
-		loaded[id] = c
+	contracts := map[string]*rawContract{v1: rawV1}
+
+	J := o.joins
+	pacedN := max(1, int(float64(o.rate)*o.pacedFor.Seconds()))
+	warm := min(500, max(1, J/10)) // joins per path before measuring, on members of their own
+	members := 3*J + (o.pacedRuns+1)*pacedN + 3*warm
+	firstWarm := 3*J + (o.pacedRuns+1)*pacedN
+	fmt.Fprintf(os.Stderr, "setup: %d members…\n", members)
+	if _, err := b.pool.Exec(ctx, `INSERT INTO members (id, attributes, created_at, updated_at)
+		SELECT 'm' || g, '{"location.city":"Oslo"}', now(), now() FROM generate_series(1, $1) g`, members); err != nil {
+		return err
 	}
-	sqlRate, _, _, sqlErrs := load(joins, clients, func(i int) error {
-		return joinSQL(ctx, db, fmt.Sprintf("m%d", members+i/len(contracts)+1), loaded[contracts[i%len(contracts)]])
+	b.tokens = make([]string, members)
+	for i := range b.tokens {
+		b.tokens[i] = mint("member", memberID(i))
+	}
+	receipt := ""
+	rawJoinAt := func(i int, c *rawContract) error {
+		return rawJoin(ctx, b.pool, memberID(i), c, contracts, receipt)
+	}
+
+	// Warm-up: connections, caches and prepared statements of each path.
+	fmt.Fprintf(os.Stderr, "warm-up: %d joins on each path…\n", warm)
+	b.saturate(warm, o.clients, func(i int) error { return b.join(firstWarm+i, v1, "", false) })
+	b.saturate(warm, o.clients, func(i int) error { return b.join(firstWarm+warm+i, v1, joinKey(firstWarm+warm+i), false) })
+	var l int // the raw joins store as many receipt bytes as the service's signed receipts
+	if err := b.pool.QueryRow(ctx, `SELECT coalesce(avg(length(receipt)), 400)::int FROM exchanges`).Scan(&l); err != nil {
+		return err
+	}
+	receipt = strings.Repeat("r", l)
+	b.saturate(warm, o.clients, func(i int) error { return rawJoinAt(firstWarm+2*warm+i, rawV1) })
+
+	// 1, 2, 5: joins without a key, with a key, and the raw SQL.
+	fmt.Fprintf(os.Stderr, "joins: %d each without key, with key and raw SQL, %d clients (halves A B C C B A)…\n", J, o.clients)
+	joinPh := b.interleave(J, []func(off, n int) phase{
+		func(off, n int) phase {
+			return b.saturate(n, o.clients, func(i int) error { return b.join(off+i, v1, "", false) })
+		},
+		func(off, n int) phase {
+			return b.saturate(n, o.clients, func(i int) error { return b.join(J+off+i, v1, joinKey(J+off+i), false) })
+		},
+		func(off, n int) phase {
+			return b.saturate(n, o.clients, func(i int) error { return rawJoinAt(2*J+off+i, rawV1) })
+		},
 	})
-	ratio := sqlRate / httpRate
-	rows = append(rows, row{"join: direct SQL vs HTTP", "≤ 2×", fmt.Sprintf("%.0f/s direct (%d errors), ratio %.2f×", sqlRate, sqlErrs, ratio), pass(ratio <= 2)})
+	noKey, withKey, rawJ := joinPh[0], joinPh[1], joinPh[2]
 
-	// 3. Cached reads.
-	fmt.Fprintln(os.Stderr, "reads: offers and transparency…")
-	for _, target := range []struct{ name, path string }{
-		{"offers", "/v1/offers"},
-		{"transparency", "/v1/contracts/" + contracts[0] + "/transparency"},
-	} {
-		rate := readLoad(client, base+target.path, 64, readDur)
-		rows = append(rows, row{target.name + " reads", "≥ 10000/s", fmt.Sprintf("%.0f/s", rate), pass(rate >= 10000)})
+	// 3: replays of the keyed joins, and the raw read of a stored response.
+	fmt.Fprintf(os.Stderr, "replays: %d of the keyed joins, and raw SQL (halves A B B A)…\n", o.replays)
+	replayPh := b.interleave(o.replays, []func(off, n int) phase{
+		func(off, n int) phase {
+			return b.saturate(n, o.clients, func(i int) error { return b.join(J+off+i, v1, joinKey(J+off+i), true) })
+		},
+		func(off, n int) phase {
+			return b.saturate(n, o.clients, func(i int) error {
+				return rawReplay(ctx, b.pool, memberID(J+off+i), joinKey(J+off+i))
+			})
+		},
+	})
+
+	// Latency at a fixed offered rate, with keys, three runs in a row; then
+	// the raw SQL at the same rate.
+	var pacedPh []phase
+	for r := 0; r < o.pacedRuns; r++ {
+		fmt.Fprintf(os.Stderr, "latency: run %d, %d joins/s with keys offered for %s by %d clients…\n", r+1, o.rate, o.pacedFor, o.clients)
+		first := 3*J + r*pacedN
+		pacedPh = append(pacedPh, b.paced(pacedN, o.rate, o.clients, func(i int) error {
+			return b.join(first+i, v1, joinKey(first+i), false)
+		}))
 	}
-	rss := peakRSS(srv.Process.Pid)
-	rows = append(rows, row{"server peak RSS under load", "< 200 MiB", fmt.Sprintf("%.0f MiB", rss), pass(rss < 200)})
+	fmt.Fprintf(os.Stderr, "latency: raw SQL joins at %d/s…\n", o.rate)
+	firstRaw := 3*J + o.pacedRuns*pacedN
+	rawPaced := b.paced(pacedN, o.rate, o.clients, func(i int) error { return rawJoinAt(firstRaw+i, rawV1) })
 
-	// 4. Accrual of one period for many active exchanges.
-	if accrualN > 0 {
-		fmt.Fprintf(os.Stderr, "accrual: inserting %d active exchanges…\n", accrualN)
-		if err := seedDueExchanges(ctx, db, accrualN); err != nil {
+	// 7: partner reads of members who joined with a key.
+	fmt.Fprintf(os.Stderr, "partner reads: %s each over HTTP and raw SQL, %d clients…\n", o.readFor, o.readClients)
+	partnerTok := mint("partner", partner.ID)
+	var pick atomic.Int64
+	readMember := func() string { return memberID(J + int(pick.Add(1)%int64(J))) }
+	partnerPh := b.interleaveFor(o.readFor, []func(d time.Duration) phase{
+		func(d time.Duration) phase {
+			return b.during(d, o.readClients, func(_, _ int) error {
+				return get(b.fc, b.base+"/v1/partner/members/"+url.PathEscape(readMember())+"/data?purpose="+purpose, partnerTok, 200)
+			})
+		},
+		func(d time.Duration) phase {
+			return b.during(d, o.readClients, func(_, _ int) error {
+				return rawPartnerRead(ctx, b.pool, readMember(), partner.ID, partnerName, purpose)
+			})
+		},
+	})
+
+	// 8: offers and transparency, and a minimal fiber server sending the
+	// same bytes.
+	reads := []struct{ name, path string }{{"offers", "/v1/offers"}, {"transparency", "/v1/contracts/" + v1 + "/transparency"}}
+	var routes []staticRoute
+	for _, r := range reads {
+		sr, err := captureRoute(b.fc, b.base, r.path)
+		if err != nil {
 			return err
 		}
-		start := time.Now()
-		cmd := exec.Command(filepath.Join("bin", "quid"), "accrue", "--once")
-		cmd.Env = srv.Env
-		out, err := cmd.CombinedOutput()
-		elapsed := time.Since(start)
-		if err != nil {
-			return fmt.Errorf("accrue: %v: %s", err, out)
-		}
-		var credited int
-		_ = db.QueryRowContext(ctx, `SELECT count(*) FROM ledger_entries WHERE kind = 'period_credit'`).Scan(&credited)
-		rows = append(rows, row{fmt.Sprintf("accrual of one period, %d exchanges", accrualN), "< 60 s",
-			fmt.Sprintf("%.1f s (%d credits)", elapsed.Seconds(), credited), pass(elapsed < time.Minute && credited == accrualN)})
+		routes = append(routes, sr)
+	}
+	staticPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	static, err := startStatic("127.0.0.1:"+strconv.Itoa(staticPort), routes)
+	if err != nil {
+		return err
+	}
+	staticBase := fmt.Sprintf("http://127.0.0.1:%d", staticPort)
+	if err := waitReady(staticBase); err != nil {
+		return err
+	}
+	var readPh [][]phase
+	for _, r := range reads {
+		fmt.Fprintf(os.Stderr, "reads: %s, %s each from the service and the minimal fiber server…\n", r.name, o.readFor)
+		readPh = append(readPh, b.interleaveFor(o.readFor, []func(d time.Duration) phase{
+			func(d time.Duration) phase {
+				return b.during(d, o.readClients, func(_, _ int) error { return get(b.fc, b.base+r.path, "", 200) })
+			},
+			func(d time.Duration) phase {
+				return b.during(d, o.readClients, func(_, _ int) error { return get(b.fc, staticBase+r.path, "", 200) })
+			},
+		}))
+	}
+	staticRSS := peakRSS(static.Process.Pid)
+	_ = static.Process.Signal(os.Interrupt)
+	_ = static.Wait()
+
+	// 4: re-consents to version 2 of the family, by members with an active
+	// version 1 exchange: over HTTP (with keys, as the app sends) by those
+	// who joined without a key, in raw SQL by those who joined in raw SQL.
+	var v2 struct{ ID string }
+	if err := call(hc, "POST", b.base+"/v1/contracts/"+v1+"/versions", marketer, nil, &v2); err != nil {
+		return err
+	}
+	if err := call(hc, "POST", b.base+"/v1/contracts/"+v2.ID+"/publish", marketer, nil, nil); err != nil {
+		return err
+	}
+	rawV2, err := loadRawContract(ctx, b.pool, v2.ID)
+	if err != nil {
+		return err
+	}
+	contracts[v2.ID] = rawV2
+	fmt.Fprintf(os.Stderr, "re-consents: %d to version 2 over HTTP and in raw SQL (halves A B B A)…\n", o.reconsents)
+	reconsentPh := b.interleave(o.reconsents, []func(off, n int) phase{
+		func(off, n int) phase {
+			return b.saturate(n, o.clients, func(i int) error { return b.join(off+i, v2.ID, "rc-"+memberID(off+i), false) })
+		},
+		func(off, n int) phase {
+			return b.saturate(n, o.clients, func(i int) error { return rawJoinAt(2*J+off+i, rawV2) })
+		},
+	})
+
+	rss := peakRSS(b.serverPID)
+	stop()
+	b.serverPID = 0
+	serviceRows, err := writesPerMember(ctx, b.pool, 0, o.reconsents)
+	if err != nil {
+		return err
+	}
+	rawRows, err := writesPerMember(ctx, b.pool, 2*J, 2*J+o.reconsents)
+	if err != nil {
+		return err
 	}
 
-	fmt.Printf("\n| %-42s | %-10s | %-44s | %-4s |\n|%s|%s|%s|%s|\n", "bar", "target", "measured", "ok",
-		strings.Repeat("-", 44), strings.Repeat("-", 12), strings.Repeat("-", 46), strings.Repeat("-", 6))
-	for _, r := range rows {
-		fmt.Printf("| %-42s | %-10s | %-44s | %-4s |\n", r.bar, r.target, r.measured, r.ok)
+	// 6: accrual.
+	var acc *accrualResult
+	if o.accrualN > 0 {
+		r, err := b.measureAccrual(ctx, o.accrualN, serverEnv, rawV1)
+		if err != nil {
+			return err
+		}
+		acc = &r
+	}
+
+	t := &table{}
+	raw := rawJ.rate()
+	t.add("1", fmt.Sprintf("joins without a key (HTTP, %d clients, saturated)", o.clients), rateText(noKey, true),
+		"raw SQL join "+perSec(raw), ratio(noKey.rate(), raw)+" raw", "≥ 2500/s, ≥ 0.8× raw",
+		noKey.rate() >= 2500 && noKey.rate() >= 0.8*raw && noKey.errs == 0)
+	t.add("2", "joins with a unique Idempotency-Key each (as the app)", rateText(withKey, true),
+		"raw SQL join "+perSec(raw), ratio(withKey.rate(), raw)+" raw, "+ratio(withKey.rate(), noKey.rate())+" no key",
+		"≥ 2500/s, ≥ 0.9× no key, ≥ 0.8× raw",
+		withKey.rate() >= 2500 && withKey.rate() >= 0.9*noKey.rate() && withKey.rate() >= 0.8*raw && withKey.errs == 0)
+	t.add("3", "idempotent replays (same key, same body)", rateText(replayPh[0], true),
+		"raw SQL read of the stored response "+perSec(replayPh[1].rate()), ratio(replayPh[0].rate(), replayPh[1].rate()),
+		"≥ 5000/s", replayPh[0].rate() >= 5000 && replayPh[0].errs == 0)
+	t.add("4", "re-consents to version 2 (with keys)", rateText(reconsentPh[0], true),
+		"raw SQL re-consent "+perSec(reconsentPh[1].rate()), ratio(reconsentPh[0].rate(), reconsentPh[1].rate()),
+		"≥ 1500/s", reconsentPh[0].rate() >= 1500 && reconsentPh[0].errs == 0)
+	t.info("5", "raw SQL join (pgx, 2 round trips, 16 connections)", rateText(rawJ, true), "(the baseline)", "1.00×")
+	t.info("5", "raw SQL re-consent (same, supersedes v1)", rateText(reconsentPh[1], false), "(the baseline)", "1.00×")
+	for i, p := range pacedPh {
+		p99 := p.percentile(0.99)
+		t.add("", fmt.Sprintf("join p99 at %d/s offered, %d clients, keys: run %d", o.rate, o.clients, i+1),
+			fmt.Sprintf("p99 %.1f ms, p50 %.1f ms, %d errors", ms(p99), ms(p.percentile(0.5)), p.errs),
+			fmt.Sprintf("raw SQL p99 %.1f ms, p50 %.1f ms", ms(rawPaced.percentile(0.99)), ms(rawPaced.percentile(0.5))),
+			ratio(float64(p99), float64(rawPaced.percentile(0.99))), "< 25 ms", p99 < 25*time.Millisecond && p.errs == 0)
+	}
+	rawCPU := cpuPer(rawJ.cpu.postgres+rawJ.cpu.loadgen, rawJ.n)
+	for _, c := range []struct {
+		name string
+		p    phase
+	}{{"no key", noKey}, {"with key", withKey}} {
+		t.info("", "CPU per join, "+c.name+" (saturated)",
+			fmt.Sprintf("server %.2f + PostgreSQL %.2f ms", cpuPer(c.p.cpu.server, c.p.n), cpuPer(c.p.cpu.postgres, c.p.n)),
+			fmt.Sprintf("raw: PostgreSQL %.2f + pgx client %.2f ms", cpuPer(rawJ.cpu.postgres, rawJ.n), cpuPer(rawJ.cpu.loadgen, rawJ.n)),
+			ratio(cpuPer(c.p.cpu.server+c.p.cpu.postgres, c.p.n), rawCPU))
+	}
+	if acc != nil {
+		same := acc.serviceSum == acc.rawSum
+		sameText := "same credits"
+		if !same {
+			sameText = "DIFFERENT credits: " + acc.serviceSum + " vs " + acc.rawSum
+		}
+		t.add("6", fmt.Sprintf("accrual of one period, %d exchanges (quid accrue --once)", acc.n),
+			fmt.Sprintf("%.1f s (%s)", acc.service.Seconds(), sameText),
+			fmt.Sprintf("raw set-based SQL %.1f s", acc.raw.Seconds()),
+			ratio(acc.service.Seconds(), acc.raw.Seconds()), "≤ 2× raw",
+			same && acc.service <= 2*acc.raw)
+	}
+	t.add("7", "partner reads with access logging", rateText(partnerPh[0], false),
+		"raw SQL select + insert "+perSec(partnerPh[1].rate()), ratio(partnerPh[0].rate(), partnerPh[1].rate()),
+		"≥ 5000/s", partnerPh[0].rate() >= 5000 && partnerPh[0].errs == 0)
+	for i, r := range reads {
+		p := readPh[i]
+		t.add("8", r.name+" reads", rateText(p[0], false),
+			"minimal fiber handler, same bytes "+perSec(p[1].rate()), ratio(p[0].rate(), p[1].rate()),
+			"≥ 30000/s", p[0].rate() >= 30000 && p[0].errs == 0)
+	}
+	t.add("", "server peak RSS (after every HTTP scenario)", fmt.Sprintf("%.0f MiB", rss),
+		fmt.Sprintf("minimal fiber server %.0f MiB", staticRSS), ratio(rss, staticRSS), "< 150 MiB", rss > 0 && rss < 150)
+	fmt.Printf("\nquidbench %s UTC, %.1f min; load average %s at the start, %s at the end (the machine may be shared)\n",
+		started.Format("2006-01-02 15:04"), time.Since(started).Minutes(), loadBefore, loadAverage())
+	t.print(os.Stdout)
+	fmt.Printf("\nrows per member who joined v1 and re-consented to v2 (the same work?):\n  service: %s\n  raw SQL: %s\n", serviceRows, rawRows)
+	if acc != nil {
+		fmt.Printf("\naccrue said: %s\nboth sides after accrual: %s\n", acc.serviceOut, acc.serviceSum)
+		fmt.Printf("accrual CPU: quid accrue %.1f s + PostgreSQL %.1f s; raw SQL: PostgreSQL %.1f s\n",
+			acc.serviceCPU.loadgen.Seconds(), acc.serviceCPU.postgres.Seconds(), acc.rawCPU.postgres.Seconds())
 	}
 	return nil
 }
 
-func pass(ok bool) string {
-	if ok {
-		return "yes"
+// writesPerMember counts the rows written for members lo+1..hi, per member.
+func writesPerMember(ctx context.Context, pool *pgxpool.Pool, lo, hi int) (string, error) {
+	if hi <= lo {
+		return "none", nil
 	}
-	return "NO"
+	var ex, ev, led, out, acks float64
+	err := pool.QueryRow(ctx, `WITH m AS (SELECT 'm' || g AS id FROM generate_series($1::int + 1, $2::int) g)
+	SELECT (SELECT count(*) FROM exchanges e JOIN m ON m.id = e.member_id)::float8 / ($2 - $1),
+	       (SELECT count(*) FROM consent_events e JOIN m ON m.id = e.member_id)::float8 / ($2 - $1),
+	       (SELECT count(*) FROM ledger_entries e JOIN m ON m.id = e.member_id)::float8 / ($2 - $1),
+	       (SELECT count(*) FROM webhook_outbox o JOIN m ON m.id = o.payload->'data'->>'member_id')::float8 / ($2 - $1),
+	       (SELECT count(*) FROM deletion_acks d JOIN m ON m.id = d.member_id)::float8 / ($2 - $1)`, lo, hi).Scan(&ex, &ev, &led, &out, &acks)
+	return fmt.Sprintf("exchanges %.2f, consent events %.2f, ledger entries %.2f, outbox rows %.2f, deletion acks %.2f", ex, ev, led, out, acks), err
 }
 
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+// interleave runs each scenario on n operations split in two halves: the
+// first halves in order, then the second halves in reverse order.
+func (b *bench) interleave(n int, runs []func(off, n int) phase) []phase {
+	h := n / 2
+	out := make([]phase, len(runs))
+	for i, r := range runs {
+		out[i] = r(0, h)
+	}
+	for i := len(runs) - 1; i >= 0; i-- {
+		out[i] = out[i].plus(runs[i](h, n-h))
+	}
+	return out
+}
+
+// interleaveFor is interleave for scenarios that run for a time.
+func (b *bench) interleaveFor(d time.Duration, runs []func(d time.Duration) phase) []phase {
+	out := make([]phase, len(runs))
+	for i, r := range runs {
+		out[i] = r(d / 2)
+	}
+	for i := len(runs) - 1; i >= 0; i-- {
+		out[i] = out[i].plus(runs[i](d - d/2))
+	}
+	return out
+}
+
+// loadAverage is /proc/loadavg's first three fields.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "?"
+}
+
+func joinKey(member int) string { return "join-" + memberID(member) }
+
+// join sends one join; replay says it must be answered as a replay.
+func (b *bench) join(member int, contract, key string, replay bool) error {
+	req, res := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(res)
+	req.SetRequestURI(b.base + "/v1/me/exchanges")
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.Header.Set("Authorization", "Bearer "+b.tokens[member])
+	req.Header.SetContentType("application/json")
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	req.SetBodyString(`{"contract_id":"` + contract + `"}`)
+	if err := b.fc.Do(req, res); err != nil {
+		return err
+	}
+	if res.StatusCode() != http.StatusCreated {
+		return fmt.Errorf("join: %d %.300s", res.StatusCode(), res.Body())
+	}
+	if got := string(res.Header.Peek("Idempotent-Replayed")); replay != (got == "true") {
+		return fmt.Errorf("join: Idempotent-Replayed %q, want replay %v", got, replay)
+	}
+	return nil
+}
+
+type tableRow struct{ num, scenario, measured, baseline, ratio, target, ok string }
+
+type table struct{ rows []tableRow }
+
+func (t *table) add(num, scenario, measured, baseline, ratio, target string, ok bool) {
+	okText := "NO"
+	if ok {
+		okText = "yes"
+	}
+	t.rows = append(t.rows, tableRow{num, scenario, measured, baseline, ratio, target, okText})
+}
+
+func (t *table) info(num, scenario, measured, baseline, ratio string) {
+	t.rows = append(t.rows, tableRow{num, scenario, measured, baseline, ratio, "—", "info"})
+}
+
+func (t *table) print(w io.Writer) {
+	head := tableRow{"#", "scenario", "measured", "raw baseline (same run)", "ratio", "target", "ok"}
+	cells := func(r tableRow) []string {
+		return []string{r.num, r.scenario, r.measured, r.baseline, r.ratio, r.target, r.ok}
+	}
+	width := make([]int, 7)
+	for _, r := range append([]tableRow{head}, t.rows...) {
+		for i, c := range cells(r) {
+			width[i] = max(width[i], len([]rune(c)))
+		}
+	}
+	line := func(cs []string) {
+		fmt.Fprint(w, "|")
+		for i, c := range cs {
+			fmt.Fprintf(w, " %s%s |", c, strings.Repeat(" ", width[i]-len([]rune(c))))
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w)
+	line(cells(head))
+	fmt.Fprint(w, "|")
+	for _, n := range width {
+		fmt.Fprint(w, strings.Repeat("-", n+2), "|")
+	}
+	fmt.Fprintln(w)
+	for _, r := range t.rows {
+		line(cells(r))
+	}
+}
+
+func perSec(r float64) string { return fmt.Sprintf("%.0f/s", r) }
+
+func rateText(p phase, withP99 bool) string {
+	s := fmt.Sprintf("%.0f/s (%d errors", p.rate(), p.errs)
+	if withP99 {
+		s += fmt.Sprintf("; p99 %.0f ms", ms(p.percentile(0.99)))
+	}
+	return s + ")"
+}
+
+func ratio(a, b float64) string {
+	if b <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f×", a/b)
+}
+
+func cpuPer(d time.Duration, n int) float64 {
+	if n == 0 {
+		return 0
+	}
+	return ms(d) / float64(n)
+}
 
 func mint(role, sub string) string {
 	tok, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": sub, "role": role,
@@ -261,251 +607,32 @@ func call(c *http.Client, method, url, tok string, body, out any) error {
 	return nil
 }
 
-// load runs n operations over `workers` goroutines and reports the rate and
-// latency percentiles.
-func load(n, workers int, op func(i int) error) (rate float64, p50, p99 time.Duration, errs int64) {
-	lat := make([]time.Duration, n)
-	var next, failed atomic.Int64
-	var wg sync.WaitGroup
-	start := time.Now()
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				t := time.Now()
-				if err := op(i); err != nil {
-					if failed.Add(1) == 1 {
-						fmt.Fprintln(os.Stderr, "first error:", err)
-					}
-				}
-				lat[i] = time.Since(t)
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	return float64(n) / elapsed.Seconds(), lat[n/2], lat[n*99/100], failed.Load()
-}
-
-// joinSQL sends the server's join transaction — the very same statements,
-// pipelined the same way (BEGIN+lock+read, then write+COMMIT) — straight to
-// PostgreSQL through the same driver, without HTTP or use cases.
-func joinSQL(ctx context.Context, db *sql.DB, member string, c domain.Contract) error {
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	return conn.Raw(func(driverConn any) error {
-		pc := driverConn.(*stdlib.Conn).Conn()
-		args := pgx.NamedArgs{"contract": c.ID(), "member": member}
-		read := &pgx.Batch{}
-		read.Queue("BEGIN")
-		read.Queue(postgres.JoinLockSQL, args)
-		var now time.Time
-		var status, family string
-		var paid bool
-		var active *string
-		read.Queue(postgres.JoinReadSQL, args).QueryRow(func(r pgx.Row) error {
-			return r.Scan(&now, &status, &family, &paid, &active)
-		})
-		if err := pc.SendBatch(ctx, read).Close(); err != nil {
-			_, _ = pc.Exec(ctx, "ROLLBACK")
-			return err
-		}
-		id := uuid.NewString()
-		events, err := postgres.JoinedEvents(c, id, member, now, nil, now)
-		if err != nil {
-			return err
-		}
-		vests, next := now.Add(7*24*time.Hour), now.Add(time.Hour)
-		write := &pgx.Batch{}
-		write.Queue(postgres.JoinWriteSQL, pgx.NamedArgs{"id": id, "member": member, "contract": c.ID(),
-			"family": c.FamilyID(), "hash": c.TermsHash(), "status": "active", "joined": now, "expires": nil, "bonus_points": 100,
-			"bonus_state": "pending", "vests": vests, "next": next, "receipt_id": uuid.NewString(), "receipt": "x",
-			"now": now, "bonus": 100, "vest": 0, "events": events})
-		write.Queue("COMMIT")
-		if err := pc.SendBatch(ctx, write).Close(); err != nil {
-			_, _ = pc.Exec(ctx, "ROLLBACK")
-			return err
-		}
-		return nil
-	})
-}
-
-// paced offers n operations at a fixed rate from `workers` goroutines and
-// measures latency from each operation's scheduled start, so time spent
-// waiting for a free worker counts (no coordinated omission).
-func paced(n, rate, workers int, op func(i int) error) (p50, p99 time.Duration, errs int64) {
-	lat := make([]time.Duration, n)
-	type job struct {
-		i   int
-		due time.Time
-	}
-	jobs := make(chan job, n)
-	var failed atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range jobs {
-				if err := op(j.i); err != nil && failed.Add(1) == 1 {
-					fmt.Fprintln(os.Stderr, "first error:", err)
-				}
-				lat[j.i] = time.Since(j.due)
-			}
-		}()
-	}
-	start := time.Now()
-	interval := time.Second / time.Duration(rate)
-	for i := 0; i < n; i++ {
-		due := start.Add(time.Duration(i) * interval)
-		time.Sleep(time.Until(due))
-		jobs <- job{i, due}
-	}
-	close(jobs)
-	wg.Wait()
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	return lat[n/2], lat[n*99/100], failed.Load()
-}
-
-func readLoad(c *http.Client, url string, workers int, d time.Duration) float64 {
-	var n atomic.Int64
-	deadline := time.Now().Add(d)
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for time.Now().Before(deadline) {
-				res, err := c.Get(url)
-				if err != nil {
-					continue
-				}
-				_, _ = io.Copy(io.Discard, res.Body)
-				res.Body.Close()
-				if res.StatusCode == 200 {
-					n.Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return float64(n.Load()) / d.Seconds()
-}
-
-// cpuTimes is CPU time used so far by the server, by every PostgreSQL
-// process and by this load generator. Unlike throughput, CPU per operation
-// barely moves when the machine is busy with something else.
-type cpuTimes struct{ server, postgres, loadgen time.Duration }
-
-func cpuNow(serverPID int) cpuTimes {
-	t := cpuTimes{server: procCPU(strconv.Itoa(serverPID)), loadgen: procCPU("self")}
-	dirs, _ := os.ReadDir("/proc")
-	for _, d := range dirs {
-		if comm, err := os.ReadFile("/proc/" + d.Name() + "/comm"); err == nil && strings.TrimSpace(string(comm)) == "postgres" {
-			t.postgres += procCPU(d.Name())
-		}
-	}
-	return t
-}
-
-// procCPU is user plus system time of /proc/<pid>, with its waited-for children.
-func procCPU(pid string) time.Duration {
-	b, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
-		return 0
-	}
-	// Fields after the parenthesised command name; utime is field 14.
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	var ticks int64
-	for _, i := range []int{11, 12, 13, 14} {
-		if i < len(f) {
-			n, _ := strconv.ParseInt(f[i], 10, 64)
-			ticks += n
-		}
-	}
-	return time.Duration(ticks) * time.Second / 100 // USER_HZ is 100 on Linux
-}
-
-func (a cpuTimes) sub(b cpuTimes) cpuTimes {
-	return cpuTimes{a.server - b.server, a.postgres - b.postgres, a.loadgen - b.loadgen}
-}
-
-func (a cpuTimes) perOp(n int) string {
-	per := func(d time.Duration) float64 { return ms(d) / float64(n) }
-	return fmt.Sprintf("server %.2f + PostgreSQL %.2f + load %.2f ms", per(a.server), per(a.postgres), per(a.loadgen))
-}
-
-func peakRSS(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return -1
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
-			kb, _ := strconv.Atoi(strings.Fields(line)[1])
-			return float64(kb) / 1024
-		}
-	}
-	return -1
-}
-
-// seedDueExchanges inserts n active exchanges, each one period past due, on
-// ten contract families so that no member has two in one family.
-func seedDueExchanges(ctx context.Context, db *sql.DB, n int) error {
-	const families = 10
-	_, err := db.ExecContext(ctx, `
-INSERT INTO members (id, created_at, updated_at)
-SELECT 'a' || g, now(), now() FROM generate_series(1, $1) g`, (n+families-1)/families)
-	if err != nil {
-		return err
-	}
-	_, err = db.ExecContext(ctx, `
-WITH fams AS (
-    SELECT c.id, c.family_id, c.terms_hash, row_number() OVER (ORDER BY c.id) AS k FROM contracts c WHERE status = 'published' LIMIT 1
-)
-INSERT INTO contracts (id, family_id, version, status, terms, canonical_terms, terms_hash, join_bonus, points_per_period, reward_period, reward_period_min_seconds, retention, created_at, published_at)
-SELECT gen_random_uuid(), gen_random_uuid(), 1, 'published', c.terms, c.canonical_terms, c.terms_hash, 0, 10, interval '1 hour', 3600, c.retention, now(), now()
-FROM contracts c, generate_series(1, $1) g WHERE c.id = (SELECT id FROM fams)`, families)
-	if err != nil {
-		return err
-	}
-	_, err = db.ExecContext(ctx, `
-WITH fams AS (SELECT id, family_id, terms_hash, row_number() OVER (ORDER BY id) - 1 AS k FROM contracts WHERE points_per_period = 10 AND join_bonus = 0)
-INSERT INTO exchanges (id, member_id, contract_id, family_id, terms_hash, status, joined_at, bonus_state, next_period_end, receipt_id, receipt)
-SELECT gen_random_uuid(), 'a' || (g / $2 + 1), f.id, f.family_id, f.terms_hash, 'active',
-       now() - interval '90 minutes', 'none', now() - interval '30 minutes', gen_random_uuid(), 'bench'
-FROM generate_series(0, $1 - 1) g JOIN fams f ON f.k = g % $2`, n, families)
-	if err != nil {
-		return err
-	}
-	_, err = db.ExecContext(ctx, `ANALYZE`)
-	return err
-}
-
-func freshDatabase(ctx context.Context, server string) (string, func(), error) {
-	admin, err := sql.Open("pgx", server)
-	if err != nil {
-		return "", nil, err
-	}
+// createDatabase makes a database, empty or (template set) a file copy of
+// the database at that URL, and returns its URL and how to drop it.
+func (b *bench) createDatabase(ctx context.Context, template string) (string, func(), error) {
 	name := "quid_bench_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:12]
-	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-		admin.Close()
+	q := "CREATE DATABASE " + name
+	if template != "" {
+		t, err := url.Parse(template)
+		if err != nil {
+			return "", nil, err
+		}
+		q += " TEMPLATE " + strings.TrimPrefix(t.Path, "/") + " STRATEGY FILE_COPY"
+	}
+	if _, err := b.admin.Exec(ctx, q); err != nil {
+		return "", nil, fmt.Errorf("%s: %w", q, err)
+	}
+	u, err := url.Parse(b.serverURL)
+	if err != nil {
 		return "", nil, err
 	}
-	u, _ := url.Parse(server)
 	u.Path = "/" + name
 	return u.String(), func() {
-		_, _ = admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
-		admin.Close()
+		if os.Getenv("QUIDBENCH_KEEP") != "" { // for looking into a run afterwards
+			fmt.Fprintln(os.Stderr, "kept database", name)
+			return
+		}
+		_, _ = b.admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
 	}, nil
 }
 
@@ -529,5 +656,5 @@ func waitReady(base string) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return fmt.Errorf("server not ready after 60 s")
+	return fmt.Errorf("%s not ready after 60 s", base)
 }
