@@ -642,8 +642,8 @@ func TestConcurrentDuplicateJoinsMakeOneExchangeAndPayOneBonus(t *testing.T) {
 	addr := a.listen(t)
 	f := a.fixtures()
 	contract := a.publishContract(f, contractBody(f)) // 200 points pending for 14 days
-	// A first join caches the contract, so the storms take the pipelined
-	// path where it applies, as in production.
+	// A first join caches the contract, so the storms find it cached, as
+	// in production.
 	warm := token(t, app.RoleMember, "warm")
 	a.enrol(warm)
 	a.joinContract(warm, contract)

@@ -121,7 +121,7 @@ func TestPostgresStoppedUnderLoadFailsFastAndLosesNoJoin(t *testing.T) {
 				}
 				for c, contract := range contracts {
 					key := ""
-					if c < 2 { // the third join takes the unkeyed (pipelined) path
+					if c < 2 { // the third join carries no key
 						key = fmt.Sprintf("%s-%d", member, c)
 					}
 					r := req{Method: "POST", Path: "/v1/me/exchanges", Token: tok, Body: map[string]any{"contract_id": contract}}

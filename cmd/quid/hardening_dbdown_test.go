@@ -22,7 +22,7 @@ func TestDatabaseDownIsServiceUnavailableOnEveryRoute(t *testing.T) {
 
 	proxy.down()
 	// The hot path first, while every pooled connection is dead but nothing
-	// has noticed yet: the pipelined join uses the driver directly.
+	// has noticed yet: the join uses the driver directly.
 	r := a.do(req{Method: "POST", Path: "/v1/me/exchanges", Token: w.f.member, Body: map[string]any{"contract_id": w.contract}})
 	if r.Status != 503 || r.Header.Get("Retry-After") == "" {
 		t.Errorf("first join after the database went away: %d %s, want 503 with Retry-After", r.Status, r.Body)

@@ -9,10 +9,10 @@ import (
 )
 
 // A join bonus without vesting (null, absent or a zero duration) is
-// available in the join itself, on every join path: the general one (first
-// join of a contract, with an Idempotency-Key, a re-consent) and the
-// pipelined one (later joins without a key). The ledger shows the pending
-// credit and its vesting in the same join, and adds up to the balances.
+// available in the join itself, in every kind of join: the first of a
+// contract (terms not cached yet), a later one, one with an Idempotency-Key
+// and its replay. The ledger shows the pending credit and its vesting in the
+// same join, and adds up to the balances.
 func TestJoinBonusWithoutVestingIsAvailableAtOnce(t *testing.T) {
 	t.Parallel()
 	for _, vesting := range []any{nil, "PT0S", "P0D", "absent"} {
@@ -55,12 +55,12 @@ func TestJoinBonusWithoutVestingIsAvailableAtOnce(t *testing.T) {
 				members[i] = token(t, app.RoleMember, fmt.Sprintf("m%d", i))
 				a.enrol(members[i])
 			}
-			join(members[0], nil, id) // general path: the contract is not cached yet
+			join(members[0], nil, id) // the contract is not cached yet
 			redeemAll(members[0], 200)
-			join(members[1], nil, id) // pipelined path
+			join(members[1], nil, id) // cached
 			redeemAll(members[1], 200)
 			key := map[string]string{"Idempotency-Key": "join-" + fmt.Sprint(vesting)}
-			join(members[2], key, id) // general path with a key, then its replay
+			join(members[2], key, id) // with a key, then its replay
 			join(members[2], key, id)
 			redeemAll(members[2], 200)
 

@@ -70,9 +70,7 @@ SELECT id, member_id, contract_id, family_id, terms_hash, ended_at FROM upd`
 // expires_at, bonuses that had not vested by then voided, events, webhooks and
 // deletion duties. Cancels, re-consents, erasure and deletion confirmations
 // call it first, under the member's row lock, so none of them starts from
-// consent that has already lapsed. (A plain join needs no call: it only looks
-// at the family it joins, and an active exchange there sends it down the
-// general path, which calls it.)
+// consent that has already lapsed; a join calls it when its read found any.
 func (s *Store) expireLapsed(tx *gorm.DB, memberID string) error {
 	ended, err := endExchanges(tx, "e.member_id = @member AND e.expires_at <= clock_timestamp()",
 		[]any{"member", memberID}, "expired", "e.expires_at", "system")

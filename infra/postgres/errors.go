@@ -20,8 +20,9 @@ import (
 	"github.com/quidpro/quid/domain"
 )
 
-// translate maps gorm's translated driver errors to domain errors; anything
-// else stays an internal error.
+// translate maps driver errors to domain errors — gorm's translated ones and
+// pgx's own, from the statements sent straight to the driver — so both paths
+// answer the same; anything else stays an internal error.
 func translate(err error, what string) error {
 	switch {
 	case err == nil:
@@ -32,10 +33,17 @@ func translate(err error, what string) error {
 		return unavailable(err)
 	case errors.Is(err, gorm.ErrRecordNotFound):
 		return domain.NotFound(what+"-not-found", "no "+strings.ReplaceAll(what, "-", " ")+" with this id")
-	case errors.Is(err, gorm.ErrDuplicatedKey):
+	case errors.Is(err, gorm.ErrDuplicatedKey), isUniqueViolation(err):
 		return domain.Conflict(what+"-exists", "a conflicting "+strings.ReplaceAll(what, "-", " ")+" already exists")
 	}
 	return err
+}
+
+// isUniqueViolation tells a unique_violation (SQLSTATE 23505) straight from
+// pgx, which gorm's translation never saw.
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
 
 // unavailable wraps an error that means the database cannot be reached now
