@@ -70,9 +70,17 @@ func lockMember(tx *gorm.DB, memberID string) (memberRecord, error) {
 	return m, err
 }
 
+// consentEventSQL appends one event to the consent log.
+const consentEventSQL = `INSERT INTO consent_events (exchange_id, member_id, contract_id, terms_hash, kind, actor, at)
+VALUES (@exchange, @member, @contract, @hash, @kind, @actor, @at)`
+
+func consentEventArgs(e domain.Exchange, kind, actor string, at time.Time) map[string]any {
+	return map[string]any{"exchange": e.ID(), "member": e.MemberID(), "contract": e.ContractID(), "hash": e.TermsHash(),
+		"kind": kind, "actor": actor, "at": at}
+}
+
 func insertConsentEvent(tx *gorm.DB, e domain.Exchange, kind, actor string, at time.Time) error {
-	return tx.Exec(`INSERT INTO consent_events (exchange_id, member_id, contract_id, terms_hash, kind, actor, at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		e.ID(), e.MemberID(), e.ContractID(), e.TermsHash(), kind, actor, at).Error
+	return tx.Exec(consentEventSQL, consentEventArgs(e, kind, actor, at)).Error
 }
 
 func insertEntry(tx *gorm.DB, e domain.Exchange, kind domain.EntryKind, points int64, at time.Time) error {

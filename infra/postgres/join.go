@@ -86,12 +86,15 @@ const noContract = "00000000-0000-0000-0000-000000000000"
 // Idempotency-Key, a first join or a re-consent, with the contract and its
 // recipients cached or not — is this one transaction on one connection:
 //
-//  1. one round trip: BEGIN, the locks, the read and the key's stored
-//     response, pipelined;
+//  0. with a key, one round trip: its stored response, without a lock (a
+//     retry of a committed join ends here);
+//  1. one round trip: BEGIN, the locks, the read and, with a key, its
+//     stored response again, now under the member's lock;
 //  2. only when needed, one more each: closing lapsed consent (as the
 //     accrual worker would), reading terms or recipients not cached yet,
-//     reading and superseding the active exchange of a re-consent;
-//  3. one round trip: the write, the key's response and COMMIT, pipelined.
+//     reading the active exchange a re-consent supersedes;
+//  3. one round trip: the supersession if any, the write, the key's
+//     response and COMMIT, pipelined.
 //
 // A replayed key answers the stored exchange and writes nothing. Errors:
 // errNotEnrolled, contract-not-found, errKeyReused, what plan returns,
@@ -162,6 +165,20 @@ func (j *joinTx) gorm() *gorm.DB {
 }
 
 func (j *joinTx) run(plan func(app.JoinContext) (app.JoinPlan, error)) (domain.Exchange, bool, error) {
+	if j.idem != nil {
+		// A retry of a join that committed needs no lock: its stored
+		// response never changes, so one read answers it. A key not found
+		// here is looked up again under the member's lock below, where a
+		// concurrent first request with the same key has finished.
+		prior, err := j.storedResponse()
+		switch {
+		case err != nil:
+			return domain.Exchange{}, false, fmt.Errorf("look up idempotency key: %w", err)
+		case prior != nil:
+			ex, err := replayedJoin(prior)
+			return ex, err == nil, err
+		}
+	}
 	args := map[string]any{"contract": j.contract, "member": j.member}
 	var (
 		enrolled bool
@@ -193,14 +210,7 @@ func (j *joinTx) run(plan func(app.JoinContext) (app.JoinPlan, error)) (domain.E
 		}
 		readErr = scanJoinState(results.QueryRow(), &st)
 		if j.idem != nil {
-			var hash string
-			var response []byte
-			switch err := results.QueryRow().Scan(&hash, &response); {
-			case err == nil:
-				if prior, err = priorResponse(j.idem, hash, response); err != nil {
-					return err
-				}
-			case !errors.Is(err, pgx.ErrNoRows):
+			if prior, err = j.scanStored(results.QueryRow()); err != nil {
 				return err
 			}
 		}
@@ -212,11 +222,11 @@ func (j *joinTx) run(plan func(app.JoinContext) (app.JoinPlan, error)) (domain.E
 	case !enrolled:
 		return domain.Exchange{}, false, errNotEnrolled
 	case prior != nil:
-		var rec exchangeRecord
-		if err := json.Unmarshal(prior, &rec); err != nil {
-			return domain.Exchange{}, false, fmt.Errorf("decode stored join: %w", err)
+		ex, err := replayedJoin(prior)
+		if err == nil {
+			err = j.end("ROLLBACK") // nothing was written
 		}
-		return rec.toDomain(), true, j.end("ROLLBACK") // nothing was written
+		return ex, err == nil, err
 	case errors.Is(readErr, pgx.ErrNoRows):
 		return domain.Exchange{}, false, domain.NotFound("contract-not-found", "no contract with this id")
 	case readErr != nil:
@@ -240,15 +250,42 @@ func (j *joinTx) run(plan func(app.JoinContext) (app.JoinPlan, error)) (domain.E
 	if err != nil {
 		return domain.Exchange{}, false, err
 	}
-	if old := p.Superseded; old != nil {
-		if err := j.supersede(*old, jc); err != nil {
-			return domain.Exchange{}, false, fmt.Errorf("supersede: %w", err)
-		}
-	}
 	if err := j.write(jc, p); err != nil {
 		return domain.Exchange{}, false, fmt.Errorf("write join: %w", err)
 	}
 	return p.Exchange, false, nil
+}
+
+// storedResponse looks the key up outside any transaction.
+func (j *joinTx) storedResponse() (prior json.RawMessage, err error) {
+	err = j.pipeline(j.ctx, func(pc *pgx.Conn) error {
+		prior, err = j.scanStored(pc.QueryRow(j.ctx, idempotencyLookupQuery.sql,
+			idempotencyLookupQuery.args(idempotencyArgs(j.member, "join", j.idem))...))
+		return err
+	})
+	return prior, err
+}
+
+// scanStored reads one idempotency lookup: nil when the key is new, the
+// stored response, or errKeyReused.
+func (j *joinTx) scanStored(row pgx.Row) (json.RawMessage, error) {
+	var hash string
+	var response []byte
+	switch err := row.Scan(&hash, &response); {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return priorResponse(j.idem, hash, response)
+}
+
+func replayedJoin(prior json.RawMessage) (domain.Exchange, error) {
+	var rec exchangeRecord
+	if err := json.Unmarshal(prior, &rec); err != nil {
+		return domain.Exchange{}, fmt.Errorf("decode stored join: %w", err)
+	}
+	return rec.toDomain(), nil
 }
 
 func scanJoinState(row pgx.Row, st *joinState) error {
@@ -280,17 +317,28 @@ func (j *joinTx) context(st joinState) (app.JoinContext, error) {
 	return jc, nil
 }
 
-// supersede ends the member's previous version as the plan decided, with
-// its consent event and what its recipients are owed.
-func (j *joinTx) supersede(old domain.Exchange, jc app.JoinContext) error {
-	tx := j.gorm()
-	if err := tx.Save(ptr(exchangeToRecord(old))).Error; err != nil {
-		return err
-	}
-	if err := insertConsentEvent(tx, old, "superseded", "member", jc.Now); err != nil {
-		return err
-	}
-	return j.s.afterSuperseded(tx, endedOf(old), jc.Contract.ID())
+// supersededSQL saves what Supersede changed on the previous version.
+const supersededSQL = `UPDATE exchanges SET status = @status, ended_at = @ended, bonus_state = @bonus_state,
+    next_period_end = @next WHERE id = @id AND status = 'active'`
+
+var (
+	supersededQuery      = positional(supersededSQL, "status", "ended", "bonus_state", "next", "id")
+	consentEventQuery    = positional(consentEventSQL, "exchange", "member", "contract", "hash", "kind", "actor", "at")
+	notifyDeletionsQuery = positional(notifyDeletionsSQL, "ids", "successor")
+	notifyEventsQuery    = positional(notifyEventsSQL, "ids", "type", "successor")
+)
+
+// queueSupersession ends the member's previous version as the plan
+// decided, with its consent event and what its recipients are owed, ahead
+// of the new exchange (only one exchange per family may be active).
+func queueSupersession(batch *pgx.Batch, old domain.Exchange, successorID string, now time.Time) {
+	rec := exchangeToRecord(old)
+	batch.Queue(supersededQuery.sql, supersededQuery.args(map[string]any{"status": rec.Status, "ended": rec.EndedAt,
+		"bonus_state": rec.BonusState, "next": rec.NextPeriodEnd, "id": rec.ID})...)
+	batch.Queue(consentEventQuery.sql, consentEventQuery.args(consentEventArgs(old, "superseded", "member", now))...)
+	notify := notifyArgs([]string{old.ID()}, "exchange.superseded", &successorID)
+	batch.Queue(notifyDeletionsQuery.sql, notifyDeletionsQuery.args(notify)...)
+	batch.Queue(notifyEventsQuery.sql, notifyEventsQuery.args(notify)...)
 }
 
 // write sends the join's one write statement, the key's response and COMMIT
@@ -309,6 +357,9 @@ func (j *joinTx) write(jc app.JoinContext, p app.JoinPlan) error {
 	}
 	return j.pipeline(j.ctx, func(pc *pgx.Conn) error {
 		batch := &pgx.Batch{}
+		if old := p.Superseded; old != nil {
+			queueSupersession(batch, *old, jc.Contract.ID(), jc.Now)
+		}
 		batch.Queue(joinWriteQuery.sql, joinWriteQuery.args(joinWriteArgs(rec, joinBonus(p.Exchange, p.Superseded), jc.Now, events))...)
 		if saveArgs != nil {
 			batch.Queue(idempotencySaveQuery.sql, idempotencySaveQuery.args(saveArgs)...)

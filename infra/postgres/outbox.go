@@ -28,16 +28,12 @@ func (s *Store) afterEnded(tx *gorm.DB, ended []endedExchange, event string) err
 	return notifyEnded(tx, ids, event, nil)
 }
 
-// afterSuperseded is afterEnded for a member who moved to a newer version:
-// consent continues, so a recipient owes deletion only of the categories the
-// new version no longer gives it (all of them when it is no longer named).
-func (s *Store) afterSuperseded(tx *gorm.DB, old endedExchange, successorID string) error {
-	return notifyEnded(tx, []string{old.ID}, "exchange.superseded", &successorID)
-}
-
 // withdrawnCategories is, per row of grantsByRecipient, the categories the
 // recipient stops receiving: those the successor version (@successor, NULL
-// when consent simply ended) does not give it.
+// when consent simply ended) does not give it. A member who moved to a newer
+// version still consents, so a recipient owes deletion only of the
+// categories the new version no longer gives it (all of them when it is no
+// longer named).
 const withdrawnCategories = `
 CROSS JOIN LATERAL (
     SELECT coalesce(jsonb_agg(cat ORDER BY cat), '[]'::jsonb) AS categories
@@ -48,33 +44,45 @@ CROSS JOIN LATERAL (
           AND ni->'recipients' @> to_jsonb(g.recipient_id::text))
 ) w`
 
-func notifyEnded(tx *gorm.DB, ids []string, event string, successorID *string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	named := map[string]any{"ids": textArray(ids), "type": event, "successor": successorID}
-	if err := tx.Exec(`
+// notifyDeletionsSQL and notifyEventsSQL are what notifyEnded sends, for
+// the ended exchanges @ids (uuid[]), event @type and, for a supersession,
+// the @successor version.
+var (
+	notifyDeletionsSQL = `
 INSERT INTO deletion_acks (exchange_id, recipient_id, member_id, due_at)
 SELECT e.id, g.recipient_id, e.member_id, e.ended_at + c.retention
-FROM exchanges e JOIN contracts c ON c.id = e.contract_id `+grantsByRecipient+withdrawnCategories+`
+FROM exchanges e JOIN contracts c ON c.id = e.contract_id ` + grantsByRecipient + withdrawnCategories + `
 WHERE e.id = ANY(CAST(@ids AS uuid[])) AND jsonb_array_length(w.categories) > 0
-ON CONFLICT DO NOTHING`, named).Error; err != nil {
-		return err
-	}
-	return tx.Exec(`
+ON CONFLICT DO NOTHING`
+	notifyEventsSQL = `
 INSERT INTO webhook_outbox (id, recipient_id, event_type, payload, created_at, next_attempt_at)
 SELECT gen_random_uuid(), g.recipient_id, @type, jsonb_build_object(
     'type', CAST(@type AS text),
-    'timestamp', `+utc("clock_timestamp()")+`,
+    'timestamp', ` + utc("clock_timestamp()") + `,
     'data', jsonb_build_object(
         'member_id', e.member_id, 'exchange_id', e.id, 'contract_id', e.contract_id,
         'version', c.version, 'terms_hash', e.terms_hash, 'status', e.status,
         'categories', g.categories, 'purposes', g.purposes,
         'withdrawn_categories', w.categories,
-        'ended_at', `+utc("e.ended_at")+`,
+        'ended_at', ` + utc("e.ended_at") + `,
         'retention', c.terms->>'retention',
-        'delete_by', CASE WHEN jsonb_array_length(w.categories) = 0 THEN NULL ELSE `+utc("e.ended_at + c.retention")+` END)),
+        'delete_by', CASE WHEN jsonb_array_length(w.categories) = 0 THEN NULL ELSE ` + utc("e.ended_at + c.retention") + ` END)),
     clock_timestamp(), clock_timestamp()
-FROM exchanges e JOIN contracts c ON c.id = e.contract_id `+grantsByRecipient+withdrawnCategories+`
-WHERE e.id = ANY(CAST(@ids AS uuid[]))`, named).Error
+FROM exchanges e JOIN contracts c ON c.id = e.contract_id ` + grantsByRecipient + withdrawnCategories + `
+WHERE e.id = ANY(CAST(@ids AS uuid[]))`
+)
+
+func notifyArgs(ids []string, event string, successorID *string) map[string]any {
+	return map[string]any{"ids": textArray(ids), "type": event, "successor": successorID}
+}
+
+func notifyEnded(tx *gorm.DB, ids []string, event string, successorID *string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	named := notifyArgs(ids, event, successorID)
+	if err := tx.Exec(notifyDeletionsSQL, named).Error; err != nil {
+		return err
+	}
+	return tx.Exec(notifyEventsSQL, named).Error
 }
