@@ -95,9 +95,9 @@ WITH v AS (
 )
 SELECT count(*) AS n, coalesce(sum(bonus_points), 0) AS points FROM v`
 
-
-// creditPeriodsSQL (domain.Exchange.CreditsDue, set-based) pays every period [joined + k·period, joined + (k+1)·period)
-// that ends no later than the consent's end, the cap and now. The unique
+// creditPeriodsSQL (domain.Exchange.CreditsDue, set-based) pays every
+// period [joined + k·period, joined + (k+1)·period) that ends no later than
+// the consent's end, the cap and now. The unique
 // index on (exchange_id, period_start) makes a second payment impossible even
 // if the counters were wrong.
 const creditPeriodsSQL = `
@@ -143,4 +143,3 @@ WITH due AS (
     WHERE m.id = s.member_id
 )
 SELECT count(*) AS n, coalesce(sum(points), 0) AS points FROM ins`
-

@@ -62,7 +62,7 @@ var parityAnchors = []time.Time{
 
 func randomInstant(r *rand.Rand) time.Time {
 	if r.Intn(5) == 0 { // anywhere in 2020-2026
-		return time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(r.Int63n(int64(6*365*24*time.Hour)))).Truncate(time.Microsecond)
+		return time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(r.Int63n(int64(6 * 365 * 24 * time.Hour)))).Truncate(time.Microsecond)
 	}
 	a := parityAnchors[r.Intn(len(parityAnchors))]
 	switch r.Intn(3) {
@@ -156,24 +156,42 @@ func parityContracts(t *testing.T, w *world, r *rand.Rand, n int) []domain.Contr
 	retentions := []string{"P30D", "P1M", "P1Y", "PT1S", "P1M1D", "P2W", "P3M"}
 	caps := []int{0, 0, 1, 3, 12}
 	ctx := context.Background()
+	// Shapes every run has, so each outcome a rule distinguishes is
+	// reached whatever the seed: monthly periods from month ends, PT1S
+	// periods with a cap inside a short consent, a bonus still vesting.
+	fixed := []app.RewardInput{
+		{JoinBonus: 100, Vesting: str("P1M"), PointsPerPeriod: 5, Period: str("P1M")},
+		{JoinBonus: 7, Vesting: str("PT30S"), PointsPerPeriod: 2, Period: str("PT1S"), MaxPeriods: ptrInt(3)},
+		{JoinBonus: 50, Vesting: str("P7D"), PointsPerPeriod: 1, Period: str("P1D")},
+		{PointsPerPeriod: 3, Period: str("P1M1D"), MaxPeriods: ptrInt(12)},
+		{JoinBonus: 9, Vesting: str("P1Y"), PointsPerPeriod: 4, Period: str("P1Y")},
+	}
+	fixedDurations := []string{"", "PT90S", "P45D", "P1Y", ""}
 	var out []domain.Contract
 	for len(out) < n {
 		in := app.TermsInput{Title: "Parity", Retention: retentions[r.Intn(len(retentions))],
 			Items: []app.ItemInput{{Category: "location.city", Purpose: "loyalty.personalised_offers", Recipients: []string{w.brand.ID}}}}
-		if r.Intn(3) > 0 {
+		if i := len(out); i < len(fixed) && n > len(fixed) {
+			in.Reward = fixed[i]
+			if d := fixedDurations[i]; d != "" {
+				in.Duration = str(d)
+			}
+		} else if r.Intn(3) > 0 {
 			in.Reward.JoinBonus = int64(1 + r.Intn(500))
 			if v := vestings[r.Intn(len(vestings))]; v != "" {
 				in.Reward.Vesting = str(v)
 			}
 		}
-		if r.Intn(4) > 0 {
+		if len(out) < len(fixed) && n > len(fixed) {
+			// fixed above
+		} else if r.Intn(4) > 0 {
 			in.Reward.PointsPerPeriod = int64(1 + r.Intn(20))
 			in.Reward.Period = str(parityPeriods[r.Intn(len(parityPeriods))])
 			if m := caps[r.Intn(len(caps))]; m > 0 {
 				in.Reward.MaxPeriods = &m
 			}
 		}
-		if d := durations[r.Intn(len(durations))]; d != "" {
+		if d := durations[r.Intn(len(durations))]; d != "" && (len(out) >= len(fixed) || n <= len(fixed)) {
 			in.Duration = str(d)
 		}
 		if in.Reward.JoinBonus == 0 && in.Reward.PointsPerPeriod == 0 {
@@ -245,6 +263,9 @@ func notable(r *rand.Rand, e domain.Exchange, c domain.Contract, from time.Time,
 		if !m.Before(from) && !m.After(from.Add(h)) { // beyond h, PT1S periods would outnumber a worker run's cap
 			return m
 		}
+	}
+	if r.Intn(3) == 0 { // soon after: before the first period ends or the bonus vests
+		h /= 30
 	}
 	return from.Add(time.Duration(r.Int63n(int64(h) + 1))).Truncate(time.Microsecond)
 }
@@ -471,6 +492,8 @@ func (tl timeline) compare(t *testing.T, w *world, stage string, e domain.Exchan
 	}
 }
 
+func ptrInt(n int) *int { return &n }
+
 func fmtTime(t *time.Time) string {
 	if t == nil {
 		return "null"
@@ -500,6 +523,7 @@ func TestEndingEffectsAgreeWithDomain(t *testing.T) {
 	r := paritySeed(t)
 	w := newWorld(t)
 	cs := parityContracts(t, w, r, 24)
+	seen := map[string]int{}
 	for i := 0; i < 300; i++ {
 		tl := randomTimeline(t, r, cs)
 		if tl.end == "" {
@@ -507,7 +531,26 @@ func TestEndingEffectsAgreeWithDomain(t *testing.T) {
 		}
 		tl.insert(t, w.db)
 		tl.endInSQL(t, w)
-		tl.compare(t, w, "after the ending", tl.endInGo(), nil)
+		e := tl.endInGo()
+		tl.compare(t, w, "after the ending", e, nil)
+		seen["status "+string(e.Status())]++
+		seen["bonus "+string(e.BonusState())]++
+		if e.EndedAt() != nil && tl.joined.NextPeriodEnd() != nil {
+			seen[fmt.Sprintf("next period end kept %v", e.NextPeriodEnd() != nil)]++
+		}
+	}
+	requireCoverage(t, seen, "status active", "status expired", "status cancelled", "status terminated", "status erased",
+		"bonus pending", "bonus vested", "bonus voided", "bonus none", "next period end kept true", "next period end kept false")
+}
+
+// requireCoverage fails when the random timelines no longer reach every
+// outcome a rule distinguishes: a generator that drifted would prove nothing.
+func requireCoverage(t *testing.T, seen map[string]int, want ...string) {
+	t.Helper()
+	for _, k := range want {
+		if seen[k] == 0 {
+			t.Errorf("no timeline reached %q (reached: %v)", k, seen)
+		}
 	}
 }
 
@@ -521,6 +564,7 @@ func TestAccrualOfRandomTimelinesAgreesWithDomain(t *testing.T) {
 	r := paritySeed(t)
 	w := newWorld(t)
 	cs := parityContracts(t, w, r, 24)
+	seen := map[string]int{}
 	for i := 0; i < 300; i++ {
 		tl := randomTimeline(t, r, cs)
 		tl.insert(t, w.db)
@@ -528,14 +572,33 @@ func TestAccrualOfRandomTimelinesAgreesWithDomain(t *testing.T) {
 		tl.accrueInSQL(t, w)
 		e, periods := tl.accrueInGo(tl.endInGo())
 		tl.compare(t, w, "after the accrual run", e, periods)
+		rw := tl.c.Terms().Reward
+		seen["bonus "+string(e.BonusState())]++
+		if len(periods) > 0 {
+			seen["credited"]++
+			if rw.MaxPeriods > 0 && e.State().CreditedPeriods == rw.MaxPeriods {
+				seen["capped"]++
+			}
+			if rw.Period.Months > 0 && tl.joined.JoinedAt().Day() >= 29 && len(periods) > 1 {
+				seen["month-end clamped"]++
+			}
+			if e.EndedAt() != nil && e.NextPeriodEnd() == nil {
+				seen["credits stopped at the end"]++
+			}
+		}
 		if r.Intn(3) == 0 { // a second run later pays only what is new
 			prev := tl.now
 			tl.now = notable(r, e, tl.c, prev, horizon(tl.c))
 			tl.accrueInSQL(t, w)
 			e2, more := tl.accrueInGo(e)
 			tl.compare(t, w, "after a second accrual run", e2, append(periods, more...))
+			if len(more) > 0 && len(periods) > 0 {
+				seen["second run paid more"]++
+			}
 		}
 	}
+	requireCoverage(t, seen, "bonus pending", "bonus vested", "bonus voided", "credited", "capped", "month-end clamped",
+		"credits stopped at the end", "second run paid more")
 }
 
 // TestActiveAtAgreesWithPostgres compares the SQL condition partner reads
@@ -586,7 +649,9 @@ func TestEntryKindBalanceEffectsAgreeWithPostgres(t *testing.T) {
 	w := newWorld(t)
 	for round := 0; round < 20; round++ {
 		tl := randomTimeline(t, r, parityContracts(t, w, r, 1))
-		tl.joined = domain.RehydrateExchange(func() domain.ExchangeState { s := tl.joined.State(); s.BonusPoints = 0; s.BonusState = domain.BonusNone; return s }())
+		st := tl.joined.State() // entries of every kind follow, written by hand
+		st.BonusPoints, st.BonusState, st.BonusVestsAt = 0, domain.BonusNone, nil
+		tl.joined = domain.RehydrateExchange(st)
 		tl.insert(t, w.db)
 		type effect struct{ Available, Pending int64 }
 		want := map[string]effect{}
