@@ -228,12 +228,16 @@ func (s *Store) MemberDeletionAcks(ctx context.Context, memberID string) ([]app.
 	return out, nil
 }
 
+// overdueAt is the condition, on deletion acknowledgement a, that its duty
+// is overdue at the time expression at: domain.DeletionState's "overdue".
+func overdueAt(at string) string { return "a.confirmed_at IS NULL AND a.due_at < " + at }
+
 func (s *Store) OverdueDeletions(ctx context.Context, page app.Page) ([]app.DeletionAck, string, error) {
 	args, err := s.cursorArgs(ctx, "overdue", page)
 	if err != nil {
 		return nil, "", err
 	}
-	q := s.db.WithContext(ctx).Raw(ackSelect+` WHERE a.confirmed_at IS NULL AND a.due_at < clock_timestamp()
+	q := s.db.WithContext(ctx).Raw(ackSelect+` WHERE `+overdueAt("clock_timestamp()")+`
 		AND (?::timestamptz IS NULL OR (a.due_at, a.exchange_id::text || a.recipient_id::text) > (?::timestamptz, ?))
 		ORDER BY a.due_at, a.exchange_id::text || a.recipient_id::text LIMIT ?`, args...)
 	var recs []ackRecord

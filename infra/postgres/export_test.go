@@ -45,3 +45,6 @@ func LapsedAt(at string) string { return lapsedAt(at) }
 func (s *Store) AccrueMembers(tx *gorm.DB, members []string, now time.Time) (app.AccrualResult, error) {
 	return s.accrueMembers(tx, textArray(members), now)
 }
+
+// OverdueAt is overdueAt.
+func OverdueAt(at string) string { return overdueAt(at) }

@@ -715,7 +715,8 @@ VALUES (?, ?, ?, ?, ?, ?, ?)`, tl.member, string(kind), points, ps, pe, tl.joine
 // leap-day end times, retentions of seconds to years) and compares the
 // deletion duties the SQL writes (deletion_acks.due_at and the webhook's
 // data.delete_by, both ended_at + retention) with domain's Terms.DeleteBy,
-// which the member's transparency view uses for duties not yet stored.
+// which the member's transparency view uses for duties not yet stored; and
+// when a duty is overdue (SQL's overdue list against domain.DeletionState).
 func TestDeleteByDatesAgreeWithPostgres(t *testing.T) {
 	t.Parallel()
 	r := paritySeed(t)
@@ -756,6 +757,28 @@ func TestDeleteByDatesAgreeWithPostgres(t *testing.T) {
 		if got := payloads[0]; got != want.UTC().Format("2006-01-02T15:04:05.000000Z") {
 			t.Fatalf("%s: retention %s after %s: the event says delete_by %s, domain %s", tl, tl.c.Terms().Retention, fmtTime(e.EndedAt()),
 				got, want.Format(time.RFC3339Nano))
+		}
+		// When the duty is overdue: SQL's overdue list and domain's
+		// DeletionState (the state partners and members read) at instants
+		// around the due time, confirmed or not.
+		var confirmed *time.Time
+		if r.Intn(3) == 0 {
+			c := want.Add(time.Duration(r.Intn(3)-1) * time.Hour)
+			confirmed = &c
+			if err := w.db.Exec(`UPDATE deletion_acks SET confirmed_at = ? WHERE exchange_id = ?`, c, e.ID()).Error; err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, at := range []time.Time{want, want.Add(time.Microsecond), want.Add(-time.Microsecond), notable(r, e, tl.c, *e.EndedAt(), horizon(tl.c))} {
+			var overdue bool
+			if err := w.db.Raw(`SELECT bool_or(`+postgres.OverdueAt("CAST(? AS timestamptz)")+`) FROM deletion_acks a WHERE a.exchange_id = ?`,
+				at, e.ID()).Scan(&overdue).Error; err != nil {
+				t.Fatal(err)
+			}
+			if state := domain.DeletionState(want, confirmed, at); overdue != (state == "overdue") {
+				t.Fatalf("%s: due %s, confirmed %s, at %s: SQL says overdue=%v, domain %s", tl, want.Format(time.RFC3339Nano), fmtTime(confirmed),
+					at.Format(time.RFC3339Nano), overdue, state)
+			}
 		}
 		checked++
 	}
