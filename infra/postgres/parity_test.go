@@ -835,9 +835,12 @@ func TestWebhookPayloadsMatchOpenAPI(t *testing.T) {
 		}
 		return out
 	}
-	publish := func(duration string) domain.Contract {
+	publish := func(duration string, vesting bool) domain.Contract {
 		in := app.TermsInput{Title: "Hooks", Retention: []string{"P30D", "P1M", "PT1S"}[r.Intn(3)], Items: items(),
-			Reward: app.RewardInput{JoinBonus: int64(r.Intn(2) * 100), PointsPerPeriod: 1, Period: str("P1D")}}
+			Reward: app.RewardInput{JoinBonus: int64(1 + r.Intn(200)), PointsPerPeriod: 1, Period: str("P1D")}}
+		if vesting {
+			in.Reward.Vesting = str("P7D")
+		}
 		if duration != "" {
 			in.Duration = str(duration)
 		}
@@ -853,15 +856,22 @@ func TestWebhookPayloadsMatchOpenAPI(t *testing.T) {
 	}
 	for i := 0; i < 12; i++ {
 		p := w.enrol(fmt.Sprintf("hooks-%d", i))
-		c := publish([]string{"", "P1Y"}[r.Intn(2)])
+		// Cancels always void a bonus still vesting; others vest at once
+		// or not, at random.
+		c := publish([]string{"", "P1Y"}[r.Intn(2)], i%5 == 0 || r.Intn(2) == 0)
 		e := w.join(p, c) // exchange.joined
+		if b, _, _, err := w.exchanges.Points(ctx, p, app.Page{}); err == nil && b.Available > 0 {
+			if _, _, _, err := w.exchanges.Redeem(ctx, p, 1+int64(r.Intn(int(b.Available))), "parity", nil); err != nil {
+				t.Fatal(err)
+			}
+		}
 		switch i % 5 {
 		case 0: // exchange.cancelled
 			if _, err := w.exchanges.Cancel(ctx, p, e.ID()); err != nil {
 				t.Fatal(err)
 			}
 		case 1: // exchange.expired, by the accrual worker
-			c2 := publish("P1D")
+			c2 := publish("P1D", r.Intn(2) == 0)
 			e2 := w.join(w.enrol(fmt.Sprintf("hooks-exp-%d", i)), c2)
 			w.backdate(e2.ID(), 2*24*time.Hour)
 			w.accrue()
@@ -929,5 +939,52 @@ func TestWebhookPayloadsMatchOpenAPI(t *testing.T) {
 		if seen[name] == 0 {
 			t.Errorf("openapi.yaml declares webhook %s, which no path of this test emitted (emitted: %v)", name, seen)
 		}
+	}
+	// These paths are also every writer of balances outside the accrual
+	// worker (the join's statement, a cancel's void in Go, termination,
+	// supersession, a redemption): what each wrote must be what domain
+	// says its entries move.
+	assertBalancesFoldWithDomain(t, w)
+}
+
+// assertBalancesFoldWithDomain folds every member's ledger, in the order it
+// was written, with domain.Balance.Apply and compares with the balances
+// the SQL keeps.
+func assertBalancesFoldWithDomain(t *testing.T, w *world) {
+	t.Helper()
+	var entries []struct {
+		MemberID string
+		Kind     string
+		Points   int64
+	}
+	if err := w.db.Raw(`SELECT member_id, kind, points FROM ledger_entries ORDER BY seq`).Scan(&entries).Error; err != nil {
+		t.Fatal(err)
+	}
+	folded := map[string]domain.Balance{}
+	for _, e := range entries {
+		b, err := folded[e.MemberID].Apply(domain.EntryKind(e.Kind), e.Points)
+		if err != nil {
+			t.Fatalf("domain refuses a stored %s entry of %d: %v", e.Kind, e.Points, err)
+		}
+		folded[e.MemberID] = b
+	}
+	var members []struct {
+		ID                 string
+		Available, Pending int64
+	}
+	if err := w.db.Raw(`SELECT id, available, pending FROM members`).Scan(&members).Error; err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]bool{}
+	for _, e := range entries {
+		kinds[e.Kind] = true
+	}
+	for _, m := range members {
+		if f := folded[m.ID]; f.Available != m.Available || f.Pending != m.Pending {
+			t.Fatalf("a member's balances are available %d, pending %d; domain folds its entries to %+v", m.Available, m.Pending, f)
+		}
+	}
+	if len(kinds) < 4 {
+		t.Fatalf("the flows wrote only entry kinds %v", kinds)
 	}
 }
