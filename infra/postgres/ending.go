@@ -22,7 +22,8 @@ type endedExchange struct {
 
 // activeAt is the condition, on exchange e, that consent holds at the time
 // expression at: domain.Exchange.AsOf(at).IsActive() in SQL. Partner reads
-// grant only through exchanges it holds for; a parity test pins the two.
+// and the grant check disclose only through exchanges it holds for; a parity
+// test pins it to domain.
 func activeAt(at string) string {
 	return "e.status = 'active' AND (e.expires_at IS NULL OR e.expires_at > " + at + ")"
 }
