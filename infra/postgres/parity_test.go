@@ -567,6 +567,10 @@ func TestAccrualOfRandomTimelinesAgreesWithDomain(t *testing.T) {
 	seen := map[string]int{}
 	for i := 0; i < 300; i++ {
 		tl := randomTimeline(t, r, cs)
+		if v := tl.joined.BonusVestsAt(); i%8 == 0 && v != nil && (tl.end == "" || !v.Before(tl.endAt)) {
+			tl.now = *v // the very instant the bonus vests
+			seen["accrued as the bonus vests"]++
+		}
 		tl.insert(t, w.db)
 		tl.endInSQL(t, w)
 		tl.accrueInSQL(t, w)
@@ -598,7 +602,7 @@ func TestAccrualOfRandomTimelinesAgreesWithDomain(t *testing.T) {
 		}
 	}
 	requireCoverage(t, seen, "bonus pending", "bonus vested", "bonus voided", "credited", "capped", "month-end clamped",
-		"credits stopped at the end", "second run paid more")
+		"credits stopped at the end", "second run paid more", "accrued as the bonus vests")
 }
 
 // TestActiveAtAgreesWithPostgres compares the SQL condition partner reads
