@@ -84,15 +84,9 @@ type ackDTO struct {
 
 func ackOf(a app.DeletionAck, now time.Time, withMember bool) ackDTO {
 	d := ackDTO{ExchangeID: a.ExchangeID, RecipientID: a.RecipientID, Recipient: a.RecipientName,
-		DueAt: timeText(a.DueAt), ConfirmedAt: optTime(a.ConfirmedAt), State: "due"}
+		DueAt: timeText(a.DueAt), ConfirmedAt: optTime(a.ConfirmedAt), State: domain.DeletionState(a.DueAt, a.ConfirmedAt, now)}
 	if withMember {
 		d.MemberID = a.MemberID
-	}
-	switch {
-	case a.ConfirmedAt != nil:
-		d.State = "deleted"
-	case now.After(a.DueAt):
-		d.State = "overdue"
 	}
 	return d
 }

@@ -20,6 +20,19 @@ type endedExchange struct {
 	EndedAt    time.Time
 }
 
+// activeAt is the condition, on exchange e, that consent holds at the time
+// expression at: domain.Exchange.AsOf(at).IsActive() in SQL. Partner reads
+// and the grant check disclose only through exchanges it holds for; a parity
+// test pins it to domain.
+func activeAt(at string) string {
+	return "e.status = 'active' AND (e.expires_at IS NULL OR e.expires_at > " + at + ")"
+}
+
+// lapsedAt is the condition, on an active exchange e, that its duration has
+// run out by the time expression at (AsOf would read it as expired): the
+// complement of activeAt among active exchanges.
+func lapsedAt(at string) string { return "e.expires_at <= " + at }
+
 // endExchanges ends, in one statement, every active exchange matching cond:
 // it sets the status and end time (endExpr, evaluated per row), stops
 // credits for periods ending later, voids bonuses that had not vested, logs
@@ -72,7 +85,7 @@ SELECT id, member_id, contract_id, family_id, terms_hash, ended_at FROM upd`
 // call it first, under the member's row lock, so none of them starts from
 // consent that has already lapsed; a join calls it when its read found any.
 func (s *Store) expireLapsed(tx *gorm.DB, memberID string) error {
-	ended, err := endExchanges(tx, "e.member_id = @member AND e.expires_at <= clock_timestamp()",
+	ended, err := endExchanges(tx, "e.member_id = @member AND "+lapsedAt("clock_timestamp()"),
 		[]any{"member", memberID}, "expired", "e.expires_at", "system")
 	if err != nil || len(ended) == 0 {
 		return err
@@ -112,7 +125,7 @@ func (s *Store) RetireContract(ctx context.Context, id string, terminate bool, f
 			return err
 		}
 		// Consent that has already lapsed expired; it is not terminated.
-		lapsed, err := endExchanges(tx, "e.contract_id = @contract AND e.expires_at <= clock_timestamp()",
+		lapsed, err := endExchanges(tx, "e.contract_id = @contract AND "+lapsedAt("clock_timestamp()"),
 			[]any{"contract", c.ID()}, "expired", "e.expires_at", "system")
 		if err != nil {
 			return err

@@ -24,7 +24,7 @@ var errMemberNotFound = domain.NotFound("member-not-found", "no member with this
 func (s *Store) GrantsAny(ctx context.Context, memberID, recipientID, purpose string) (bool, error) {
 	var found []int
 	err := s.db.WithContext(ctx).Raw(`SELECT 1 FROM exchanges e JOIN contracts c ON c.id = e.contract_id
-		WHERE e.member_id = ? AND e.status = 'active' AND (e.expires_at IS NULL OR e.expires_at > clock_timestamp())
+		WHERE e.member_id = ? AND `+activeAt("clock_timestamp()")+`
 		  AND EXISTS (SELECT 1 FROM jsonb_array_elements(c.terms->'items') i
 		              WHERE i->>'purpose' = ? AND i->'recipients' @> to_jsonb(CAST(? AS text)))
 		LIMIT 1`, memberID, purpose, recipientID).Scan(&found).Error
@@ -57,7 +57,7 @@ func (s *Store) ReadMember(ctx context.Context, memberID string, fn func(app.Mem
 			Terms      []byte
 		}
 		if err := tx.Raw(`SELECT e.id AS exchange_id, c.id AS contract_id, c.terms FROM exchanges e JOIN contracts c ON c.id = e.contract_id
-			WHERE e.member_id = ? AND e.status = 'active' AND (e.expires_at IS NULL OR e.expires_at > ?)
+			WHERE e.member_id = ? AND `+activeAt("?")+`
 			ORDER BY e.joined_at`, memberID, now).Scan(&rows).Error; err != nil {
 			return err
 		}
@@ -228,12 +228,16 @@ func (s *Store) MemberDeletionAcks(ctx context.Context, memberID string) ([]app.
 	return out, nil
 }
 
+// overdueAt is the condition, on deletion acknowledgement a, that its duty
+// is overdue at the time expression at: domain.DeletionState's "overdue".
+func overdueAt(at string) string { return "a.confirmed_at IS NULL AND a.due_at < " + at }
+
 func (s *Store) OverdueDeletions(ctx context.Context, page app.Page) ([]app.DeletionAck, string, error) {
 	args, err := s.cursorArgs(ctx, "overdue", page)
 	if err != nil {
 		return nil, "", err
 	}
-	q := s.db.WithContext(ctx).Raw(ackSelect+` WHERE a.confirmed_at IS NULL AND a.due_at < clock_timestamp()
+	q := s.db.WithContext(ctx).Raw(ackSelect+` WHERE `+overdueAt("clock_timestamp()")+`
 		AND (?::timestamptz IS NULL OR (a.due_at, a.exchange_id::text || a.recipient_id::text) > (?::timestamptz, ?))
 		ORDER BY a.due_at, a.exchange_id::text || a.recipient_id::text LIMIT ?`, args...)
 	var recs []ackRecord
