@@ -242,13 +242,16 @@ func (s *Store) UpdateContract(ctx context.Context, id string, fn func(*domain.C
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		c, err := lockContract(tx, id)
 		if err != nil {
-			return err
+			return fmt.Errorf("lock contract: %w", err)
 		}
 		if err := fn(&c); err != nil {
 			return err
 		}
 		out = c
-		return saveContract(tx, c)
+		if err := saveContract(tx, c); err != nil {
+			return fmt.Errorf("save contract: %w", err)
+		}
+		return nil
 	})
 	return out, err
 }
@@ -258,7 +261,7 @@ func (s *Store) PublishContract(ctx context.Context, id string, fn func(*domain.
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		c, err := lockContract(tx, id)
 		if err != nil {
-			return err
+			return fmt.Errorf("lock contract: %w", err)
 		}
 		if err := fn(&c); err != nil {
 			return err
@@ -268,18 +271,21 @@ func (s *Store) PublishContract(ctx context.Context, id string, fn func(*domain.
 		var previous []string
 		if err := tx.Model(&contractRecord{}).Where("family_id = ? AND status = 'published' AND id <> ?", c.FamilyID(), c.ID()).
 			Order("id").Pluck("id", &previous).Error; err != nil {
-			return err
+			return fmt.Errorf("find published versions: %w", err)
 		}
 		if err := lockVersionsExclusive(tx, previous...); err != nil {
-			return err
+			return fmt.Errorf("wait for joins on published versions: %w", err)
 		}
 		if err := tx.Model(&contractRecord{}).
 			Where("family_id = ? AND status = 'published' AND id <> ?", c.FamilyID(), c.ID()).
 			Updates(map[string]any{"status": "retired", "retired_at": *c.PublishedAt()}).Error; err != nil {
-			return err
+			return fmt.Errorf("retire published versions: %w", err)
 		}
 		out = c
-		return saveContract(tx, c)
+		if err := saveContract(tx, c); err != nil {
+			return fmt.Errorf("save contract: %w", err)
+		}
+		return nil
 	})
 	return out, err
 }
@@ -289,12 +295,12 @@ func (s *Store) CreateNextVersion(ctx context.Context, fromID string, fn func(do
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		from, err := lockContract(tx, fromID)
 		if err != nil {
-			return err
+			return fmt.Errorf("lock contract: %w", err)
 		}
 		var latest int
 		if err := tx.Model(&contractRecord{}).Where("family_id = ?", from.FamilyID()).
 			Select("max(version)").Scan(&latest).Error; err != nil {
-			return err
+			return fmt.Errorf("read latest version: %w", err)
 		}
 		if latest != from.Version() {
 			return domain.Conflict("not-latest-version", fmt.Sprintf("version %d exists; create new versions from the latest", latest))
@@ -305,10 +311,13 @@ func (s *Store) CreateNextVersion(ctx context.Context, fromID string, fn func(do
 		}
 		rec, err := contractToRecord(next)
 		if err != nil {
-			return err
+			return fmt.Errorf("encode version: %w", err)
 		}
 		out = next
-		return translate(tx.Create(&rec).Error, "contract")
+		if err := translate(tx.Create(&rec).Error, "contract"); err != nil {
+			return fmt.Errorf("insert version: %w", err)
+		}
+		return nil
 	})
 	return out, err
 }
@@ -318,17 +327,17 @@ func (s *Store) RetireContract(ctx context.Context, id string, terminate bool, f
 	var n int
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := lockVersionsExclusive(tx, id); err != nil {
-			return err
+			return fmt.Errorf("wait for joins on the version: %w", err)
 		}
 		c, err := lockContract(tx, id)
 		if err != nil {
-			return err
+			return fmt.Errorf("lock contract: %w", err)
 		}
 		if err := fn(&c); err != nil {
 			return err
 		}
 		if err := saveContract(tx, c); err != nil {
-			return err
+			return fmt.Errorf("save contract: %w", err)
 		}
 		out = c
 		if !terminate {
@@ -336,23 +345,26 @@ func (s *Store) RetireContract(ctx context.Context, id string, terminate bool, f
 		}
 		named := map[string]any{"contract": c.ID()}
 		if err := lockMembers(tx, `SELECT member_id FROM exchanges WHERE contract_id = @contract AND status = 'active'`, named); err != nil {
-			return err
+			return fmt.Errorf("lock members: %w", err)
 		}
 		// Consent that has already lapsed expired; it is not terminated.
 		lapsed, err := endExchanges(tx, "e.contract_id = @contract AND e.expires_at <= clock_timestamp()",
 			[]any{"contract", c.ID()}, "expired", "e.expires_at", "system")
 		if err != nil {
-			return err
+			return fmt.Errorf("expire lapsed exchanges: %w", err)
 		}
 		if err := s.afterEnded(tx, lapsed, "exchange.expired"); err != nil {
-			return err
+			return fmt.Errorf("notify expiries: %w", err)
 		}
 		ended, err := endExchanges(tx, "e.contract_id = @contract", []any{"contract", c.ID()}, "terminated", "clock_timestamp()", "marketer")
 		if err != nil {
-			return err
+			return fmt.Errorf("terminate exchanges: %w", err)
 		}
 		n = len(ended)
-		return s.afterEnded(tx, ended, "exchange.terminated")
+		if err := s.afterEnded(tx, ended, "exchange.terminated"); err != nil {
+			return fmt.Errorf("notify terminations: %w", err)
+		}
+		return nil
 	})
 	return out, n, err
 }

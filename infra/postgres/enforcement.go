@@ -3,11 +3,11 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/quidpro/quid/app"
 	"github.com/quidpro/quid/domain"
@@ -31,22 +31,14 @@ func (s *Store) GrantsAny(ctx context.Context, memberID, recipientID, purpose st
 }
 
 func (s *Store) ReadMember(ctx context.Context, memberID string, fn func(app.MemberSnapshot) (*app.AccessEntry, error)) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var m memberRecord
-		err := tx.Clauses(clause.Locking{Strength: "SHARE"}).First(&m, "id = ?", memberID).Error
-		if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && m.ErasedAt != nil) {
-			return errMemberNotFound
-		}
-		if err != nil {
-			return err
-		}
+	return s.inMemberTx(ctx, memberID, memberLock{share: true, absent: errMemberNotFound}, func(tx *gorm.DB, m memberRecord) error {
 		member, err := m.toApp()
 		if err != nil {
-			return err
+			return fmt.Errorf("member attributes: %w", err)
 		}
 		now, err := dbNow(tx)
 		if err != nil {
-			return err
+			return fmt.Errorf("read clock: %w", err)
 		}
 		// An exchange whose duration ran out grants nothing even before the
 		// accrual worker has marked it expired.
@@ -58,13 +50,13 @@ func (s *Store) ReadMember(ctx context.Context, memberID string, fn func(app.Mem
 		if err := tx.Raw(`SELECT e.id AS exchange_id, c.id AS contract_id, c.terms FROM exchanges e JOIN contracts c ON c.id = e.contract_id
 			WHERE e.member_id = ? AND e.status = 'active' AND (e.expires_at IS NULL OR e.expires_at > ?)
 			ORDER BY e.joined_at`, memberID, now).Scan(&rows).Error; err != nil {
-			return err
+			return fmt.Errorf("read active exchanges: %w", err)
 		}
 		snap := app.MemberSnapshot{Attributes: member.Attributes, Now: now}
 		for _, r := range rows {
 			c, err := contractRecord{ID: r.ContractID, Terms: r.Terms}.toDomain()
 			if err != nil {
-				return err
+				return fmt.Errorf("terms of exchange %s: %w", r.ExchangeID, err)
 			}
 			snap.Active = append(snap.Active, app.ActiveConsent{ExchangeID: r.ExchangeID, Terms: c.Terms()})
 		}
@@ -72,7 +64,10 @@ func (s *Store) ReadMember(ctx context.Context, memberID string, fn func(app.Mem
 		if err != nil || entry == nil {
 			return err
 		}
-		return insertAccess(tx, *entry)
+		if err := insertAccess(tx, *entry); err != nil {
+			return fmt.Errorf("log access: %w", err)
+		}
+		return nil
 	})
 }
 
@@ -150,10 +145,19 @@ func (r ackRecord) toApp() app.DeletionAck {
 const ackSelect = `SELECT a.exchange_id, a.recipient_id, r.name AS recipient_name, a.member_id, a.due_at, a.confirmed_at
 	FROM deletion_acks a JOIN recipients r ON r.id = a.recipient_id`
 
+// errNotNamedInExchange answers a deletion confirmation for an exchange
+// that does not exist or never named the confirming recipient.
+var errNotNamedInExchange = domain.NotFound("exchange-not-found", "no exchange that named you as a recipient has this id")
+
+// Deletion confirmations that come too early or are not owed.
+var (
+	errDeletionNotOwed = domain.Conflict("deletion-not-owed", "the member moved to a newer version that still gives you this data")
+	errExchangeActive  = domain.Conflict("exchange-active", "this exchange is still active; delete the data once it ends")
+)
+
 func (s *Store) ConfirmDeletion(ctx context.Context, recipientID, exchangeID string) (app.DeletionAck, error) {
-	notFound := domain.NotFound("exchange-not-found", "no exchange that named you as a recipient has this id")
 	if !isUUID(exchangeID) || !isRecipientID(recipientID) {
-		return app.DeletionAck{}, notFound
+		return app.DeletionAck{}, errNotNamedInExchange
 	}
 	var out app.DeletionAck
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -164,7 +168,7 @@ func (s *Store) ConfirmDeletion(ctx context.Context, recipientID, exchangeID str
 		}
 		recs, err := lockAck()
 		if err != nil {
-			return err
+			return fmt.Errorf("lock deletion duty: %w", err)
 		}
 		if len(recs) == 0 {
 			// No duty on record yet. Look again under the member's lock: the
@@ -173,39 +177,39 @@ func (s *Store) ConfirmDeletion(ctx context.Context, recipientID, exchangeID str
 			var memberIDs []string
 			if err := tx.Raw(`SELECT e.member_id FROM exchanges e JOIN contracts c ON c.id = e.contract_id `+grantsByRecipient+`
 				WHERE e.id = ? AND g.recipient_id = ?`, exchangeID, recipientID).Scan(&memberIDs).Error; err != nil {
-				return err
+				return fmt.Errorf("find the exchange's member: %w", err)
 			}
 			if len(memberIDs) == 0 {
-				return notFound
+				return errNotNamedInExchange
 			}
-			if _, err := lockMember(tx, memberIDs[0]); err != nil && !errors.Is(err, errNotEnrolled) {
+			if _, err := lockMemberRow(tx, memberIDs[0], memberLock{}); err != nil && !errors.Is(err, errNotEnrolled) {
 				return err
 			}
 			if err := s.expireLapsed(tx, memberIDs[0]); err != nil {
-				return err
+				return fmt.Errorf("expire lapsed exchanges: %w", err)
 			}
 			if recs, err = lockAck(); err != nil {
-				return err
+				return fmt.Errorf("lock deletion duty: %w", err)
 			}
 		}
 		if len(recs) == 0 {
 			var status string
 			if err := tx.Raw(`SELECT status FROM exchanges WHERE id = ?`, exchangeID).Scan(&status).Error; err != nil {
-				return err
+				return fmt.Errorf("read exchange status: %w", err)
 			}
 			if status == string(domain.ExchangeSuperseded) {
-				return domain.Conflict("deletion-not-owed", "the member moved to a newer version that still gives you this data")
+				return errDeletionNotOwed
 			}
-			return domain.Conflict("exchange-active", "this exchange is still active; delete the data once it ends")
+			return errExchangeActive
 		}
 		rec := recs[0]
 		if rec.ConfirmedAt == nil {
 			now, err := dbNow(tx)
 			if err != nil {
-				return err
+				return fmt.Errorf("read clock: %w", err)
 			}
 			if err := tx.Exec(`UPDATE deletion_acks SET confirmed_at = ? WHERE exchange_id = ? AND recipient_id = ?`, now, exchangeID, recipientID).Error; err != nil {
-				return err
+				return fmt.Errorf("confirm deletion: %w", err)
 			}
 			rec.ConfirmedAt = &now
 		}

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"gorm.io/gorm"
@@ -136,9 +137,15 @@ func (s *Store) MarkAttemptFailed(ctx context.Context, id string, status int, re
 	// together: a given-up event never keeps the id.
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Exec(`UPDATE webhook_outbox SET attempts = attempts + 1, last_status = NULLIF(?, 0), last_error = NULLIF(?, ''),
-		next_attempt_at = ?, failed_at = ? WHERE id = ?`, status, reason, next, failedAt, id).Error; err != nil || !giveUp {
-			return err
+		next_attempt_at = ?, failed_at = ? WHERE id = ?`, status, reason, next, failedAt, id).Error; err != nil {
+			return fmt.Errorf("record failed attempt: %w", err)
 		}
-		return tx.Exec(`UPDATE webhook_outbox SET `+erasureRequestDelivered+` WHERE id = ?`, id).Error
+		if !giveUp {
+			return nil
+		}
+		if err := tx.Exec(`UPDATE webhook_outbox SET `+erasureRequestDelivered+` WHERE id = ?`, id).Error; err != nil {
+			return fmt.Errorf("forget the erased member: %w", err)
+		}
+		return nil
 	})
 }
