@@ -9,6 +9,39 @@ import (
 	"github.com/quidpro/quid/domain"
 )
 
+// ContractRepository stores contract versions. Methods that change a
+// contract lock it, call fn with the current state, and save what fn left,
+// all in one transaction.
+type ContractRepository interface {
+	CreateContract(ctx context.Context, c domain.Contract) error
+	GetContract(ctx context.Context, id string) (domain.Contract, error)
+	ListContracts(ctx context.Context, status domain.ContractStatus, page Page) ([]domain.Contract, string, error)
+	ListOffers(ctx context.Context, page Page) ([]domain.Contract, string, error)
+	UpdateContract(ctx context.Context, id string, fn func(c *domain.Contract) error) (domain.Contract, error)
+	// PublishContract also retires the family's previously published
+	// version in the same transaction.
+	PublishContract(ctx context.Context, id string, fn func(c *domain.Contract) error) (domain.Contract, error)
+	// RetireContract retires a version and, when terminate is set, ends every
+	// active exchange on it as terminated, in one transaction.
+	RetireContract(ctx context.Context, id string, terminate bool, fn func(c *domain.Contract) error) (domain.Contract, int, error)
+	CreateNextVersion(ctx context.Context, fromID string, fn func(from domain.Contract) (domain.Contract, error)) (domain.Contract, error)
+	// ContractVersion finds a version of a family; ok is false when absent.
+	ContractVersion(ctx context.Context, familyID string, version int) (c domain.Contract, ok bool, err error)
+	ContractStats(ctx context.Context, id string) (ContractStats, error)
+}
+
+// ContractStats are aggregates only: never a member id or an attribute.
+type ContractStats struct {
+	Joins        int64
+	Active       int64
+	Cancelled    int64
+	Expired      int64
+	Terminated   int64
+	Superseded   int64
+	Erased       int64
+	PointsIssued int64
+}
+
 // Contracts is the marketer's and the public's side of contracts, and the
 // admin's registry of the recipients contracts name.
 type Contracts struct {
@@ -28,39 +61,6 @@ func NewContracts(store ContractRepository, recipients RecipientRepository, poli
 
 // MinPeriod is the shortest reward period this deployment accepts.
 func (s *Contracts) MinPeriod() time.Duration { return s.policy.MinPeriod }
-
-// RecipientInput registers a recipient.
-type RecipientInput struct {
-	Name, Kind, Country, PrivacyPolicyURL string
-}
-
-func (s *Contracts) CreateRecipient(ctx context.Context, p Principal, in RecipientInput) (domain.Recipient, error) {
-	if err := p.Require(RoleAdmin); err != nil {
-		return domain.Recipient{}, err
-	}
-	r, err := domain.NewRecipient(s.ids.NewID(), in.Name, domain.RecipientKind(in.Kind), in.Country, in.PrivacyPolicyURL, s.clock.Now())
-	if err != nil {
-		return domain.Recipient{}, err
-	}
-	if err := s.recipients.CreateRecipient(ctx, r); err != nil {
-		return domain.Recipient{}, fmt.Errorf("create recipient: %w", err)
-	}
-	return r, nil
-}
-
-func (s *Contracts) GetRecipient(ctx context.Context, p Principal, id string) (domain.Recipient, error) {
-	if err := p.Require(RoleAdmin, RoleMarketer); err != nil {
-		return domain.Recipient{}, err
-	}
-	return s.recipients.GetRecipient(ctx, id)
-}
-
-func (s *Contracts) ListRecipients(ctx context.Context, p Principal, page Page) ([]domain.Recipient, string, error) {
-	if err := p.Require(RoleAdmin, RoleMarketer); err != nil {
-		return nil, "", err
-	}
-	return s.recipients.ListRecipients(ctx, page.Normalised())
-}
 
 // TermsInput is a contract's terms as a client sends them.
 type TermsInput struct {

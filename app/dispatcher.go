@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -71,7 +72,7 @@ func (d *Dispatcher) Backoff(n int) time.Duration {
 func (d *Dispatcher) RunOnce(ctx context.Context) (delivered, failed int, err error) {
 	msgs, err := d.outbox.ClaimDue(ctx, 50, d.Lease)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, fmt.Errorf("claim due events: %w", err)
 	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"fmt"
 	"time"
 
 	"gorm.io/gorm"
@@ -72,10 +73,13 @@ SELECT id, member_id, contract_id, family_id, terms_hash, ended_at FROM upd`
 func (s *Store) expireLapsed(tx *gorm.DB, memberID string) error {
 	ended, err := endExchanges(tx, "e.member_id = @member AND e.expires_at <= clock_timestamp()",
 		[]any{"member", memberID}, "expired", "e.expires_at", "system")
-	if err != nil || len(ended) == 0 {
-		return err
+	if err != nil {
+		return fmt.Errorf("end lapsed exchanges: %w", err)
 	}
-	return s.afterEnded(tx, ended, "exchange.expired")
+	if err := s.afterEnded(tx, ended, "exchange.expired"); err != nil {
+		return fmt.Errorf("notify expiries: %w", err)
+	}
+	return nil
 }
 
 // lockMembers takes the row locks of members in id order, the one lock

@@ -68,9 +68,9 @@ SELECT e.id, g.recipient_id, e.member_id, e.ended_at + c.retention
 FROM exchanges e JOIN contracts c ON c.id = e.contract_id `+grantsByRecipient+withdrawnCategories+`
 WHERE e.id = ANY(CAST(@ids AS uuid[])) AND jsonb_array_length(w.categories) > 0
 ON CONFLICT DO NOTHING`, named).Error; err != nil {
-		return err
+		return fmt.Errorf("record deletion duties: %w", err)
 	}
-	return tx.Exec(`
+	if err := tx.Exec(`
 INSERT INTO webhook_outbox (id, recipient_id, event_type, payload, created_at, next_attempt_at)
 SELECT gen_random_uuid(), g.recipient_id, @type, jsonb_build_object(
     'type', CAST(@type AS text),
@@ -85,7 +85,10 @@ SELECT gen_random_uuid(), g.recipient_id, @type, jsonb_build_object(
         'delete_by', CASE WHEN jsonb_array_length(w.categories) = 0 THEN NULL ELSE `+utc("e.ended_at + c.retention")+` END)),
     clock_timestamp(), clock_timestamp()
 FROM exchanges e JOIN contracts c ON c.id = e.contract_id `+grantsByRecipient+withdrawnCategories+`
-WHERE e.id = ANY(CAST(@ids AS uuid[]))`, named).Error
+WHERE e.id = ANY(CAST(@ids AS uuid[]))`, named).Error; err != nil {
+		return fmt.Errorf("queue %s events: %w", event, err)
+	}
+	return nil
 }
 
 // ClaimDue leases due events of recipients that registered an endpoint.
