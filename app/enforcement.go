@@ -75,8 +75,9 @@ type EnforcementRepository interface {
 	ListDeliveries(ctx context.Context, recipientID string, page Page) ([]Delivery, string, error)
 }
 
-// Enforcement is consent enforced: partner reads, the access log, deletion
-// acknowledgements and webhook registration.
+// Enforcement is consent enforced: partner reads (partner.go), the access
+// log and deletion acknowledgements (here), webhook registration
+// (webhooks.go) and erasure (erasure.go).
 type Enforcement struct {
 	store      EnforcementRepository
 	erasures   ErasureRepository
