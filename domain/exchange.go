@@ -86,7 +86,7 @@ func (e *Exchange) AttachReceipt(id, jws string) {
 // false when the member already had this family's join bonus.
 func Join(id, memberID string, c Contract, now time.Time, bonusEligible bool) (Exchange, error) {
 	if c.IsDraft() { // drafts are not public: their existence is not revealed
-		return Exchange{}, NotFound("contract-not-found", "no contract with this id")
+		return Exchange{}, ErrContractNotFound
 	}
 	if !c.Joinable() {
 		return Exchange{}, Conflict("contract-not-joinable", fmt.Sprintf("version %d is %s and open to no new joins", c.Version(), c.Status()))
