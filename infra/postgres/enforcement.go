@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,7 +26,7 @@ var errMemberNotFound = domain.NotFound("member-not-found", "no member with this
 func (s *Store) GrantsAny(ctx context.Context, memberID, recipientID, purpose string) (bool, error) {
 	var found []int
 	err := s.db.WithContext(ctx).Raw(`SELECT 1 FROM exchanges e JOIN contracts c ON c.id = e.contract_id
-		WHERE e.member_id = ? AND e.status = 'active' AND (e.expires_at IS NULL OR e.expires_at > clock_timestamp())
+		WHERE e.member_id = ? AND `+activeAt("clock_timestamp()")+`
 		  AND EXISTS (SELECT 1 FROM jsonb_array_elements(c.terms->'items') i
 		              WHERE i->>'purpose' = ? AND i->'recipients' @> to_jsonb(CAST(? AS text)))
 		LIMIT 1`, memberID, purpose, recipientID).Scan(&found).Error
@@ -38,14 +39,14 @@ func (s *Store) GrantsAny(ctx context.Context, memberID, recipientID, purpose st
 // COMMITTED its snapshot sees every change committed before the lock was
 // granted. An exchange whose duration ran out grants nothing even before
 // the accrual worker has marked it expired.
-const (
+var (
 	readLockSQL   = `SELECT m.attributes FROM members m WHERE m.id = $1 AND m.erased_at IS NULL FOR SHARE OF m`
 	readActiveSQL = `SELECT n.now, x.exchange_id, x.contract_id, x.terms
 FROM (SELECT clock_timestamp() AS now) n
 LEFT JOIN LATERAL (
     SELECT CAST(e.id AS text) AS exchange_id, CAST(c.id AS text) AS contract_id, c.terms, e.joined_at
     FROM exchanges e JOIN contracts c ON c.id = e.contract_id
-    WHERE e.member_id = $1 AND e.status = 'active' AND (e.expires_at IS NULL OR e.expires_at > n.now)) x ON true
+    WHERE e.member_id = $1 AND ` + activeAt("n.now") + `) x ON true
 ORDER BY x.joined_at`
 	accessInsertSQL = `INSERT INTO access_log (member_id, accessor_role, accessor_id, accessor_name, purpose, categories, exchange_ids, request_id, at)
 VALUES ($1, $2, $3, $4, NULLIF($5, ''), CAST($6 AS text[]), CAST($7 AS uuid[]), $8, $9)`
@@ -110,7 +111,7 @@ func (s *Store) ReadMember(ctx context.Context, memberID string, fn func(app.Mem
 				t, err := s.termsOf(*contractID, terms)
 				if err != nil {
 					rows.Close()
-					return err
+					return fmt.Errorf("terms of exchange %s: %w", *exchangeID, err)
 				}
 				snap.Active = append(snap.Active, app.ActiveConsent{ExchangeID: *exchangeID, Terms: t})
 			}
@@ -120,7 +121,7 @@ func (s *Store) ReadMember(ctx context.Context, memberID string, fn func(app.Mem
 			}
 			return results.Close()
 		}); err != nil {
-			return err
+			return fmt.Errorf("lock member and read consent in force: %w", err)
 		}
 		if !found {
 			return errMemberNotFound
@@ -129,7 +130,7 @@ func (s *Store) ReadMember(ctx context.Context, memberID string, fn func(app.Mem
 		snap.Attributes = map[string]any{}
 		if len(attrs) > 0 {
 			if err := json.Unmarshal(attrs, &snap.Attributes); err != nil {
-				return err
+				return fmt.Errorf("member attributes: %w", err)
 			}
 		}
 		entry, err := fn(snap)
@@ -146,7 +147,7 @@ func (s *Store) ReadMember(ctx context.Context, memberID string, fn func(app.Mem
 			_, insErr := results.Exec()
 			_, commitErr := results.Exec()
 			if err := errors.Join(insErr, commitErr, results.Close()); err != nil {
-				return err
+				return fmt.Errorf("log access and commit: %w", err)
 			}
 			open = false
 			return nil
@@ -172,12 +173,6 @@ func (s *Store) termsOf(contractID string, terms []byte) (domain.Terms, error) {
 	}
 	c, err := contractRecord{ID: contractID, Terms: terms}.toDomain()
 	return c.Terms(), err
-}
-
-func insertAccess(tx *gorm.DB, e app.AccessEntry) error {
-	return tx.Exec(`INSERT INTO access_log (member_id, accessor_role, accessor_id, accessor_name, purpose, categories, exchange_ids, request_id, at)
-		VALUES (?, ?, ?, ?, NULLIF(?, ''), ?::text[], ?::uuid[], ?, ?)`,
-		e.MemberID, e.AccessorRole, e.AccessorID, e.AccessorName, e.Purpose, textArray(e.Categories), textArray(e.ExchangeIDs), e.RequestID, e.At).Error
 }
 
 type accessRecord struct {
@@ -248,10 +243,19 @@ func (r ackRecord) toApp() app.DeletionAck {
 const ackSelect = `SELECT a.exchange_id, a.recipient_id, r.name AS recipient_name, a.member_id, a.due_at, a.confirmed_at
 	FROM deletion_acks a JOIN recipients r ON r.id = a.recipient_id`
 
+// errNotNamedInExchange answers a deletion confirmation for an exchange
+// that does not exist or never named the confirming recipient.
+var errNotNamedInExchange = domain.NotFound("exchange-not-found", "no exchange that named you as a recipient has this id")
+
+// Deletion confirmations that come too early or are not owed.
+var (
+	errDeletionNotOwed = domain.Conflict("deletion-not-owed", "the member moved to a newer version that still gives you this data")
+	errExchangeActive  = domain.Conflict("exchange-active", "this exchange is still active; delete the data once it ends")
+)
+
 func (s *Store) ConfirmDeletion(ctx context.Context, recipientID, exchangeID string) (app.DeletionAck, error) {
-	notFound := domain.NotFound("exchange-not-found", "no exchange that named you as a recipient has this id")
 	if !isUUID(exchangeID) || !isRecipientID(recipientID) {
-		return app.DeletionAck{}, notFound
+		return app.DeletionAck{}, errNotNamedInExchange
 	}
 	var out app.DeletionAck
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -262,7 +266,7 @@ func (s *Store) ConfirmDeletion(ctx context.Context, recipientID, exchangeID str
 		}
 		recs, err := lockAck()
 		if err != nil {
-			return err
+			return fmt.Errorf("lock deletion duty: %w", err)
 		}
 		if len(recs) == 0 {
 			// No duty on record yet. Look again under the member's lock: the
@@ -271,39 +275,39 @@ func (s *Store) ConfirmDeletion(ctx context.Context, recipientID, exchangeID str
 			var memberIDs []string
 			if err := tx.Raw(`SELECT e.member_id FROM exchanges e JOIN contracts c ON c.id = e.contract_id `+grantsByRecipient+`
 				WHERE e.id = ? AND g.recipient_id = ?`, exchangeID, recipientID).Scan(&memberIDs).Error; err != nil {
-				return err
+				return fmt.Errorf("find the exchange's member: %w", err)
 			}
 			if len(memberIDs) == 0 {
-				return notFound
+				return errNotNamedInExchange
 			}
-			if _, err := lockMember(tx, memberIDs[0]); err != nil && !errors.Is(err, errNotEnrolled) {
+			if _, err := lockMemberRow(tx, memberIDs[0], memberLock{}); err != nil && !errors.Is(err, errNotEnrolled) {
 				return err
 			}
 			if err := s.expireLapsed(tx, memberIDs[0]); err != nil {
-				return err
+				return fmt.Errorf("expire lapsed exchanges: %w", err)
 			}
 			if recs, err = lockAck(); err != nil {
-				return err
+				return fmt.Errorf("lock deletion duty: %w", err)
 			}
 		}
 		if len(recs) == 0 {
 			var status string
 			if err := tx.Raw(`SELECT status FROM exchanges WHERE id = ?`, exchangeID).Scan(&status).Error; err != nil {
-				return err
+				return fmt.Errorf("read exchange status: %w", err)
 			}
 			if status == string(domain.ExchangeSuperseded) {
-				return domain.Conflict("deletion-not-owed", "the member moved to a newer version that still gives you this data")
+				return errDeletionNotOwed
 			}
-			return domain.Conflict("exchange-active", "this exchange is still active; delete the data once it ends")
+			return errExchangeActive
 		}
 		rec := recs[0]
 		if rec.ConfirmedAt == nil {
 			now, err := dbNow(tx)
 			if err != nil {
-				return err
+				return fmt.Errorf("read clock: %w", err)
 			}
 			if err := tx.Exec(`UPDATE deletion_acks SET confirmed_at = ? WHERE exchange_id = ? AND recipient_id = ?`, now, exchangeID, recipientID).Error; err != nil {
-				return err
+				return fmt.Errorf("confirm deletion: %w", err)
 			}
 			rec.ConfirmedAt = &now
 		}
@@ -325,12 +329,16 @@ func (s *Store) MemberDeletionAcks(ctx context.Context, memberID string) ([]app.
 	return out, nil
 }
 
+// overdueAt is the condition, on deletion acknowledgement a, that its duty
+// is overdue at the time expression at: domain.DeletionState's "overdue".
+func overdueAt(at string) string { return "a.confirmed_at IS NULL AND a.due_at < " + at }
+
 func (s *Store) OverdueDeletions(ctx context.Context, page app.Page) ([]app.DeletionAck, string, error) {
 	args, err := s.cursorArgs(ctx, "overdue", page)
 	if err != nil {
 		return nil, "", err
 	}
-	q := s.db.WithContext(ctx).Raw(ackSelect+` WHERE a.confirmed_at IS NULL AND a.due_at < clock_timestamp()
+	q := s.db.WithContext(ctx).Raw(ackSelect+` WHERE `+overdueAt("clock_timestamp()")+`
 		AND (?::timestamptz IS NULL OR (a.due_at, a.exchange_id::text || a.recipient_id::text) > (?::timestamptz, ?))
 		ORDER BY a.due_at, a.exchange_id::text || a.recipient_id::text LIMIT ?`, args...)
 	var recs []ackRecord
@@ -396,60 +404,4 @@ func (s *Store) ListDeliveries(ctx context.Context, recipientID string, page app
 			Attempts: r.Attempts, NextAttempt: r.NextAttemptAt.UTC(), DeliveredAt: utcPtr(r.DeliveredAt), FailedAt: utcPtr(r.FailedAt),
 			LastStatus: r.LastStatus, LastError: deref(r.LastError)}
 	}), next, err
-}
-
-// ClaimDue leases due events of recipients that registered an endpoint.
-func (s *Store) ClaimDue(ctx context.Context, limit int, lease time.Duration) ([]app.OutboxMessage, error) {
-	var out []app.OutboxMessage
-	err := s.db.WithContext(ctx).Raw(`
-WITH due AS (
-    SELECT o.id FROM webhook_outbox o JOIN webhook_endpoints w ON w.recipient_id = o.recipient_id
-    WHERE o.delivered_at IS NULL AND o.failed_at IS NULL AND o.next_attempt_at <= clock_timestamp()
-    ORDER BY o.next_attempt_at LIMIT ? FOR UPDATE OF o SKIP LOCKED
-)
-UPDATE webhook_outbox o SET next_attempt_at = clock_timestamp() + ?::interval
-FROM due, webhook_endpoints w
-WHERE o.id = due.id AND w.recipient_id = o.recipient_id
-RETURNING o.id, o.recipient_id, o.event_type, o.payload, w.url, w.secret, o.attempts, o.created_at`,
-		limit, lease).Scan(&out).Error
-	for i := range out {
-		out[i].Payload, out[i].CreatedAt = compactJSON(out[i].Payload), out[i].CreatedAt.UTC()
-	}
-	return out, err
-}
-
-func compactJSON(b []byte) []byte {
-	var v any
-	if json.Unmarshal(b, &v) != nil {
-		return b
-	}
-	out, err := json.Marshal(v)
-	if err != nil {
-		return b
-	}
-	return out
-}
-
-func (s *Store) MarkDelivered(ctx context.Context, id string, status int) error {
-	return s.db.WithContext(ctx).Exec(`UPDATE webhook_outbox SET delivered_at = clock_timestamp(), attempts = attempts + 1, last_status = ?, last_error = NULL, `+
-		erasureRequestDelivered+` WHERE id = ?`, status, id).Error
-}
-
-func (s *Store) MarkAttemptFailed(ctx context.Context, id string, status int, reason string, next time.Time, giveUp bool) error {
-	var failedAt any
-	if giveUp {
-		failedAt = gorm.Expr("clock_timestamp()")
-	}
-	if len(reason) > 500 {
-		reason = reason[:500]
-	}
-	// Giving up and forgetting an erasure request's member id commit
-	// together: a given-up event never keeps the id.
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Exec(`UPDATE webhook_outbox SET attempts = attempts + 1, last_status = NULLIF(?, 0), last_error = NULLIF(?, ''),
-		next_attempt_at = ?, failed_at = ? WHERE id = ?`, status, reason, next, failedAt, id).Error; err != nil || !giveUp {
-			return err
-		}
-		return tx.Exec(`UPDATE webhook_outbox SET `+erasureRequestDelivered+` WHERE id = ?`, id).Error
-	})
 }
