@@ -147,7 +147,7 @@ func (s *Store) ReadMember(ctx context.Context, memberID string, fn func(app.Mem
 			_, insErr := results.Exec()
 			_, commitErr := results.Exec()
 			if err := errors.Join(insErr, commitErr, results.Close()); err != nil {
-				return fmt.Errorf("log access and commit: %w", err)
+				return fmt.Errorf("log access: %w", err)
 			}
 			open = false
 			return nil
