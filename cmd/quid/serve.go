@@ -143,7 +143,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 		Policy: domain.ContractPolicy{Catalog: cat, MinPeriod: cfg.MinRewardPeriod}}
 	members := &app.Members{Members: store, Catalog: cat}
 	exchanges := &app.Exchanges{Exchanges: store, Contracts: store, Recipients: store, Signer: signer, IDs: uuidIDs{}}
-	accrual := &app.Accrual{Store: store, Expiry: store, Erasures: store, Workers: 2, Log: log.With("worker", "accrual")}
+	accrual := &app.Accrual{Store: store, Expiry: store, Erasures: store, Workers: app.DefaultAccrualWorkers, Log: log.With("worker", "accrual")}
 	enforcement := &app.Enforcement{Repo: store, Erasures: store, Recipients: store, Catalog: cat,
 		Guard: webhook.Guard{AllowPrivate: cfg.WebhookAllowPrivate}, Secrets: webhook.Secrets{}}
 	dispatcher := &app.Dispatcher{Store: store, Sender: webhook.NewSender(cfg.WebhookAllowPrivate, 10*time.Second, systemClock{}),
