@@ -244,3 +244,39 @@ func copyDatabase(t *testing.T, u string) string {
 	dst.Path = "/" + name
 	return dst.String()
 }
+
+// A prepared statement that PostgreSQL has run five times may switch to a
+// generic plan, estimated without the batch's members; for the credit
+// statement such a plan took minutes for 50,000 exchanges. Accrual's
+// statements are therefore sent unnamed, planned for each batch: none of
+// them stays prepared on the connection.
+func TestAccrualStatementsArePlannedForEachBatchNotPrepared(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	sqlDB, err := w.db.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB.SetMaxOpenConns(1) // the checks below run on the accruing connection
+	c := w.publish(offer{perPeriod: 10, period: "PT1H"})
+	e := w.join(w.enrol("alice"), c)
+	w.backdate(e.ID(), 90*time.Minute)
+	for range 7 {
+		if _, err := w.store.AccrueMembers(context.Background(), []string{"alice"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := w.credits(e.ID()); len(got) != 1 {
+		t.Fatalf("%d credits, want 1", len(got))
+	}
+	var prepared []string
+	if err := w.db.Raw(`
+SELECT statement FROM pg_prepared_statements
+WHERE (statement LIKE '%generate_series(d.credited_periods%' OR statement LIKE '%SET bonus_state = ''vested''%')
+  AND statement NOT LIKE '%pg_prepared_statements%'`).Scan(&prepared).Error; err != nil {
+		t.Fatal(err)
+	}
+	if len(prepared) > 0 {
+		t.Fatalf("%d accrual statements stay prepared on the connection (generic plans after five runs): %.120q", len(prepared), prepared[0])
+	}
+}
