@@ -29,7 +29,8 @@ func (r *AccrualResult) add(o AccrualResult) {
 type AccrualStore interface {
 	// DueMembers lists, in id order, the first limit members whose id sorts
 	// after after and who have a period to credit, a bonus to vest or
-	// consent to expire now. It locks nothing.
+	// consent to expire now ("" sorts before every member id: none is
+	// empty). It locks nothing.
 	DueMembers(ctx context.Context, after string, limit int) ([]string, error)
 	// AccrueMembers expires exchanges whose duration ran out, vests due
 	// bonuses and credits every fully earned period, in one transaction,
