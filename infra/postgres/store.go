@@ -13,7 +13,7 @@ import (
 //	recipients.go   app.RecipientRepository
 //	contracts.go    app.ContractRepository (endings shared with others in ending.go)
 //	members.go      app.MemberRepository, app.Enrolment
-//	exchanges.go    app.ExchangeRepository (the join in join_pipelined.go)
+//	exchanges.go    app.ExchangeRepository (the join in join.go)
 //	enforcement.go  app.EnforcementRepository
 //	erasure.go      app.ErasureRepository, app.ErasureRequestRetention
 //	accrual.go      app.AccrualStore
