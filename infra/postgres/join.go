@@ -29,25 +29,6 @@ const (
 	// member is not enrolled.
 	joinLockSQL = `SELECT m.id, pg_advisory_xact_lock_shared(hashtextextended(CAST(@contract AS text), 0)) IS NULL AS unused
 FROM members m WHERE m.id = @member AND m.erased_at IS NULL FOR UPDATE OF m`
-	// joinReadSQL reads, after the locks (so nobody can change what it
-	// reads until the transaction ends), the contract's status, the clock,
-	// whether the family's bonus was ever paid (to this member, or — kept
-	// only as a keyed hash since erasure — to an earlier member with the same
-	// subject), whether any of the member's consent has lapsed without being
-	// closed yet, and the member's active exchange in the family, whole (a
-	// re-consent supersedes it, a duplicate answers it: reading it here
-	// saves them a round trip; exchanges_one_active allows at most one). No
-	// row means there is no such contract.
-	joinReadSQL = `SELECT clock_timestamp() AS now, c.status, c.family_id,
-       (EXISTS (SELECT 1 FROM ledger_entries l WHERE l.member_id = @member AND l.family_id = c.family_id AND l.kind = 'bonus_pending')
-        OR EXISTS (SELECT 1 FROM erased_bonus_claims b WHERE b.digest = bonus_claim_digest(@member, c.family_id))) AS paid,
-       EXISTS (SELECT 1 FROM exchanges e WHERE e.member_id = @member AND e.status = 'active' AND e.expires_at <= clock_timestamp()) AS lapsed,
-       CAST(a.id AS text), a.member_id, CAST(a.contract_id AS text), CAST(a.family_id AS text), a.terms_hash, a.status,
-       a.joined_at, a.expires_at, a.ended_at, a.bonus_points, a.bonus_state, a.bonus_vests_at, a.credited_periods,
-       a.next_period_end, CAST(a.receipt_id AS text), a.receipt
-FROM contracts c
-LEFT JOIN exchanges a ON a.member_id = @member AND a.family_id = c.family_id AND a.status = 'active'
-WHERE c.id = @contract`
 	// joinWriteSQL inserts the exchange, its consent event, its pending
 	// bonus (@bonus: new points), the vesting of a bonus due at once (@vest:
 	// a bonus without vesting, or a carried-over one whose time passed), the
@@ -75,6 +56,28 @@ WITH ex AS (
 INSERT INTO webhook_outbox (id, recipient_id, event_type, payload, created_at, next_attempt_at)
 SELECT gen_random_uuid(), CAST(w->>'recipient_id' AS uuid), 'exchange.joined', w->'payload', @now, @now
 FROM ex, jsonb_array_elements(CAST(@events AS jsonb)) AS w`
+)
+
+var (
+	// joinReadSQL reads, after the locks (so nobody can change what it
+	// reads until the transaction ends), the contract's status, the clock,
+	// whether the family's bonus was ever paid (to this member, or — kept
+	// only as a keyed hash since erasure — to an earlier member with the same
+	// subject), whether any of the member's consent has lapsed without being
+	// closed yet, and the member's active exchange in the family, whole (a
+	// re-consent supersedes it, a duplicate answers it: reading it here
+	// saves them a round trip; exchanges_one_active allows at most one). No
+	// row means there is no such contract.
+	joinReadSQL = `SELECT clock_timestamp() AS now, c.status, c.family_id,
+       (EXISTS (SELECT 1 FROM ledger_entries l WHERE l.member_id = @member AND l.family_id = c.family_id AND l.kind = 'bonus_pending')
+        OR EXISTS (SELECT 1 FROM erased_bonus_claims b WHERE b.digest = bonus_claim_digest(@member, c.family_id))) AS paid,
+       EXISTS (SELECT 1 FROM exchanges e WHERE e.member_id = @member AND e.status = 'active' AND ` + lapsedAt("clock_timestamp()") + `) AS lapsed,
+       CAST(a.id AS text), a.member_id, CAST(a.contract_id AS text), CAST(a.family_id AS text), a.terms_hash, a.status,
+       a.joined_at, a.expires_at, a.ended_at, a.bonus_points, a.bonus_state, a.bonus_vests_at, a.credited_periods,
+       a.next_period_end, CAST(a.receipt_id AS text), a.receipt
+FROM contracts c
+LEFT JOIN exchanges a ON a.member_id = @member AND a.family_id = c.family_id AND a.status = 'active'
+WHERE c.id = @contract`
 )
 
 var (
@@ -462,8 +465,8 @@ func (s *Store) frozenContract(tx *gorm.DB, id string, status domain.ContractSta
 // pending points, Vest points that become available in the join itself.
 type bonusMoves struct{ Credit, Vest int64 }
 
-// joinBonus derives the ledger moves from the planned exchange; the
-// pipelined and the general path both use it, so they write the same.
+// joinBonus derives the ledger moves from the planned exchange: a
+// re-consent carries an earlier pending bonus over instead of paying a new one.
 func joinBonus(ex domain.Exchange, superseded *domain.Exchange) bonusMoves {
 	carried := superseded != nil && superseded.BonusState() == domain.BonusTransferred
 	var m bonusMoves
