@@ -51,3 +51,18 @@ func DisclosedKeys(values map[string]any) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// ObjectedPurposes lists, in the order the terms name them, the purposes of
+// t that the member objects to (GDPR Art. 21): a contract using any of them
+// may not be joined, and an active exchange on it ends.
+func ObjectedPurposes(t Terms, objected map[string]bool) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, it := range t.Items {
+		if objected[it.Purpose] && !seen[it.Purpose] {
+			seen[it.Purpose] = true
+			out = append(out, it.Purpose)
+		}
+	}
+	return out
+}

@@ -32,7 +32,8 @@ func (s *Store) GrantsAny(ctx context.Context, memberID, recipientID, purpose st
 }
 
 func (s *Store) ReadMember(ctx context.Context, memberID string, fn func(app.MemberSnapshot) (*app.AccessEntry, error)) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	var refused error
+	txErr := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var m memberRecord
 		err := tx.Clauses(clause.Locking{Strength: "SHARE"}).First(&m, "id = ?", memberID).Error
 		if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && m.ErasedAt != nil) {
@@ -61,7 +62,11 @@ func (s *Store) ReadMember(ctx context.Context, memberID string, fn func(app.Mem
 			ORDER BY e.joined_at`, memberID, now).Scan(&rows).Error; err != nil {
 			return err
 		}
-		snap := app.MemberSnapshot{Attributes: member.Attributes, Now: now}
+		restricted, err := restrictedNow(tx, memberID)
+		if err != nil {
+			return err
+		}
+		snap := app.MemberSnapshot{Attributes: member.Attributes, Restricted: restricted, Now: now}
 		for _, r := range rows {
 			c, err := contractRecord{ID: r.ContractID, Terms: r.Terms}.toDomain()
 			if err != nil {
@@ -70,17 +75,25 @@ func (s *Store) ReadMember(ctx context.Context, memberID string, fn func(app.Mem
 			snap.Active = append(snap.Active, app.ActiveConsent{ExchangeID: r.ExchangeID, Terms: c.Terms()})
 		}
 		entry, err := fn(snap)
-		if err != nil || entry == nil {
+		if entry == nil {
 			return err
 		}
-		return insertAccess(tx, *entry)
+		if werr := insertAccess(tx, *entry); werr != nil {
+			return werr
+		}
+		refused = err // a refused attempt, logged: commit, then answer err
+		return nil
 	})
+	if txErr != nil {
+		return txErr
+	}
+	return refused
 }
 
 func insertAccess(tx *gorm.DB, e app.AccessEntry) error {
-	return tx.Exec(`INSERT INTO access_log (member_id, accessor_role, accessor_id, accessor_name, purpose, categories, exchange_ids, request_id, at)
-		VALUES (?, ?, ?, ?, NULLIF(?, ''), ?::text[], ?::uuid[], ?, ?)`,
-		e.MemberID, e.AccessorRole, e.AccessorID, e.AccessorName, e.Purpose, textArray(e.Categories), textArray(e.ExchangeIDs), e.RequestID, e.At).Error
+	return tx.Exec(`INSERT INTO access_log (member_id, accessor_role, accessor_id, accessor_name, purpose, categories, exchange_ids, request_id, at, refused)
+		VALUES (?, ?, ?, ?, NULLIF(?, ''), ?::text[], ?::uuid[], ?, ?, NULLIF(?, ''))`,
+		e.MemberID, e.AccessorRole, e.AccessorID, e.AccessorName, e.Purpose, textArray(e.Categories), textArray(e.ExchangeIDs), e.RequestID, e.At, e.Refused).Error
 }
 
 type accessRecord struct {
@@ -94,6 +107,7 @@ type accessRecord struct {
 	ExchangeIDs  string `gorm:"column:exchange_ids"`
 	RequestID    string
 	At           time.Time
+	Refused      *string
 }
 
 // parseTextArray decodes PostgreSQL's text form of a text[] or uuid[]
@@ -108,7 +122,7 @@ func parseTextArray(s string) []string {
 
 func (s *Store) ListAccess(ctx context.Context, f app.AccessFilter, page app.Page) ([]app.AccessEntry, string, error) {
 	q := s.db.WithContext(ctx).Table("access_log").
-		Select("id, member_id, accessor_role, accessor_id, accessor_name, purpose, categories::text AS categories, exchange_ids::text AS exchange_ids, request_id, at")
+		Select("id, member_id, accessor_role, accessor_id, accessor_name, purpose, categories::text AS categories, exchange_ids::text AS exchange_ids, request_id, at, refused")
 	if f.MemberID != "" {
 		q = q.Where("member_id = ?", f.MemberID)
 	}
@@ -130,7 +144,7 @@ func (s *Store) ListAccess(ctx context.Context, f app.AccessFilter, page app.Pag
 	return mapAll(recs, func(r accessRecord) app.AccessEntry {
 		return app.AccessEntry{ID: r.ID, MemberID: r.MemberID, AccessorRole: r.AccessorRole, AccessorID: r.AccessorID,
 			AccessorName: r.AccessorName, Purpose: deref(r.Purpose), Categories: parseTextArray(r.Categories),
-			ExchangeIDs: parseTextArray(r.ExchangeIDs), RequestID: r.RequestID, At: r.At.UTC()}
+			ExchangeIDs: parseTextArray(r.ExchangeIDs), RequestID: r.RequestID, At: r.At.UTC(), Refused: deref(r.Refused)}
 	}), next, err
 }
 

@@ -33,14 +33,16 @@ FROM members m WHERE m.id = @member AND m.erased_at IS NULL FOR UPDATE OF m`
 	// reads until the transaction ends), the contract's status, the clock,
 	// whether the family's bonus was ever paid (to this member, or — kept
 	// only as a keyed hash since erasure — to an earlier member with the same
-	// subject), the member's active exchange in the family, and whether any
-	// of the member's consent has lapsed without being closed yet. No row
-	// means there is no such contract.
+	// subject), the member's active exchange in the family, whether any
+	// of the member's consent has lapsed without being closed yet, and the
+	// purposes the member objects to (Art. 21). No row means there is no
+	// such contract.
 	joinReadSQL = `SELECT clock_timestamp() AS now, c.status, c.family_id,
        (EXISTS (SELECT 1 FROM ledger_entries l WHERE l.member_id = @member AND l.family_id = c.family_id AND l.kind = 'bonus_pending')
         OR EXISTS (SELECT 1 FROM erased_bonus_claims b WHERE b.digest = bonus_claim_digest(@member, c.family_id))) AS paid,
        (SELECT e.id FROM exchanges e WHERE e.member_id = @member AND e.family_id = c.family_id AND e.status = 'active') AS active_id,
-       EXISTS (SELECT 1 FROM exchanges e WHERE e.member_id = @member AND e.status = 'active' AND e.expires_at <= clock_timestamp()) AS lapsed
+       EXISTS (SELECT 1 FROM exchanges e WHERE e.member_id = @member AND e.status = 'active' AND e.expires_at <= clock_timestamp()) AS lapsed,
+       ARRAY(SELECT o.purpose FROM member_objections o WHERE o.member_id = @member) AS objected
 FROM contracts c WHERE c.id = @contract`
 	// joinWriteSQL inserts the exchange, its consent event, its pending
 	// bonus (@bonus: new points), the vesting of a bonus due at once (@vest:
@@ -146,6 +148,7 @@ type joinState struct {
 	paid     bool
 	activeID *string
 	lapsed   bool
+	objected []string
 }
 
 // pipeline runs fn on the driver's connection; database/sql lends it only
@@ -289,7 +292,7 @@ func replayedJoin(prior json.RawMessage) (domain.Exchange, error) {
 }
 
 func scanJoinState(row pgx.Row, st *joinState) error {
-	err := row.Scan(&st.now, &st.status, &st.familyID, &st.paid, &st.activeID, &st.lapsed)
+	err := row.Scan(&st.now, &st.status, &st.familyID, &st.paid, &st.activeID, &st.lapsed, &st.objected)
 	st.now = st.now.UTC()
 	return err
 }
@@ -306,6 +309,12 @@ func (j *joinTx) context(st joinState) (app.JoinContext, error) {
 		return app.JoinContext{}, fmt.Errorf("read recipients: %w", err)
 	}
 	jc := app.JoinContext{Contract: c, Recipients: recipients, BonusEligible: !st.paid, Now: st.now}
+	if len(st.objected) > 0 {
+		jc.Objected = make(map[string]bool, len(st.objected))
+		for _, p := range st.objected {
+			jc.Objected[p] = true
+		}
+	}
 	if st.activeID != nil { // a re-consent or a duplicate
 		var rec exchangeRecord
 		if err := j.gorm().First(&rec, "id = ?", *st.activeID).Error; err != nil {
