@@ -5,8 +5,12 @@ import (
 	"net/url"
 	"sort"
 	"testing"
+	"time"
+
+	"gorm.io/gorm"
 
 	"github.com/quidpro/quid/app"
+	"github.com/quidpro/quid/infra/config"
 )
 
 func (a *api) object(tok, purpose string, status int) map[string]any {
@@ -45,7 +49,9 @@ func contractFor(f fixtures, title string, items ...map[string]any) map[string]a
 // cannot be joined until she lifts the objection, and her offers mark it.
 func TestObjectionEndsTheRightExchangesAndOnlyThem(t *testing.T) {
 	t.Parallel()
-	a := newAPI(t)
+	// Rendered offers are shared for a minute, so a member's marks that
+	// reached the shared cache would show in the next caller's page.
+	a := newAPI(t, func(c *config.Config) { c.PublicCacheTTL = time.Minute })
 	f := a.fixtures()
 	bob := token(t, app.RoleMember, "bob")
 	objected := contractBody(f) // personalised offers and programme operation
@@ -129,11 +135,18 @@ func TestObjectionEndsTheRightExchangesAndOnlyThem(t *testing.T) {
 		t.Fatalf("alice's offers: %v / %v / %v, Cache-Control %q", mine[usesIt]["conflicts_with_objection"],
 			mine[analytics]["conflicts_with_objection"], mine[operation]["conflicts_with_objection"], r.Header.Get("Cache-Control"))
 	}
+	// With the shared cache live, alice's page (marked again) must not
+	// reach anyone else.
+	a.waitForSharedOffersCache(usesIt)
+	if mine, _ := a.offersAs(f.member); mine[usesIt]["conflicts_with_objection"] != true {
+		t.Fatalf("alice's offers with the shared cache live: %v", mine[usesIt])
+	}
 	public, r := a.offersAs("")
 	if _, marked := public[usesIt]["conflicts_with_objection"]; marked || r.Header.Get("Cache-Control") != "public, max-age=5" {
 		t.Fatalf("the public offers carry per-member data or are not public: %v %q", public[usesIt], r.Header.Get("Cache-Control"))
 	}
-	// After alice's marked page, the shared cache still answers bob without her marks.
+	// After alice's marked page, the shared cache still answers bob and
+	// strangers without her marks.
 	if bobs, _ := a.offersAs(bob); bobs[usesIt]["conflicts_with_objection"] != false {
 		t.Fatalf("bob's offers: %v", bobs[usesIt])
 	}
@@ -152,5 +165,34 @@ func TestObjectionEndsTheRightExchangesAndOnlyThem(t *testing.T) {
 	a.joinContract(f.member, usesIt)
 	if mine, _ := a.offersAs(f.member); mine[usesIt]["conflicts_with_objection"] != false {
 		t.Fatalf("after lifting, the offer is still marked: %v", mine[usesIt])
+	}
+}
+
+// waitForSharedOffersCache waits until the public offers are served from
+// the shared response cache (its change feed is live): a change to a
+// contract made without telling the feed (triggers off) then stays unseen.
+func (a *api) waitForSharedOffersCache(contractID string) {
+	a.t.Helper()
+	a.svc.runWorkers(a.t)
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; ; i++ {
+		before, _ := a.offersAs("")
+		if err := a.svc.db.Transaction(func(tx *gorm.DB) error {
+			if err := tx.Exec(`SET LOCAL session_replication_role = replica`).Error; err != nil {
+				return err
+			}
+			return tx.Exec(`UPDATE contracts SET terms = jsonb_set(terms, '{summary}', to_jsonb(CAST(? AS text))) WHERE id = ?`,
+				fmt.Sprintf("unseen change %d", i), contractID).Error
+		}); err != nil {
+			a.t.Fatal(err)
+		}
+		after, _ := a.offersAs("")
+		if after[contractID]["summary"] == before[contractID]["summary"] {
+			return
+		}
+		if time.Now().After(deadline) {
+			a.t.Fatal("the shared offers cache never became live")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
