@@ -46,10 +46,18 @@ func (s *Store) ReadMember(ctx context.Context, memberID string, fn func(app.Mem
 		if err != nil {
 			return err
 		}
-		now, err := dbNow(tx)
-		if err != nil {
+		// The clock and whether the member restricts processing (Art. 18),
+		// in one round trip.
+		var clock struct {
+			Now        time.Time
+			Restricted bool
+		}
+		if err := tx.Raw(`SELECT clock_timestamp() AS now,
+			EXISTS (SELECT 1 FROM member_restrictions WHERE member_id = ? AND ended_at IS NULL) AS restricted`, memberID).
+			Scan(&clock).Error; err != nil {
 			return err
 		}
+		now := clock.Now.UTC()
 		// An exchange whose duration ran out grants nothing even before the
 		// accrual worker has marked it expired.
 		var rows []struct {
@@ -62,11 +70,7 @@ func (s *Store) ReadMember(ctx context.Context, memberID string, fn func(app.Mem
 			ORDER BY e.joined_at`, memberID, now).Scan(&rows).Error; err != nil {
 			return err
 		}
-		restricted, err := restrictedNow(tx, memberID)
-		if err != nil {
-			return err
-		}
-		snap := app.MemberSnapshot{Attributes: member.Attributes, Restricted: restricted, Now: now}
+		snap := app.MemberSnapshot{Attributes: member.Attributes, Restricted: clock.Restricted, Now: now}
 		for _, r := range rows {
 			c, err := contractRecord{ID: r.ContractID, Terms: r.Terms}.toDomain()
 			if err != nil {
