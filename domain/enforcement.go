@@ -52,6 +52,20 @@ func DisclosedKeys(values map[string]any) []string {
 	return keys
 }
 
+// DeletionState is where a recipient's duty to delete stands at now:
+// "deleted" once confirmed, "overdue" once its due time has passed, "due"
+// until then. The overdue list in SQL (infra/postgres overdueAt) follows the
+// same rule; a parity test pins the two together.
+func DeletionState(due time.Time, confirmed *time.Time, now time.Time) string {
+	switch {
+	case confirmed != nil:
+		return "deleted"
+	case now.After(due):
+		return "overdue"
+	}
+	return "due"
+}
+
 // ObjectedPurposes lists, in the order the terms name them, the purposes of
 // t that the member objects to (GDPR Art. 21): a contract using any of them
 // may not be joined, and an active exchange on it ends.

@@ -27,10 +27,7 @@ func (s *Store) Object(ctx context.Context, memberID, purpose string) (app.Objec
 		ended   []string
 		created bool
 	)
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if _, err := lockMember(tx, memberID); err != nil {
-			return err
-		}
+	err := s.inMemberTx(ctx, memberID, memberLock{}, func(tx *gorm.DB, _ memberRecord) error {
 		if err := s.expireLapsed(tx, memberID); err != nil {
 			return err
 		}
@@ -63,22 +60,19 @@ func (s *Store) Object(ctx context.Context, memberID, purpose string) (app.Objec
 		out = app.Objection{Purpose: purpose, At: at.UTC()}
 		return nil
 	})
-	return out, ended, created, markUnreachable(err)
+	return out, ended, created, err
 }
 
 // LiftObjection implements app.ObjectionRepository, under the member's
 // lock (the lock a join reads objections under).
 func (s *Store) LiftObjection(ctx context.Context, memberID, purpose string) (bool, error) {
 	var lifted bool
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if _, err := lockMember(tx, memberID); err != nil {
-			return err
-		}
+	err := s.inMemberTx(ctx, memberID, memberLock{}, func(tx *gorm.DB, _ memberRecord) error {
 		res := tx.Exec(`DELETE FROM member_objections WHERE member_id = ? AND purpose = ?`, memberID, purpose)
 		lifted = res.RowsAffected == 1
 		return res.Error
 	})
-	return lifted, markUnreachable(err)
+	return lifted, err
 }
 
 // Objections implements app.ObjectionRepository, oldest first.

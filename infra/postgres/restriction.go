@@ -16,10 +16,7 @@ import (
 // settles later sees the restriction.
 func (s *Store) SetRestriction(ctx context.Context, memberID string, restricted bool) (app.Restriction, error) {
 	var out app.Restriction
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if _, err := lockMember(tx, memberID); err != nil {
-			return err
-		}
+	err := s.inMemberTx(ctx, memberID, memberLock{}, func(tx *gorm.DB, _ memberRecord) error {
 		// Consent that lapsed is closed first, so that recipients whose
 		// grant already ran out are not told about the restriction.
 		if err := s.expireLapsed(tx, memberID); err != nil {
@@ -49,7 +46,7 @@ func (s *Store) SetRestriction(ctx context.Context, memberID string, restricted 
 		out, err = restrictionOf(tx, memberID)
 		return err
 	})
-	return out, markUnreachable(err)
+	return out, err
 }
 
 // restrictionEventsSQL tells every recipient that an active, unexpired
