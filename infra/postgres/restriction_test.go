@@ -10,18 +10,18 @@ import (
 )
 
 // TestAccrualSkipsExactlyThePeriodsARestrictionOverlaps is the parity test
-// of creditPeriodsSQL's restriction rule (DESIGN.md rule 11): for many
+// of the restriction rule (DESIGN.md rule 11) written twice: for many
 // random consents, restriction histories (closed and open periods) and
-// caps, one late accrual run pays exactly the hourly periods, on the grid
-// anchored at the join, that end by now, lie under the cap and overlap no
-// restriction — as worked out here in Go — and leaves the counters saying
-// so: credited_periods counts credits, skipped_periods the skipped ones,
-// next_period_end the end of the next period to settle.
+// caps, one late accrual run (creditPeriodsSQL) pays exactly the periods
+// domain.Exchange.CreditsDue pays — those on the grid anchored at the join
+// that end by now, lie under the cap and overlap no restriction — and
+// leaves the same counters: credited_periods counts credits,
+// skipped_periods the skipped ones, next_period_end the end of the next
+// period to settle.
 func TestAccrualSkipsExactlyThePeriodsARestrictionOverlaps(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	rng := rand.New(rand.NewPCG(11, uint64(time.Now().UnixNano())))
-	hour := domain.MustParseDuration("PT1H")
 	capped, uncapped := w.publish(offer{perPeriod: 10, period: "PT1H", maxPeriods: 12}), w.publish(offer{perPeriod: 10, period: "PT1H"})
 	type window struct{ from, until time.Time } // until zero: open
 	type tcase struct {
@@ -70,67 +70,61 @@ func TestAccrualSkipsExactlyThePeriodsARestrictionOverlaps(t *testing.T) {
 		cases = append(cases, tc)
 	}
 
-	before := time.Now()
-	w.accrue()
-	after := time.Now()
-
-	// expected lists the periods due by now and under the cap: paid ones,
-	// and how many were skipped.
-	expected := func(tc tcase, now time.Time) (paid []time.Time, skipped int) {
-		for k := 0; tc.cap == 0 || k < tc.cap; k++ {
-			start, end := domain.PeriodBounds(tc.joined, hour, k)
-			if end.After(now) {
-				break
+	// Domain's rule, at an instant just before and just after the run
+	// (the database reads its own clock in between).
+	type outcome struct {
+		state   domain.ExchangeState
+		periods []domain.Period
+	}
+	expect := func(tc tcase, now time.Time) outcome {
+		e := w.exchange(tc.exchange)
+		var rs []domain.Restriction
+		for _, r := range tc.restricted {
+			dr := domain.Restriction{From: r.from}
+			if !r.until.IsZero() {
+				until := r.until
+				dr.Until = &until
 			}
-			overlaps := false
+			rs = append(rs, dr)
+		}
+		reward := uncapped.Terms().Reward
+		if tc.cap > 0 {
+			reward = capped.Terms().Reward
+		}
+		periods := e.CreditsDue(reward, now, rs...)
+		return outcome{e.State(), periods}
+	}
+	early := make([]outcome, len(cases))
+	for i, tc := range cases {
+		early[i] = expect(tc, time.Now())
+	}
+	w.accrue()
+	late := make([]outcome, len(cases))
+	for i, tc := range cases {
+		late[i] = expect(tc, time.Now())
+	}
+
+	for i, tc := range cases {
+		var got []domain.Period
+		for _, c := range w.credits(tc.exchange) {
+			got = append(got, domain.Period{Start: c.PeriodStart, End: c.PeriodEnd})
+		}
+		stored := w.exchange(tc.exchange).State()
+		matches := func(o outcome) bool {
+			return fmt.Sprint(got) == fmt.Sprint(o.periods) && stored.CreditedPeriods == o.state.CreditedPeriods &&
+				stored.SkippedPeriods == o.state.SkippedPeriods && fmt.Sprint(stored.NextPeriodEnd) == fmt.Sprint(o.state.NextPeriodEnd)
+		}
+		if !matches(early[i]) && !matches(late[i]) {
+			t.Errorf("case %d (restrictions %v, cap %d): SQL paid %v and left credited %d, skipped %d, next %v; domain pays %v and leaves credited %d, skipped %d, next %v",
+				i, tc.restricted, tc.cap, got, stored.CreditedPeriods, stored.SkippedPeriods, stored.NextPeriodEnd,
+				early[i].periods, early[i].state.CreditedPeriods, early[i].state.SkippedPeriods, early[i].state.NextPeriodEnd)
+		}
+		for _, p := range got {
 			for _, r := range tc.restricted {
-				if r.from.Before(end) && (r.until.IsZero() || r.until.After(start)) {
-					overlaps = true
+				if r.from.Before(p.End) && (r.until.IsZero() || r.until.After(p.Start)) {
+					t.Errorf("case %d: period [%s, %s) overlaps the restriction %v and was paid", i, p.Start, p.End, r)
 				}
 			}
-			if overlaps {
-				skipped++
-			} else {
-				paid = append(paid, start)
-			}
-		}
-		return paid, skipped
-	}
-	for i, tc := range cases {
-		var got []time.Time
-		for _, c := range w.credits(tc.exchange) {
-			got = append(got, c.PeriodStart)
-		}
-		wantEarly, skippedEarly := expected(tc, before)
-		wantLate, skippedLate := expected(tc, after)
-		if fmt.Sprint(got) != fmt.Sprint(wantEarly) && fmt.Sprint(got) != fmt.Sprint(wantLate) {
-			t.Errorf("case %d (restrictions %v, cap %d): paid periods starting %v, want %v", i, tc.restricted, tc.cap, got, wantEarly)
-			continue
-		}
-		var counters struct {
-			CreditedPeriods, SkippedPeriods int
-			NextPeriodEnd                   *time.Time
-		}
-		if err := w.db.Raw(`SELECT credited_periods, skipped_periods, next_period_end FROM exchanges WHERE id = ?`, tc.exchange).
-			Scan(&counters).Error; err != nil {
-			t.Fatal(err)
-		}
-		skipped := skippedEarly
-		if fmt.Sprint(got) == fmt.Sprint(wantLate) {
-			skipped = skippedLate
-		}
-		settled := counters.CreditedPeriods + counters.SkippedPeriods
-		if counters.CreditedPeriods != len(got) || counters.SkippedPeriods != skipped {
-			t.Errorf("case %d: counters credited %d skipped %d, want %d and %d", i, counters.CreditedPeriods, counters.SkippedPeriods, len(got), skipped)
-		}
-		_, nextEnd := domain.PeriodBounds(tc.joined, hour, settled)
-		switch {
-		case tc.cap > 0 && settled >= tc.cap:
-			if counters.NextPeriodEnd != nil {
-				t.Errorf("case %d: the cap is reached, yet next_period_end is %s", i, counters.NextPeriodEnd)
-			}
-		case counters.NextPeriodEnd == nil || !counters.NextPeriodEnd.Equal(nextEnd):
-			t.Errorf("case %d: next_period_end %v, want %s (period %d of the grid)", i, counters.NextPeriodEnd, nextEnd, settled)
 		}
 	}
 	if again := w.accrue(); again.Credits != 0 {
