@@ -396,7 +396,7 @@ func (h *handlers) memberOffers(c *fiber.Ctx, p app.Principal, page app.Page) er
 	if err != nil {
 		return err
 	}
-	return sendBytesCached(c, body, fiber.MIMEApplicationJSON, "private, no-store")
+	return cachedResponse{body: body, contentType: fiber.MIMEApplicationJSON, cacheControl: "private, no-store"}.send(c)
 }
 
 func (h *handlers) publishContract(c *fiber.Ctx) error {
