@@ -1,6 +1,8 @@
 package main
 
 import (
+	"gorm.io/gorm"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -113,7 +115,14 @@ func TestRestrictedWindowNeverEarnsEvenWhenTheWorkerRunsLate(t *testing.T) {
 		t.Fatal(err)
 	}
 	from, until := joined.Add(150*time.Minute), joined.Add(6*time.Hour)
-	if err := a.svc.db.Exec(`UPDATE member_restrictions SET started_at = ?, ended_at = ? WHERE member_id = 'alice'`, from, until).Error; err != nil {
+	// Moving a restriction period is refused by the database (00016): the
+	// test rewrites history past the guard, as only a superuser could.
+	if err := a.svc.db.Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec(`SET LOCAL session_replication_role = replica`).Error; err != nil {
+			return err
+		}
+		return tx.Exec(`UPDATE member_restrictions SET started_at = ?, ended_at = ? WHERE member_id = 'alice'`, from, until).Error
+	}); err != nil {
 		t.Fatal(err)
 	}
 
