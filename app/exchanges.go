@@ -37,6 +37,21 @@ func NewIdempotencyKey(key string, sent bool, body []byte) (*IdempotencyKey, err
 	return &IdempotencyKey{Key: key, RequestHash: hex.EncodeToString(sum[:])}, nil
 }
 
+// CoverGPC makes the request fingerprint cover the Global Privacy Control
+// signal as well as the body. The signal is a header, but it changes what
+// a join does (409 gpc-conflict without affirmation) and what the consent
+// event records, so the same key sent again with the signal switched is
+// another request: it is refused as a reused key rather than answered with
+// a stored outcome the signal would have changed. Requests without the
+// signal keep the body-only fingerprint, so keys stored before this rule
+// still match their retries.
+func (k *IdempotencyKey) CoverGPC(body []byte) {
+	h := sha256.New()
+	h.Write(body)
+	h.Write([]byte("\x00Sec-GPC: 1"))
+	k.RequestHash = hex.EncodeToString(h.Sum(nil))
+}
+
 // JoinContext is what the store knows, under lock, when a member joins.
 type JoinContext struct {
 	Contract      domain.Contract
@@ -44,6 +59,12 @@ type JoinContext struct {
 	Active        *domain.Exchange            // the member's active exchange in the family, if any
 	BonusEligible bool
 	Now           time.Time
+	// Attributes holds the keys of the member's stored profile attributes
+	// and Birthdate their date of birth (nil when unknown), read under the
+	// member's lock, so no concurrent profile change can slip between the
+	// checks and the join.
+	Attributes map[string]bool
+	Birthdate  any
 }
 
 // JoinPlan is what the use case decided: the new exchange and, for a
@@ -51,6 +72,19 @@ type JoinContext struct {
 type JoinPlan struct {
 	Exchange   domain.Exchange
 	Superseded *domain.Exchange
+	// GPC records in the consent event that the join request carried the
+	// Global Privacy Control signal.
+	GPC bool
+}
+
+// JoinRequest is a member's request to join a contract version. GPC is the
+// Global Privacy Control signal (Sec-GPC: 1) the request carried;
+// AffirmDespiteGPC is the member's explicit wish to join anyway.
+type JoinRequest struct {
+	ContractID       string
+	Idempotency      *IdempotencyKey
+	GPC              bool
+	AffirmDespiteGPC bool
 }
 
 // ExchangeView is an exchange with what the member sees beside it.
@@ -96,6 +130,7 @@ type ConsentEvent struct {
 	Kind       string
 	Actor      string
 	At         time.Time
+	GPC        bool // the consent was given with Global Privacy Control on
 }
 
 // ReceiptSigner signs consent receipts.
@@ -135,16 +170,27 @@ type Exchanges struct {
 	Recipients RecipientRepository
 	Signer     ReceiptSigner
 	IDs        IDs
+	Catalog    domain.Catalog
 }
 
 // Join consents to a published version. Joining the version again while
 // active is a conflict; joining a newer version of a family the member is
 // in re-consents, superseding the old exchange in the same transaction.
 func (s *Exchanges) Join(ctx context.Context, p Principal, contractID string, idem *IdempotencyKey) (domain.Exchange, bool, error) {
+	return s.JoinWith(ctx, p, JoinRequest{ContractID: contractID, Idempotency: idem})
+}
+
+// JoinWith is Join with the request's privacy signals. A join is refused,
+// writing nothing, when the member's profile lacks data the contract shares
+// (DESIGN rule 9), when the member's age is unknown or below the contract's
+// age requirement (rule 10), or when the request carries Global Privacy
+// Control for a contract that shares with a third party or for advertising
+// and the member did not affirm it.
+func (s *Exchanges) JoinWith(ctx context.Context, p Principal, in JoinRequest) (domain.Exchange, bool, error) {
 	if err := p.Require(RoleMember); err != nil {
 		return domain.Exchange{}, false, err
 	}
-	ex, replayed, err := s.Exchanges.Join(ctx, p.Subject, contractID, idem, func(jc JoinContext) (JoinPlan, error) {
+	ex, replayed, err := s.Exchanges.Join(ctx, p.Subject, in.ContractID, in.Idempotency, func(jc JoinContext) (JoinPlan, error) {
 		if jc.Active != nil {
 			if jc.Active.ContractID() == jc.Contract.ID() {
 				return JoinPlan{}, domain.Conflict("already-joined", "you already have an active exchange on this version")
@@ -154,7 +200,10 @@ func (s *Exchanges) Join(ctx context.Context, p Principal, contractID string, id
 		if err != nil {
 			return JoinPlan{}, err
 		}
-		plan := JoinPlan{Exchange: ex}
+		if err := s.fairJoin(jc, in); err != nil {
+			return JoinPlan{}, err
+		}
+		plan := JoinPlan{Exchange: ex, GPC: in.GPC}
 		if jc.Active != nil {
 			old := *jc.Active
 			old.Supersede(&plan.Exchange, jc.Now)
@@ -169,6 +218,41 @@ func (s *Exchanges) Join(ctx context.Context, p Principal, contractID string, id
 		return ex, false, domain.Invalid("/contract_id", "names no contract")
 	}
 	return ex, replayed, err
+}
+
+// fairJoin applies rules 9 and 10 and the GPC rule: every missing
+// attribute (and an unknown age) is reported at once, then a member too
+// young, then an unaffirmed GPC signal.
+func (s *Exchanges) fairJoin(jc JoinContext, in JoinRequest) error {
+	t := jc.Contract.Terms()
+	var v domain.Violations
+	v.Merge("", s.Catalog.CheckProfileHolds(t, jc.Attributes))
+	minAge := domain.AgeRequirement(t, jc.Recipients)
+	ageErr := domain.CheckAge(jc.Birthdate, minAge, jc.Now)
+	if domain.IsKind(ageErr, domain.KindInvalid) {
+		// Reported once: a contract that shares the birthdate itself has
+		// already named it as missing.
+		if !containsString(s.Catalog.RequiredAttributes(t), domain.BirthdateCategory) || jc.Attributes[domain.BirthdateCategory] {
+			v.Merge("", ageErr)
+		}
+		ageErr = nil
+	}
+	if err := v.Err(); err != nil {
+		return err
+	}
+	if ageErr != nil {
+		return ageErr
+	}
+	return domain.CheckGPC(in.GPC, in.AffirmDespiteGPC, t, jc.Recipients)
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
 
 func receiptOf(e domain.Exchange, receiptID string, c domain.Contract, recipients map[string]domain.Recipient) Receipt {

@@ -142,7 +142,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 	contracts := &app.Contracts{Contracts: store, Recipients: store, Clock: systemClock{}, IDs: uuidIDs{},
 		Policy: domain.ContractPolicy{Catalog: cat, MinPeriod: cfg.MinRewardPeriod}}
 	members := &app.Members{Members: store, Catalog: cat}
-	exchanges := &app.Exchanges{Exchanges: store, Contracts: store, Recipients: store, Signer: signer, IDs: uuidIDs{}}
+	exchanges := &app.Exchanges{Exchanges: store, Contracts: store, Recipients: store, Signer: signer, IDs: uuidIDs{}, Catalog: cat}
 	accrual := &app.Accrual{Store: store, Expiry: store, Erasures: store, Workers: 2, Log: log.With("worker", "accrual")}
 	enforcement := &app.Enforcement{Repo: store, Erasures: store, Recipients: store, Catalog: cat,
 		Guard: webhook.Guard{AllowPrivate: cfg.WebhookAllowPrivate}, Secrets: webhook.Secrets{}}
