@@ -123,7 +123,8 @@ func (w *world) publish(o offer) domain.Contract {
 
 func (w *world) enrol(id string) app.Principal {
 	w.t.Helper()
-	if _, _, err := w.members.Enrol(context.Background(), member(id), map[string]any{"location.city": "Oslo"}); err != nil {
+	if _, _, err := w.members.Enrol(context.Background(), member(id), map[string]any{"location.city": "Oslo",
+		"contact.email": "m@example.com", "demographic.birthdate": "1990-05-01"}); err != nil {
 		w.t.Fatal(err)
 	}
 	return member(id)
