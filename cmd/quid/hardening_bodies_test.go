@@ -26,8 +26,8 @@ const zeroUUID = "00000000-0000-0000-0000-000000000000"
 func sampleBodies() map[string]map[string]any {
 	contract := map[string]any{
 		"title": "Coffee club", "summary": "City for coffee.", "retention": "P30D", "duration": "P1Y",
-		"items":  []any{map[string]any{"category": "location.city", "purpose": "loyalty.personalised_offers", "recipients": []any{zeroUUID}}},
-		"reward": map[string]any{"join_bonus": 10, "vesting": "P1D", "points_per_period": 1, "period": "P1D", "max_periods": 12},
+		"items":   []any{map[string]any{"category": "location.city", "purpose": "loyalty.personalised_offers", "recipients": []any{zeroUUID}}},
+		"reward":  map[string]any{"join_bonus": 10, "vesting": "P1D", "points_per_period": 1, "period": "P1D", "max_periods": 12},
 		"min_age": 18,
 	}
 	return map[string]map[string]any{
