@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"sort"
 	"time"
@@ -75,23 +76,23 @@ func (s *Store) SaveProfile(ctx context.Context, memberID string, changes map[st
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		now, err := dbNow(tx)
 		if err != nil {
-			return err
+			return fmt.Errorf("read clock: %w", err)
 		}
 		ins := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&memberRecord{ID: memberID, Attributes: []byte("{}"), CreatedAt: now, UpdatedAt: now})
 		if ins.Error != nil {
-			return ins.Error
+			return fmt.Errorf("enrol member: %w", ins.Error)
 		}
 		created = ins.RowsAffected == 1
 		var rec memberRecord
 		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).First(&rec, "id = ?", memberID).Error; err != nil {
-			return translate(err, "member")
+			return fmt.Errorf("lock member: %w", translate(err, "member"))
 		}
 		if rec.ErasedAt != nil {
 			return domain.Conflict("member-erased", "this member's data was erased; the account cannot be used again")
 		}
 		m, err := rec.toApp()
 		if err != nil {
-			return err
+			return fmt.Errorf("member attributes: %w", err)
 		}
 		var removed []string
 		for k, v := range changes {
@@ -104,7 +105,7 @@ func (s *Store) SaveProfile(ctx context.Context, memberID string, changes map[st
 			if len(removed) > 0 {
 				sort.Strings(removed)
 				if active, err = s.activeShares(tx, memberID); err != nil {
-					return err
+					return fmt.Errorf("read active exchanges: %w", err)
 				}
 			}
 			if err := guard(removed, active); err != nil {
@@ -126,21 +127,21 @@ func (s *Store) SaveProfile(ctx context.Context, memberID string, changes map[st
 		sort.Strings(changed)
 		if created {
 			if err := tx.Exec(`INSERT INTO member_events (member_id, kind, at) VALUES (?, 'enrolled', ?)`, memberID, now).Error; err != nil {
-				return err
+				return fmt.Errorf("log enrolment: %w", err)
 			}
 		}
 		if len(changed) > 0 {
 			raw, err := json.Marshal(m.Attributes)
 			if err != nil {
-				return err
+				return fmt.Errorf("encode attributes: %w", err)
 			}
 			if err := tx.Model(&memberRecord{}).Where("id = ?", memberID).
 				Updates(map[string]any{"attributes": raw, "updated_at": now}).Error; err != nil {
-				return err
+				return fmt.Errorf("save attributes: %w", err)
 			}
 			if err := tx.Exec(`INSERT INTO member_events (member_id, kind, changed_keys, at) VALUES (?, 'attributes_changed', ?, ?)`,
 				memberID, textArray(changed), now).Error; err != nil {
-				return err
+				return fmt.Errorf("log changed keys: %w", err)
 			}
 		}
 		out = m
