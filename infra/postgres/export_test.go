@@ -48,3 +48,6 @@ func (s *Store) AccrueMembersAt(tx *gorm.DB, members []string, now time.Time) (a
 
 // OverdueAt is overdueAt.
 func OverdueAt(at string) string { return overdueAt(at) }
+
+// ClaimDueSQL is what ClaimDue sends, for looking at its plan.
+const ClaimDueSQL = claimDueSQL
