@@ -16,7 +16,9 @@ type JoinContext struct {
 	Recipients    map[string]domain.Recipient // everyone the contract names
 	Active        *domain.Exchange            // the member's active exchange in the family, if any
 	BonusEligible bool
-	Now           time.Time
+	// Objected holds the purposes the member objects to (Art. 21).
+	Objected map[string]bool
+	Now      time.Time
 	// Attributes holds the keys of the member's stored profile attributes
 	// and Birthdate their date of birth (nil when unknown), read under the
 	// member's lock, so no concurrent profile change can slip between the
@@ -66,6 +68,9 @@ func (s *Exchanges) JoinWith(ctx context.Context, p Principal, in JoinRequest) (
 		return domain.Exchange{}, false, err
 	}
 	ex, replayed, err := s.store.Join(ctx, p.Subject, in.ContractID, in.Idempotency, func(jc JoinContext) (JoinPlan, error) {
+		if objected := domain.ObjectedPurposes(jc.Contract.Terms(), jc.Objected); len(objected) > 0 {
+			return JoinPlan{}, errObjectedPurpose(objected)
+		}
 		if jc.Active != nil {
 			if jc.Active.ContractID() == jc.Contract.ID() {
 				return JoinPlan{}, errAlreadyJoined

@@ -114,6 +114,9 @@ type exportDTO struct {
 	Ledger     []entryDTO    `json:"ledger"`
 	AccessLog  []accessDTO   `json:"access_log"`
 	Deletions  []ackDTO      `json:"deletions"`
+	// Restriction periods (Art. 18) and objections (Art. 21).
+	Restrictions []restrictionPeriodDTO `json:"restrictions"`
+	Objections   []objectionDTO         `json:"objections"`
 }
 
 // export is the right to data portability: everything Quid holds about the
@@ -125,7 +128,8 @@ func (h *handlers) export(c *fiber.Ctx) error {
 		return err
 	}
 	out := exportDTO{Format: "quid-export/1", ExportedAt: timeText(time.Now()), Member: memberOf(m),
-		Exchanges: []exchangeDTO{}, ConsentLog: []consentDTO{}, Ledger: []entryDTO{}, AccessLog: []accessDTO{}, Deletions: []ackDTO{}}
+		Exchanges: []exchangeDTO{}, ConsentLog: []consentDTO{}, Ledger: []entryDTO{}, AccessLog: []accessDTO{}, Deletions: []ackDTO{},
+		Restrictions: []restrictionPeriodDTO{}, Objections: []objectionDTO{}}
 	st, err := h.svc.Exchanges.Transparency(ctx, p)
 	if err != nil {
 		return err
@@ -172,6 +176,23 @@ func (h *handlers) export(c *fiber.Ctx) error {
 		now := time.Now()
 		for _, a := range acks {
 			out.Deletions = append(out.Deletions, ackOf(a, now, false))
+		}
+	}
+	if h.svc.Restrictions != nil {
+		r, err := h.svc.Restrictions.Get(ctx, p)
+		if err != nil {
+			return err
+		}
+		out.Member.Restricted = &r.Restricted
+		out.Restrictions = restrictionOf(r).Periods
+	}
+	if h.svc.Objections != nil {
+		os, err := h.svc.Objections.List(ctx, p)
+		if err != nil {
+			return err
+		}
+		for _, o := range os {
+			out.Objections = append(out.Objections, h.objectionOf(o.Purpose, timeText(o.At)))
 		}
 	}
 	c.Set(fiber.HeaderContentDisposition, `attachment; filename="quid-export.json"`)
