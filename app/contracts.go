@@ -70,6 +70,7 @@ type TermsInput struct {
 	Retention string
 	Duration  *string
 	Reward    RewardInput
+	MinAge    *int // nil: the contract sets no minimum age of its own
 }
 
 type ItemInput struct {
@@ -127,6 +128,13 @@ func (s *Contracts) terms(ctx context.Context, in TermsInput) (domain.Terms, err
 			v.Add("/reward/max_periods", "must be at least 1, or null for no cap")
 		}
 		t.Reward.MaxPeriods = *in.Reward.MaxPeriods
+	}
+	if in.MinAge != nil {
+		if *in.MinAge < 1 {
+			v.Add("/min_age", fmt.Sprintf("must be between 1 and %d, or null for none", domain.MaxMinAge))
+		} else {
+			t.MinAge = *in.MinAge
+		}
 	}
 	known, err := s.recipients.RecipientsByID(ctx, t.RecipientIDs())
 	if err != nil {
@@ -197,6 +205,10 @@ func InputOf(t domain.Terms) TermsInput {
 	if t.Reward.MaxPeriods > 0 {
 		m := t.Reward.MaxPeriods
 		in.Reward.MaxPeriods = &m
+	}
+	if t.MinAge > 0 {
+		a := t.MinAge
+		in.MinAge = &a
 	}
 	return in
 }

@@ -51,6 +51,7 @@ type ConsentEvent struct {
 	Kind       string
 	Actor      string
 	At         time.Time
+	GPC        bool // the consent was given with Global Privacy Control on
 }
 
 // Exchanges is the member's side of consent: join (join.go), cancel, look,
@@ -62,13 +63,16 @@ type Exchanges struct {
 	recipients RecipientRepository
 	signer     ReceiptSigner
 	ids        IDs
+	catalog    domain.Catalog
 }
 
 // NewExchanges wires the member's use cases: store keeps exchanges and the
 // ledger, contracts and recipients are read for views and receipts, signer
-// signs consent receipts and ids mints exchange and receipt ids.
-func NewExchanges(store ExchangeRepository, contracts ContractRepository, recipients RecipientRepository, signer ReceiptSigner, ids IDs) *Exchanges {
-	return &Exchanges{store: store, contracts: contracts, recipients: recipients, signer: signer, ids: ids}
+// signs consent receipts, ids mints exchange and receipt ids, and catalog
+// tells a join which stored attribute each shared category needs.
+func NewExchanges(store ExchangeRepository, contracts ContractRepository, recipients RecipientRepository, signer ReceiptSigner, ids IDs,
+	catalog domain.Catalog) *Exchanges {
+	return &Exchanges{store: store, contracts: contracts, recipients: recipients, signer: signer, ids: ids, catalog: catalog}
 }
 
 // Cancel ends consent at once; cancelling again changes nothing.

@@ -35,6 +35,21 @@ func NewIdempotencyKey(key string, sent bool, body []byte) (*IdempotencyKey, err
 	return &IdempotencyKey{Key: key, RequestHash: hex.EncodeToString(sum[:])}, nil
 }
 
+// CoverGPC makes the request fingerprint cover the Global Privacy Control
+// signal as well as the body. The signal is a header, but it changes what
+// a join does (409 gpc-conflict without affirmation) and what the consent
+// event records, so the same key sent again with the signal switched is
+// another request: it is refused as a reused key rather than answered with
+// a stored outcome the signal would have changed. Requests without the
+// signal keep the body-only fingerprint, so keys stored before this rule
+// still match their retries.
+func (k *IdempotencyKey) CoverGPC(body []byte) {
+	h := sha256.New()
+	h.Write(body)
+	h.Write([]byte("\x00Sec-GPC: 1"))
+	k.RequestHash = hex.EncodeToString(h.Sum(nil))
+}
+
 // IdempotencyTTL is how long a stored response answers a retried request
 // with the same Idempotency-Key; after it the key may be used afresh.
 const IdempotencyTTL = 24 * time.Hour

@@ -21,7 +21,12 @@ type Member struct {
 type MemberRepository interface {
 	// SaveProfile enrols the member when new and applies the attribute
 	// changes (a nil value removes a key), recording which keys changed.
-	SaveProfile(ctx context.Context, memberID string, changes map[string]any) (Member, bool, error)
+	// Under the member's lock, before writing, it calls guard with the keys
+	// the changes remove from the stored profile and, when there are any,
+	// the member's active exchanges with the categories each shares; an
+	// error from guard aborts the save, writing nothing.
+	SaveProfile(ctx context.Context, memberID string, changes map[string]any,
+		guard func(removed []string, active []domain.Share) error) (Member, bool, error)
 	GetMember(ctx context.Context, memberID string) (Member, error)
 }
 
@@ -66,7 +71,9 @@ func (s *Members) Enrol(ctx context.Context, p Principal, attributes map[string]
 	if err := v.Err(); err != nil {
 		return Member{}, false, err
 	}
-	m, created, err := s.store.SaveProfile(ctx, p.Subject, attributes)
+	// Rule 9: an attribute an active exchange shares can be corrected but
+	// not removed while the exchange is active.
+	m, created, err := s.store.SaveProfile(ctx, p.Subject, attributes, s.catalog.CheckRemovals)
 	if err != nil {
 		return Member{}, false, fmt.Errorf("save profile: %w", err)
 	}

@@ -32,6 +32,12 @@ const (
 	RuleCountryOfAddress = "country_of_address"
 )
 
+// DPV terms for profiling and automated decisions (GDPR Art. 22).
+const (
+	DPVProfiling               = "dpv:Profiling"
+	DPVAutomatedDecisionMaking = "dpv:AutomatedDecisionMaking"
+)
+
 // Derivation describes how a derived category is computed.
 type Derivation struct {
 	From          string
@@ -50,10 +56,15 @@ type Category struct {
 	Derived                          *Derivation
 }
 
-// Purpose is why data is used.
+// Purpose is why data is used. DirectMarketing purposes can be objected to
+// at any time (GDPR Art. 21(2)); AutomatedProcessing lists the DPV terms
+// (dpv:Profiling, dpv:AutomatedDecisionMaking) of the profiling or
+// automated decisions the purpose involves (Art. 22), empty when none.
 type Purpose struct {
 	Key, Label, Description string
 	Fideslang, DPV          string
+	DirectMarketing         bool
+	AutomatedProcessing     []string
 }
 
 // Catalog is the fixed set of categories and purposes a contract may name.
@@ -109,6 +120,11 @@ func NewCatalog(categories []Category, purposes []Purpose) (Catalog, error) {
 		}
 		if _, dup := c.purposes[p.Key]; dup {
 			return Catalog{}, fmt.Errorf("catalogue: purpose %q twice", p.Key)
+		}
+		for _, term := range p.AutomatedProcessing {
+			if term != DPVProfiling && term != DPVAutomatedDecisionMaking {
+				return Catalog{}, fmt.Errorf("catalogue: purpose %q has unknown automated processing term %q", p.Key, term)
+			}
 		}
 		c.purposes[p.Key] = p
 		c.purOrder = append(c.purOrder, p.Key)

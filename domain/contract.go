@@ -47,6 +47,10 @@ type Terms struct {
 	Retention Duration
 	Duration  *Duration
 	Reward    Reward
+	// MinAge is the youngest age the contract accepts; 0 means the contract
+	// sets none (the floor of MinAgeFloor still applies to third-party and
+	// advertising sharing, see AgeRequirement).
+	MinAge int
 }
 
 // Limits that keep a contract meaningful to a member.
@@ -54,6 +58,7 @@ const (
 	MaxItems      = 50
 	MaxRecipients = 20
 	MaxPeriodsCap = 100_000
+	MaxMinAge     = 120
 )
 
 // MaxPoints caps a contract's points; int64 like every points amount.
@@ -141,6 +146,9 @@ func (p ContractPolicy) ValidateTerms(t Terms, recipientExists func(string) bool
 	}
 	if r.JoinBonus == 0 && r.PointsPerPeriod == 0 {
 		v.Add("/reward", "must offer a join bonus or points per period")
+	}
+	if t.MinAge < 0 || t.MinAge > MaxMinAge {
+		v.Add("/min_age", fmt.Sprintf("must be between 1 and %d, or null for none", MaxMinAge))
 	}
 	return v.Err()
 }
@@ -332,6 +340,11 @@ func CanonicalTerms(t Terms, recipients map[string]Recipient) ([]byte, error) {
 			"points_per_period": t.Reward.PointsPerPeriod, "period": optional(t.Reward.Period),
 			"max_periods": maxPeriods,
 		},
+	}
+	// min_age is written only when set, so the canonical form (and hash)
+	// of terms published before min_age existed is unchanged.
+	if t.MinAge > 0 {
+		doc["min_age"] = t.MinAge
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

@@ -30,6 +30,9 @@ type Error struct {
 	Code    string
 	Message string
 	Fields  []FieldError
+	// ExchangeIDs names the member's exchanges a conflict is about (for
+	// example those to cancel before an attribute can be removed).
+	ExchangeIDs []string
 }
 
 func (e *Error) Error() string {

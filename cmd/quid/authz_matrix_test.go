@@ -115,6 +115,7 @@ var authzMatrix = []authzRow{
 	{route: "GET /metrics", req: get("/metrics"), want: public},
 	{route: "GET /openapi.yaml", req: get("/openapi.yaml"), want: public},
 	{route: "GET /.well-known/jwks.json", req: get("/.well-known/jwks.json"), want: public},
+	{route: "GET /.well-known/gpc.json", req: get("/.well-known/gpc.json"), want: public},
 	{route: "GET /v1/catalog/categories", req: get("/v1/catalog/categories"), want: public},
 	{route: "GET /v1/catalog/purposes", req: get("/v1/catalog/purposes"), want: public},
 	{route: "GET /v1/offers", req: get("/v1/offers"), want: public},

@@ -63,7 +63,7 @@ func TestAccrualKilledMidRunCreditsEveryPeriodOnce(t *testing.T) {
 			defer wg.Done()
 			for i := range work {
 				tok := token(t, app.RoleMember, fmt.Sprintf("accrue-%03d", i))
-				rs := []response{a.send(req{Method: "PUT", Path: "/v1/me", Token: tok, Body: map[string]any{"attributes": map[string]any{"location.city": "Oslo"}}})}
+				rs := []response{a.send(req{Method: "PUT", Path: "/v1/me", Token: tok, Body: map[string]any{"attributes": joinableProfile()}})}
 				for _, c := range contracts {
 					rs = append(rs, a.send(req{Method: "POST", Path: "/v1/me/exchanges", Token: tok, Body: map[string]any{"contract_id": c}}))
 				}

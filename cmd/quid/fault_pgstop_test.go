@@ -115,9 +115,9 @@ func TestPostgresStoppedUnderLoadFailsFastAndLosesNoJoin(t *testing.T) {
 			for i := 0; !stopped(); i++ {
 				member := fmt.Sprintf("load-%d-%03d", w, i)
 				tok := token(t, app.RoleMember, member)
-				for r := send("enrol", req{Method: "PUT", Path: "/v1/me", Token: tok, Body: map[string]any{"attributes": map[string]any{"location.city": "Oslo"}}}); r.Status/100 != 2; {
+				for r := send("enrol", req{Method: "PUT", Path: "/v1/me", Token: tok, Body: map[string]any{"attributes": joinableProfile()}}); r.Status/100 != 2; {
 					time.Sleep(50 * time.Millisecond)
-					r = send("enrol", req{Method: "PUT", Path: "/v1/me", Token: tok, Body: map[string]any{"attributes": map[string]any{"location.city": "Oslo"}}})
+					r = send("enrol", req{Method: "PUT", Path: "/v1/me", Token: tok, Body: map[string]any{"attributes": joinableProfile()}})
 				}
 				for c, contract := range contracts {
 					key := ""

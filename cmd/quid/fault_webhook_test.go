@@ -122,7 +122,7 @@ func TestWebhookReceiverOutageLosesNoEvent(t *testing.T) {
 	joinAndCancel := func(prefix string, n int, cancel bool) {
 		for i := range n {
 			tok := token(t, app.RoleMember, fmt.Sprintf("%s-%02d", prefix, i))
-			expect(t, a.do(req{Method: "PUT", Path: "/v1/me", Token: tok, Body: map[string]any{"attributes": map[string]any{"location.city": "Oslo"}}}), 201)
+			expect(t, a.do(req{Method: "PUT", Path: "/v1/me", Token: tok, Body: map[string]any{"attributes": joinableProfile()}}), 201)
 			id := expect(t, a.do(req{Method: "POST", Path: "/v1/me/exchanges", Token: tok, Body: map[string]any{"contract_id": contract}}), 201).json(t)["id"].(string)
 			if cancel {
 				expect(t, a.do(req{Method: "DELETE", Path: "/v1/me/exchanges/" + id, Token: tok}), 200)

@@ -26,8 +26,9 @@ const zeroUUID = "00000000-0000-0000-0000-000000000000"
 func sampleBodies() map[string]map[string]any {
 	contract := map[string]any{
 		"title": "Coffee club", "summary": "City for coffee.", "retention": "P30D", "duration": "P1Y",
-		"items":  []any{map[string]any{"category": "location.city", "purpose": "loyalty.personalised_offers", "recipients": []any{zeroUUID}}},
-		"reward": map[string]any{"join_bonus": 10, "vesting": "P1D", "points_per_period": 1, "period": "P1D", "max_periods": 12},
+		"items":   []any{map[string]any{"category": "location.city", "purpose": "loyalty.personalised_offers", "recipients": []any{zeroUUID}}},
+		"reward":  map[string]any{"join_bonus": 10, "vesting": "P1D", "points_per_period": 1, "period": "P1D", "max_periods": 12},
+		"min_age": 18,
 	}
 	return map[string]map[string]any{
 		"POST /v1/recipients":           {"name": "Acme", "kind": "third_party", "country": "NO", "privacy_policy_url": "https://acme.example/privacy"},
@@ -35,7 +36,7 @@ func sampleBodies() map[string]map[string]any {
 		"PATCH /v1/contracts/:id":       contract,
 		"POST /v1/contracts/:id/retire": {"terminate_active": true},
 		"PUT /v1/me":                    {"attributes": map[string]any{"contact.email": "m@example.com", "location.city": "Oslo"}},
-		"POST /v1/me/exchanges":         {"contract_id": zeroUUID},
+		"POST /v1/me/exchanges":         {"contract_id": zeroUUID, "affirm_despite_gpc": true},
 		"POST /v1/me/redemptions":       {"points": 1, "reference": "gift card"},
 		"PUT /v1/partner/webhook":       {"url": "https://hooks.example/quid", "secret": "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="},
 		"POST /v1/partner/deletions":    {"exchange_id": zeroUUID},

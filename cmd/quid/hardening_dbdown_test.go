@@ -18,7 +18,7 @@ func TestDatabaseDownIsServiceUnavailableOnEveryRoute(t *testing.T) {
 	w := a.world()
 	// No database needed: served from memory.
 	inMemory := map[string]bool{"GET /healthz": true, "GET /metrics": true, "GET /openapi.yaml": true,
-		"GET /.well-known/jwks.json": true, "GET /v1/catalog/categories": true, "GET /v1/catalog/purposes": true}
+		"GET /.well-known/jwks.json": true, "GET /.well-known/gpc.json": true, "GET /v1/catalog/categories": true, "GET /v1/catalog/purposes": true}
 
 	proxy.down()
 	// The hot path first, while every pooled connection is dead but nothing

@@ -273,7 +273,7 @@ func TestTokenSubjectsThatCannotBeIdentifiersAreRefused(t *testing.T) {
 			}
 			var body any
 			if tt.method == "PUT" {
-				body = map[string]any{"attributes": map[string]any{"location.city": "Oslo"}}
+				body = map[string]any{"attributes": joinableProfile()}
 			}
 			r := a.do(req{Method: tt.method, Path: tt.path, Token: tok, Body: body})
 			if r.Status != http.StatusUnauthorized {
@@ -293,12 +293,12 @@ func TestTokenSubjectsThatCannotBeIdentifiersAreRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 		tok := signing + "." + base64.RawURLEncoding.EncodeToString(sig)
-		if r := a.do(req{Method: "PUT", Path: "/v1/me", Token: tok, Body: map[string]any{"attributes": map[string]any{"location.city": "Oslo"}}}); r.Status != http.StatusUnauthorized {
+		if r := a.do(req{Method: "PUT", Path: "/v1/me", Token: tok, Body: map[string]any{"attributes": joinableProfile()}}); r.Status != http.StatusUnauthorized {
 			t.Errorf("sub %s → %d, want 401: %s", sub, r.Status, r.Body)
 		}
 	}
 	// The longest allowed subject enrols.
 	longest := strings.Repeat("😀", 255)
 	expect(t, a.do(req{Method: "PUT", Path: "/v1/me", Token: token(t, app.RoleMember, longest),
-		Body: map[string]any{"attributes": map[string]any{"location.city": "Oslo"}}}), 201)
+		Body: map[string]any{"attributes": joinableProfile()}}), 201)
 }

@@ -136,7 +136,7 @@ func TestErrorsThatNameANextStepAreTrue(t *testing.T) {
 				t.Fatalf("%s: %v", view, p)
 			}
 		}
-		expect(t, a.do(req{Method: "PUT", Path: "/v1/me", Token: tok, Body: map[string]any{"attributes": map[string]any{"location.city": "Oslo"}}}), 201)
+		expect(t, a.do(req{Method: "PUT", Path: "/v1/me", Token: tok, Body: map[string]any{"attributes": joinableProfile()}}), 201)
 		expect(t, a.do(req{Method: "GET", Path: "/v1/me", Token: tok}), 200)
 	}
 

@@ -127,7 +127,7 @@ func TestPseudonymsCannotBeTokenSubjects(t *testing.T) {
 		t.Fatalf("no pseudonym after erasure: %v", err)
 	}
 	unused := "erased:" + uuid.NewString()
-	body := map[string]any{"attributes": map[string]any{"location.city": "Oslo"}}
+	body := map[string]any{"attributes": joinableProfile()}
 	for _, sub := range []string{existing, unused} {
 		for _, role := range []app.Role{app.RoleMember, app.RolePartner, app.RoleAdmin, app.RoleMarketer} {
 			tok := token(t, role, sub)

@@ -138,7 +138,7 @@ func TestAnotherPrincipalFromTheSameAddressIsUnaffected(t *testing.T) {
 	t.Parallel()
 	q := config.Quota{Requests: 2, Window: time.Minute}
 	a := newAPI(t, limited(q, config.Quota{Requests: 1000, Window: time.Minute}))
-	profile := map[string]any{"attributes": map[string]any{"location.city": "Oslo"}}
+	profile := map[string]any{"attributes": joinableProfile()}
 	alice, bob := token(t, app.RoleMember, "alice"), token(t, app.RoleMember, "bob")
 	expect(t, a.do(req{Method: "PUT", Path: "/v1/me", Token: alice, Body: profile}), 201)
 	expect(t, a.do(req{Method: "PUT", Path: "/v1/me", Token: alice, Body: profile}), 200)
@@ -166,7 +166,7 @@ func TestTheAddressLimitCatchesManyPrincipalsFromOneAddress(t *testing.T) {
 	t.Parallel()
 	q := config.Quota{Requests: 4, Window: time.Minute}
 	a := newAPI(t, limited(config.Quota{Requests: 100, Window: time.Minute}, q))
-	profile := map[string]any{"attributes": map[string]any{"location.city": "Oslo"}}
+	profile := map[string]any{"attributes": joinableProfile()}
 	expect(t, a.do(req{Method: "PUT", Path: "/v1/me", Token: "not-a-token", Body: profile}), 401)
 	for i := 1; i <= 3; i++ {
 		expect(t, a.do(req{Method: "PUT", Path: "/v1/me", Token: token(t, app.RoleMember, fmt.Sprintf("m%d", i)), Body: profile}), 201)
@@ -187,7 +187,7 @@ func TestASpentQuotaRefillsAfterRetryAfter(t *testing.T) {
 	q := config.Quota{Requests: 1, Window: 3 * time.Second}
 	a := newAPI(t, limited(q, config.Quota{Requests: 1000, Window: time.Minute}))
 	alice := token(t, app.RoleMember, "alice")
-	profile := map[string]any{"attributes": map[string]any{"location.city": "Oslo"}}
+	profile := map[string]any{"attributes": joinableProfile()}
 	expect(t, a.do(req{Method: "PUT", Path: "/v1/me", Token: alice, Body: profile}), 201)
 	refused := a.do(req{Method: "PUT", Path: "/v1/me", Token: alice, Body: profile})
 	expectRateLimited(t, "second write", refused, "per-principal", q)
@@ -204,7 +204,7 @@ func TestASpentQuotaRefillsAfterRetryAfter(t *testing.T) {
 func TestForwardedForFromAnUntrustedPeerDoesNotChangeTheAddressKey(t *testing.T) {
 	t.Parallel()
 	q := config.Quota{Requests: 2, Window: time.Minute}
-	profile := map[string]any{"attributes": map[string]any{"location.city": "Oslo"}}
+	profile := map[string]any{"attributes": joinableProfile()}
 	i := 0
 	write := func(a *api, xff string) response {
 		i++

@@ -55,7 +55,7 @@ func tour(w world, sub string, call func(routeCall) response) {
 	do := func(route, method, path, tok string, body any) response {
 		return call(routeCall{route: route, r: req{Method: method, Path: path, Token: tok, Body: body}})
 	}
-	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/openapi.yaml", "/.well-known/jwks.json",
+	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/openapi.yaml", "/.well-known/jwks.json", "/.well-known/gpc.json",
 		"/v1/catalog/categories", "/v1/catalog/purposes", "/v1/offers"} {
 		do("GET "+p, "GET", p, "", nil)
 	}

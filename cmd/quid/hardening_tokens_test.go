@@ -259,7 +259,7 @@ func TestTokenAttacksAre401OnEveryRouteAndWriteNothing(t *testing.T) {
 	}
 	before := a.dbFingerprint()
 	expect(t, a.do(req{Method: "PUT", Path: "/v1/me", Token: kit.with("valid", nil, "").build("member", "bob"),
-		Body: map[string]any{"attributes": map[string]any{"location.city": "Oslo"}}}), 201)
+		Body: map[string]any{"attributes": joinableProfile()}}), 201)
 	if len(before.diff(a.dbFingerprint())) == 0 {
 		t.Fatal("a valid token's write changed nothing: the fingerprint cannot see writes")
 	}
@@ -285,7 +285,7 @@ func TestTokenIssuerAudienceAndLeewayFollowTheConfiguration(t *testing.T) {
 		return m
 	}
 	enrol := func(tok string) response {
-		return a.do(req{Method: "PUT", Path: "/v1/me", Token: tok, Body: map[string]any{"attributes": map[string]any{"location.city": "Oslo"}}})
+		return a.do(req{Method: "PUT", Path: "/v1/me", Token: tok, Body: map[string]any{"attributes": joinableProfile()}})
 	}
 	refused := []tokenAttack{
 		kit.with("iss mismatch", set("iss", "https://evil.example"), ""),

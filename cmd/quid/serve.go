@@ -147,7 +147,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 	}
 	contracts := app.NewContracts(store, store, domain.ContractPolicy{Catalog: cat, MinPeriod: cfg.MinRewardPeriod}, systemClock{}, uuidIDs{})
 	members := app.NewMembers(store, cat)
-	exchanges := app.NewExchanges(store, store, store, signer, uuidIDs{})
+	exchanges := app.NewExchanges(store, store, store, signer, uuidIDs{}, cat)
 	accrual := app.NewAccrual(store, store, store, log.With("worker", "accrual"))
 	accrual.Workers = app.DefaultAccrualWorkers
 	enforcement := app.NewEnforcement(store, store, store, cat, webhook.Guard{AllowPrivate: cfg.WebhookAllowPrivate}, webhook.Secrets{})

@@ -119,6 +119,10 @@ func buildVerifyWorkload(t *onceT) (w verifyWorkload) {
 	a.joinContract(tok["alice"], b1)
 	a.joinContract(tok["bob"], b1)
 	a.joinContract(tok["alice"], c1)
+	// dave joins with Global Privacy Control, affirmed: a consent event
+	// whose seal covers the signal (migration 00012).
+	expect(t, a.do(req{Method: "POST", Path: "/v1/me/exchanges", Token: tok["dave"], Headers: map[string]string{"Sec-GPC": "1"},
+		Body: map[string]any{"contract_id": b1, "affirm_despite_gpc": true}}), 201)
 
 	time.Sleep(2500 * time.Millisecond)
 	if _, err := a.svc.accrual.RunOnce(ctx); err != nil {
@@ -414,6 +418,12 @@ func TestVerifyNamesTheRuleAndMemberOfEveryKindOfTampering(t *testing.T) {
 		{"a consent event rewritten past its trigger", app.RuleHistoryUnchanged, "bob", "consent_events/",
 			[]string{`SET session_replication_role = replica`,
 				`UPDATE consent_events SET actor = 'system' WHERE exchange_id = '` + bobEx + `' AND kind = 'cancelled'`}},
+		{"a consent event's GPC signal erased past its trigger", app.RuleHistoryUnchanged, "dave", "consent_events/",
+			[]string{`SET session_replication_role = replica`,
+				`UPDATE consent_events SET gpc = false WHERE member_id = 'dave' AND gpc`}},
+		{"a GPC signal forged onto a consent event past its trigger", app.RuleHistoryUnchanged, "carol", "consent_events/",
+			[]string{`SET session_replication_role = replica`,
+				`UPDATE consent_events SET gpc = true WHERE member_id = 'carol' AND kind = 'joined'`}},
 		{"an entry written past the seal trigger", app.RuleHistoryUnchanged, "carol", "ledger_entries/",
 			[]string{`SET session_replication_role = replica`,
 				`INSERT INTO ledger_entries (member_id, kind, points, created_at) VALUES ('carol', 'reversal', 0, now())`}},

@@ -38,6 +38,10 @@ type file struct {
 		Description string `json:"description"`
 		Fideslang   string `json:"fideslang"`
 		DPV         string `json:"dpv"`
+		// DirectMarketing and AutomatedProcessing are required in the file:
+		// a purpose added without them would silently read as neither.
+		DirectMarketing     *bool     `json:"direct_marketing"`
+		AutomatedProcessing *[]string `json:"automated_processing"`
 	} `json:"purposes"`
 }
 
@@ -61,7 +65,11 @@ func Load() (domain.Catalog, error) {
 	}
 	purs := make([]domain.Purpose, 0, len(f.Purposes))
 	for _, p := range f.Purposes {
-		purs = append(purs, domain.Purpose{Key: p.Key, Label: p.Label, Description: p.Description, Fideslang: p.Fideslang, DPV: p.DPV})
+		if p.DirectMarketing == nil || p.AutomatedProcessing == nil {
+			return domain.Catalog{}, fmt.Errorf("catalogue: purpose %q needs direct_marketing and automated_processing", p.Key)
+		}
+		purs = append(purs, domain.Purpose{Key: p.Key, Label: p.Label, Description: p.Description, Fideslang: p.Fideslang, DPV: p.DPV,
+			DirectMarketing: *p.DirectMarketing, AutomatedProcessing: *p.AutomatedProcessing})
 	}
 	return domain.NewCatalog(cats, purs)
 }

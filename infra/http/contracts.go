@@ -77,10 +77,15 @@ type purposeDTO struct {
 	Description string `json:"description"`
 	Fideslang   string `json:"fideslang"`
 	DPV         string `json:"dpv"`
+	// DirectMarketing purposes can be objected to at any time (GDPR
+	// Art. 21(2)); AutomatedProcessing lists the DPV terms of the profiling
+	// or automated decisions a purpose involves (Art. 22).
+	DirectMarketing     bool     `json:"direct_marketing"`
+	AutomatedProcessing []string `json:"automated_processing"`
 }
 
 func purposeOf(p domain.Purpose) purposeDTO {
-	return purposeDTO{p.Key, p.Label, p.Description, p.Fideslang, p.DPV}
+	return purposeDTO{p.Key, p.Label, p.Description, p.Fideslang, p.DPV, p.DirectMarketing, nonNil(p.AutomatedProcessing)}
 }
 
 func (h *handlers) categories(c *fiber.Ctx) error {
@@ -122,11 +127,12 @@ type contractIn struct {
 	Retention string     `json:"retention" validate:"required"`
 	Duration  *string    `json:"duration"`
 	Reward    *rewardDTO `json:"reward" validate:"required"`
+	MinAge    *int       `json:"min_age"`
 }
 
 func (in contractIn) toInput() app.TermsInput {
 	t := app.TermsInput{Title: in.Title, Summary: in.Summary, Retention: in.Retention, Duration: in.Duration,
-		Reward: app.RewardInput(*in.Reward)}
+		Reward: app.RewardInput(*in.Reward), MinAge: in.MinAge}
 	for _, it := range in.Items {
 		t.Items = append(t.Items, app.ItemInput(it))
 	}
@@ -172,6 +178,7 @@ type contractPatch struct {
 	Retention *string          `json:"retention"`
 	Duration  nullable[string] `json:"duration"`
 	Reward    *rewardPatch     `json:"reward"`
+	MinAge    nullable[int]    `json:"min_age"`
 }
 
 // notNullable are the PATCH fields a draft cannot be without: null is refused
@@ -235,6 +242,9 @@ func (p contractPatch) apply(t app.TermsInput) app.TermsInput {
 	if p.Duration.Set {
 		t.Duration = p.Duration.Value
 	}
+	if p.MinAge.Set {
+		t.MinAge = p.MinAge.Value
+	}
 	if r := p.Reward; r != nil {
 		if r.JoinBonus != nil {
 			t.Reward.JoinBonus = *r.JoinBonus
@@ -266,6 +276,7 @@ type contractDTO struct {
 	Retention   string    `json:"retention"`
 	Duration    *string   `json:"duration"`
 	Reward      rewardDTO `json:"reward"`
+	MinAge      *int      `json:"min_age"`
 	TermsHash   *string   `json:"terms_hash"`
 	CreatedAt   string    `json:"created_at"`
 	PublishedAt *string   `json:"published_at"`
@@ -279,7 +290,7 @@ func contractOf(c domain.Contract) contractDTO {
 	in := app.InputOf(c.Terms())
 	d := contractDTO{ID: c.ID(), FamilyID: c.FamilyID(), Version: c.Version(), Status: string(c.Status()),
 		Title: in.Title, Summary: in.Summary, Retention: in.Retention, Duration: in.Duration,
-		Reward: rewardDTO(in.Reward), CreatedAt: timeText(c.CreatedAt()),
+		Reward: rewardDTO(in.Reward), MinAge: in.MinAge, CreatedAt: timeText(c.CreatedAt()),
 		PublishedAt: optTime(c.PublishedAt()), RetiredAt: optTime(c.RetiredAt()), Items: []itemDTO{}}
 	for _, it := range in.Items {
 		d.Items = append(d.Items, itemDTO(it))

@@ -33,6 +33,10 @@ type Services struct {
 	Snapshot func(ctx context.Context, fn func(ctx context.Context) error) error
 }
 
+// GPCLastUpdate is the date (RFC 3339 full-date) the way Quid honours Global
+// Privacy Control last changed, served in /.well-known/gpc.json.
+const GPCLastUpdate = "2026-11-30"
+
 type handlers struct {
 	svc   Services
 	log   *slog.Logger
@@ -52,6 +56,12 @@ func (h *handlers) routes(a *fiber.App, auth roleGate, optional fiber.Handler) {
 	if h.svc.Enforcement != nil {
 		h.enforcementRoutes(v1, auth)
 	}
+	// The Global Privacy Control support resource (GPC specification,
+	// section 4.1): Quid honours the signal on joins (see join).
+	a.Get("/.well-known/gpc.json", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderCacheControl, "public, max-age=86400")
+		return c.JSON(fiber.Map{"gpc": true, "lastUpdate": GPCLastUpdate})
+	})
 	if h.svc.JWKS != nil {
 		a.Get("/.well-known/jwks.json", func(c *fiber.Ctx) error {
 			c.Set(fiber.HeaderCacheControl, "public, max-age=300")

@@ -4,10 +4,23 @@ import (
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/quidpro/quid/app"
 )
 
 type joinIn struct {
 	ContractID string `json:"contract_id" validate:"required,uuid"`
+	// AffirmDespiteGPC is the member's explicit choice to join a contract
+	// that shares with a third party or for advertising although their
+	// browser or device sends Global Privacy Control.
+	AffirmDespiteGPC bool `json:"affirm_despite_gpc"`
+}
+
+// gpcSignal tells whether the request carries Global Privacy Control: the
+// header Sec-GPC with the value 1 (GPC specification, section 3); any other
+// value means no signal.
+func gpcSignal(c *fiber.Ctx) bool {
+	return strings.TrimSpace(c.Get("Sec-GPC")) == "1"
 }
 
 // join is POST /v1/me/exchanges: the member consents to a published version
@@ -21,7 +34,15 @@ func (h *handlers) join(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	e, replayed, err := h.svc.Exchanges.Join(c.UserContext(), principal(c), strings.ToLower(in.ContractID), idem)
+	gpc := gpcSignal(c)
+	if gpc && idem != nil {
+		// The signal decides the outcome and is recorded with the consent,
+		// so a retry must carry it as the first request did (see
+		// app.IdempotencyKey.CoverGPC).
+		idem.CoverGPC(c.Body())
+	}
+	e, replayed, err := h.svc.Exchanges.JoinWith(c.UserContext(), principal(c), app.JoinRequest{
+		ContractID: strings.ToLower(in.ContractID), Idempotency: idem, GPC: gpc, AffirmDespiteGPC: in.AffirmDespiteGPC})
 	if err != nil {
 		return err
 	}

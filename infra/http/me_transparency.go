@@ -100,6 +100,9 @@ type consentDTO struct {
 	Kind       string `json:"kind"`
 	Actor      string `json:"actor"`
 	At         string `json:"at"`
+	// GPC tells whether the request that gave this consent carried the
+	// Global Privacy Control signal (Sec-GPC: 1).
+	GPC bool `json:"gpc"`
 }
 
 type exportDTO struct {
@@ -141,7 +144,7 @@ func (h *handlers) export(c *fiber.Ctx) error {
 		return err
 	}
 	for _, e := range events {
-		out.ConsentLog = append(out.ConsentLog, consentDTO{e.ExchangeID, e.ContractID, e.TermsHash, e.Kind, e.Actor, timeText(e.At)})
+		out.ConsentLog = append(out.ConsentLog, consentDTO{e.ExchangeID, e.ContractID, e.TermsHash, e.Kind, e.Actor, timeText(e.At), e.GPC})
 	}
 	for page := (app.Page{Limit: 100}); ; {
 		_, entries, next, err := h.svc.Exchanges.Points(ctx, p, page)

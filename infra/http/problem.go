@@ -23,6 +23,10 @@ type problem struct {
 	Code      string         `json:"code,omitempty"`
 	RequestID string         `json:"request_id,omitempty"`
 	Errors    []problemField `json:"errors,omitempty"`
+	// ExchangeIDs names the member's exchanges a conflict is about, such as
+	// the active exchanges to cancel before an attribute can be removed
+	// (code attribute-shared).
+	ExchangeIDs []string `json:"exchange_ids,omitempty"`
 }
 
 type problemField struct {
@@ -79,6 +83,7 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 			p.Status = statusByKind[de.Kind]
 			p.Code = de.Code
 			p.Detail = de.Message
+			p.ExchangeIDs = de.ExchangeIDs
 			for _, f := range de.Fields {
 				p.Errors = append(p.Errors, problemField{Pointer: f.Pointer, Detail: f.Reason})
 			}
@@ -109,6 +114,7 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 			p.Code = "internal"
 			p.Detail = "an internal error occurred; quote the request id when reporting it"
 			p.Errors = nil
+			p.ExchangeIDs = nil
 		}
 		if p.Code == "" {
 			p.Code = strings.ReplaceAll(strings.ToLower(utils.StatusMessage(p.Status)), " ", "-")

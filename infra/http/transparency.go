@@ -27,9 +27,53 @@ type stmtCategory struct {
 }
 
 type stmtPurpose struct {
-	Key         string `json:"key"`
-	Label       string `json:"label"`
-	Description string `json:"description"`
+	Key                 string   `json:"key"`
+	Label               string   `json:"label"`
+	Description         string   `json:"description"`
+	DirectMarketing     bool     `json:"direct_marketing"`
+	AutomatedProcessing []string `json:"automated_processing"`
+	// Rights says in plain words what the member may do about this
+	// purpose: object to direct marketing at any time (GDPR Art. 21(2)),
+	// and what profiling or automated decisions it involves (Art. 22).
+	Rights []string `json:"rights"`
+}
+
+// stmtAgeRule is who may join: MinAge is the youngest age accepted (null
+// when none applies), Plain the rule in words.
+type stmtAgeRule struct {
+	MinAge *int   `json:"min_age"`
+	Plain  string `json:"plain"`
+}
+
+func purposeRights(p domain.Purpose) []string {
+	out := []string{}
+	if p.DirectMarketing {
+		out = append(out, "This is direct marketing: you may object to it at any time, free of charge, and it then stops.")
+	}
+	profiling, automated := false, false
+	for _, term := range p.AutomatedProcessing {
+		profiling = profiling || term == domain.DPVProfiling
+		automated = automated || term == domain.DPVAutomatedDecisionMaking
+	}
+	if profiling {
+		out = append(out, "Your data is used for profiling: a computer analyses it to predict your interests or behaviour.")
+	}
+	if automated {
+		out = append(out, "Decisions about you are made automatically, without a person looking at them; you may ask for a person to review a decision, give your view and contest it.")
+	}
+	return out
+}
+
+func ageRuleOf(t domain.Terms, recipients map[string]domain.Recipient) stmtAgeRule {
+	age := domain.AgeRequirement(t, recipients)
+	if age == 0 {
+		return stmtAgeRule{Plain: "No minimum age."}
+	}
+	r := stmtAgeRule{MinAge: &age, Plain: fmt.Sprintf("Open only to members aged %d or older: your date of birth must be in your profile, and is checked when you join.", age)}
+	if domain.SharesWithThirdPartyOrForAdvertising(t, recipients) {
+		r.Plain += fmt.Sprintf(" Data is never shared with another company or used for advertising for anyone under %d.", domain.MinAgeFloor)
+	}
+	return r
 }
 
 type stmtRecipient struct {
@@ -99,6 +143,7 @@ type statementDTO struct {
 	Duration             *string                `json:"duration"`
 	DurationPlain        string                 `json:"duration_plain"`
 	Reward               stmtReward             `json:"reward"`
+	AgeRule              stmtAgeRule            `json:"age_rule"`
 	OnCancellation       string                 `json:"on_cancellation"`
 	TermsHash            *string                `json:"terms_hash"`
 	Terms                json.RawMessage        `json:"terms"`
@@ -146,7 +191,8 @@ func statementOf(st app.Statement) statementDTO {
 		if cat.Derived != nil {
 			sc.Reveals, sc.DoesNotReveal = &cat.Derived.Reveals, &cat.Derived.DoesNotReveal
 		}
-		item := stmtItem{Category: sc, Purpose: stmtPurpose{pur.Key, pur.Label, pur.Description}}
+		item := stmtItem{Category: sc, Purpose: stmtPurpose{pur.Key, pur.Label, pur.Description, pur.DirectMarketing,
+			nonNil(pur.AutomatedProcessing), purposeRights(pur)}}
 		for _, rid := range it.Recipients {
 			r := st.Recipients[rid]
 			sr := stmtRecipient{r.ID, r.Name, string(r.Kind), r.Country, r.PrivacyPolicyURL}
@@ -172,6 +218,7 @@ func statementOf(st app.Statement) statementDTO {
 		d.Reward.MaxTotalPoints = &total
 	}
 	d.Reward.Plain = plainReward(r)
+	d.AgeRule = ageRuleOf(t, st.Recipients)
 	d.OnCancellation = "You can cancel at any time, as easily as you joined. Points stop at once: no period that ends after you cancel is paid"
 	if r.JoinBonus > 0 {
 		d.OnCancellation += fmt.Sprintf(", and a join bonus that has not vested yet (%d points) is voided", r.JoinBonus)

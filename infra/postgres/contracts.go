@@ -27,6 +27,7 @@ type termsJSON struct {
 		Period          string `json:"period"`
 		MaxPeriods      int    `json:"max_periods"`
 	} `json:"reward"`
+	MinAge int `json:"min_age,omitempty"`
 }
 
 type itemJSON struct {
@@ -68,7 +69,7 @@ func durationOrEmpty(d domain.Duration) string {
 func contractToRecord(c domain.Contract) (contractRecord, error) {
 	t := c.Terms()
 	var tj termsJSON
-	tj.Title, tj.Summary, tj.Retention = t.Title, t.Summary, t.Retention.String()
+	tj.Title, tj.Summary, tj.Retention, tj.MinAge = t.Title, t.Summary, t.Retention.String(), t.MinAge
 	for _, it := range t.Items {
 		tj.Items = append(tj.Items, itemJSON{it.Category, it.Purpose, it.Recipients})
 	}
@@ -119,7 +120,7 @@ func (r contractRecord) toDomain() (domain.Contract, error) {
 		d, _ := domain.ParseDuration(s)
 		return d
 	}
-	t := domain.Terms{Title: tj.Title, Summary: tj.Summary, Retention: parse(tj.Retention)}
+	t := domain.Terms{Title: tj.Title, Summary: tj.Summary, Retention: parse(tj.Retention), MinAge: tj.MinAge}
 	for _, it := range tj.Items {
 		t.Items = append(t.Items, domain.Item{Category: it.Category, Purpose: it.Purpose, Recipients: it.Recipients})
 	}

@@ -283,7 +283,7 @@ func (s *Store) Points(ctx context.Context, memberID string, page app.Page) (dom
 
 func (s *Store) ConsentLog(ctx context.Context, memberID string) ([]app.ConsentEvent, error) {
 	var out []app.ConsentEvent
-	err := s.db.WithContext(ctx).Raw(`SELECT exchange_id, contract_id, terms_hash, kind, actor, at FROM consent_events
+	err := s.db.WithContext(ctx).Raw(`SELECT exchange_id, contract_id, terms_hash, kind, actor, at, gpc FROM consent_events
 		WHERE member_id = ? ORDER BY id`, memberID).Scan(&out).Error
 	for i := range out {
 		out[i].At = out[i].At.UTC()

@@ -58,7 +58,7 @@ func idempotencyArgs(memberID, scope string, idem *app.IdempotencyKey) map[strin
 // errKeyReused answers a key sent again with another request.
 var errKeyReused = &domain.Error{Kind: domain.KindInvalid, Code: "idempotency-key-reused",
 	Message: "this Idempotency-Key was used with a different request",
-	Fields:  []domain.FieldError{{Pointer: "/headers/Idempotency-Key", Reason: "was used with a different body"}}}
+	Fields:  []domain.FieldError{{Pointer: "/headers/Idempotency-Key", Reason: "was used with a different request: another body, or the Sec-GPC signal switched"}}}
 
 // priorResponse is what an earlier request with the same key left: its
 // response when the request was the same, errKeyReused when it was not.

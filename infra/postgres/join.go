@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/gorm"
 
@@ -26,8 +27,11 @@ const (
 	// lock in shared mode: retiring a version takes it exclusively, so a
 	// version cannot be retired or terminated halfway through a join, and
 	// concurrent joins do not contend on the contract's row. No row means the
-	// member is not enrolled.
-	joinLockSQL = `SELECT m.id, pg_advisory_xact_lock_shared(hashtextextended(CAST(@contract AS text), 0)) IS NULL AS unused
+	// member is not enrolled. It also returns the keys of the member's
+	// attributes and their date of birth (rules 9 and 10), read with the
+	// lock that every profile change takes too.
+	joinLockSQL = `SELECT m.id, pg_advisory_xact_lock_shared(hashtextextended(CAST(@contract AS text), 0)) IS NULL AS unused,
+       ARRAY(SELECT jsonb_object_keys(m.attributes)) AS keys, m.attributes->>'demographic.birthdate' AS birthdate
 FROM members m WHERE m.id = @member AND m.erased_at IS NULL FOR UPDATE OF m`
 	// joinWriteSQL inserts the exchange, its consent event, its pending
 	// bonus (@bonus: new points), the vesting of a bonus due at once (@vest:
@@ -42,8 +46,8 @@ WITH ex AS (
         @bonus_points, @bonus_state, @vests, 0, @next, @receipt_id, @receipt)
     RETURNING id, member_id, contract_id, family_id, terms_hash
 ), event AS (
-    INSERT INTO consent_events (exchange_id, member_id, contract_id, terms_hash, kind, actor, at)
-    SELECT id, member_id, contract_id, terms_hash, 'joined', 'member', @now FROM ex
+    INSERT INTO consent_events (exchange_id, member_id, contract_id, terms_hash, kind, actor, at, gpc)
+    SELECT id, member_id, contract_id, terms_hash, 'joined', 'member', @now, @gpc FROM ex
 ), bonus AS (
     INSERT INTO ledger_entries (member_id, kind, points, exchange_id, contract_id, family_id, terms_hash, created_at)
     SELECT member_id, 'bonus_pending', CAST(@bonus AS bigint), id, contract_id, family_id, terms_hash, CAST(@now AS timestamptz) FROM ex WHERE CAST(@bonus AS bigint) > 0
@@ -85,7 +89,7 @@ var (
 	joinLockQuery  = positional(joinLockSQL, "contract", "member")
 	joinReadQuery  = positional(joinReadSQL, "contract", "member")
 	joinWriteQuery = positional(joinWriteSQL, "id", "member", "contract", "family", "hash", "status", "joined", "expires",
-		"bonus_points", "bonus_state", "vests", "next", "receipt_id", "receipt", "now", "bonus", "vest", "events")
+		"bonus_points", "bonus_state", "vests", "next", "receipt_id", "receipt", "now", "gpc", "bonus", "vest", "events")
 )
 
 // noContract stands in for a contract id that is not a UUID: it names no
@@ -148,6 +152,31 @@ type joinTx struct {
 	idem     *app.IdempotencyKey
 }
 
+// memberProfile is what joinLockSQL returns of the member's attributes.
+type memberProfile struct {
+	keys      map[string]bool
+	birthdate any
+}
+
+func (m *memberProfile) scan(rows pgx.Rows) error {
+	var (
+		id, unused any
+		keys       pgtype.FlatArray[string]
+		birthdate  *string
+	)
+	if err := rows.Scan(&id, &unused, &keys, &birthdate); err != nil {
+		return err
+	}
+	m.keys = make(map[string]bool, len(keys))
+	for _, k := range keys {
+		m.keys[k] = true
+	}
+	if birthdate != nil {
+		m.birthdate = *birthdate
+	}
+	return nil
+}
+
 // joinState is what joinReadSQL returns.
 type joinState struct {
 	now      time.Time
@@ -193,6 +222,7 @@ func (j *joinTx) run(plan func(app.JoinContext) (app.JoinPlan, error)) (domain.E
 	args := map[string]any{"contract": j.contract, "member": j.member}
 	var (
 		enrolled bool
+		profile  memberProfile
 		st       joinState
 		readErr  error
 		prior    json.RawMessage
@@ -214,7 +244,12 @@ func (j *joinTx) run(plan func(app.JoinContext) (app.JoinPlan, error)) (domain.E
 		if err != nil {
 			return err
 		}
-		enrolled = rows.Next()
+		if enrolled = rows.Next(); enrolled {
+			if err := profile.scan(rows); err != nil {
+				rows.Close()
+				return err
+			}
+		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
@@ -254,6 +289,9 @@ func (j *joinTx) run(plan func(app.JoinContext) (app.JoinPlan, error)) (domain.E
 		}
 	}
 	jc, err := j.context(st)
+	if err == nil {
+		jc.Attributes, jc.Birthdate = profile.keys, profile.birthdate
+	}
 	if err != nil {
 		return domain.Exchange{}, false, err
 	}
@@ -396,7 +434,9 @@ func (j *joinTx) write(jc app.JoinContext, p app.JoinPlan) error {
 		if old := p.Superseded; old != nil {
 			queueSupersession(batch, *old, jc.Contract.ID(), jc.Now)
 		}
-		batch.Queue(joinWriteQuery.sql, joinWriteQuery.args(joinWriteArgs(rec, joinBonus(p.Exchange, p.Superseded), jc.Now, events))...)
+		args := joinWriteArgs(rec, joinBonus(p.Exchange, p.Superseded), jc.Now, events)
+		args["gpc"] = p.GPC
+		batch.Queue(joinWriteQuery.sql, joinWriteQuery.args(args)...)
 		if saveArgs != nil {
 			batch.Queue(idempotencySaveQuery.sql, idempotencySaveQuery.args(saveArgs)...)
 		}

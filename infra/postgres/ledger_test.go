@@ -71,7 +71,7 @@ func newWorld(t *testing.T) *world {
 	w := &world{t: t, db: db, store: store,
 		contracts: app.NewContracts(store, store, domain.ContractPolicy{Catalog: cat, MinPeriod: time.Second}, clock{}, ids{}),
 		members:   app.NewMembers(store, cat),
-		exchanges: app.NewExchanges(store, store, store, plainSigner{}, ids{}),
+		exchanges: app.NewExchanges(store, store, store, plainSigner{}, ids{}, cat),
 		accrual:   accrualWorker(store, 50),
 	}
 	w.brand, err = w.contracts.CreateRecipient(ctx, admin, app.RecipientInput{Name: "Brand", Kind: "first_party", Country: "NO", PrivacyPolicyURL: "https://brand.example/privacy"})
@@ -130,7 +130,8 @@ func (w *world) publish(o offer) domain.Contract {
 
 func (w *world) enrol(id string) app.Principal {
 	w.t.Helper()
-	if _, _, err := w.members.Enrol(context.Background(), member(id), map[string]any{"location.city": "Oslo"}); err != nil {
+	if _, _, err := w.members.Enrol(context.Background(), member(id), map[string]any{"location.city": "Oslo",
+		"contact.email": "m@example.com", "demographic.birthdate": "1990-05-01", "demographic.gender": "woman"}); err != nil {
 		w.t.Fatal(err)
 	}
 	return member(id)

@@ -41,7 +41,36 @@ func (r memberRecord) toApp() (app.Member, error) {
 
 var errNotEnrolled = domain.NotFound("member-not-enrolled", "you are not enrolled yet: PUT /v1/me first")
 
-func (s *Store) SaveProfile(ctx context.Context, memberID string, changes map[string]any) (app.Member, bool, error) {
+// activeSharesSQL lists the member's active exchanges that have not lapsed
+// with the categories each one's contract shares; SaveProfile runs it under
+// the member's row lock, which every join takes too, so no join can start
+// sharing an attribute between this read and the removal.
+const activeSharesSQL = `SELECT e.id, ARRAY(SELECT DISTINCT i->>'category' FROM jsonb_array_elements(c.terms->'items') AS i) AS categories
+FROM exchanges e JOIN contracts c ON c.id = e.contract_id
+WHERE e.member_id = ? AND e.status = 'active' AND (e.expires_at IS NULL OR e.expires_at > clock_timestamp())
+ORDER BY e.id`
+
+func (s *Store) activeShares(tx *gorm.DB, memberID string) ([]domain.Share, error) {
+	rows, err := tx.Raw(activeSharesSQL, memberID).Rows()
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []domain.Share
+	for rows.Next() {
+		var sh domain.Share
+		var cats pgtype.FlatArray[string]
+		if err := rows.Scan(&sh.ExchangeID, &cats); err != nil {
+			return nil, err
+		}
+		sh.Categories = cats
+		out = append(out, sh)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) SaveProfile(ctx context.Context, memberID string, changes map[string]any,
+	guard func(removed []string, active []domain.Share) error) (app.Member, bool, error) {
 	var out app.Member
 	var created bool
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -64,6 +93,24 @@ func (s *Store) SaveProfile(ctx context.Context, memberID string, changes map[st
 		m, err := rec.toApp()
 		if err != nil {
 			return fmt.Errorf("member attributes: %w", err)
+		}
+		var removed []string
+		for k, v := range changes {
+			if _, had := m.Attributes[k]; had && v == nil {
+				removed = append(removed, k)
+			}
+		}
+		if guard != nil {
+			var active []domain.Share
+			if len(removed) > 0 {
+				sort.Strings(removed)
+				if active, err = s.activeShares(tx, memberID); err != nil {
+					return fmt.Errorf("read active exchanges: %w", err)
+				}
+			}
+			if err := guard(removed, active); err != nil {
+				return err
+			}
 		}
 		var changed []string
 		for k, v := range changes {

@@ -1,0 +1,391 @@
+package main
+
+import (
+	"encoding/json"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/quidpro/quid/app"
+)
+
+// Fair joins (issue 11; DESIGN rules 9 and 10, Global Privacy Control).
+
+// joinableProfile holds every attribute the standard test contracts share
+// (contractBody), with an adult's birthdate: fixtures that are about
+// something else enrol with it so that their joins pass rules 9 and 10.
+func joinableProfile() map[string]any {
+	return map[string]any{"location.city": "Oslo", "commerce.purchase_history": []string{"espresso"},
+		"demographic.birthdate": "1990-05-01"}
+}
+
+// bornYearsAgo is a birthdate that makes its holder years old (and a
+// month) today, whatever the time zone.
+func bornYearsAgo(years int) string {
+	return time.Now().UTC().AddDate(-years, -1, 0).Format(time.DateOnly)
+}
+
+// enrolWith enrols the member holding token tok with exactly attrs.
+func (a *api) enrolWith(tok string, attrs map[string]any) {
+	a.t.Helper()
+	r := a.do(req{Method: "PUT", Path: "/v1/me", Token: tok, Body: map[string]any{"attributes": attrs}})
+	if r.Status != 200 && r.Status != 201 {
+		a.t.Fatalf("enrol: %d %s", r.Status, r.Body)
+	}
+}
+
+func (a *api) tryJoin(tok, contractID string, headers map[string]string, extra map[string]any) response {
+	a.t.Helper()
+	body := map[string]any{"contract_id": contractID}
+	for k, v := range extra {
+		body[k] = v
+	}
+	return a.do(req{Method: "POST", Path: "/v1/me/exchanges", Token: tok, Body: body, Headers: headers})
+}
+
+type problemBody struct {
+	Code        string
+	Detail      string
+	ExchangeIDs []string `json:"exchange_ids"`
+	Errors      []struct{ Pointer, Detail string }
+}
+
+func problemOf(t *testing.T, r response) problemBody {
+	t.Helper()
+	var p problemBody
+	r.decode(t, &p)
+	return p
+}
+
+// oneItemContract shares category for purpose with the given recipients.
+func oneItemContract(category, purpose string, recipients []string, minAge any) map[string]any {
+	body := map[string]any{
+		"title": "One item", "summary": "One item.",
+		"items":     []any{map[string]any{"category": category, "purpose": purpose, "recipients": recipients}},
+		"retention": "P30D",
+		"reward":    map[string]any{"join_bonus": 10},
+	}
+	if minAge != nil {
+		body["min_age"] = minAge
+	}
+	return body
+}
+
+func TestMemberWithAnEmptyProfileCannotJoinAndLearnsEveryMissingCategory(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	id := a.publishContract(f, contractBody(f))
+	a.enrolWith(f.member, map[string]any{})
+	var r response
+	a.unchangedBy("a join with an empty profile", func() { r = a.tryJoin(f.member, id, nil, nil) })
+	expect(t, r, 422)
+	var pointers []string
+	for _, e := range problemOf(t, r).Errors {
+		pointers = append(pointers, e.Pointer)
+	}
+	sort.Strings(pointers)
+	// demographic.age_over_18 is derived: its source is what must be held,
+	// and the age rule's own need of it is not reported twice.
+	want := []string{"/attributes/commerce.purchase_history", "/attributes/demographic.birthdate", "/attributes/location.city"}
+	if !slices.Equal(pointers, want) {
+		t.Fatalf("pointers %v, want %v: %s", pointers, want, r.Body)
+	}
+	// Only part of the data: only the rest is missing.
+	a.enrolWith(f.member, map[string]any{"location.city": "Oslo", "demographic.birthdate": "1990-05-01"})
+	r = a.tryJoin(f.member, id, nil, nil)
+	expect(t, r, 422)
+	if errs := problemOf(t, r).Errors; len(errs) != 1 || errs[0].Pointer != "/attributes/commerce.purchase_history" {
+		t.Fatalf("errors %+v, want only commerce.purchase_history", errs)
+	}
+	a.enrolWith(f.member, map[string]any{"commerce.purchase_history": []string{"espresso"}})
+	a.joinContract(f.member, id)
+}
+
+func TestSharedAttributeCannotBeRemovedWhileActiveButCanBeCorrected(t *testing.T) {
+	t.Parallel()
+	a, f, _, ex := withJoinedMember(t)
+	exID := ex["id"].(string)
+	put := func(attrs map[string]any) response {
+		return a.do(req{Method: "PUT", Path: "/v1/me", Token: f.member, Body: map[string]any{"attributes": attrs}})
+	}
+	for _, key := range []string{"location.city", "demographic.birthdate"} { // shared, and source of the shared age_over_18
+		var r response
+		a.unchangedBy("removing "+key, func() { r = put(map[string]any{key: nil, "contact.email": "new@example.com"}) })
+		expect(t, r, 409)
+		p := problemOf(t, r)
+		if p.Code != "attribute-shared" || !slices.Equal(p.ExchangeIDs, []string{exID}) || !strings.Contains(p.Detail, key) {
+			t.Fatalf("removing %s: %s", key, r.Body)
+		}
+	}
+	// Rectification: a new value is fine.
+	me := expect(t, put(map[string]any{"location.city": "Bergen", "demographic.birthdate": "1991-02-03"}), 200).json(t)
+	if me["attributes"].(map[string]any)["location.city"] != "Bergen" {
+		t.Fatalf("city not corrected: %v", me["attributes"])
+	}
+	// An attribute no active exchange shares can be removed.
+	expect(t, put(map[string]any{"contact.email": nil}), 200)
+	// Once the exchange is cancelled, the shared one can go too.
+	expect(t, a.do(req{Method: "DELETE", Path: "/v1/me/exchanges/" + exID, Token: f.member}), 200)
+	expect(t, put(map[string]any{"location.city": nil}), 200)
+}
+
+func TestChildCannotJoinThirdPartyOrAdvertisingContracts(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	thirdParty := a.publishContract(f, oneItemContract("location.city", "loyalty.personalised_offers", []string{f.brand, f.partnerCo}, nil))
+	firstPartyAds := a.publishContract(f, oneItemContract("location.city", "advertising.first_party", []string{f.brand}, nil))
+	firstParty := a.publishContract(f, oneItemContract("location.city", "loyalty.programme_operation", []string{f.brand}, nil))
+	firstParty18 := a.publishContract(f, oneItemContract("location.city", "loyalty.programme_operation", []string{f.brand}, 18))
+	thirdParty18 := a.publishContract(f, oneItemContract("location.city", "loyalty.personalised_offers", []string{f.partnerCo}, 18))
+
+	member := func(sub string, born string) string {
+		tok := token(t, app.RoleMember, sub)
+		attrs := map[string]any{"location.city": "Oslo"}
+		if born != "" {
+			attrs["demographic.birthdate"] = born
+		}
+		a.enrolWith(tok, attrs)
+		return tok
+	}
+	child := member("child11", bornYearsAgo(11))
+	unknown := member("noage", "")
+	teen := member("teen17", bornYearsAgo(17))
+	young := member("teen15", bornYearsAgo(15))
+
+	var r response
+	a.unchangedBy("an 11-year-old joining a third-party contract", func() { r = a.tryJoin(child, thirdParty, nil, nil) })
+	expect(t, r, 403)
+	if p := problemOf(t, r); p.Code != "under-minimum-age" || !strings.Contains(p.Detail, "16") {
+		t.Fatalf("child: %s", r.Body)
+	}
+	a.unchangedBy("a member of unknown age joining a third-party contract", func() { r = a.tryJoin(unknown, thirdParty, nil, nil) })
+	problemAt(t, r, 422, "/attributes/demographic.birthdate")
+
+	cases := []struct {
+		name, tok, contract string
+		status              int
+	}{
+		{"15 for first-party advertising", young, firstPartyAds, 403},
+		{"unknown age for first-party advertising", unknown, firstPartyAds, 422},
+		{"17 for third party", teen, thirdParty, 201},
+		{"11 for first party without min_age", child, firstParty, 201},
+		{"unknown age for first party without min_age", unknown, firstParty, 201},
+		{"17 for first party with min_age 18", teen, firstParty18, 403},
+		{"unknown age for first party with min_age 18", unknown, firstParty18, 422},
+		{"17 for third party with min_age 18", teen, thirdParty18, 403},
+	}
+	for _, c := range cases {
+		if r := a.tryJoin(c.tok, c.contract, nil, nil); r.Status != c.status {
+			t.Errorf("%s: %d, want %d: %s", c.name, r.Status, c.status, r.Body)
+		}
+	}
+}
+
+func TestStatementShowsTheAgeRuleAndTheRightToObject(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	thirdParty := a.publishContract(f, contractBody(f))
+	firstParty := a.publishContract(f, oneItemContract("location.city", "loyalty.programme_operation", []string{f.brand}, nil))
+	firstParty18 := a.publishContract(f, oneItemContract("location.city", "loyalty.programme_operation", []string{f.brand}, 18))
+	var st struct {
+		AgeRule struct {
+			MinAge *int `json:"min_age"`
+			Plain  string
+		} `json:"age_rule"`
+		Items []struct {
+			Purpose struct {
+				Key                 string
+				DirectMarketing     bool     `json:"direct_marketing"`
+				AutomatedProcessing []string `json:"automated_processing"`
+				Rights              []string
+			}
+		}
+		Terms json.RawMessage
+	}
+	for id, want := range map[string]int{thirdParty: 16, firstParty: 0, firstParty18: 18} {
+		expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + id + "/transparency"}), 200).decode(t, &st)
+		got := 0
+		if st.AgeRule.MinAge != nil {
+			got = *st.AgeRule.MinAge
+		}
+		if got != want || st.AgeRule.Plain == "" {
+			t.Errorf("age rule %+v, want min_age %d", st.AgeRule, want)
+		}
+		if hasMinAge := strings.Contains(string(st.Terms), `"min_age":`); hasMinAge != (id == firstParty18) {
+			t.Errorf("canonical terms of the contract with min_age %d: %s", want, st.Terms)
+		}
+	}
+	expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + thirdParty + "/transparency"}), 200).decode(t, &st)
+	if !strings.Contains(st.AgeRule.Plain, "16 or older") {
+		t.Errorf("age rule in words: %q", st.AgeRule.Plain)
+	}
+	var personalised bool
+	for _, it := range st.Items {
+		if it.Purpose.Key == "loyalty.personalised_offers" {
+			personalised = true
+			words := strings.Join(it.Purpose.Rights, " ")
+			if !it.Purpose.DirectMarketing || !strings.Contains(words, "object to it at any time") ||
+				!slices.Contains(it.Purpose.AutomatedProcessing, "dpv:Profiling") || !strings.Contains(words, "profiling") {
+				t.Errorf("personalised offers: %+v", it.Purpose)
+			}
+		}
+	}
+	if !personalised {
+		t.Fatal("no personalised offers item")
+	}
+	html := expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + thirdParty + "/transparency", Headers: map[string]string{"Accept": "text/html"}}), 200)
+	for _, want := range []string{"Who may join", "aged 16 or older", "object to it at any time", "profiling"} {
+		if !strings.Contains(string(html.Body), want) {
+			t.Errorf("HTML statement lacks %q", want)
+		}
+	}
+}
+
+func TestMinAgeIsPartOfTheTermsAndTheirHash(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	hash := func(id string) string {
+		return expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + id}), 200).json(t)["terms_hash"].(string)
+	}
+	plain := a.publishContract(f, oneItemContract("location.city", "loyalty.programme_operation", []string{f.brand}, nil))
+	aged := a.publishContract(f, oneItemContract("location.city", "loyalty.programme_operation", []string{f.brand}, 18))
+	if hash(plain) == hash(aged) {
+		t.Fatal("min_age does not change the terms hash")
+	}
+	c := expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + aged}), 200).json(t)
+	if c["min_age"] != float64(18) {
+		t.Fatalf("min_age %v", c["min_age"])
+	}
+	problemAt(t, a.do(req{Method: "POST", Path: "/v1/contracts", Token: f.marketer,
+		Body: oneItemContract("location.city", "loyalty.programme_operation", []string{f.brand}, 0)}), 422, "/min_age")
+}
+
+func TestGPCWithoutAffirmationWritesNothingAndTheConsentLogRecordsIt(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	thirdParty := a.publishContract(f, contractBody(f))
+	firstParty := a.publishContract(f, oneItemContract("location.city", "loyalty.programme_operation", []string{f.brand}, nil))
+	a.enrol(f.member)
+	gpc := map[string]string{"Sec-GPC": "1"}
+	var r response
+	a.unchangedBy("a join with GPC and no affirmation", func() {
+		r = a.tryJoin(f.member, thirdParty, gpc, nil)
+	})
+	expect(t, r, 409)
+	if p := problemOf(t, r); p.Code != "gpc-conflict" || !strings.Contains(p.Detail, "Global Privacy Control") {
+		t.Fatalf("gpc conflict: %s", r.Body)
+	}
+	a.unchangedBy("a join with GPC and an explicit false", func() {
+		r = a.tryJoin(f.member, thirdParty, gpc, map[string]any{"affirm_despite_gpc": false})
+	})
+	expect(t, r, 409)
+	// The signal does not stand in the way of a first-party, non-advertising
+	// contract.
+	expect(t, a.tryJoin(f.member, firstParty, gpc, nil), 201)
+	// Affirmed, with a key; a retry with the signal switched off is another
+	// request.
+	key := map[string]string{"Sec-GPC": "1", "Idempotency-Key": "gpc-join-1"}
+	joined := expect(t, a.tryJoin(f.member, thirdParty, key, map[string]any{"affirm_despite_gpc": true}), 201).json(t)
+	replay := a.tryJoin(f.member, thirdParty, key, map[string]any{"affirm_despite_gpc": true})
+	if expect(t, replay, 201).json(t)["id"] != joined["id"] || replay.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("replay: %s", replay.Body)
+	}
+	problemAt(t, a.tryJoin(f.member, thirdParty, map[string]string{"Idempotency-Key": "gpc-join-1"},
+		map[string]any{"affirm_despite_gpc": true}), 422, "/headers/Idempotency-Key")
+
+	var export struct {
+		ConsentLog []struct {
+			ExchangeID string `json:"exchange_id"`
+			Kind       string
+			GPC        bool
+		} `json:"consent_log"`
+	}
+	expect(t, a.do(req{Method: "GET", Path: "/v1/me/export", Token: f.member}), 200).decode(t, &export)
+	seen := 0
+	for _, e := range export.ConsentLog {
+		if e.Kind == "joined" {
+			seen++
+			if !e.GPC {
+				t.Errorf("joined event of %s does not record GPC", e.ExchangeID)
+			}
+		}
+	}
+	if seen != 2 {
+		t.Fatalf("%d joined events, want 2: %+v", seen, export.ConsentLog)
+	}
+	// Without the signal, nothing is recorded.
+	bob := token(t, app.RoleMember, "bob")
+	a.enrol(bob)
+	a.joinContract(bob, thirdParty)
+	expect(t, a.do(req{Method: "GET", Path: "/v1/me/export", Token: bob}), 200).decode(t, &export)
+	if len(export.ConsentLog) != 1 || export.ConsentLog[0].GPC {
+		t.Fatalf("bob's log: %+v", export.ConsentLog)
+	}
+}
+
+func TestGPCSupportResourceIsServed(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	var g map[string]any
+	expect(t, a.do(req{Method: "GET", Path: "/.well-known/gpc.json"}), 200).decode(t, &g)
+	if g["gpc"] != true {
+		t.Fatalf("gpc.json: %v", g)
+	}
+	if _, err := time.Parse(time.DateOnly, g["lastUpdate"].(string)); err != nil {
+		t.Fatalf("lastUpdate: %v", g["lastUpdate"])
+	}
+}
+
+func TestCatalogueFlagsDirectMarketingProfilingAndNewAgeFacts(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	var purposes struct {
+		Items []struct {
+			Key                 string
+			DirectMarketing     bool     `json:"direct_marketing"`
+			AutomatedProcessing []string `json:"automated_processing"`
+		}
+	}
+	expect(t, a.do(req{Method: "GET", Path: "/v1/catalog/purposes"}), 200).decode(t, &purposes)
+	byKey := map[string]int{}
+	for i, p := range purposes.Items {
+		byKey[p.Key] = i
+	}
+	for _, key := range []string{"communications.newsletter", "communications.sms_marketing", "advertising.third_party"} {
+		if !purposes.Items[byKey[key]].DirectMarketing {
+			t.Errorf("%s is not flagged direct marketing", key)
+		}
+	}
+	if purposes.Items[byKey["loyalty.programme_operation"]].DirectMarketing {
+		t.Error("running the programme is flagged direct marketing")
+	}
+	if !slices.Contains(purposes.Items[byKey["security.fraud_prevention"]].AutomatedProcessing, "dpv:AutomatedDecisionMaking") {
+		t.Error("fraud prevention is not flagged as automated decision-making")
+	}
+	var cats struct {
+		Items []struct {
+			Key     string
+			Derived *struct{ From string }
+		}
+	}
+	expect(t, a.do(req{Method: "GET", Path: "/v1/catalog/categories"}), 200).decode(t, &cats)
+	found := 0
+	for _, c := range cats.Items {
+		if c.Key == "demographic.age_over_13" || c.Key == "demographic.age_over_16" {
+			found++
+			if c.Derived == nil || c.Derived.From != "demographic.birthdate" {
+				t.Errorf("%s is not derived from the birthdate", c.Key)
+			}
+		}
+	}
+	if found != 2 {
+		t.Fatalf("found %d of the two new age facts", found)
+	}
+}

@@ -1,0 +1,163 @@
+package domain
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Fair joins (DESIGN rules 9 and 10): no reward for data not given, no
+// child paid for data, and the Global Privacy Control signal honoured.
+
+// BirthdateCategory is the stored category every age rule reads.
+const BirthdateCategory = "demographic.birthdate"
+
+// MinAgeFloor is the youngest age at which a member may share with a third
+// party or for advertising (GDPR Art. 8, CCPA's under-16 opt-in rule),
+// unless the contract sets a higher min_age.
+const MinAgeFloor = 16
+
+// IsAdvertising tells whether a purpose is for advertising: the catalogue's
+// advertising.* purposes.
+func IsAdvertising(purpose string) bool { return strings.HasPrefix(purpose, "advertising.") }
+
+// SourceOf is the stored category a member's profile must hold for a
+// category to be shared: the category itself, or a derived one's source.
+func (c Catalog) SourceOf(category string) string {
+	if cat, ok := c.categories[category]; ok && cat.Derived != nil {
+		return cat.Derived.From
+	}
+	return category
+}
+
+// RequiredAttributes lists, sorted and once each, the stored categories a
+// member's profile must hold to join terms t.
+func (c Catalog) RequiredAttributes(t Terms) []string {
+	set := map[string]bool{}
+	for _, it := range t.Items {
+		set[c.SourceOf(it.Category)] = true
+	}
+	return sortedKeys(set)
+}
+
+// CheckProfileHolds refuses a join whose shared data the profile does not
+// hold: one field error per missing stored category, at
+// /attributes/<category>.
+func (c Catalog) CheckProfileHolds(t Terms, held map[string]bool) error {
+	var v Violations
+	for _, k := range c.RequiredAttributes(t) {
+		if !held[k] {
+			v.Add("/attributes/"+k, "this contract shares "+k+", which your profile does not hold: add it with PUT /v1/me before joining")
+		}
+	}
+	return v.Err()
+}
+
+// SharesWithThirdPartyOrForAdvertising tells whether terms send data to a
+// third-party recipient or use it for an advertising purpose.
+func SharesWithThirdPartyOrForAdvertising(t Terms, recipients map[string]Recipient) bool {
+	for _, it := range t.Items {
+		if IsAdvertising(it.Purpose) {
+			return true
+		}
+		for _, id := range it.Recipients {
+			if r, ok := recipients[id]; !ok || r.Kind != FirstParty {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// AgeRequirement is the youngest age a member may join terms t at: at
+// least MinAgeFloor when they share with a third party or for advertising,
+// raised by the contract's min_age; only min_age for other contracts; 0
+// when no age rule applies.
+func AgeRequirement(t Terms, recipients map[string]Recipient) int {
+	age := t.MinAge
+	if SharesWithThirdPartyOrForAdvertising(t, recipients) && age < MinAgeFloor {
+		age = MinAgeFloor
+	}
+	return age
+}
+
+// CheckAge refuses a join by a member whose age is unknown (birthdate
+// missing or unusable: 422 at /attributes/demographic.birthdate) or below
+// minAge at now (403 under-minimum-age). Age follows AgeAtLeast, so a
+// member is never taken for older than they are in any time zone.
+func CheckAge(birthdate any, minAge int, now time.Time) error {
+	if minAge <= 0 {
+		return nil
+	}
+	s, _ := birthdate.(string)
+	born, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return Invalid("/attributes/"+BirthdateCategory,
+			fmt.Sprintf("this contract is open only to members aged %d or older: add your date of birth with PUT /v1/me before joining", minAge))
+	}
+	if !AgeAtLeast(born, minAge, now) {
+		return Forbidden("under-minimum-age",
+			fmt.Sprintf("this contract is open only to members aged %d or older", minAge))
+	}
+	return nil
+}
+
+// CheckGPC refuses a join sent with the Global Privacy Control signal for
+// terms that share with a third party or for advertising, unless the
+// member affirmed that they want to join anyway (the California rule that a
+// business may ask the consumer to affirm a financial incentive over the
+// signal).
+func CheckGPC(gpc, affirmed bool, t Terms, recipients map[string]Recipient) error {
+	if !gpc || affirmed || !SharesWithThirdPartyOrForAdvertising(t, recipients) {
+		return nil
+	}
+	return Conflict("gpc-conflict", "Your browser or device sends a Global Privacy Control signal, which asks that your data "+
+		"not be sold or shared. This offer shares your data with another company or uses it for advertising. "+
+		"Join only if you want to make this exchange anyway: confirm to continue.")
+}
+
+// Share is one active exchange and the categories it shares.
+type Share struct {
+	ExchangeID string
+	Categories []string
+}
+
+// CheckRemovals refuses removing an attribute that an active exchange
+// shares (directly or as the source of a derived category): the error
+// names the exchanges to cancel first. Changing a value is not a removal.
+func (c Catalog) CheckRemovals(removed []string, active []Share) error {
+	if len(removed) == 0 {
+		return nil
+	}
+	gone := map[string]bool{}
+	for _, k := range removed {
+		gone[k] = true
+	}
+	var ids, keys []string
+	seenKey := map[string]bool{}
+	for _, sh := range active {
+		hit := false
+		for _, cat := range sh.Categories {
+			if src := c.SourceOf(cat); gone[src] {
+				hit = true
+				if !seenKey[src] {
+					seenKey[src] = true
+					keys = append(keys, src)
+				}
+			}
+		}
+		if hit {
+			ids = append(ids, sh.ExchangeID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	sort.Strings(ids)
+	sort.Strings(keys)
+	return &Error{Kind: KindConflict, Code: "attribute-shared",
+		Message: fmt.Sprintf("%s cannot be removed while an active exchange shares it: cancel the exchanges listed in exchange_ids first, or correct the value instead",
+			strings.Join(keys, ", ")),
+		ExchangeIDs: ids}
+}

@@ -1,0 +1,86 @@
+package domain_test
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/quidpro/quid/domain"
+)
+
+func fairTerms(minAge int, items ...domain.Item) domain.Terms {
+	return domain.Terms{Items: items, MinAge: minAge}
+}
+
+var (
+	brand   = domain.Recipient{ID: "b", Kind: domain.FirstParty}
+	partner = domain.Recipient{ID: "p", Kind: domain.ThirdParty}
+	people  = map[string]domain.Recipient{"b": brand, "p": partner}
+)
+
+func TestAgeRequirementIsAtLeastSixteenForThirdPartiesAndAdvertising(t *testing.T) {
+	cases := []struct {
+		name  string
+		terms domain.Terms
+		want  int
+	}{
+		{"first party, no min_age", fairTerms(0, domain.Item{Category: "location.city", Purpose: "loyalty.programme_operation", Recipients: []string{"b"}}), 0},
+		{"first party, min_age 13", fairTerms(13, domain.Item{Category: "location.city", Purpose: "loyalty.programme_operation", Recipients: []string{"b"}}), 13},
+		{"third party", fairTerms(0, domain.Item{Category: "location.city", Purpose: "loyalty.programme_operation", Recipients: []string{"b", "p"}}), 16},
+		{"third party, lower min_age", fairTerms(13, domain.Item{Category: "location.city", Purpose: "loyalty.programme_operation", Recipients: []string{"p"}}), 16},
+		{"third party, higher min_age", fairTerms(18, domain.Item{Category: "location.city", Purpose: "loyalty.programme_operation", Recipients: []string{"p"}}), 18},
+		{"first-party advertising", fairTerms(0, domain.Item{Category: "location.city", Purpose: "advertising.first_party", Recipients: []string{"b"}}), 16},
+		{"unknown recipient counts as a third party", fairTerms(0, domain.Item{Category: "location.city", Purpose: "loyalty.programme_operation", Recipients: []string{"x"}}), 16},
+	}
+	for _, c := range cases {
+		if got := domain.AgeRequirement(c.terms, people); got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		}
+	}
+}
+
+func TestCheckAgeNeverTakesAMinorForOlder(t *testing.T) {
+	// 16th birthday on 2026-06-10: it begins everywhere at 12:00 UTC that day.
+	born := "2010-06-10"
+	for _, c := range []struct {
+		now  time.Time
+		kind domain.Kind
+	}{
+		{time.Date(2026, 6, 10, 11, 59, 59, 0, time.UTC), domain.KindForbidden},
+		{time.Date(2026, 6, 10, 12, 0, 0, 0, time.UTC), ""},
+	} {
+		err := domain.CheckAge(born, 16, c.now)
+		if (c.kind == "" && err != nil) || (c.kind != "" && !domain.IsKind(err, c.kind)) {
+			t.Errorf("at %s: %v", c.now, err)
+		}
+	}
+	var de *domain.Error
+	if err := domain.CheckAge(nil, 16, time.Now()); !errors.As(err, &de) || de.Kind != domain.KindInvalid ||
+		de.Fields[0].Pointer != "/attributes/demographic.birthdate" {
+		t.Errorf("unknown age: %v", err)
+	}
+	if err := domain.CheckAge(nil, 0, time.Now()); err != nil {
+		t.Errorf("no age rule: %v", err)
+	}
+}
+
+func TestRemovalsAreRefusedOnlyForSharedAttributesAndTheirSources(t *testing.T) {
+	cat := ageCatalog(t)
+	active := []domain.Share{
+		{ExchangeID: "e2", Categories: []string{"demographic.age_over_18"}},
+		{ExchangeID: "e1", Categories: []string{"location.city", "demographic.birthdate"}},
+		{ExchangeID: "e3", Categories: []string{"contact.email"}},
+	}
+	err := cat.CheckRemovals([]string{"demographic.birthdate", "contact.phone"}, active)
+	var de *domain.Error
+	if !errors.As(err, &de) || de.Code != "attribute-shared" || !slices.Equal(de.ExchangeIDs, []string{"e1", "e2"}) {
+		t.Fatalf("removing the birthdate: %#v", err)
+	}
+	if err := cat.CheckRemovals([]string{"contact.phone"}, active); err != nil {
+		t.Fatalf("removing an unshared attribute: %v", err)
+	}
+	if err := cat.CheckRemovals(nil, active); err != nil {
+		t.Fatalf("no removal: %v", err)
+	}
+}
