@@ -120,7 +120,7 @@ func buildVerifyWorkload(t *onceT) (w verifyWorkload) {
 	a.joinContract(tok["bob"], b1)
 	a.joinContract(tok["alice"], c1)
 	// dave joins with Global Privacy Control, affirmed: a consent event
-	// whose seal covers the signal (migration 00012).
+	// whose seal covers the signal (migration 00017).
 	expect(t, a.do(req{Method: "POST", Path: "/v1/me/exchanges", Token: tok["dave"], Headers: map[string]string{"Sec-GPC": "1"},
 		Body: map[string]any{"contract_id": b1, "affirm_despite_gpc": true}}), 201)
 
