@@ -181,6 +181,7 @@ var authzMatrix = []authzRow{
 	{route: "GET /v1/me/transparency", req: get("/v1/me/transparency"), want: memberReads},
 	{route: "GET /v1/me/export", req: get("/v1/me/export"), want: memberReads},
 	{route: "GET /v1/me/access-log", req: get("/v1/me/access-log"), want: memberReads},
+	{route: "GET /v1/me/recipients", req: get("/v1/me/recipients"), want: memberReads},
 
 	// A partner reads only what alice granted it; for every other partner the
 	// answer is the one a stranger gets (403 no-consent), never whether alice

@@ -87,6 +87,7 @@ func tour(w world, sub string, call func(routeCall) response) {
 	do("GET /v1/me/export", "GET", "/v1/me/export", member, nil)
 	do("GET /v1/partner/members/:member_id/data", "GET", "/v1/partner/members/"+url.PathEscape(sub)+"/data?purpose=loyalty.personalised_offers", f.partner, nil)
 	do("GET /v1/me/access-log", "GET", "/v1/me/access-log", member, nil)
+	do("GET /v1/me/recipients", "GET", "/v1/me/recipients", member, nil)
 	do("PUT /v1/partner/webhook", "PUT", "/v1/partner/webhook", f.partner, map[string]any{"url": "http://127.0.0.1:9/hooks"})
 	do("DELETE /v1/me/exchanges/:id", "DELETE", "/v1/me/exchanges/"+ex, member, nil)
 	do("POST /v1/partner/deletions", "POST", "/v1/partner/deletions", f.partner, map[string]any{"exchange_id": ex})

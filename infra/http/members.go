@@ -24,6 +24,9 @@ func (h *handlers) memberRoutes(v1 fiber.Router, auth roleGate) {
 	me.Post("/redemptions", member, h.redeem)
 	me.Get("/transparency", member, h.snapshot, h.myTransparency)
 	me.Get("/export", member, h.snapshot, h.export)
+	if h.svc.Enforcement != nil {
+		me.Get("/recipients", member, h.snapshot, h.myRecipients)
+	}
 }
 
 type balanceDTO struct {
