@@ -21,7 +21,11 @@ type Member struct {
 type MemberRepository interface {
 	// SaveProfile enrols the member when new and applies the attribute
 	// changes (a nil value removes a key), recording which keys changed.
-	SaveProfile(ctx context.Context, memberID string, changes map[string]any) (Member, bool, error)
+	// In the same transaction, every recipient an active exchange grants
+	// one of rectified(changed keys) gets a member.attributes_changed event
+	// naming those categories (never the values); a nil rectified means
+	// the changed keys themselves.
+	SaveProfile(ctx context.Context, memberID string, changes map[string]any, rectified func(changed []string) []string) (Member, bool, error)
 	GetMember(ctx context.Context, memberID string) (Member, error)
 }
 
@@ -60,7 +64,7 @@ func (s *Members) Enrol(ctx context.Context, p Principal, attributes map[string]
 	if err := v.Err(); err != nil {
 		return Member{}, false, err
 	}
-	m, created, err := s.Members.SaveProfile(ctx, p.Subject, attributes)
+	m, created, err := s.Members.SaveProfile(ctx, p.Subject, attributes, s.Catalog.Rectified)
 	if err != nil {
 		return Member{}, false, fmt.Errorf("save profile: %w", err)
 	}

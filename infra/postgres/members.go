@@ -40,7 +40,7 @@ func (r memberRecord) toApp() (app.Member, error) {
 
 var errNotEnrolled = domain.NotFound("member-not-enrolled", "you are not enrolled yet: PUT /v1/me first")
 
-func (s *Store) SaveProfile(ctx context.Context, memberID string, changes map[string]any) (app.Member, bool, error) {
+func (s *Store) SaveProfile(ctx context.Context, memberID string, changes map[string]any, rectified func([]string) []string) (app.Member, bool, error) {
 	var out app.Member
 	var created bool
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -93,6 +93,13 @@ func (s *Store) SaveProfile(ctx context.Context, memberID string, changes map[st
 			}
 			if err := tx.Exec(`INSERT INTO member_events (member_id, kind, changed_keys, at) VALUES (?, 'attributes_changed', ?, ?)`,
 				memberID, textArray(changed), now).Error; err != nil {
+				return err
+			}
+			affected := changed
+			if rectified != nil {
+				affected = rectified(changed)
+			}
+			if err := notifyRectified(tx, memberID, affected, now); err != nil {
 				return err
 			}
 		}
