@@ -58,7 +58,19 @@ func (s *Store) SaveProfile(ctx context.Context, memberID string, changes map[st
 			return translate(err, "member")
 		}
 		if rec.ErasedAt != nil {
-			return domain.Conflict("member-erased", "this member's data was erased; the account cannot be used again")
+			// Erased by an older release, which kept the subject as the
+			// row's id: pseudonymise it now and enrol afresh.
+			if err := reclaimErasedSubject(tx, memberID, rec.ErasedAt.UTC()); err != nil {
+				return err
+			}
+			if err := tx.Create(&memberRecord{ID: memberID, Attributes: []byte("{}"), CreatedAt: now, UpdatedAt: now}).Error; err != nil {
+				return err
+			}
+			created = true
+			rec = memberRecord{}
+			if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).First(&rec, "id = ?", memberID).Error; err != nil {
+				return translate(err, "member")
+			}
 		}
 		m, err := rec.toApp()
 		if err != nil {
