@@ -104,3 +104,25 @@ func TestMembersSeeEveryRecipientThatWasEverGrantedTheirData(t *testing.T) {
 	}
 	expect(t, a.do(req{Method: "GET", Path: "/v1/me/recipients?cursor=bogus", Token: f.member}), 422)
 }
+
+// TestTheExportListsEveryRecipient: GET /v1/me/export carries the whole
+// recipients list, as GET /v1/me/recipients gives it, past its first page.
+func TestTheExportListsEveryRecipient(t *testing.T) {
+	t.Parallel()
+	a, f, _, _ := withJoinedMember(t)
+	adOnly := contractBody(f)
+	adOnly["items"] = []any{map[string]any{"category": "location.city", "purpose": "advertising.third_party", "recipients": []string{f.adCo}}}
+	a.joinContract(f.member, a.publishContract(f, adOnly))
+	export := expect(t, a.do(req{Method: "GET", Path: "/v1/me/export", Token: f.member}), 200).json(t)
+	listed := expect(t, a.do(req{Method: "GET", Path: "/v1/me/recipients", Token: f.member}), 200).json(t)["items"].([]any)
+	got, _ := export["recipients"].([]any)
+	if len(got) != 3 || len(listed) != 3 {
+		t.Fatalf("export has %d recipients, the list %d; want 3", len(got), len(listed))
+	}
+	for i := range got {
+		g, l := got[i].(map[string]any), listed[i].(map[string]any)
+		if g["id"] != l["id"] || len(g["grants"].([]any)) != len(l["grants"].([]any)) {
+			t.Fatalf("export recipient %d = %v, list has %v", i, g, l)
+		}
+	}
+}

@@ -111,6 +111,8 @@ type exportDTO struct {
 	Ledger     []entryDTO    `json:"ledger"`
 	AccessLog  []accessDTO   `json:"access_log"`
 	Deletions  []ackDTO      `json:"deletions"`
+	// Recipients is every page of GET /v1/me/recipients.
+	Recipients []memberRecipientDTO `json:"recipients"`
 }
 
 // export is the right to data portability: everything Quid holds about the
@@ -122,7 +124,8 @@ func (h *handlers) export(c *fiber.Ctx) error {
 		return err
 	}
 	out := exportDTO{Format: "quid-export/1", ExportedAt: timeText(time.Now()), Member: memberOf(m),
-		Exchanges: []exchangeDTO{}, ConsentLog: []consentDTO{}, Ledger: []entryDTO{}, AccessLog: []accessDTO{}, Deletions: []ackDTO{}}
+		Exchanges: []exchangeDTO{}, ConsentLog: []consentDTO{}, Ledger: []entryDTO{}, AccessLog: []accessDTO{}, Deletions: []ackDTO{},
+		Recipients: []memberRecipientDTO{}}
 	st, err := h.svc.Exchanges.Transparency(ctx, p)
 	if err != nil {
 		return err
@@ -169,6 +172,18 @@ func (h *handlers) export(c *fiber.Ctx) error {
 		now := time.Now()
 		for _, a := range acks {
 			out.Deletions = append(out.Deletions, ackOf(a, now, false))
+		}
+		for page := (app.Page{Limit: 100}); ; {
+			rs, next, err := h.svc.Enforcement.MyRecipients(ctx, p, page)
+			if err != nil {
+				return err
+			}
+			for _, r := range rs {
+				out.Recipients = append(out.Recipients, memberRecipientOf(r, now))
+			}
+			if page.Cursor = next; next == "" {
+				break
+			}
 		}
 	}
 	c.Set(fiber.HeaderContentDisposition, `attachment; filename="quid-export.json"`)
