@@ -35,18 +35,27 @@ type AccrualStore interface {
 // Accrual pays what consent earned, computed from timestamps only, so it is
 // right however late or often it runs and however many replicas run it.
 type Accrual struct {
-	Store     AccrualStore
+	store AccrualStore
+	// expiry, when set, deletes stored idempotent responses older than
+	// IdempotencyTTL on the same timer.
+	expiry IdempotencyExpiry
+	// erasures, when set, pseudonymises member.erasure_requested events
+	// past their deadline on the same timer (see ErasureRequestRetention).
+	erasures ErasureRequestRetention
+	log      *slog.Logger
+	// BatchSize is how many members one batch takes (default 5000).
 	BatchSize int
 	// Workers run batches side by side; SKIP LOCKED hands each a disjoint
 	// set of members.
 	Workers int
-	// Expiry, when set, deletes stored idempotent responses older than
-	// IdempotencyTTL on the same timer.
-	Expiry IdempotencyExpiry
-	// Erasures, when set, pseudonymises member.erasure_requested events
-	// past their deadline on the same timer (see ErasureRequestRetention).
-	Erasures ErasureRequestRetention
-	Log      *slog.Logger
+}
+
+// NewAccrual wires the accrual worker: store does the set-based batches;
+// expiry and erasures, either of which may be nil, are the housekeeping
+// passes run on the same timer; log receives what each pass did. Set
+// BatchSize and Workers before running it.
+func NewAccrual(store AccrualStore, expiry IdempotencyExpiry, erasures ErasureRequestRetention, log *slog.Logger) *Accrual {
+	return &Accrual{store: store, expiry: expiry, erasures: erasures, log: log}
 }
 
 // ErasureRequestRetention bounds how long a member.erasure_requested event
@@ -60,27 +69,17 @@ type ErasureRequestRetention interface {
 // Housekeeping runs the passes that bound what is kept: stored idempotent
 // responses past IdempotencyTTL and erasure requests past their deadline.
 func (a *Accrual) Housekeeping(ctx context.Context) error {
-	if a.Expiry != nil {
-		if _, err := a.Expiry.ExpireIdempotency(ctx); err != nil {
+	if a.expiry != nil {
+		if _, err := a.expiry.ExpireIdempotency(ctx); err != nil {
 			return fmt.Errorf("expire idempotent responses: %w", err)
 		}
 	}
-	if a.Erasures != nil {
-		if _, err := a.Erasures.ForgetErasureRequests(ctx); err != nil {
+	if a.erasures != nil {
+		if _, err := a.erasures.ForgetErasureRequests(ctx); err != nil {
 			return fmt.Errorf("pseudonymise erasure requests past their deadline: %w", err)
 		}
 	}
 	return nil
-}
-
-// IdempotencyTTL is how long a stored response answers a retried request
-// with the same Idempotency-Key; after it the key may be used afresh.
-const IdempotencyTTL = 24 * time.Hour
-
-// IdempotencyExpiry deletes stored idempotent responses older than ttl. It
-// is safe to run on several replicas at once.
-type IdempotencyExpiry interface {
-	ExpireIdempotency(ctx context.Context) (int64, error)
 }
 
 // RunOnce works batches until nothing is due (or every due member is
@@ -102,7 +101,7 @@ func (a *Accrual) RunOnce(ctx context.Context) (AccrualResult, error) {
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
-				r, err := a.Store.AccrueBatch(ctx, batch)
+				r, err := a.store.AccrueBatch(ctx, batch)
 				mu.Lock()
 				total.add(r)
 				if err != nil && first == nil {
@@ -130,13 +129,13 @@ func (a *Accrual) Run(ctx context.Context, interval time.Duration) {
 		r, err := a.RunOnce(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
-			a.Log.Error("accrual failed", "error", err)
+			a.log.Error("accrual failed", "error", err)
 		case r.Members > 0:
-			a.Log.Info("accrual", "members", r.Members, "expired", r.Expired, "vested", r.Vested, "credits", r.Credits, "points", r.Points)
+			a.log.Info("accrual", "members", r.Members, "expired", r.Expired, "vested", r.Vested, "credits", r.Credits, "points", r.Points)
 		}
 		if ctx.Err() == nil {
 			if err := a.Housekeeping(ctx); err != nil && ctx.Err() == nil {
-				a.Log.Error("housekeeping failed", "error", err)
+				a.log.Error("housekeeping failed", "error", err)
 			}
 		}
 		select {

@@ -4,51 +4,63 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/quidpro/quid/domain"
 )
 
-// Contracts is the marketer's and the public's side of contracts.
+// ContractRepository stores contract versions. Methods that change a
+// contract lock it, call fn with the current state, and save what fn left,
+// all in one transaction.
+type ContractRepository interface {
+	CreateContract(ctx context.Context, c domain.Contract) error
+	GetContract(ctx context.Context, id string) (domain.Contract, error)
+	ListContracts(ctx context.Context, status domain.ContractStatus, page Page) ([]domain.Contract, string, error)
+	ListOffers(ctx context.Context, page Page) ([]domain.Contract, string, error)
+	UpdateContract(ctx context.Context, id string, fn func(c *domain.Contract) error) (domain.Contract, error)
+	// PublishContract also retires the family's previously published
+	// version in the same transaction.
+	PublishContract(ctx context.Context, id string, fn func(c *domain.Contract) error) (domain.Contract, error)
+	// RetireContract retires a version and, when terminate is set, ends every
+	// active exchange on it as terminated, in one transaction.
+	RetireContract(ctx context.Context, id string, terminate bool, fn func(c *domain.Contract) error) (domain.Contract, int, error)
+	CreateNextVersion(ctx context.Context, fromID string, fn func(from domain.Contract) (domain.Contract, error)) (domain.Contract, error)
+	// ContractVersion finds a version of a family; ok is false when absent.
+	ContractVersion(ctx context.Context, familyID string, version int) (c domain.Contract, ok bool, err error)
+	ContractStats(ctx context.Context, id string) (ContractStats, error)
+}
+
+// ContractStats are aggregates only: never a member id or an attribute.
+type ContractStats struct {
+	Joins        int64
+	Active       int64
+	Cancelled    int64
+	Expired      int64
+	Terminated   int64
+	Superseded   int64
+	Erased       int64
+	PointsIssued int64
+}
+
+// Contracts is the marketer's and the public's side of contracts, and the
+// admin's registry of the recipients contracts name.
 type Contracts struct {
-	Contracts  ContractRepository
-	Recipients RecipientRepository
-	Policy     domain.ContractPolicy
-	Clock      Clock
-	IDs        IDs
+	store      ContractRepository
+	recipients RecipientRepository
+	policy     domain.ContractPolicy
+	clock      Clock
+	ids        IDs
 }
 
-// RecipientInput registers a recipient.
-type RecipientInput struct {
-	Name, Kind, Country, PrivacyPolicyURL string
+// NewContracts wires the contract use cases: store keeps contract versions,
+// recipients the registry, policy says what terms may hold (catalogue and
+// shortest reward period), clock and ids stamp and name what is created.
+func NewContracts(store ContractRepository, recipients RecipientRepository, policy domain.ContractPolicy, clock Clock, ids IDs) *Contracts {
+	return &Contracts{store: store, recipients: recipients, policy: policy, clock: clock, ids: ids}
 }
 
-func (s *Contracts) CreateRecipient(ctx context.Context, p Principal, in RecipientInput) (domain.Recipient, error) {
-	if err := p.Require(RoleAdmin); err != nil {
-		return domain.Recipient{}, err
-	}
-	r, err := domain.NewRecipient(s.IDs.NewID(), in.Name, domain.RecipientKind(in.Kind), in.Country, in.PrivacyPolicyURL, s.Clock.Now())
-	if err != nil {
-		return domain.Recipient{}, err
-	}
-	if err := s.Recipients.CreateRecipient(ctx, r); err != nil {
-		return domain.Recipient{}, fmt.Errorf("create recipient: %w", err)
-	}
-	return r, nil
-}
-
-func (s *Contracts) GetRecipient(ctx context.Context, p Principal, id string) (domain.Recipient, error) {
-	if err := p.Require(RoleAdmin, RoleMarketer); err != nil {
-		return domain.Recipient{}, err
-	}
-	return s.Recipients.GetRecipient(ctx, id)
-}
-
-func (s *Contracts) ListRecipients(ctx context.Context, p Principal, page Page) ([]domain.Recipient, string, error) {
-	if err := p.Require(RoleAdmin, RoleMarketer); err != nil {
-		return nil, "", err
-	}
-	return s.Recipients.ListRecipients(ctx, page.Normalised())
-}
+// MinPeriod is the shortest reward period this deployment accepts.
+func (s *Contracts) MinPeriod() time.Duration { return s.policy.MinPeriod }
 
 // TermsInput is a contract's terms as a client sends them.
 type TermsInput struct {
@@ -116,11 +128,11 @@ func (s *Contracts) terms(ctx context.Context, in TermsInput) (domain.Terms, err
 		}
 		t.Reward.MaxPeriods = *in.Reward.MaxPeriods
 	}
-	known, err := s.Recipients.RecipientsByID(ctx, t.RecipientIDs())
+	known, err := s.recipients.RecipientsByID(ctx, t.RecipientIDs())
 	if err != nil {
 		return domain.Terms{}, fmt.Errorf("look up recipients: %w", err)
 	}
-	if err := s.Policy.ValidateTerms(t, func(id string) bool { _, ok := known[id]; return ok }); err != nil {
+	if err := s.policy.ValidateTerms(t, func(id string) bool { _, ok := known[id]; return ok }); err != nil {
 		v.Merge("", err)
 	}
 	if err := v.Err(); err != nil {
@@ -137,8 +149,8 @@ func (s *Contracts) CreateDraft(ctx context.Context, p Principal, in TermsInput)
 	if err != nil {
 		return domain.Contract{}, err
 	}
-	c := domain.NewDraft(s.IDs.NewID(), s.IDs.NewID(), 1, t, s.Clock.Now())
-	if err := s.Contracts.CreateContract(ctx, c); err != nil {
+	c := domain.NewDraft(s.ids.NewID(), s.ids.NewID(), 1, t, s.clock.Now())
+	if err := s.store.CreateContract(ctx, c); err != nil {
 		return domain.Contract{}, fmt.Errorf("create contract: %w", err)
 	}
 	return c, nil
@@ -149,9 +161,9 @@ func (s *Contracts) EditDraft(ctx context.Context, p Principal, id string, patch
 	if err := p.Require(RoleMarketer); err != nil {
 		return domain.Contract{}, err
 	}
-	current, err := s.Contracts.GetContract(ctx, id)
+	current, err := s.store.GetContract(ctx, id)
 	if err != nil {
-		return domain.Contract{}, err
+		return domain.Contract{}, fmt.Errorf("read contract: %w", err)
 	}
 	if !current.IsDraft() {
 		return domain.Contract{}, current.Edit(current.Terms())
@@ -160,7 +172,7 @@ func (s *Contracts) EditDraft(ctx context.Context, p Principal, id string, patch
 	if err != nil {
 		return domain.Contract{}, err
 	}
-	return s.Contracts.UpdateContract(ctx, id, func(c *domain.Contract) error { return c.Edit(t) })
+	return s.store.UpdateContract(ctx, id, func(c *domain.Contract) error { return c.Edit(t) })
 }
 
 // InputOf turns stored terms back into input form, the base a patch edits.
@@ -193,16 +205,16 @@ func (s *Contracts) Publish(ctx context.Context, p Principal, id string) (domain
 	if err := p.Require(RoleMarketer); err != nil {
 		return domain.Contract{}, err
 	}
-	current, err := s.Contracts.GetContract(ctx, id)
+	current, err := s.store.GetContract(ctx, id)
 	if err != nil {
-		return domain.Contract{}, err
+		return domain.Contract{}, fmt.Errorf("read contract: %w", err)
 	}
-	recipients, err := s.Recipients.RecipientsByID(ctx, current.RecipientIDs())
+	recipients, err := s.recipients.RecipientsByID(ctx, current.RecipientIDs())
 	if err != nil {
-		return domain.Contract{}, err
+		return domain.Contract{}, fmt.Errorf("look up recipients: %w", err)
 	}
-	now := s.Clock.Now()
-	return s.Contracts.PublishContract(ctx, id, func(c *domain.Contract) error { return c.Publish(recipients, now) })
+	now := s.clock.Now()
+	return s.store.PublishContract(ctx, id, func(c *domain.Contract) error { return c.Publish(recipients, now) })
 }
 
 // Retire closes a version to new joins; terminate also ends its active
@@ -211,27 +223,27 @@ func (s *Contracts) Retire(ctx context.Context, p Principal, id string, terminat
 	if err := p.Require(RoleMarketer); err != nil {
 		return domain.Contract{}, 0, err
 	}
-	now := s.Clock.Now()
-	return s.Contracts.RetireContract(ctx, id, terminate, func(c *domain.Contract) error { return c.Retire(now) })
+	now := s.clock.Now()
+	return s.store.RetireContract(ctx, id, terminate, func(c *domain.Contract) error { return c.Retire(now) })
 }
 
 func (s *Contracts) NewVersion(ctx context.Context, p Principal, id string) (domain.Contract, error) {
 	if err := p.Require(RoleMarketer); err != nil {
 		return domain.Contract{}, err
 	}
-	return s.Contracts.CreateNextVersion(ctx, id, func(from domain.Contract) (domain.Contract, error) {
-		return from.NextVersion(s.IDs.NewID(), s.Clock.Now())
+	return s.store.CreateNextVersion(ctx, id, func(from domain.Contract) (domain.Contract, error) {
+		return from.NextVersion(s.ids.NewID(), s.clock.Now())
 	})
 }
 
 // Get returns a version; drafts are visible only to marketers and admins.
 func (s *Contracts) Get(ctx context.Context, p *Principal, id string) (domain.Contract, error) {
-	c, err := s.Contracts.GetContract(ctx, id)
+	c, err := s.store.GetContract(ctx, id)
 	if err != nil {
 		return domain.Contract{}, err
 	}
 	if c.IsDraft() && (p == nil || p.Require(RoleMarketer, RoleAdmin) != nil) {
-		return domain.Contract{}, domain.NotFound("contract-not-found", "no contract with this id")
+		return domain.Contract{}, domain.ErrContractNotFound
 	}
 	return c, nil
 }
@@ -245,58 +257,24 @@ func (s *Contracts) List(ctx context.Context, p Principal, status string, page P
 	default:
 		return nil, "", domain.Invalid("/status", "must be draft, published or retired")
 	}
-	return s.Contracts.ListContracts(ctx, domain.ContractStatus(status), page.Normalised())
+	return s.store.ListContracts(ctx, domain.ContractStatus(status), page.Normalised())
 }
 
 func (s *Contracts) Offers(ctx context.Context, page Page) ([]domain.Contract, string, error) {
-	return s.Contracts.ListOffers(ctx, page.Normalised())
+	return s.store.ListOffers(ctx, page.Normalised())
 }
 
 func (s *Contracts) Stats(ctx context.Context, p Principal, id string) (domain.Contract, ContractStats, error) {
 	if err := p.Require(RoleMarketer, RoleAdmin); err != nil {
 		return domain.Contract{}, ContractStats{}, err
 	}
-	c, err := s.Contracts.GetContract(ctx, id)
+	c, err := s.store.GetContract(ctx, id)
 	if err != nil {
-		return domain.Contract{}, ContractStats{}, err
+		return domain.Contract{}, ContractStats{}, fmt.Errorf("read contract: %w", err)
 	}
-	st, err := s.Contracts.ContractStats(ctx, id)
-	return c, st, err
-}
-
-// Statement is everything the transparency statement shows.
-type Statement struct {
-	Contract   domain.Contract
-	Recipients map[string]domain.Recipient
-	Catalog    domain.Catalog
-	Changes    *domain.Changes
-	// Dropped are the recipients the previous version named and this one
-	// does not, so the changes can name them.
-	Dropped map[string]domain.Recipient
-}
-
-func (s *Contracts) Transparency(ctx context.Context, p *Principal, id string) (Statement, error) {
-	c, err := s.Get(ctx, p, id)
+	st, err := s.store.ContractStats(ctx, id)
 	if err != nil {
-		return Statement{}, err
+		return domain.Contract{}, ContractStats{}, fmt.Errorf("contract stats: %w", err)
 	}
-	recipients, err := s.Recipients.RecipientsByID(ctx, c.RecipientIDs())
-	if err != nil {
-		return Statement{}, err
-	}
-	st := Statement{Contract: c, Recipients: recipients, Catalog: s.Policy.Catalog}
-	if c.Version() > 1 {
-		prev, ok, err := s.Contracts.ContractVersion(ctx, c.FamilyID(), c.Version()-1)
-		if err != nil {
-			return Statement{}, err
-		}
-		if ok {
-			ch := domain.CompareTerms(prev.Version(), prev.Terms(), c.Terms(), func(id string) string { return recipients[id].Name })
-			st.Changes = &ch
-			if st.Dropped, err = s.Recipients.RecipientsByID(ctx, ch.RecipientsRemoved); err != nil {
-				return Statement{}, err
-			}
-		}
-	}
-	return st, nil
+	return c, st, nil
 }

@@ -2,56 +2,11 @@ package app
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/quidpro/quid/domain"
 )
-
-// IdempotencyKey lets a client retry a request safely: the same key with the
-// same body replays the first result, with another body it is refused.
-type IdempotencyKey struct {
-	Key         string
-	RequestHash string
-}
-
-// NewIdempotencyKey validates a client key and fingerprints the request.
-// sent tells whether the header was there at all: a header sent empty (or
-// only white space, which HTTP strips) is an invalid key, not an absent one.
-// The key is 1 to 200 characters without surrounding spaces (openapi.yaml
-// IdempotencyKey); anything else is a validation error at
-// /headers/Idempotency-Key, and no key gives nil.
-func NewIdempotencyKey(key string, sent bool, body []byte) (*IdempotencyKey, error) {
-	if !sent {
-		return nil, nil
-	}
-	if key == "" || utf8.RuneCountInString(key) > 200 || strings.TrimSpace(key) != key {
-		return nil, domain.Invalid("/headers/Idempotency-Key", "must be 1 to 200 characters without surrounding spaces")
-	}
-	sum := sha256.Sum256(body)
-	return &IdempotencyKey{Key: key, RequestHash: hex.EncodeToString(sum[:])}, nil
-}
-
-// JoinContext is what the store knows, under lock, when a member joins.
-type JoinContext struct {
-	Contract      domain.Contract
-	Recipients    map[string]domain.Recipient // everyone the contract names
-	Active        *domain.Exchange            // the member's active exchange in the family, if any
-	BonusEligible bool
-	Now           time.Time
-}
-
-// JoinPlan is what the use case decided: the new exchange and, for a
-// re-consent, the superseded one.
-type JoinPlan struct {
-	Exchange   domain.Exchange
-	Superseded *domain.Exchange
-}
 
 // ExchangeView is an exchange with what the member sees beside it.
 type ExchangeView struct {
@@ -98,92 +53,22 @@ type ConsentEvent struct {
 	At         time.Time
 }
 
-// ReceiptSigner signs consent receipts.
-type ReceiptSigner interface {
-	SignReceipt(r Receipt) (string, error)
-}
-
-// Receipt is what a member agreed to, as signed into the consent receipt.
-type Receipt struct {
-	ID         string
-	IssuedAt   time.Time
-	MemberID   string
-	ExchangeID string
-	ContractID string
-	FamilyID   string
-	Version    int
-	TermsHash  string
-	Title      string
-	Items      []ReceiptItem
-	Reward     domain.Reward
-	Duration   *domain.Duration
-	Retention  domain.Duration
-	JoinedAt   time.Time
-	ExpiresAt  *time.Time
-}
-
-type ReceiptItem struct {
-	Category   string
-	Purpose    string
-	Recipients []string
-}
-
-// Exchanges is the member's side of consent: join, cancel, look, redeem.
+// Exchanges is the member's side of consent: join (join.go), cancel, look,
+// redeem and read points (points.go), and the member's own statement
+// (me_transparency.go).
 type Exchanges struct {
-	Exchanges  ExchangeRepository
-	Contracts  ContractRepository
-	Recipients RecipientRepository
-	Signer     ReceiptSigner
-	IDs        IDs
+	store      ExchangeRepository
+	contracts  ContractRepository
+	recipients RecipientRepository
+	signer     ReceiptSigner
+	ids        IDs
 }
 
-// Join consents to a published version. Joining the version again while
-// active is a conflict; joining a newer version of a family the member is
-// in re-consents, superseding the old exchange in the same transaction.
-func (s *Exchanges) Join(ctx context.Context, p Principal, contractID string, idem *IdempotencyKey) (domain.Exchange, bool, error) {
-	if err := p.Require(RoleMember); err != nil {
-		return domain.Exchange{}, false, err
-	}
-	ex, replayed, err := s.Exchanges.Join(ctx, p.Subject, contractID, idem, func(jc JoinContext) (JoinPlan, error) {
-		if jc.Active != nil {
-			if jc.Active.ContractID() == jc.Contract.ID() {
-				return JoinPlan{}, domain.Conflict("already-joined", "you already have an active exchange on this version")
-			}
-		}
-		ex, err := domain.Join(s.IDs.NewID(), p.Subject, jc.Contract, jc.Now, jc.BonusEligible && jc.Active == nil)
-		if err != nil {
-			return JoinPlan{}, err
-		}
-		plan := JoinPlan{Exchange: ex}
-		if jc.Active != nil {
-			old := *jc.Active
-			old.Supersede(&plan.Exchange, jc.Now)
-			plan.Superseded = &old
-		}
-		receiptID := s.IDs.NewID()
-		jws, err := s.Signer.SignReceipt(receiptOf(plan.Exchange, receiptID, jc.Contract, jc.Recipients))
-		plan.Exchange.AttachReceipt(receiptID, jws)
-		return plan, err
-	})
-	if errors.Is(err, domain.NotFound("contract-not-found", "")) {
-		return ex, false, domain.Invalid("/contract_id", "names no contract")
-	}
-	return ex, replayed, err
-}
-
-func receiptOf(e domain.Exchange, receiptID string, c domain.Contract, recipients map[string]domain.Recipient) Receipt {
-	t := c.Terms()
-	r := Receipt{ID: receiptID, IssuedAt: e.JoinedAt(), MemberID: e.MemberID(), ExchangeID: e.ID(), ContractID: c.ID(),
-		FamilyID: c.FamilyID(), Version: c.Version(), TermsHash: c.TermsHash(), Title: t.Title, Reward: t.Reward,
-		Duration: t.Duration, Retention: t.Retention, JoinedAt: e.JoinedAt(), ExpiresAt: e.ExpiresAt()}
-	for _, it := range t.Items {
-		ri := ReceiptItem{Category: it.Category, Purpose: it.Purpose}
-		for _, id := range it.Recipients {
-			ri.Recipients = append(ri.Recipients, recipients[id].Name)
-		}
-		r.Items = append(r.Items, ri)
-	}
-	return r
+// NewExchanges wires the member's use cases: store keeps exchanges and the
+// ledger, contracts and recipients are read for views and receipts, signer
+// signs consent receipts and ids mints exchange and receipt ids.
+func NewExchanges(store ExchangeRepository, contracts ContractRepository, recipients RecipientRepository, signer ReceiptSigner, ids IDs) *Exchanges {
+	return &Exchanges{store: store, contracts: contracts, recipients: recipients, signer: signer, ids: ids}
 }
 
 // Cancel ends consent at once; cancelling again changes nothing.
@@ -191,7 +76,7 @@ func (s *Exchanges) Cancel(ctx context.Context, p Principal, id string) (domain.
 	if err := p.Require(RoleMember); err != nil {
 		return domain.Exchange{}, err
 	}
-	return s.Exchanges.UpdateExchange(ctx, p.Subject, id, "member", func(e *domain.Exchange, now time.Time) (int64, bool) {
+	return s.store.UpdateExchange(ctx, p.Subject, id, "member", func(e *domain.Exchange, now time.Time) (int64, bool) {
 		return e.Cancel(now)
 	})
 }
@@ -201,7 +86,7 @@ func (s *Exchanges) Get(ctx context.Context, p Principal, id string) (ExchangeVi
 	if err := p.Require(RoleMember); err != nil {
 		return ExchangeView{}, err
 	}
-	e, err := s.Exchanges.GetExchange(ctx, p.Subject, id)
+	e, err := s.store.GetExchange(ctx, p.Subject, id)
 	if err != nil {
 		return ExchangeView{}, err
 	}
@@ -216,10 +101,10 @@ func (s *Exchanges) List(ctx context.Context, p Principal, page Page) ([]Exchang
 	if err := p.Require(RoleMember); err != nil {
 		return nil, "", err
 	}
-	if err := s.Exchanges.RequireEnrolled(ctx, p.Subject); err != nil {
+	if err := s.store.RequireEnrolled(ctx, p.Subject); err != nil {
 		return nil, "", err
 	}
-	es, next, err := s.Exchanges.ListExchanges(ctx, p.Subject, page.Normalised())
+	es, next, err := s.store.ListExchanges(ctx, p.Subject, page.Normalised())
 	if err != nil {
 		return nil, "", err
 	}
@@ -234,9 +119,9 @@ func (s *Exchanges) views(ctx context.Context, es []domain.Exchange) ([]Exchange
 	for i, e := range es {
 		ids[i] = e.ID()
 	}
-	earned, err := s.Exchanges.PointsEarned(ctx, ids)
+	earned, err := s.store.PointsEarned(ctx, ids)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("points earned: %w", err)
 	}
 	contracts := map[string]domain.Contract{}
 	latest := map[string]*domain.Contract{}
@@ -244,7 +129,7 @@ func (s *Exchanges) views(ctx context.Context, es []domain.Exchange) ([]Exchange
 	for _, e := range es {
 		c, ok := contracts[e.ContractID()]
 		if !ok {
-			if c, err = s.Contracts.GetContract(ctx, e.ContractID()); err != nil {
+			if c, err = s.contracts.GetContract(ctx, e.ContractID()); err != nil {
 				return nil, fmt.Errorf("contract of exchange %s: %w", e.ID(), err)
 			}
 			contracts[e.ContractID()] = c
@@ -255,7 +140,7 @@ func (s *Exchanges) views(ctx context.Context, es []domain.Exchange) ([]Exchange
 			if !seen {
 				newest, err = s.newestPublished(ctx, c)
 				if err != nil {
-					return nil, err
+					return nil, fmt.Errorf("newest version of contract %s: %w", c.ID(), err)
 				}
 				latest[e.FamilyID()] = newest
 			}
@@ -271,7 +156,7 @@ func (s *Exchanges) views(ctx context.Context, es []domain.Exchange) ([]Exchange
 
 func (s *Exchanges) newestPublished(ctx context.Context, c domain.Contract) (*domain.Contract, error) {
 	for v := c.Version() + 1; ; v++ {
-		next, ok, err := s.Contracts.ContractVersion(ctx, c.FamilyID(), v)
+		next, ok, err := s.contracts.ContractVersion(ctx, c.FamilyID(), v)
 		if err != nil {
 			return nil, err
 		}
@@ -282,82 +167,4 @@ func (s *Exchanges) newestPublished(ctx context.Context, c domain.Contract) (*do
 			return &next, nil
 		}
 	}
-}
-
-// Redeem spends available points; it never overdraws.
-func (s *Exchanges) Redeem(ctx context.Context, p Principal, points int64, reference string, idem *IdempotencyKey) (domain.Entry, domain.Balance, bool, error) {
-	if err := p.Require(RoleMember); err != nil {
-		return domain.Entry{}, domain.Balance{}, false, err
-	}
-	reference = strings.TrimSpace(reference)
-	if reference == "" || utf8.RuneCountInString(reference) > 200 {
-		return domain.Entry{}, domain.Balance{}, false, domain.Invalid("/reference", "must be 1 to 200 characters")
-	}
-	return s.Exchanges.Redeem(ctx, p.Subject, points, reference, idem, func(b domain.Balance) (domain.Balance, error) {
-		return b.Redeem(points)
-	})
-}
-
-func (s *Exchanges) Points(ctx context.Context, p Principal, page Page) (domain.Balance, []domain.Entry, string, error) {
-	if err := p.Require(RoleMember); err != nil {
-		return domain.Balance{}, nil, "", err
-	}
-	return s.Exchanges.Points(ctx, p.Subject, page.Normalised())
-}
-
-// MemberStatement is everything a member shares, with whom, since when, and
-// what each exchange earned.
-type MemberStatement struct {
-	Exchanges  []ExchangeView
-	Recipients map[string]domain.Recipient
-}
-
-// Transparency gathers every exchange of the member, newest first.
-func (s *Exchanges) Transparency(ctx context.Context, p Principal) (MemberStatement, error) {
-	if err := p.Require(RoleMember); err != nil {
-		return MemberStatement{}, err
-	}
-	if err := s.Exchanges.RequireEnrolled(ctx, p.Subject); err != nil {
-		return MemberStatement{}, err
-	}
-	var all []domain.Exchange
-	page := Page{Limit: 100}
-	for {
-		es, next, err := s.Exchanges.ListExchanges(ctx, p.Subject, page)
-		if err != nil {
-			return MemberStatement{}, err
-		}
-		all = append(all, es...)
-		if next == "" {
-			break
-		}
-		page.Cursor = next
-	}
-	views, err := s.views(ctx, all)
-	if err != nil {
-		return MemberStatement{}, err
-	}
-	ids := map[string]bool{}
-	for _, v := range views {
-		for _, r := range v.Contract.RecipientIDs() {
-			ids[r] = true
-		}
-	}
-	list := make([]string, 0, len(ids))
-	for id := range ids {
-		list = append(list, id)
-	}
-	recipients, err := s.Recipients.RecipientsByID(ctx, list)
-	if err != nil {
-		return MemberStatement{}, err
-	}
-	return MemberStatement{Exchanges: views, Recipients: recipients}, nil
-}
-
-// ConsentLog is the member's own consent history, for the export.
-func (s *Exchanges) ConsentLog(ctx context.Context, p Principal) ([]ConsentEvent, error) {
-	if err := p.Require(RoleMember); err != nil {
-		return nil, err
-	}
-	return s.Exchanges.ConsentLog(ctx, p.Subject)
 }

@@ -31,8 +31,14 @@ type MemberRepository interface {
 
 // Members is the member's own profile.
 type Members struct {
-	Members MemberRepository
-	Catalog domain.Catalog
+	store   MemberRepository
+	catalog domain.Catalog
+}
+
+// NewMembers wires the profile use cases: store keeps members, catalog says
+// which attributes a profile may hold.
+func NewMembers(store MemberRepository, catalog domain.Catalog) *Members {
+	return &Members{store: store, catalog: catalog}
 }
 
 // Enrol enrols or rectifies: every key must be a stored catalogue category
@@ -52,28 +58,29 @@ func (s *Members) Enrol(ctx context.Context, p Principal, attributes map[string]
 	}
 	for _, k := range keys {
 		if attributes[k] == nil {
-			if _, ok := s.Catalog.Category(k); !ok {
+			if _, ok := s.catalog.Category(k); !ok {
 				v.Add("/attributes/"+k, "is not a category of the catalogue")
 			}
 			continue
 		}
-		if err := s.Catalog.ValidateAttribute(k, attributes[k]); err != nil {
+		if err := s.catalog.ValidateAttribute(k, attributes[k]); err != nil {
 			v.Add("/attributes/"+k, err.Error())
 		}
 	}
 	if err := v.Err(); err != nil {
 		return Member{}, false, err
 	}
-	m, created, err := s.Members.SaveProfile(ctx, p.Subject, attributes, s.Catalog.Rectified)
+	m, created, err := s.store.SaveProfile(ctx, p.Subject, attributes, s.catalog.Rectified)
 	if err != nil {
 		return Member{}, false, fmt.Errorf("save profile: %w", err)
 	}
 	return m, created, nil
 }
 
+// Get is the member's own profile and balance.
 func (s *Members) Get(ctx context.Context, p Principal) (Member, error) {
 	if err := p.Require(RoleMember); err != nil {
 		return Member{}, err
 	}
-	return s.Members.GetMember(ctx, p.Subject)
+	return s.store.GetMember(ctx, p.Subject)
 }

@@ -46,8 +46,8 @@ func (s *Enforcement) MyRecipients(ctx context.Context, p Principal, page Page) 
 	if err := p.Require(RoleMember); err != nil {
 		return nil, "", err
 	}
-	if err := s.Repo.RequireEnrolled(ctx, p.Subject); err != nil {
+	if err := s.store.RequireEnrolled(ctx, p.Subject); err != nil {
 		return nil, "", err
 	}
-	return s.Repo.RecipientsOfMember(ctx, p.Subject, page.Normalised())
+	return s.store.RecipientsOfMember(ctx, p.Subject, page.Normalised())
 }

@@ -170,12 +170,21 @@ func (r VerifyReport) Broken() int {
 	return n
 }
 
+// Verifier is `quid verify`: it checks the invariants on one snapshot of
+// the store.
+type Verifier struct {
+	store InvariantStore
+}
+
+// NewVerifier wires verification to the store it reads.
+func NewVerifier(store InvariantStore) *Verifier { return &Verifier{store: store} }
+
 // Verify checks every invariant in InvariantRules on one snapshot and
 // reports, per rule, what was checked and every violation (the first
 // maxShown kept, all counted). Memory is bounded by the rule count times
 // maxShown whatever the database holds. An error means the check could not
 // run (connection, permissions), not that a rule is broken.
-func Verify(ctx context.Context, store InvariantStore, maxShown int) (VerifyReport, error) {
+func (s *Verifier) Verify(ctx context.Context, maxShown int) (VerifyReport, error) {
 	if maxShown < 0 {
 		maxShown = 0
 	}
@@ -185,7 +194,7 @@ func Verify(ctx context.Context, store InvariantStore, maxShown int) (VerifyRepo
 		rep.Rules[i] = RuleReport{Rule: r}
 		index[r.ID] = i
 	}
-	checked, snap, err := store.CheckInvariants(ctx, func(v Violation) error {
+	checked, snap, err := s.store.CheckInvariants(ctx, func(v Violation) error {
 		i, ok := index[v.RuleID]
 		if !ok {
 			return fmt.Errorf("verify: violation of unknown rule %q", v.RuleID)

@@ -2,113 +2,83 @@ package app
 
 import (
 	"context"
-	"log/slog"
-	"sync"
+	"errors"
+	"fmt"
 	"time"
+
+	"github.com/quidpro/quid/domain"
 )
 
-// OutboxMessage is one event claimed for delivery to a partner.
-type OutboxMessage struct {
+// Webhook is a partner's delivery endpoint.
+type Webhook struct {
+	RecipientID string
+	URL         string
+	Secret      string
+}
+
+// Delivery is the state of one outbox event.
+type Delivery struct {
 	ID          string
 	RecipientID string
 	EventType   string
-	Payload     []byte
-	URL         string
-	Secret      string
-	Attempts    int
 	CreatedAt   time.Time
+	Attempts    int
+	NextAttempt time.Time
+	DeliveredAt *time.Time
+	FailedAt    *time.Time
+	LastStatus  *int
+	LastError   string
 }
 
-// OutboxStore hands out due events. ClaimDue leases them (pushing their next
-// attempt past the lease) so that a crashed worker's events come back.
-type OutboxStore interface {
-	ClaimDue(ctx context.Context, limit int, lease time.Duration) ([]OutboxMessage, error)
-	MarkDelivered(ctx context.Context, id string, status int) error
-	MarkAttemptFailed(ctx context.Context, id string, status int, reason string, next time.Time, giveUp bool) error
+// URLGuard refuses webhook URLs that must not be called.
+type URLGuard interface {
+	Check(ctx context.Context, rawURL string) error
 }
 
-// WebhookSender posts one signed event and returns the HTTP status.
-type WebhookSender interface {
-	Send(ctx context.Context, m OutboxMessage) (int, error)
+// SecretMaker validates and generates webhook signing secrets.
+type SecretMaker interface {
+	Validate(secret string) error
+	Generate() (string, error)
 }
 
-// Dispatcher delivers outbox events at least once, retrying failures with
-// exponential back-off.
-type Dispatcher struct {
-	Store       OutboxStore
-	Sender      WebhookSender
-	Clock       Clock
-	Log         *slog.Logger
-	MaxAttempts int
-	BaseBackoff time.Duration
-	MaxBackoff  time.Duration
-	Lease       time.Duration
-}
-
-// Backoff is the wait after the n-th failed attempt (n ≥ 1).
-func (d *Dispatcher) Backoff(n int) time.Duration {
-	wait := d.BaseBackoff
-	for i := 1; i < n && wait < d.MaxBackoff; i++ {
-		wait *= 2
+// RegisterWebhook sets the partner's endpoint. An empty secret is generated
+// and returned once; it is never shown again.
+func (s *Enforcement) RegisterWebhook(ctx context.Context, p Principal, url, secret string) (Webhook, error) {
+	if err := p.Require(RolePartner); err != nil {
+		return Webhook{}, err
 	}
-	return min(wait, d.MaxBackoff)
-}
-
-// RunOnce delivers what is due now and reports how many succeeded.
-func (d *Dispatcher) RunOnce(ctx context.Context) (delivered, failed int, err error) {
-	msgs, err := d.Store.ClaimDue(ctx, 50, d.Lease)
-	if err != nil {
-		return 0, 0, err
+	if _, err := s.recipients.GetRecipient(ctx, p.Subject); errors.Is(err, domain.ErrNotFound) {
+		return Webhook{}, domain.Forbidden("unknown-recipient", "your token's subject is not a registered recipient")
+	} else if err != nil {
+		return Webhook{}, fmt.Errorf("look up recipient: %w", err)
 	}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
-	for _, m := range msgs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			status, sendErr := d.Sender.Send(ctx, m)
-			mu.Lock()
-			defer mu.Unlock()
-			if sendErr == nil && status >= 200 && status < 300 {
-				delivered++
-				if err := d.Store.MarkDelivered(ctx, m.ID, status); err != nil {
-					d.Log.Error("mark delivered", "event_id", m.ID, "error", err)
-				}
-				return
-			}
-			failed++
-			reason := ""
-			if sendErr != nil {
-				reason = sendErr.Error()
-			}
-			attempt := m.Attempts + 1
-			giveUp := attempt >= d.MaxAttempts
-			next := d.Clock.Now().Add(d.Backoff(attempt))
-			d.Log.Warn("webhook delivery failed", "event_id", m.ID, "recipient_id", m.RecipientID, "status", status, "attempt", attempt, "give_up", giveUp)
-			if err := d.Store.MarkAttemptFailed(ctx, m.ID, status, reason, next, giveUp); err != nil {
-				d.Log.Error("mark failed", "event_id", m.ID, "error", err)
-			}
-		}()
+	var v domain.Violations
+	if err := s.guard.Check(ctx, url); err != nil {
+		v.Add("/url", err.Error())
 	}
-	wg.Wait()
-	return delivered, failed, nil
-}
-
-// Run polls every interval until ctx ends.
-func (d *Dispatcher) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if _, _, err := d.RunOnce(ctx); err != nil && ctx.Err() == nil {
-			d.Log.Error("webhook dispatch", "error", err)
+	if secret == "" {
+		generated, err := s.secrets.Generate()
+		if err != nil {
+			return Webhook{}, fmt.Errorf("generate secret: %w", err)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+		secret = generated
+	} else if err := s.secrets.Validate(secret); err != nil {
+		v.Add("/secret", err.Error())
 	}
+	if err := v.Err(); err != nil {
+		return Webhook{}, err
+	}
+	w := Webhook{RecipientID: p.Subject, URL: url, Secret: secret}
+	if err := s.store.SaveWebhook(ctx, w); err != nil {
+		return Webhook{}, fmt.Errorf("save webhook: %w", err)
+	}
+	return w, nil
+}
+
+// Deliveries shows admins the delivery state of a recipient's events.
+func (s *Enforcement) Deliveries(ctx context.Context, p Principal, recipientID string, page Page) ([]Delivery, string, error) {
+	if err := p.Require(RoleAdmin); err != nil {
+		return nil, "", err
+	}
+	return s.store.ListDeliveries(ctx, recipientID, page.Normalised())
 }

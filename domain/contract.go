@@ -244,6 +244,12 @@ func (c Contract) NextVersion(id string, at time.Time) (Contract, error) {
 	return NewDraft(id, c.familyID, c.version+1, c.terms.clone(), at), nil
 }
 
+// DeleteBy is when recipients must have deleted what they received under
+// these terms, for consent that ended at ended: the end plus the retention.
+// Deletion duties written in SQL (infra/postgres notifyEnded: e.ended_at +
+// c.retention) follow the same rule; a parity test pins the two together.
+func (t Terms) DeleteBy(ended time.Time) time.Time { return t.Retention.AddTo(ended, 1) }
+
 func (t Terms) clone() Terms {
 	out := t
 	out.Items = make([]Item, len(t.Items))

@@ -51,3 +51,17 @@ func DisclosedKeys(values map[string]any) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// DeletionState is where a recipient's duty to delete stands at now:
+// "deleted" once confirmed, "overdue" once its due time has passed, "due"
+// until then. The overdue list in SQL (infra/postgres overdueAt) follows the
+// same rule; a parity test pins the two together.
+func DeletionState(due time.Time, confirmed *time.Time, now time.Time) string {
+	switch {
+	case confirmed != nil:
+		return "deleted"
+	case now.After(due):
+		return "overdue"
+	}
+	return "due"
+}

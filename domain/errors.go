@@ -58,6 +58,18 @@ var (
 	ErrUnauthenticated = &Error{Kind: KindUnauthenticated}
 )
 
+// Sentinels for errors that more than one place returns or compares. Each
+// is the whole answer (kind, code and message), so errors.Is(err,
+// ErrContractNotFound) holds for it however it was wrapped, and for any
+// other error with its kind and code.
+var (
+	// ErrContractNotFound: no contract has this id, or the caller may not
+	// see the draft that has it.
+	ErrContractNotFound = NotFound("contract-not-found", "no contract with this id")
+	// ErrRecipientNotFound: no recipient of the registry has this id.
+	ErrRecipientNotFound = NotFound("recipient-not-found", "no recipient with this id")
+)
+
 func NotFound(code, msg string) *Error { return &Error{Kind: KindNotFound, Code: code, Message: msg} }
 func Conflict(code, msg string) *Error { return &Error{Kind: KindConflict, Code: code, Message: msg} }
 func Forbidden(code, msg string) *Error {

@@ -86,7 +86,7 @@ func (e *Exchange) AttachReceipt(id, jws string) {
 // false when the member already had this family's join bonus.
 func Join(id, memberID string, c Contract, now time.Time, bonusEligible bool) (Exchange, error) {
 	if c.IsDraft() { // drafts are not public: their existence is not revealed
-		return Exchange{}, NotFound("contract-not-found", "no contract with this id")
+		return Exchange{}, ErrContractNotFound
 	}
 	if !c.Joinable() {
 		return Exchange{}, Conflict("contract-not-joinable", fmt.Sprintf("version %d is %s and open to no new joins", c.Version(), c.Status()))
@@ -97,7 +97,7 @@ func Join(id, memberID string, c Contract, now time.Time, bonusEligible bool) (E
 	if r.JoinBonus > 0 && bonusEligible {
 		vests := r.Vesting.AddTo(now, 1)
 		e.s.BonusPoints, e.s.BonusState, e.s.BonusVestsAt = r.JoinBonus, BonusPending, &vests
-		e.vestDue(now)
+		e.VestDue(now)
 	}
 	if r.PointsPerPeriod > 0 {
 		first := r.Period.AddTo(now, 1)
@@ -125,6 +125,45 @@ func PeriodBounds(joined time.Time, period Duration, k int) (time.Time, time.Tim
 	return period.AddTo(joined, k), period.AddTo(joined, k+1)
 }
 
+// Period is one reward period [Start, End).
+type Period struct{ Start, End time.Time }
+
+// CreditsDue records as credited, and returns, the reward periods earned by
+// now that were not credited yet: every period [joined + k·period,
+// joined + (k+1)·period) that ends no later than now, the end of consent
+// and the cap of r. The next period end is cleared once no further period
+// can be earned. The accrual worker applies this rule set-based in SQL
+// (infra/postgres creditPeriodsSQL); a parity test pins the two together.
+func (e *Exchange) CreditsDue(r Reward, now time.Time) []Period {
+	if e.s.NextPeriodEnd == nil || e.s.NextPeriodEnd.After(now) {
+		return nil
+	}
+	limit := e.s.EndedAt
+	if x := e.s.ExpiresAt; x != nil && (limit == nil || x.Before(*limit)) {
+		limit = x
+	}
+	until := now
+	if limit != nil && limit.Before(until) {
+		until = *limit
+	}
+	var out []Period
+	for k := e.s.CreditedPeriods; r.MaxPeriods == 0 || k < r.MaxPeriods; k++ {
+		start, end := PeriodBounds(e.s.JoinedAt, r.Period, k)
+		if end.After(until) {
+			break
+		}
+		out = append(out, Period{start, end})
+	}
+	e.s.CreditedPeriods += len(out)
+	next := r.Period.AddTo(e.s.JoinedAt, e.s.CreditedPeriods+1)
+	if (r.MaxPeriods > 0 && e.s.CreditedPeriods >= r.MaxPeriods) || (limit != nil && next.After(*limit)) {
+		e.s.NextPeriodEnd = nil
+	} else {
+		e.s.NextPeriodEnd = &next
+	}
+	return out
+}
+
 // end stops consent at now. A period that would end after now can never be
 // earned, and a bonus that had not vested is voided; the voided points are
 // returned so the ledger can record them.
@@ -148,10 +187,25 @@ func (e *Exchange) stopCreditsAfter(t *time.Time) {
 // Cancel ends consent at once. Cancelling an exchange that already ended
 // changes nothing, so a repeated cancel is harmless.
 func (e *Exchange) Cancel(now time.Time) (voided int64, changed bool) {
+	return e.endActive(ExchangeCancelled, now)
+}
+
+// Terminate ends consent because the marketer retired the version with
+// termination; like Cancel, it changes nothing once consent has ended.
+func (e *Exchange) Terminate(now time.Time) (voided int64, changed bool) {
+	return e.endActive(ExchangeTerminated, now)
+}
+
+// Erase ends consent because the member asked for erasure.
+func (e *Exchange) Erase(now time.Time) (voided int64, changed bool) {
+	return e.endActive(ExchangeErased, now)
+}
+
+func (e *Exchange) endActive(status ExchangeStatus, now time.Time) (voided int64, changed bool) {
 	if !e.IsActive() {
 		return 0, false
 	}
-	return e.end(ExchangeCancelled, now), true
+	return e.end(status, now), true
 }
 
 // Supersede ends consent on the old version because the member re-consented
@@ -164,15 +218,19 @@ func (e *Exchange) Supersede(next *Exchange, now time.Time) {
 	if e.s.BonusState == BonusPending {
 		next.s.BonusPoints, next.s.BonusState, next.s.BonusVestsAt = e.s.BonusPoints, BonusPending, e.s.BonusVestsAt
 		e.s.BonusState = BonusTransferred
-		next.vestDue(now)
+		next.VestDue(now)
 	}
 }
 
-// vestDue vests a pending bonus whose vesting time has come: a bonus with no
-// vesting (or one carried over whose time passed) is available in the join
-// itself, not at the next accrual run.
-func (e *Exchange) vestDue(now time.Time) {
+// VestDue vests a pending bonus whose vesting time has come and returns the
+// points vested: a bonus with no vesting (or one carried over whose time
+// passed) is available in the join itself, not at the next accrual run.
+// The accrual worker applies the same rule set-based in SQL (infra/postgres
+// vestBonusesSQL); a parity test pins the two together.
+func (e *Exchange) VestDue(now time.Time) (vested int64) {
 	if e.s.BonusState == BonusPending && e.s.BonusVestsAt != nil && !e.s.BonusVestsAt.After(now) {
 		e.s.BonusState = BonusVested
+		return e.s.BonusPoints
 	}
+	return 0
 }

@@ -19,6 +19,11 @@ const (
 	EntryReversal     EntryKind = "reversal"
 )
 
+// EntryKinds is every kind of entry, in the order above; Balance.Apply
+// knows each, and the SQL that writes or sums entries must agree with it
+// (infra/postgres parity tests go through this list).
+var EntryKinds = []EntryKind{EntryBonusPending, EntryBonusVested, EntryBonusVoided, EntryPeriodCredit, EntryRedemption, EntryReversal}
+
 // Entry is one append-only line of a member's points ledger.
 type Entry struct {
 	ID          string

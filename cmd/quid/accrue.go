@@ -72,7 +72,7 @@ func seedDemo(ctx context.Context, s *service) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	period := s.contracts.Policy.MinPeriod
+	period := s.contracts.MinPeriod()
 	periodISO := domain.Duration{Seconds: int(period.Seconds())}.String()
 	if period >= 3600e9 {
 		periodISO = domain.Duration{Hours: int(period.Hours())}.String()

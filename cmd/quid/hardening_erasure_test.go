@@ -326,7 +326,15 @@ func TestStoredIdempotentResponsesExpireAfterADay(t *testing.T) {
 	if kept != 1 {
 		t.Fatal("a fresh response was deleted")
 	}
-	if a.svc.accrual.Expiry == nil {
+	// The accrual worker's housekeeping runs the same expiry on its timer.
+	if err := a.svc.db.Exec(`UPDATE idempotency_keys SET created_at = now() - interval '25 hours'`).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := a.svc.accrual.Housekeeping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	a.svc.db.Raw(`SELECT count(*) FROM idempotency_keys`).Scan(&kept)
+	if kept != 0 {
 		t.Fatal("the worker does not expire idempotent responses")
 	}
 }

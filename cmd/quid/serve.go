@@ -139,16 +139,15 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 	if err != nil {
 		return nil, err
 	}
-	contracts := &app.Contracts{Contracts: store, Recipients: store, Clock: systemClock{}, IDs: uuidIDs{},
-		Policy: domain.ContractPolicy{Catalog: cat, MinPeriod: cfg.MinRewardPeriod}}
-	members := &app.Members{Members: store, Catalog: cat}
-	exchanges := &app.Exchanges{Exchanges: store, Contracts: store, Recipients: store, Signer: signer, IDs: uuidIDs{}}
-	accrual := &app.Accrual{Store: store, Expiry: store, Erasures: store, Workers: 2, Log: log.With("worker", "accrual")}
-	enforcement := &app.Enforcement{Repo: store, Erasures: store, Recipients: store, Catalog: cat,
-		Guard: webhook.Guard{AllowPrivate: cfg.WebhookAllowPrivate}, Secrets: webhook.Secrets{}}
-	dispatcher := &app.Dispatcher{Store: store, Sender: webhook.NewSender(cfg.WebhookAllowPrivate, 10*time.Second, systemClock{}),
-		Clock: systemClock{}, Log: log.With("worker", "webhooks"), MaxAttempts: 12,
-		BaseBackoff: 5 * time.Second, MaxBackoff: time.Hour, Lease: time.Minute}
+	contracts := app.NewContracts(store, store, domain.ContractPolicy{Catalog: cat, MinPeriod: cfg.MinRewardPeriod}, systemClock{}, uuidIDs{})
+	members := app.NewMembers(store, cat)
+	exchanges := app.NewExchanges(store, store, store, signer, uuidIDs{})
+	accrual := app.NewAccrual(store, store, store, log.With("worker", "accrual"))
+	accrual.Workers = 2
+	enforcement := app.NewEnforcement(store, store, store, cat, webhook.Guard{AllowPrivate: cfg.WebhookAllowPrivate}, webhook.Secrets{})
+	dispatcher := app.NewDispatcher(store, webhook.NewSender(cfg.WebhookAllowPrivate, 10*time.Second, systemClock{}),
+		systemClock{}, log.With("worker", "webhooks"))
+	dispatcher.MaxAttempts, dispatcher.BaseBackoff, dispatcher.MaxBackoff, dispatcher.Lease = 12, 5*time.Second, time.Hour, time.Minute
 
 	changes := store.NewChangeListener(log)
 	reg := prometheus.NewRegistry()

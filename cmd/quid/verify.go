@@ -100,7 +100,7 @@ func verifyRun(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	rep, err := app.Verify(ctx, store, *maxShown)
+	rep, err := app.NewVerifier(store).Verify(ctx, *maxShown)
 	if err != nil {
 		return err
 	}

@@ -91,14 +91,18 @@ func pathParam(c *fiber.Ctx, name string) (string, error) {
 }
 
 // idParam reads a UUID path parameter; anything else, including a value
-// pathParam refuses, cannot name a resource (404, as openapi.yaml says).
-func idParam(c *fiber.Ctx, what string) (string, error) {
+// pathParam refuses, cannot name a resource: notFound (404, as openapi.yaml
+// says), the error the store gives for an id it does not hold.
+func idParam(c *fiber.Ctx, notFound error) (string, error) {
 	id, err := pathParam(c, "id")
 	if err != nil || !isUUID(id) {
-		return "", domain.NotFound(what+"-not-found", "no "+what+" with this id")
+		return "", notFound
 	}
 	return strings.ToLower(id), nil
 }
+
+// errExchangeNotFound answers an exchange id that cannot be one.
+var errExchangeNotFound = domain.NotFound("exchange-not-found", "no exchange with this id")
 
 // identifierQuery reads an optional query parameter that holds a member or
 // recipient id (fasthttp has decoded it once); a value that cannot be an

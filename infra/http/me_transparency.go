@@ -62,7 +62,7 @@ func (h *handlers) myTransparency(c *fiber.Ctx) error {
 		if ended := v.Exchange.EndedAt(); len(list) == 0 && ended != nil && v.Exchange.Status() == domain.ExchangeExpired {
 			// Consent lapsed and no write has recorded it yet, so its
 			// deletion duties are not stored; they are already owed.
-			due := v.Contract.Terms().Retention.AddTo(*ended, 1)
+			due := v.Contract.Terms().DeleteBy(*ended)
 			for _, id := range v.Contract.RecipientIDs() {
 				list = append(list, ackOf(app.DeletionAck{ExchangeID: v.Exchange.ID(), RecipientID: id,
 					RecipientName: st.Recipients[id].Name, MemberID: p.Subject, DueAt: due}, now, false))

@@ -253,7 +253,7 @@ var statementHTML string
 var statementTemplate = template.Must(template.New("statement").Parse(statementHTML))
 
 func (h *handlers) transparency(c *fiber.Ctx) error {
-	id, err := idParam(c, "contract")
+	id, err := idParam(c, domain.ErrContractNotFound)
 	if err != nil {
 		return err
 	}

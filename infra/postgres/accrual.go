@@ -23,7 +23,7 @@ func (s *Store) AccrueBatch(ctx context.Context, limit int) (app.AccrualResult, 
 SELECT id FROM members WHERE id IN (
     SELECT member_id FROM exchanges WHERE next_period_end <= now()
     UNION SELECT member_id FROM exchanges WHERE bonus_state = 'pending' AND bonus_vests_at <= now()
-    UNION SELECT member_id FROM exchanges WHERE status = 'active' AND expires_at <= now()
+    UNION SELECT member_id FROM exchanges e WHERE e.status = 'active' AND `+lapsedAt("now()")+`
 )
 ORDER BY id LIMIT @limit FOR UPDATE SKIP LOCKED`, map[string]any{"limit": limit}).Scan(&members).Error; err != nil {
 			return err
@@ -36,23 +36,50 @@ ORDER BY id LIMIT @limit FOR UPDATE SKIP LOCKED`, map[string]any{"limit": limit}
 		if err != nil {
 			return err
 		}
-		ids := textArray(members)
+		got, err := s.accrueMembers(tx, textArray(members), now)
+		res.Expired, res.Vested, res.Credits, res.Points = got.Expired, got.Vested, got.Credits, got.Points
+		return err
+	})
+	return res, err
+}
 
-		ended, err := endExchanges(tx, "e.member_id = ANY(CAST(@members AS text[])) AND e.expires_at <= @now",
-			[]any{"members", ids, "now", now}, "expired", "e.expires_at", "system")
-		if err != nil {
-			return err
-		}
-		res.Expired = len(ended)
-		if err := s.afterEnded(tx, ended, "exchange.expired"); err != nil {
-			return err
-		}
+// accrueMembers expires, vests and credits, as of now, for the members
+// whose rows the caller has locked, in three set-based statements that
+// follow domain.Exchange's AsOf, VestDue and CreditsDue.
+func (s *Store) accrueMembers(tx *gorm.DB, ids any, now time.Time) (app.AccrualResult, error) {
+	var res app.AccrualResult
+	ended, err := endExchanges(tx, "e.member_id = ANY(CAST(@members AS text[])) AND "+lapsedAt("@now"),
+		[]any{"members", ids, "now", now}, "expired", "e.expires_at", "system")
+	if err != nil {
+		return res, err
+	}
+	res.Expired = len(ended)
+	if err := s.afterEnded(tx, ended, "exchange.expired"); err != nil {
+		return res, err
+	}
+	var vested struct {
+		N      int
+		Points int64
+	}
+	if err := tx.Raw(vestBonusesSQL, map[string]any{"members": ids, "now": now}).Scan(&vested).Error; err != nil {
+		return res, err
+	}
+	res.Vested = vested.N
+	var credited struct {
+		N      int
+		Points int64
+	}
+	if err := tx.Raw(creditPeriodsSQL, map[string]any{"members": ids, "now": now, "max_per_run": 10000}).Scan(&credited).Error; err != nil {
+		return res, err
+	}
+	res.Credits, res.Points = credited.N, credited.Points+vested.Points
+	return res, nil
+}
 
-		var vested struct {
-			N      int
-			Points int64
-		}
-		if err := tx.Raw(`
+// vestBonusesSQL vests every pending bonus whose time has come
+// (domain.Exchange.VestDue): consent that ended before it voided it, so an
+// ended exchange still pending vests only if it ended on or after the time.
+const vestBonusesSQL = `
 WITH v AS (
     UPDATE exchanges e SET bonus_state = 'vested'
     WHERE e.member_id = ANY(CAST(@members AS text[])) AND e.bonus_state = 'pending' AND e.bonus_vests_at <= @now
@@ -66,27 +93,11 @@ WITH v AS (
     FROM (SELECT member_id, sum(bonus_points) AS points FROM v GROUP BY member_id) s
     WHERE m.id = s.member_id
 )
-SELECT count(*) AS n, coalesce(sum(bonus_points), 0) AS points FROM v`,
-			map[string]any{"members": ids, "now": now}).Scan(&vested).Error; err != nil {
-			return err
-		}
-		res.Vested = vested.N
+SELECT count(*) AS n, coalesce(sum(bonus_points), 0) AS points FROM v`
 
-		var credited struct {
-			N      int
-			Points int64
-		}
-		if err := tx.Raw(creditPeriodsSQL, map[string]any{"members": ids, "now": now, "max_per_run": 10000}).Scan(&credited).Error; err != nil {
-			return err
-		}
-		res.Credits, res.Points = credited.N, credited.Points+vested.Points
-		return nil
-	})
-	return res, err
-}
-
-// creditPeriodsSQL pays every period [joined + k·period, joined + (k+1)·period)
-// that ends no later than the consent's end, the cap and now. The unique
+// creditPeriodsSQL (domain.Exchange.CreditsDue, set-based) pays every
+// period [joined + k·period, joined + (k+1)·period) that ends no later than
+// the consent's end, the cap and now. The unique
 // index on (exchange_id, period_start) makes a second payment impossible even
 // if the counters were wrong.
 const creditPeriodsSQL = `
@@ -132,5 +143,3 @@ WITH due AS (
     WHERE m.id = s.member_id
 )
 SELECT count(*) AS n, coalesce(sum(points), 0) AS points FROM ins`
-
-var _ = time.Second

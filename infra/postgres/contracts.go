@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"gorm.io/gorm"
@@ -14,22 +12,6 @@ import (
 	"github.com/quidpro/quid/app"
 	"github.com/quidpro/quid/domain"
 )
-
-type recipientRecord struct {
-	ID               string `gorm:"primaryKey"`
-	Name             string
-	Kind             string
-	Country          string
-	PrivacyPolicyURL string `gorm:"column:privacy_policy_url"`
-	CreatedAt        time.Time
-}
-
-func (recipientRecord) TableName() string { return "recipients" }
-
-func (r recipientRecord) toDomain() domain.Recipient {
-	return domain.Recipient{ID: r.ID, Name: r.Name, Kind: domain.RecipientKind(r.Kind), Country: r.Country,
-		PrivacyPolicyURL: r.PrivacyPolicyURL, CreatedAt: r.CreatedAt.UTC()}
-}
 
 // termsJSON is how terms are kept in the contracts.terms column.
 type termsJSON struct {
@@ -178,73 +160,6 @@ func contractsOf(recs []contractRecord) ([]domain.Contract, error) {
 	return out, nil
 }
 
-// Store implements Quid's repositories on one gorm handle.
-type Store struct {
-	db *gorm.DB
-	// frozen caches published contracts, whose terms never change; their
-	// status is always read again from the database.
-	frozen sync.Map
-	// recipients caches the registry; the change listener clears it when
-	// any replica writes a recipient.
-	recipients sync.Map
-	// cursorSecret signs list cursors (see errors.go); loaded once.
-	cursorSecret atomic.Pointer[[]byte]
-}
-
-// NewStore wraps an open database.
-func NewStore(db *gorm.DB) *Store { return &Store{db: withSnapshots(db)} }
-
-func (s *Store) CreateRecipient(ctx context.Context, r domain.Recipient) error {
-	rec := recipientRecord{r.ID, r.Name, string(r.Kind), r.Country, r.PrivacyPolicyURL, r.CreatedAt}
-	return translate(s.db.WithContext(ctx).Create(&rec).Error, "recipient")
-}
-
-func (s *Store) GetRecipient(ctx context.Context, id string) (domain.Recipient, error) {
-	if !isRecipientID(id) {
-		return domain.Recipient{}, translate(gorm.ErrRecordNotFound, "recipient")
-	}
-	var rec recipientRecord
-	if err := s.db.WithContext(ctx).First(&rec, "id = ?", id).Error; err != nil {
-		return domain.Recipient{}, translate(err, "recipient")
-	}
-	return rec.toDomain(), nil
-}
-
-func (s *Store) ListRecipients(ctx context.Context, page app.Page) ([]domain.Recipient, string, error) {
-	recs, next, err := findPage(s, "recipients", s.db.WithContext(ctx).Model(&recipientRecord{}), "created_at", page,
-		func(r recipientRecord) (time.Time, string) { return r.CreatedAt, r.ID })
-	return mapAll(recs, recipientRecord.toDomain), next, err
-}
-
-func (s *Store) RecipientsByID(ctx context.Context, ids []string) (map[string]domain.Recipient, error) {
-	return s.recipientsByID(s.db.WithContext(ctx), ids)
-}
-
-// recipientsByID reads through the cache on db, which may be a transaction.
-func (s *Store) recipientsByID(db *gorm.DB, ids []string) (map[string]domain.Recipient, error) {
-	out := map[string]domain.Recipient{}
-	var valid []string
-	for _, id := range ids {
-		if r, ok := s.recipients.Load(id); ok {
-			out[id] = r.(domain.Recipient)
-		} else if isUUID(id) {
-			valid = append(valid, id)
-		}
-	}
-	if len(valid) == 0 {
-		return out, nil
-	}
-	var recs []recipientRecord
-	if err := db.Where("id IN ?", valid).Find(&recs).Error; err != nil {
-		return nil, err
-	}
-	for _, r := range recs {
-		out[r.ID] = r.toDomain()
-		s.recipients.Store(r.ID, out[r.ID])
-	}
-	return out, nil
-}
-
 func (s *Store) CreateContract(ctx context.Context, c domain.Contract) error {
 	rec, err := contractToRecord(c)
 	if err != nil {
@@ -255,7 +170,7 @@ func (s *Store) CreateContract(ctx context.Context, c domain.Contract) error {
 
 func (s *Store) GetContract(ctx context.Context, id string) (domain.Contract, error) {
 	if !isUUID(id) {
-		return domain.Contract{}, domain.NotFound("contract-not-found", "no contract with this id")
+		return domain.Contract{}, domain.ErrContractNotFound
 	}
 	var rec contractRecord
 	if err := s.db.WithContext(ctx).First(&rec, "id = ?", id).Error; err != nil {
@@ -305,7 +220,7 @@ func (s *Store) ListOffers(ctx context.Context, page app.Page) ([]domain.Contrac
 // lockContract reads a contract FOR UPDATE inside tx.
 func lockContract(tx *gorm.DB, id string) (domain.Contract, error) {
 	if !isUUID(id) {
-		return domain.Contract{}, domain.NotFound("contract-not-found", "no contract with this id")
+		return domain.Contract{}, domain.ErrContractNotFound
 	}
 	var rec contractRecord
 	if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).First(&rec, "id = ?", id).Error; err != nil {
@@ -327,13 +242,16 @@ func (s *Store) UpdateContract(ctx context.Context, id string, fn func(*domain.C
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		c, err := lockContract(tx, id)
 		if err != nil {
-			return err
+			return fmt.Errorf("lock contract: %w", err)
 		}
 		if err := fn(&c); err != nil {
 			return err
 		}
 		out = c
-		return saveContract(tx, c)
+		if err := saveContract(tx, c); err != nil {
+			return fmt.Errorf("save contract: %w", err)
+		}
+		return nil
 	})
 	return out, err
 }
@@ -343,7 +261,7 @@ func (s *Store) PublishContract(ctx context.Context, id string, fn func(*domain.
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		c, err := lockContract(tx, id)
 		if err != nil {
-			return err
+			return fmt.Errorf("lock contract: %w", err)
 		}
 		if err := fn(&c); err != nil {
 			return err
@@ -353,18 +271,21 @@ func (s *Store) PublishContract(ctx context.Context, id string, fn func(*domain.
 		var previous []string
 		if err := tx.Model(&contractRecord{}).Where("family_id = ? AND status = 'published' AND id <> ?", c.FamilyID(), c.ID()).
 			Order("id").Pluck("id", &previous).Error; err != nil {
-			return err
+			return fmt.Errorf("find published versions: %w", err)
 		}
 		if err := lockVersionsExclusive(tx, previous...); err != nil {
-			return err
+			return fmt.Errorf("wait for joins on published versions: %w", err)
 		}
 		if err := tx.Model(&contractRecord{}).
 			Where("family_id = ? AND status = 'published' AND id <> ?", c.FamilyID(), c.ID()).
 			Updates(map[string]any{"status": "retired", "retired_at": *c.PublishedAt()}).Error; err != nil {
-			return err
+			return fmt.Errorf("retire published versions: %w", err)
 		}
 		out = c
-		return saveContract(tx, c)
+		if err := saveContract(tx, c); err != nil {
+			return fmt.Errorf("save contract: %w", err)
+		}
+		return nil
 	})
 	return out, err
 }
@@ -374,12 +295,12 @@ func (s *Store) CreateNextVersion(ctx context.Context, fromID string, fn func(do
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		from, err := lockContract(tx, fromID)
 		if err != nil {
-			return err
+			return fmt.Errorf("lock contract: %w", err)
 		}
 		var latest int
 		if err := tx.Model(&contractRecord{}).Where("family_id = ?", from.FamilyID()).
 			Select("max(version)").Scan(&latest).Error; err != nil {
-			return err
+			return fmt.Errorf("read latest version: %w", err)
 		}
 		if latest != from.Version() {
 			return domain.Conflict("not-latest-version", fmt.Sprintf("version %d exists; create new versions from the latest", latest))
@@ -390,10 +311,96 @@ func (s *Store) CreateNextVersion(ctx context.Context, fromID string, fn func(do
 		}
 		rec, err := contractToRecord(next)
 		if err != nil {
-			return err
+			return fmt.Errorf("encode version: %w", err)
 		}
 		out = next
-		return translate(tx.Create(&rec).Error, "contract")
+		if err := translate(tx.Create(&rec).Error, "contract"); err != nil {
+			return fmt.Errorf("insert version: %w", err)
+		}
+		return nil
 	})
 	return out, err
+}
+
+func (s *Store) RetireContract(ctx context.Context, id string, terminate bool, fn func(*domain.Contract) error) (domain.Contract, int, error) {
+	var out domain.Contract
+	var n int
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := lockVersionsExclusive(tx, id); err != nil {
+			return fmt.Errorf("wait for joins on the version: %w", err)
+		}
+		c, err := lockContract(tx, id)
+		if err != nil {
+			return fmt.Errorf("lock contract: %w", err)
+		}
+		if err := fn(&c); err != nil {
+			return err
+		}
+		if err := saveContract(tx, c); err != nil {
+			return fmt.Errorf("save contract: %w", err)
+		}
+		out = c
+		if !terminate {
+			return nil
+		}
+		named := map[string]any{"contract": c.ID()}
+		if err := lockMembers(tx, `SELECT member_id FROM exchanges WHERE contract_id = @contract AND status = 'active'`, named); err != nil {
+			return fmt.Errorf("lock members: %w", err)
+		}
+		// Consent that has already lapsed expired; it is not terminated.
+		lapsed, err := endExchanges(tx, "e.contract_id = @contract AND "+lapsedAt("clock_timestamp()"),
+			[]any{"contract", c.ID()}, "expired", "e.expires_at", "system")
+		if err != nil {
+			return fmt.Errorf("expire lapsed exchanges: %w", err)
+		}
+		if err := s.afterEnded(tx, lapsed, "exchange.expired"); err != nil {
+			return fmt.Errorf("notify expiries: %w", err)
+		}
+		ended, err := endExchanges(tx, "e.contract_id = @contract", []any{"contract", c.ID()}, "terminated", "clock_timestamp()", "marketer")
+		if err != nil {
+			return fmt.Errorf("terminate exchanges: %w", err)
+		}
+		n = len(ended)
+		if err := s.afterEnded(tx, ended, "exchange.terminated"); err != nil {
+			return fmt.Errorf("notify terminations: %w", err)
+		}
+		return nil
+	})
+	return out, n, err
+}
+
+// ContractStats counts exchanges by status and the points they earned. The
+// points come from the exchanges' own counters (credited periods, vested
+// bonus), which move in the same transactions as the ledger entries, so the
+// statistic needs no scan of the ledger.
+func (s *Store) ContractStats(ctx context.Context, id string) (app.ContractStats, error) {
+	var st app.ContractStats
+	err := s.db.WithContext(ctx).Raw(`
+SELECT count(*) AS joins,
+       count(*) FILTER (WHERE e.status = 'active') AS active,
+       count(*) FILTER (WHERE e.status = 'cancelled') AS cancelled,
+       count(*) FILTER (WHERE e.status = 'expired') AS expired,
+       count(*) FILTER (WHERE e.status = 'terminated') AS terminated,
+       count(*) FILTER (WHERE e.status = 'superseded') AS superseded,
+       count(*) FILTER (WHERE e.status = 'erased') AS erased,
+       coalesce(sum(e.credited_periods * c.points_per_period), 0)
+         + coalesce(sum(e.bonus_points) FILTER (WHERE e.bonus_state = 'vested'), 0) AS points_issued
+FROM exchanges e JOIN contracts c ON c.id = e.contract_id
+WHERE e.contract_id = @id`, map[string]any{"id": id}).Scan(&st).Error
+	return st, err
+}
+
+// lockVersionsExclusive waits for joins in progress on the versions to end
+// and keeps new ones out until the transaction ends (joins take the same
+// advisory lock in shared mode).
+func lockVersionsExclusive(tx *gorm.DB, ids ...string) error {
+	for _, id := range ids {
+		if !isUUID(id) {
+			continue
+		}
+		if err := tx.Exec(`SELECT pg_advisory_xact_lock(hashtextextended(CAST(? AS text), 0))`, id).Error; err != nil {
+			return err
+		}
+	}
+	return nil
 }

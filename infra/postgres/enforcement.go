@@ -2,13 +2,12 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/quidpro/quid/app"
 	"github.com/quidpro/quid/domain"
@@ -24,7 +23,7 @@ var errMemberNotFound = domain.NotFound("member-not-found", "no member with this
 func (s *Store) GrantsAny(ctx context.Context, memberID, recipientID, purpose string) (bool, error) {
 	var found []int
 	err := s.db.WithContext(ctx).Raw(`SELECT 1 FROM exchanges e JOIN contracts c ON c.id = e.contract_id
-		WHERE e.member_id = ? AND e.status = 'active' AND (e.expires_at IS NULL OR e.expires_at > clock_timestamp())
+		WHERE e.member_id = ? AND `+activeAt("clock_timestamp()")+`
 		  AND EXISTS (SELECT 1 FROM jsonb_array_elements(c.terms->'items') i
 		              WHERE i->>'purpose' = ? AND i->'recipients' @> to_jsonb(CAST(? AS text)))
 		LIMIT 1`, memberID, purpose, recipientID).Scan(&found).Error
@@ -32,22 +31,14 @@ func (s *Store) GrantsAny(ctx context.Context, memberID, recipientID, purpose st
 }
 
 func (s *Store) ReadMember(ctx context.Context, memberID string, fn func(app.MemberSnapshot) (*app.AccessEntry, error)) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var m memberRecord
-		err := tx.Clauses(clause.Locking{Strength: "SHARE"}).First(&m, "id = ?", memberID).Error
-		if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && m.ErasedAt != nil) {
-			return errMemberNotFound
-		}
-		if err != nil {
-			return err
-		}
+	return s.inMemberTx(ctx, memberID, memberLock{share: true, absent: errMemberNotFound}, func(tx *gorm.DB, m memberRecord) error {
 		member, err := m.toApp()
 		if err != nil {
-			return err
+			return fmt.Errorf("member attributes: %w", err)
 		}
 		now, err := dbNow(tx)
 		if err != nil {
-			return err
+			return fmt.Errorf("read clock: %w", err)
 		}
 		// An exchange whose duration ran out grants nothing even before the
 		// accrual worker has marked it expired.
@@ -57,15 +48,15 @@ func (s *Store) ReadMember(ctx context.Context, memberID string, fn func(app.Mem
 			Terms      []byte
 		}
 		if err := tx.Raw(`SELECT e.id AS exchange_id, c.id AS contract_id, c.terms FROM exchanges e JOIN contracts c ON c.id = e.contract_id
-			WHERE e.member_id = ? AND e.status = 'active' AND (e.expires_at IS NULL OR e.expires_at > ?)
+			WHERE e.member_id = ? AND `+activeAt("?")+`
 			ORDER BY e.joined_at`, memberID, now).Scan(&rows).Error; err != nil {
-			return err
+			return fmt.Errorf("read active exchanges: %w", err)
 		}
 		snap := app.MemberSnapshot{Attributes: member.Attributes, Now: now}
 		for _, r := range rows {
 			c, err := contractRecord{ID: r.ContractID, Terms: r.Terms}.toDomain()
 			if err != nil {
-				return err
+				return fmt.Errorf("terms of exchange %s: %w", r.ExchangeID, err)
 			}
 			snap.Active = append(snap.Active, app.ActiveConsent{ExchangeID: r.ExchangeID, Terms: c.Terms()})
 		}
@@ -73,7 +64,10 @@ func (s *Store) ReadMember(ctx context.Context, memberID string, fn func(app.Mem
 		if err != nil || entry == nil {
 			return err
 		}
-		return insertAccess(tx, *entry)
+		if err := insertAccess(tx, *entry); err != nil {
+			return fmt.Errorf("log access: %w", err)
+		}
+		return nil
 	})
 }
 
@@ -151,10 +145,19 @@ func (r ackRecord) toApp() app.DeletionAck {
 const ackSelect = `SELECT a.exchange_id, a.recipient_id, r.name AS recipient_name, a.member_id, a.due_at, a.confirmed_at
 	FROM deletion_acks a JOIN recipients r ON r.id = a.recipient_id`
 
+// errNotNamedInExchange answers a deletion confirmation for an exchange
+// that does not exist or never named the confirming recipient.
+var errNotNamedInExchange = domain.NotFound("exchange-not-found", "no exchange that named you as a recipient has this id")
+
+// Deletion confirmations that come too early or are not owed.
+var (
+	errDeletionNotOwed = domain.Conflict("deletion-not-owed", "the member moved to a newer version that still gives you this data")
+	errExchangeActive  = domain.Conflict("exchange-active", "this exchange is still active; delete the data once it ends")
+)
+
 func (s *Store) ConfirmDeletion(ctx context.Context, recipientID, exchangeID string) (app.DeletionAck, error) {
-	notFound := domain.NotFound("exchange-not-found", "no exchange that named you as a recipient has this id")
 	if !isUUID(exchangeID) || !isRecipientID(recipientID) {
-		return app.DeletionAck{}, notFound
+		return app.DeletionAck{}, errNotNamedInExchange
 	}
 	var out app.DeletionAck
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -165,7 +168,7 @@ func (s *Store) ConfirmDeletion(ctx context.Context, recipientID, exchangeID str
 		}
 		recs, err := lockAck()
 		if err != nil {
-			return err
+			return fmt.Errorf("lock deletion duty: %w", err)
 		}
 		if len(recs) == 0 {
 			// No duty on record yet. Look again under the member's lock: the
@@ -174,39 +177,39 @@ func (s *Store) ConfirmDeletion(ctx context.Context, recipientID, exchangeID str
 			var memberIDs []string
 			if err := tx.Raw(`SELECT e.member_id FROM exchanges e JOIN contracts c ON c.id = e.contract_id `+grantsByRecipient+`
 				WHERE e.id = ? AND g.recipient_id = ?`, exchangeID, recipientID).Scan(&memberIDs).Error; err != nil {
-				return err
+				return fmt.Errorf("find the exchange's member: %w", err)
 			}
 			if len(memberIDs) == 0 {
-				return notFound
+				return errNotNamedInExchange
 			}
-			if _, err := lockMember(tx, memberIDs[0]); err != nil && !errors.Is(err, errNotEnrolled) {
+			if _, err := lockMemberRow(tx, memberIDs[0], memberLock{}); err != nil && !errors.Is(err, errNotEnrolled) {
 				return err
 			}
 			if err := s.expireLapsed(tx, memberIDs[0]); err != nil {
-				return err
+				return fmt.Errorf("expire lapsed exchanges: %w", err)
 			}
 			if recs, err = lockAck(); err != nil {
-				return err
+				return fmt.Errorf("lock deletion duty: %w", err)
 			}
 		}
 		if len(recs) == 0 {
 			var status string
 			if err := tx.Raw(`SELECT status FROM exchanges WHERE id = ?`, exchangeID).Scan(&status).Error; err != nil {
-				return err
+				return fmt.Errorf("read exchange status: %w", err)
 			}
 			if status == string(domain.ExchangeSuperseded) {
-				return domain.Conflict("deletion-not-owed", "the member moved to a newer version that still gives you this data")
+				return errDeletionNotOwed
 			}
-			return domain.Conflict("exchange-active", "this exchange is still active; delete the data once it ends")
+			return errExchangeActive
 		}
 		rec := recs[0]
 		if rec.ConfirmedAt == nil {
 			now, err := dbNow(tx)
 			if err != nil {
-				return err
+				return fmt.Errorf("read clock: %w", err)
 			}
 			if err := tx.Exec(`UPDATE deletion_acks SET confirmed_at = ? WHERE exchange_id = ? AND recipient_id = ?`, now, exchangeID, recipientID).Error; err != nil {
-				return err
+				return fmt.Errorf("confirm deletion: %w", err)
 			}
 			rec.ConfirmedAt = &now
 		}
@@ -228,12 +231,16 @@ func (s *Store) MemberDeletionAcks(ctx context.Context, memberID string) ([]app.
 	return out, nil
 }
 
+// overdueAt is the condition, on deletion acknowledgement a, that its duty
+// is overdue at the time expression at: domain.DeletionState's "overdue".
+func overdueAt(at string) string { return "a.confirmed_at IS NULL AND a.due_at < " + at }
+
 func (s *Store) OverdueDeletions(ctx context.Context, page app.Page) ([]app.DeletionAck, string, error) {
 	args, err := s.cursorArgs(ctx, "overdue", page)
 	if err != nil {
 		return nil, "", err
 	}
-	q := s.db.WithContext(ctx).Raw(ackSelect+` WHERE a.confirmed_at IS NULL AND a.due_at < clock_timestamp()
+	q := s.db.WithContext(ctx).Raw(ackSelect+` WHERE `+overdueAt("clock_timestamp()")+`
 		AND (?::timestamptz IS NULL OR (a.due_at, a.exchange_id::text || a.recipient_id::text) > (?::timestamptz, ?))
 		ORDER BY a.due_at, a.exchange_id::text || a.recipient_id::text LIMIT ?`, args...)
 	var recs []ackRecord
@@ -299,60 +306,4 @@ func (s *Store) ListDeliveries(ctx context.Context, recipientID string, page app
 			Attempts: r.Attempts, NextAttempt: r.NextAttemptAt.UTC(), DeliveredAt: utcPtr(r.DeliveredAt), FailedAt: utcPtr(r.FailedAt),
 			LastStatus: r.LastStatus, LastError: deref(r.LastError)}
 	}), next, err
-}
-
-// ClaimDue leases due events of recipients that registered an endpoint.
-func (s *Store) ClaimDue(ctx context.Context, limit int, lease time.Duration) ([]app.OutboxMessage, error) {
-	var out []app.OutboxMessage
-	err := s.db.WithContext(ctx).Raw(`
-WITH due AS (
-    SELECT o.id FROM webhook_outbox o JOIN webhook_endpoints w ON w.recipient_id = o.recipient_id
-    WHERE o.delivered_at IS NULL AND o.failed_at IS NULL AND o.next_attempt_at <= clock_timestamp()
-    ORDER BY o.next_attempt_at LIMIT ? FOR UPDATE OF o SKIP LOCKED
-)
-UPDATE webhook_outbox o SET next_attempt_at = clock_timestamp() + ?::interval
-FROM due, webhook_endpoints w
-WHERE o.id = due.id AND w.recipient_id = o.recipient_id
-RETURNING o.id, o.recipient_id, o.event_type, o.payload, w.url, w.secret, o.attempts, o.created_at`,
-		limit, lease).Scan(&out).Error
-	for i := range out {
-		out[i].Payload, out[i].CreatedAt = compactJSON(out[i].Payload), out[i].CreatedAt.UTC()
-	}
-	return out, err
-}
-
-func compactJSON(b []byte) []byte {
-	var v any
-	if json.Unmarshal(b, &v) != nil {
-		return b
-	}
-	out, err := json.Marshal(v)
-	if err != nil {
-		return b
-	}
-	return out
-}
-
-func (s *Store) MarkDelivered(ctx context.Context, id string, status int) error {
-	return s.db.WithContext(ctx).Exec(`UPDATE webhook_outbox SET delivered_at = clock_timestamp(), attempts = attempts + 1, last_status = ?, last_error = NULL, `+
-		erasureRequestDelivered+` WHERE id = ?`, status, id).Error
-}
-
-func (s *Store) MarkAttemptFailed(ctx context.Context, id string, status int, reason string, next time.Time, giveUp bool) error {
-	var failedAt any
-	if giveUp {
-		failedAt = gorm.Expr("clock_timestamp()")
-	}
-	if len(reason) > 500 {
-		reason = reason[:500]
-	}
-	// Giving up and forgetting an erasure request's member id commit
-	// together: a given-up event never keeps the id.
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Exec(`UPDATE webhook_outbox SET attempts = attempts + 1, last_status = NULLIF(?, 0), last_error = NULLIF(?, ''),
-		next_attempt_at = ?, failed_at = ? WHERE id = ?`, status, reason, next, failedAt, id).Error; err != nil || !giveUp {
-			return err
-		}
-		return tx.Exec(`UPDATE webhook_outbox SET `+erasureRequestDelivered+` WHERE id = ?`, id).Error
-	})
 }

@@ -2,7 +2,7 @@ package postgres
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -42,22 +42,17 @@ var errNothingToErase = domain.NotFound("nothing-to-erase", "nothing to erase: n
 // The same subject may enrol again (PUT /v1/me) as a new member.
 func (s *Store) EraseMember(ctx context.Context, memberID string) (app.Erasure, error) {
 	var out app.Erasure
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if _, err := lockMember(tx, memberID); errors.Is(err, errNotEnrolled) {
-			return errNothingToErase
-		} else if err != nil {
-			return err
-		}
+	err := s.inMemberTx(ctx, memberID, memberLock{absent: errNothingToErase}, func(tx *gorm.DB, _ memberRecord) error {
 		if err := s.expireLapsed(tx, memberID); err != nil {
-			return err
+			return fmt.Errorf("expire lapsed exchanges: %w", err)
 		}
 		now, err := dbNow(tx)
 		if err != nil {
-			return err
+			return fmt.Errorf("read clock: %w", err)
 		}
 		ended, err := endExchanges(tx, "e.member_id = @member", []any{"member", memberID}, "erased", "clock_timestamp()", "member")
 		if err != nil {
-			return err
+			return fmt.Errorf("end exchanges: %w", err)
 		}
 		named := map[string]any{"member": memberID, "now": now}
 		if err := tx.Exec(`
@@ -67,7 +62,7 @@ FROM exchanges e JOIN contracts c ON c.id = e.contract_id `+grantsByRecipient+`
 WHERE e.member_id = @member
 ON CONFLICT (exchange_id, recipient_id) DO UPDATE SET due_at = LEAST(deletion_acks.due_at, EXCLUDED.due_at)
 WHERE deletion_acks.confirmed_at IS NULL`, named).Error; err != nil {
-			return err
+			return fmt.Errorf("record deletion duties: %w", err)
 		}
 		var notified int
 		if err := tx.Raw(`
@@ -90,14 +85,14 @@ WITH per_recipient AS (
     RETURNING 1
 )
 SELECT count(*) FROM ins`, named).Scan(&notified).Error; err != nil {
-			return err
+			return fmt.Errorf("ask recipients to delete: %w", err)
 		}
 		if err := pseudonymise(tx, memberID, now); err != nil {
-			return err
+			return fmt.Errorf("pseudonymise: %w", err)
 		}
 		families, err := bonusFamiliesRemembered(tx, memberID)
 		if err != nil {
-			return err
+			return fmt.Errorf("count remembered bonus families: %w", err)
 		}
 		out = app.Erasure{ErasedAt: now, ExchangesEnded: len(ended), RecipientsNotified: notified, BonusFamilies: families}
 		return nil

@@ -60,16 +60,6 @@ func exchangeToRecord(ex domain.Exchange) exchangeRecord {
 
 var errExchangeNotFound = domain.NotFound("exchange-not-found", "no exchange of yours with this id")
 
-// lockMember locks one member row; a missing or erased member is not enrolled.
-func lockMember(tx *gorm.DB, memberID string) (memberRecord, error) {
-	var m memberRecord
-	err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).First(&m, "id = ?", memberID).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && m.ErasedAt != nil) {
-		return m, errNotEnrolled
-	}
-	return m, err
-}
-
 // consentEventSQL appends one event to the consent log.
 const consentEventSQL = `INSERT INTO consent_events (exchange_id, member_id, contract_id, terms_hash, kind, actor, at)
 VALUES (@exchange, @member, @contract, @hash, @kind, @actor, @at)`
@@ -100,13 +90,7 @@ func (s *Store) UpdateExchange(ctx context.Context, memberID, exchangeID, actor 
 		return domain.Exchange{}, errExchangeNotFound
 	}
 	var out domain.Exchange
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if _, err := lockMember(tx, memberID); err != nil {
-			if errors.Is(err, errNotEnrolled) {
-				return errExchangeNotFound
-			}
-			return err
-		}
+	err := s.inMemberTx(ctx, memberID, memberLock{absent: errExchangeNotFound}, func(tx *gorm.DB, _ memberRecord) error {
 		if err := s.expireLapsed(tx, memberID); err != nil {
 			return err
 		}
@@ -246,11 +230,7 @@ func (s *Store) Redeem(ctx context.Context, memberID string, points int64, refer
 	fn func(domain.Balance) (domain.Balance, error)) (domain.Entry, domain.Balance, bool, error) {
 	var res redemptionResult
 	var replayed bool
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		m, err := lockMember(tx, memberID)
-		if err != nil {
-			return err
-		}
+	err := s.inMemberTx(ctx, memberID, memberLock{}, func(tx *gorm.DB, m memberRecord) error {
 		prior, err := claimIdempotency(tx, memberID, "redeem", idem)
 		if err != nil {
 			return err

@@ -97,7 +97,7 @@ const noContract = "00000000-0000-0000-0000-000000000000"
 //     response and COMMIT, pipelined.
 //
 // A replayed key answers the stored exchange and writes nothing. Errors:
-// errNotEnrolled, contract-not-found, errKeyReused, what plan returns,
+// errNotEnrolled, domain.ErrContractNotFound, errKeyReused, what plan returns,
 // app.ErrUnavailable when the database cannot be reached.
 func (s *Store) Join(ctx context.Context, memberID, contractID string, idem *app.IdempotencyKey,
 	plan func(app.JoinContext) (app.JoinPlan, error)) (domain.Exchange, bool, error) {
@@ -228,7 +228,7 @@ func (j *joinTx) run(plan func(app.JoinContext) (app.JoinPlan, error)) (domain.E
 		}
 		return ex, err == nil, err
 	case errors.Is(readErr, pgx.ErrNoRows):
-		return domain.Exchange{}, false, domain.NotFound("contract-not-found", "no contract with this id")
+		return domain.Exchange{}, false, domain.ErrContractNotFound
 	case readErr != nil:
 		return domain.Exchange{}, false, fmt.Errorf("read join state: %w", readErr)
 	}

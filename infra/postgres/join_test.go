@@ -88,7 +88,7 @@ func TestEveryKindOfJoinWritesTheSameWithOrWithoutAnIdempotencyKey(t *testing.T)
 		},
 		"join on a replica that has nothing cached": func(t *testing.T, _ *app.Exchanges, p app.Principal, join joiner) {
 			cold := postgres.NewStore(w.db)
-			mustJoin(t, join, &app.Exchanges{Exchanges: cold, Contracts: cold, Recipients: cold, Signer: plainSigner{}, IDs: ids{}}, p, v1)
+			mustJoin(t, join, app.NewExchanges(cold, cold, cold, plainSigner{}, ids{}), p, v1)
 		},
 		"a duplicate join is refused": func(t *testing.T, svc *app.Exchanges, p app.Principal, join joiner) {
 			mustJoin(t, join, svc, p, v1)
@@ -142,7 +142,7 @@ func TestRetriedKeyedJoinsMakeOneExchangeAndReplayIt(t *testing.T) {
 			svc := w.exchanges
 			if i%2 == 1 { // another replica, cold
 				s := postgres.NewStore(w.db)
-				svc = &app.Exchanges{Exchanges: s, Contracts: s, Recipients: s, Signer: plainSigner{}, IDs: ids{}}
+				svc = app.NewExchanges(s, s, s, plainSigner{}, ids{})
 			}
 			ex, replayed, err := svc.Join(context.Background(), p, c.ID(), key)
 			results <- result{ex, replayed, err}

@@ -69,11 +69,10 @@ func newWorld(t *testing.T) *world {
 	}
 	store := postgres.NewStore(db)
 	w := &world{t: t, db: db, store: store,
-		contracts: &app.Contracts{Contracts: store, Recipients: store, Clock: clock{}, IDs: ids{},
-			Policy: domain.ContractPolicy{Catalog: cat, MinPeriod: time.Second}},
-		members:   &app.Members{Members: store, Catalog: cat},
-		exchanges: &app.Exchanges{Exchanges: store, Contracts: store, Recipients: store, Signer: plainSigner{}, IDs: ids{}},
-		accrual:   &app.Accrual{Store: store, BatchSize: 50, Log: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		contracts: app.NewContracts(store, store, domain.ContractPolicy{Catalog: cat, MinPeriod: time.Second}, clock{}, ids{}),
+		members:   app.NewMembers(store, cat),
+		exchanges: app.NewExchanges(store, store, store, plainSigner{}, ids{}),
+		accrual:   accrualWorker(store, 50),
 	}
 	w.brand, err = w.contracts.CreateRecipient(ctx, admin, app.RecipientInput{Name: "Brand", Kind: "first_party", Country: "NO", PrivacyPolicyURL: "https://brand.example/privacy"})
 	if err != nil {
@@ -81,6 +80,14 @@ func newWorld(t *testing.T) *world {
 	}
 	t.Cleanup(w.assertLedgerBalances)
 	return w
+}
+
+// accrualWorker is an accrual worker without housekeeping that takes batch
+// members per batch.
+func accrualWorker(store *postgres.Store, batch int) *app.Accrual {
+	a := app.NewAccrual(store, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a.BatchSize = batch
+	return a
 }
 
 func str(s string) *string { return &s }
@@ -250,7 +257,7 @@ func TestConcurrentWorkersCreditEachPeriodExactlyOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			worker := &app.Accrual{Store: w.store, BatchSize: 7}
+			worker := accrualWorker(w.store, 7)
 			if _, err := worker.RunOnce(context.Background()); err != nil {
 				errs <- err
 			}
@@ -285,7 +292,7 @@ func TestCancellationRacingAccrualNeverPaysAPeriodEndingAfterIt(t *testing.T) {
 		workers.Add(1)
 		go func() {
 			defer workers.Done()
-			worker := &app.Accrual{Store: w.store, BatchSize: 5}
+			worker := accrualWorker(w.store, 5)
 			for ctx.Err() == nil {
 				if _, err := worker.RunOnce(ctx); err != nil && ctx.Err() == nil {
 					t.Error(err)

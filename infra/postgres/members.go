@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"sort"
 	"time"
@@ -46,35 +47,35 @@ func (s *Store) SaveProfile(ctx context.Context, memberID string, changes map[st
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		now, err := dbNow(tx)
 		if err != nil {
-			return err
+			return fmt.Errorf("read clock: %w", err)
 		}
 		ins := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&memberRecord{ID: memberID, Attributes: []byte("{}"), CreatedAt: now, UpdatedAt: now})
 		if ins.Error != nil {
-			return ins.Error
+			return fmt.Errorf("enrol member: %w", ins.Error)
 		}
 		created = ins.RowsAffected == 1
 		var rec memberRecord
 		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).First(&rec, "id = ?", memberID).Error; err != nil {
-			return translate(err, "member")
+			return fmt.Errorf("lock member: %w", translate(err, "member"))
 		}
 		if rec.ErasedAt != nil {
 			// Erased by an older release, which kept the subject as the
 			// row's id: pseudonymise it now and enrol afresh.
 			if err := reclaimErasedSubject(tx, memberID, rec.ErasedAt.UTC()); err != nil {
-				return err
+				return fmt.Errorf("pseudonymise a member erased by an older release: %w", err)
 			}
 			if err := tx.Create(&memberRecord{ID: memberID, Attributes: []byte("{}"), CreatedAt: now, UpdatedAt: now}).Error; err != nil {
-				return err
+				return fmt.Errorf("enrol member afresh: %w", err)
 			}
 			created = true
 			rec = memberRecord{}
 			if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).First(&rec, "id = ?", memberID).Error; err != nil {
-				return translate(err, "member")
+				return fmt.Errorf("lock member: %w", translate(err, "member"))
 			}
 		}
 		m, err := rec.toApp()
 		if err != nil {
-			return err
+			return fmt.Errorf("member attributes: %w", err)
 		}
 		var changed []string
 		for k, v := range changes {
@@ -91,28 +92,28 @@ func (s *Store) SaveProfile(ctx context.Context, memberID string, changes map[st
 		sort.Strings(changed)
 		if created {
 			if err := tx.Exec(`INSERT INTO member_events (member_id, kind, at) VALUES (?, 'enrolled', ?)`, memberID, now).Error; err != nil {
-				return err
+				return fmt.Errorf("log enrolment: %w", err)
 			}
 		}
 		if len(changed) > 0 {
 			raw, err := json.Marshal(m.Attributes)
 			if err != nil {
-				return err
+				return fmt.Errorf("encode attributes: %w", err)
 			}
 			if err := tx.Model(&memberRecord{}).Where("id = ?", memberID).
 				Updates(map[string]any{"attributes": raw, "updated_at": now}).Error; err != nil {
-				return err
+				return fmt.Errorf("save attributes: %w", err)
 			}
 			if err := tx.Exec(`INSERT INTO member_events (member_id, kind, changed_keys, at) VALUES (?, 'attributes_changed', ?, ?)`,
 				memberID, textArray(changed), now).Error; err != nil {
-				return err
+				return fmt.Errorf("log changed keys: %w", err)
 			}
 			affected := changed
 			if rectified != nil {
 				affected = rectified(changed)
 			}
 			if err := notifyRectified(tx, memberID, affected, now); err != nil {
-				return err
+				return fmt.Errorf("tell recipients of the rectification: %w", err)
 			}
 		}
 		out = m

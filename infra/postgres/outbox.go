@@ -1,6 +1,15 @@
 package postgres
 
-import "gorm.io/gorm"
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/quidpro/quid/app"
+)
 
 // grantsByRecipient expands a contract's items into one row per recipient
 // with the categories and purposes it receives.
@@ -82,7 +91,72 @@ func notifyEnded(tx *gorm.DB, ids []string, event string, successorID *string) e
 	}
 	named := notifyArgs(ids, event, successorID)
 	if err := tx.Exec(notifyDeletionsSQL, named).Error; err != nil {
-		return err
+		return fmt.Errorf("record deletion duties: %w", err)
 	}
-	return tx.Exec(notifyEventsSQL, named).Error
+	if err := tx.Exec(notifyEventsSQL, named).Error; err != nil {
+		return fmt.Errorf("queue %s events: %w", event, err)
+	}
+	return nil
+}
+
+// ClaimDue leases due events of recipients that registered an endpoint.
+func (s *Store) ClaimDue(ctx context.Context, limit int, lease time.Duration) ([]app.OutboxMessage, error) {
+	var out []app.OutboxMessage
+	err := s.db.WithContext(ctx).Raw(`
+WITH due AS (
+    SELECT o.id FROM webhook_outbox o JOIN webhook_endpoints w ON w.recipient_id = o.recipient_id
+    WHERE o.delivered_at IS NULL AND o.failed_at IS NULL AND o.next_attempt_at <= clock_timestamp()
+    ORDER BY o.next_attempt_at LIMIT ? FOR UPDATE OF o SKIP LOCKED
+)
+UPDATE webhook_outbox o SET next_attempt_at = clock_timestamp() + ?::interval
+FROM due, webhook_endpoints w
+WHERE o.id = due.id AND w.recipient_id = o.recipient_id
+RETURNING o.id, o.recipient_id, o.event_type, o.payload, w.url, w.secret, o.attempts, o.created_at`,
+		limit, lease).Scan(&out).Error
+	for i := range out {
+		out[i].Payload, out[i].CreatedAt = compactJSON(out[i].Payload), out[i].CreatedAt.UTC()
+	}
+	return out, err
+}
+
+func compactJSON(b []byte) []byte {
+	var v any
+	if json.Unmarshal(b, &v) != nil {
+		return b
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return b
+	}
+	return out
+}
+
+func (s *Store) MarkDelivered(ctx context.Context, id string, status int) error {
+	return s.db.WithContext(ctx).Exec(`UPDATE webhook_outbox SET delivered_at = clock_timestamp(), attempts = attempts + 1, last_status = ?, last_error = NULL, `+
+		erasureRequestDelivered+` WHERE id = ?`, status, id).Error
+}
+
+func (s *Store) MarkAttemptFailed(ctx context.Context, id string, status int, reason string, next time.Time, giveUp bool) error {
+	var failedAt any
+	if giveUp {
+		failedAt = gorm.Expr("clock_timestamp()")
+	}
+	if len(reason) > 500 {
+		reason = reason[:500]
+	}
+	// Giving up and forgetting an erasure request's member id commit
+	// together: a given-up event never keeps the id.
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec(`UPDATE webhook_outbox SET attempts = attempts + 1, last_status = NULLIF(?, 0), last_error = NULLIF(?, ''),
+		next_attempt_at = ?, failed_at = ? WHERE id = ?`, status, reason, next, failedAt, id).Error; err != nil {
+			return fmt.Errorf("record failed attempt: %w", err)
+		}
+		if !giveUp {
+			return nil
+		}
+		if err := tx.Exec(`UPDATE webhook_outbox SET `+erasureRequestDelivered+` WHERE id = ?`, id).Error; err != nil {
+			return fmt.Errorf("forget the erased member: %w", err)
+		}
+		return nil
+	})
 }

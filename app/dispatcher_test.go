@@ -9,7 +9,8 @@ import (
 
 func TestWebhookBackoffDoublesUpToTheCap(t *testing.T) {
 	t.Parallel()
-	d := app.Dispatcher{BaseBackoff: 5 * time.Second, MaxBackoff: time.Hour}
+	d := app.NewDispatcher(nil, nil, nil, nil)
+	d.BaseBackoff, d.MaxBackoff = 5*time.Second, time.Hour
 	want := []time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second, 40 * time.Second}
 	for i, w := range want {
 		if got := d.Backoff(i + 1); got != w {

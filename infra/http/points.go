@@ -1,0 +1,85 @@
+package http
+
+import (
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/quidpro/quid/domain"
+)
+
+type entryDTO struct {
+	ID          string  `json:"id"`
+	Kind        string  `json:"kind"`
+	Points      int64   `json:"points"`
+	ExchangeID  *string `json:"exchange_id"`
+	ContractID  *string `json:"contract_id"`
+	TermsHash   *string `json:"terms_hash"`
+	PeriodStart *string `json:"period_start"`
+	PeriodEnd   *string `json:"period_end"`
+	Reference   *string `json:"reference,omitempty"`
+	CreatedAt   string  `json:"created_at"`
+}
+
+func nilIfEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func entryOf(e domain.Entry) entryDTO {
+	return entryDTO{ID: e.ID, Kind: string(e.Kind), Points: e.Points, ExchangeID: nilIfEmpty(e.ExchangeID),
+		ContractID: nilIfEmpty(e.ContractID), TermsHash: nilIfEmpty(e.TermsHash), PeriodStart: optTime(e.PeriodStart),
+		PeriodEnd: optTime(e.PeriodEnd), Reference: nilIfEmpty(e.Reference), CreatedAt: timeText(e.CreatedAt)}
+}
+
+type pointsDTO struct {
+	Available  int64      `json:"available"`
+	Pending    int64      `json:"pending"`
+	Items      []entryDTO `json:"items"`
+	NextCursor string     `json:"next_cursor,omitempty"`
+}
+
+func (h *handlers) points(c *fiber.Ctx) error {
+	page, err := pageOf(c)
+	if err != nil {
+		return err
+	}
+	b, entries, next, err := h.svc.Exchanges.Points(c.UserContext(), principal(c), page)
+	if err != nil {
+		return err
+	}
+	out := pointsDTO{Available: b.Available, Pending: b.Pending, Items: make([]entryDTO, 0, len(entries)), NextCursor: next}
+	for _, e := range entries {
+		out.Items = append(out.Items, entryOf(e))
+	}
+	return c.JSON(out)
+}
+
+type redeemIn struct {
+	Points    int64  `json:"points" validate:"required,gte=1"`
+	Reference string `json:"reference" validate:"required,max=200"`
+}
+
+type redemptionDTO struct {
+	Entry   entryDTO   `json:"entry"`
+	Balance balanceDTO `json:"balance"`
+}
+
+func (h *handlers) redeem(c *fiber.Ctx) error {
+	var in redeemIn
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	idem, err := idempotencyKey(c)
+	if err != nil {
+		return err
+	}
+	e, b, replayed, err := h.svc.Exchanges.Redeem(c.UserContext(), principal(c), in.Points, in.Reference, idem)
+	if err != nil {
+		return err
+	}
+	if replayed {
+		c.Set("Idempotent-Replayed", "true")
+	}
+	return c.Status(fiber.StatusCreated).JSON(redemptionDTO{entryOf(e), balanceDTO(b)})
+}
