@@ -21,8 +21,7 @@ ALTER TABLE consent_events ADD CONSTRAINT consent_events_kind_check
 ALTER TABLE consent_events VALIDATE CONSTRAINT consent_events_kind_check;
 
 -- +goose Down
-ALTER TABLE consent_events DROP CONSTRAINT consent_events_kind_check;
-ALTER TABLE consent_events ADD CONSTRAINT consent_events_kind_check
-    CHECK (kind IN ('joined', 'cancelled', 'expired', 'terminated', 'superseded', 'erased')) NOT VALID;
+-- The consent_events check stays wide: renewed events already written are
+-- history, and an older release never writes one.
 DROP INDEX exchanges_expiring;
 ALTER TABLE exchanges DROP COLUMN expiring_sent_for;

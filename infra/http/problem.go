@@ -23,6 +23,14 @@ type problem struct {
 	Code      string         `json:"code,omitempty"`
 	RequestID string         `json:"request_id,omitempty"`
 	Errors    []problemField `json:"errors,omitempty"`
+	// NewerVersion names the version to join when a renewal is refused
+	// because the family moved on (code newer-version).
+	NewerVersion *problemVersion `json:"newer_version,omitempty"`
+}
+
+type problemVersion struct {
+	ContractID string `json:"contract_id"`
+	Version    int    `json:"version"`
 }
 
 type problemField struct {
@@ -81,6 +89,10 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 			p.Detail = de.Message
 			for _, f := range de.Fields {
 				p.Errors = append(p.Errors, problemField{Pointer: f.Pointer, Detail: f.Reason})
+			}
+			var nv *domain.NewerVersionError
+			if errors.As(err, &nv) {
+				p.NewerVersion = &problemVersion{ContractID: nv.ContractID, Version: nv.Version}
 			}
 		case errors.As(err, &he):
 			p.Status, p.Code, p.Detail, p.Errors = he.status, he.code, he.detail, he.fields
