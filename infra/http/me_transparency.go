@@ -113,6 +113,10 @@ type exportDTO struct {
 	Deletions  []ackDTO      `json:"deletions"`
 	// Recipients is every page of GET /v1/me/recipients.
 	Recipients []memberRecipientDTO `json:"recipients"`
+	// Renewals are the renewed events of the consent log: each extended
+	// consent by one duration on the same terms (the current receipt is on
+	// the exchange).
+	Renewals []consentDTO `json:"renewals"`
 }
 
 // export is the right to data portability: everything Quid holds about the
@@ -125,7 +129,7 @@ func (h *handlers) export(c *fiber.Ctx) error {
 	}
 	out := exportDTO{Format: "quid-export/1", ExportedAt: timeText(time.Now()), Member: memberOf(m),
 		Exchanges: []exchangeDTO{}, ConsentLog: []consentDTO{}, Ledger: []entryDTO{}, AccessLog: []accessDTO{}, Deletions: []ackDTO{},
-		Recipients: []memberRecipientDTO{}}
+		Recipients: []memberRecipientDTO{}, Renewals: []consentDTO{}}
 	st, err := h.svc.Exchanges.Transparency(ctx, p)
 	if err != nil {
 		return err
@@ -140,7 +144,11 @@ func (h *handlers) export(c *fiber.Ctx) error {
 		return err
 	}
 	for _, e := range events {
-		out.ConsentLog = append(out.ConsentLog, consentDTO{e.ExchangeID, e.ContractID, e.TermsHash, e.Kind, e.Actor, timeText(e.At)})
+		d := consentDTO{e.ExchangeID, e.ContractID, e.TermsHash, e.Kind, e.Actor, timeText(e.At)}
+		out.ConsentLog = append(out.ConsentLog, d)
+		if e.Kind == "renewed" {
+			out.Renewals = append(out.Renewals, d)
+		}
 	}
 	for page := (app.Page{Limit: 100}); ; {
 		_, entries, next, err := h.svc.Exchanges.Points(ctx, p, page)
