@@ -55,7 +55,11 @@ func withSnapshots(db *gorm.DB) *gorm.DB {
 	if err != nil || db.Statement.ConnPool == nil {
 		return db // not a database/sql pool: snapshots are unavailable, reads still work
 	}
-	out := db.Session(&gorm.Session{})
+	// A session with a context gets its own copy of the statement; a bare
+	// Session shares the caller's, and setting the pool on it would change
+	// the handle every other user of db holds (a data race when stores are
+	// made while another one is in use).
+	out := db.WithContext(context.Background())
 	out.Statement.ConnPool = snapshotPool{inner: db.Statement.ConnPool, db: sqlDB}
 	return out
 }
