@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -60,6 +61,11 @@ func TestRenewalKeepsTheTermsHashAndIssuesAReceiptThatVerifies(t *testing.T) {
 	// renewal makes it earnable.
 	body["reward"] = map[string]any{"join_bonus": 0, "points_per_period": 10, "period": "PT3S"}
 	id := a.publishContract(f, body)
+	// The statement says how renewal works, and the notice is in the hashed terms.
+	st := expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + id + "/transparency"}), 200).json(t)
+	if plain, _ := st["duration_plain"].(string); !strings.Contains(plain, "renew") || st["terms"].(map[string]any)["renewal_notice"] != "P14D" {
+		t.Fatalf("the statement does not describe renewal: %v / %v", st["duration_plain"], st["terms"])
+	}
 	a.enrol(f.member)
 	joined := a.joinContract(f.member, id)
 	exID := joined["id"].(string)
