@@ -25,12 +25,22 @@ func (r *AccrualResult) add(o AccrualResult) {
 	r.Points += o.Points
 }
 
-// AccrualStore does one set-based batch: it expires exchanges whose duration
-// ran out, vests due bonuses and credits every fully earned period, for at
-// most limit members whose rows it could lock without waiting.
+// AccrualStore does accrual in set-based batches.
 type AccrualStore interface {
-	AccrueBatch(ctx context.Context, limit int) (AccrualResult, error)
+	// DueMembers lists, in id order, the first limit members whose id sorts
+	// after after and who have a period to credit, a bonus to vest or
+	// consent to expire now ("" sorts before every member id: none is
+	// empty). It locks nothing.
+	DueMembers(ctx context.Context, after string, limit int) ([]string, error)
+	// AccrueMembers expires exchanges whose duration ran out, vests due
+	// bonuses and credits every fully earned period, in one transaction,
+	// for those of members whose rows it could lock without waiting.
+	AccrueMembers(ctx context.Context, members []string) (AccrualResult, error)
 }
+
+// DefaultAccrualWorkers is how many batches a server or `quid accrue`
+// runs side by side.
+const DefaultAccrualWorkers = 2
 
 // Accrual pays what consent earned, computed from timestamps only, so it is
 // right however late or often it runs and however many replicas run it.
@@ -91,8 +101,15 @@ func (a *Accrual) Housekeeping(ctx context.Context) error {
 	return nil
 }
 
-// RunOnce works batches until nothing is due (or every due member is
-// locked by another worker for now).
+// DueListBatches is how many batches' worth of due members RunOnce lists
+// with one query: a list costs one scan of what is due, however long.
+const DueListBatches = 64
+
+// RunOnce accrues for every member due when it starts, in batches of
+// BatchSize members that Workers transactions work side by side. Members
+// another transaction holds locked are skipped (the next run pays them
+// everything they earned meanwhile), and so are members who fall due while
+// it runs and sort before the member it is at.
 func (a *Accrual) RunOnce(ctx context.Context) (AccrualResult, error) {
 	batch := a.BatchSize
 	if batch <= 0 {
@@ -103,27 +120,54 @@ func (a *Accrual) RunOnce(ctx context.Context) (AccrualResult, error) {
 		mu    sync.Mutex
 		total AccrualResult
 		first error
-		wg    sync.WaitGroup
 	)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				r, err := a.store.AccrueBatch(ctx, batch)
-				mu.Lock()
-				total.add(r)
-				if err != nil && first == nil {
-					first = err
+	listed := batch * DueListBatches
+	for after := ""; ctx.Err() == nil; {
+		due, err := a.store.DueMembers(ctx, after, listed)
+		if err != nil {
+			return total, err
+		}
+		if len(due) == 0 {
+			break
+		}
+		batches := make(chan []string)
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for members := range batches {
+					r, err := a.store.AccrueMembers(ctx, members)
+					mu.Lock()
+					total.add(r)
+					if err != nil && first == nil {
+						first = err
+					}
+					mu.Unlock()
 				}
-				mu.Unlock()
-				if err != nil || r.Members < batch {
-					return
-				}
+			}()
+		}
+	send:
+		for i := 0; i < len(due); i += batch {
+			mu.Lock()
+			failed := first != nil
+			mu.Unlock()
+			if failed {
+				break
 			}
-		}()
+			select {
+			case batches <- due[i:min(i+batch, len(due))]:
+			case <-ctx.Done():
+				break send
+			}
+		}
+		close(batches)
+		wg.Wait()
+		if first != nil || len(due) < listed {
+			break
+		}
+		after = due[len(due)-1]
 	}
-	wg.Wait()
 	if first == nil {
 		first = ctx.Err()
 	}

@@ -4,42 +4,53 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/google/uuid"
-	"gorm.io/gorm"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/quidpro/quid/app"
 )
 
-// statementCounter counts the SQL statements gorm sends on one service's
-// pool, whatever kind they are.
+// statementCounter counts the SQL statements sent on one service's pool,
+// whatever kind they are and whoever sends them: gorm's, and each statement
+// of a pipelined batch (BEGIN and COMMIT included).
 type statementCounter struct {
 	mu sync.Mutex
 	n  int
 }
 
-func countStatements(t *testing.T, db *gorm.DB) *statementCounter {
+func (c *statementCounter) add() { c.mu.Lock(); c.n++; c.mu.Unlock() }
+
+func (c *statementCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	c.add()
+	return ctx
+}
+func (c *statementCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (c *statementCounter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return ctx
+}
+func (c *statementCounter) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {
+	c.add()
+}
+func (c *statementCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
+
+// newCountedAPI is newAPI whose pool reports every statement to the counter.
+func newCountedAPI(t *testing.T) (*api, *statementCounter) {
 	t.Helper()
 	c := &statementCounter{}
-	count := func(*gorm.DB) { c.mu.Lock(); c.n++; c.mu.Unlock() }
-	cb := db.Callback()
-	for i, err := range []error{
-		cb.Query().After("gorm:query").Register("test:count_query", count),
-		cb.Row().After("gorm:row").Register("test:count_row", count),
-		cb.Raw().After("gorm:raw").Register("test:count_raw", count),
-		cb.Create().After("gorm:create").Register("test:count_create", count),
-		cb.Update().After("gorm:update").Register("test:count_update", count),
-		cb.Delete().After("gorm:delete").Register("test:count_delete", count),
-	} {
-		if err != nil {
-			t.Fatalf("callback %d: %v", i, err)
-		}
+	cfg := testConfig(t)
+	svc, err := build(context.WithValue(context.Background(), statementTracer{}, pgx.QueryTracer(c)), cfg,
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
 	}
-	return c
+	t.Cleanup(svc.close)
+	return &api{t: t, svc: svc, cfg: cfg}, c
 }
 
 func (c *statementCounter) during(fn func()) int {
@@ -60,7 +71,7 @@ func (c *statementCounter) during(fn func()) int {
 // granted read still reads and logs.
 func TestRefusedPartnerReadsCostTheSameForMembersAndStrangers(t *testing.T) {
 	t.Parallel()
-	a := newAPI(t)
+	a, counter := newCountedAPI(t)
 	f := a.fixtures()
 	contract := a.publishContract(f, contractBody(f))
 	for _, name := range []string{"alice", "carol", "dave", "erin"} {
@@ -72,7 +83,6 @@ func TestRefusedPartnerReadsCostTheSameForMembersAndStrangers(t *testing.T) {
 	a.joinContract(token(t, app.RoleMember, "erin"), contract)
 	expect(t, a.do(req{Method: "DELETE", Path: "/v1/me", Token: token(t, app.RoleMember, "erin")}), 200)
 
-	counter := countStatements(t, a.svc.db)
 	const offers = "loyalty.personalised_offers"
 	read := func(member, purpose string, status int) int {
 		return counter.during(func() {

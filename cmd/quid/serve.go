@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"gorm.io/gorm"
@@ -106,11 +107,16 @@ type uuidIDs struct{}
 
 func (uuidIDs) NewID() string { return uuid.NewString() }
 
+// statementTracer is the context key under which a test hands build a
+// pgx.QueryTracer that sees every statement of the service's pool.
+type statementTracer struct{}
+
 // build wires adapters into use cases. Migrations must already be applied
 // when the HTTP app serves; serve and the tests apply them first.
 func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, error) {
+	tracer, _ := ctx.Value(statementTracer{}).(pgx.QueryTracer)
 	db, err := postgres.Open(ctx, cfg.DatabaseURL, log, postgres.Settings{
-		StatementTimeout: cfg.DBStatementTimeout, IdleInTransactionTimeout: cfg.DBIdleInTransactionTimeout})
+		StatementTimeout: cfg.DBStatementTimeout, IdleInTransactionTimeout: cfg.DBIdleInTransactionTimeout, Tracer: tracer})
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +149,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 	members := app.NewMembers(store, cat)
 	exchanges := app.NewExchanges(store, store, store, signer, uuidIDs{})
 	accrual := app.NewAccrual(store, store, store, log.With("worker", "accrual"))
-	accrual.Workers = 2
+	accrual.Workers = app.DefaultAccrualWorkers
 	accrual.Reminders = store
 	enforcement := app.NewEnforcement(store, store, store, cat, webhook.Guard{AllowPrivate: cfg.WebhookAllowPrivate}, webhook.Secrets{})
 	dispatcher := app.NewDispatcher(store, webhook.NewSender(cfg.WebhookAllowPrivate, 10*time.Second, systemClock{}),

@@ -11,19 +11,28 @@ import (
 	"github.com/gofiber/fiber/v2"
 )
 
-// sendBytesCached sends body with a strong ETag computed from the exact
-// bytes, answering a matching If-None-Match with 304.
-func sendBytesCached(c *fiber.Ctx, body []byte, contentType, cacheControl string) error {
+// etagOf is the strong ETag of the exact bytes of a body.
+func etagOf(body []byte) string {
 	sum := sha256.Sum256(body)
-	etag := `"` + hex.EncodeToString(sum[:16]) + `"`
+	return `"` + hex.EncodeToString(sum[:16]) + `"`
+}
+
+// send sends the response with its strong ETag, answering a matching
+// If-None-Match with 304. A cached response carries its ETag, computed
+// once when it was rendered, not hashed again on every hit.
+func (r cachedResponse) send(c *fiber.Ctx) error {
+	etag := r.etag
+	if etag == "" {
+		etag = etagOf(r.body)
+	}
 	c.Set(fiber.HeaderETag, etag)
-	c.Set(fiber.HeaderCacheControl, cacheControl)
+	c.Set(fiber.HeaderCacheControl, r.cacheControl)
 	c.Set(fiber.HeaderVary, "Accept")
 	if matchesETag(c.Get(fiber.HeaderIfNoneMatch), etag) {
 		return c.SendStatus(fiber.StatusNotModified)
 	}
-	c.Set(fiber.HeaderContentType, contentType)
-	return c.Send(body)
+	c.Set(fiber.HeaderContentType, r.contentType)
+	return c.Send(r.body)
 }
 
 func matchesETag(header, etag string) bool {
@@ -91,6 +100,7 @@ type cachedResponse struct {
 	body         []byte
 	contentType  string
 	cacheControl string
+	etag         string // of body; empty until computed
 	expires      time.Time
 }
 
@@ -138,15 +148,16 @@ func (rc *responseCache) put(key string, r cachedResponse, gen uint64) {
 // serve answers from the cache, or renders, stores and sends.
 func (rc *responseCache) serve(c *fiber.Ctx, key string, render func() (cachedResponse, bool, error)) error {
 	if r, ok := rc.get(key); ok {
-		return sendBytesCached(c, r.body, r.contentType, r.cacheControl)
+		return r.send(c)
 	}
 	gen := rc.gen.Load()
 	r, cacheable, err := render()
 	if err != nil {
 		return err
 	}
+	r.etag = etagOf(r.body)
 	if cacheable && rc.usable() {
 		rc.put(key, r, gen)
 	}
-	return sendBytesCached(c, r.body, r.contentType, r.cacheControl)
+	return r.send(c)
 }

@@ -293,7 +293,7 @@ func (h *handlers) transparency(c *fiber.Ctx) error {
 		if err != nil {
 			return err
 		}
-		return sendBytesCached(c, r.body, r.contentType, r.cacheControl)
+		return r.send(c)
 	}
 	return h.cache.serve(c, key, render)
 }

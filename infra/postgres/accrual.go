@@ -2,44 +2,101 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
 
 	"github.com/quidpro/quid/app"
 )
 
-// AccrueBatch implements app.AccrualStore. It locks a batch of members with
-// SKIP LOCKED (in id order, so workers never wait on each other), reads the
-// database clock once, and then in three set-based statements expires,
-// vests and credits for those members only. Because a cancellation locks the
-// member first, a credit is computed either before the cancellation commits
-// (and then ends before it) or after (and then sees its end time).
+// AccrueBatch locks up to limit members with something due, with SKIP
+// LOCKED in id order (so workers never wait on each other), and accrues for
+// them as AccrueMembers does. It finds them with a scan of everything due,
+// so a pass over many members uses DueMembers and AccrueMembers instead.
 func (s *Store) AccrueBatch(ctx context.Context, limit int) (app.AccrualResult, error) {
 	var res app.AccrualResult
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var members []string
 		if err := tx.Raw(`
-SELECT id FROM members WHERE id IN (
-    SELECT member_id FROM exchanges WHERE next_period_end <= now()
-    UNION SELECT member_id FROM exchanges WHERE bonus_state = 'pending' AND bonus_vests_at <= now()
-    UNION SELECT member_id FROM exchanges e WHERE e.status = 'active' AND `+lapsedAt("now()")+`
-)
-ORDER BY id LIMIT @limit FOR UPDATE SKIP LOCKED`, map[string]any{"limit": limit}).Scan(&members).Error; err != nil {
+SELECT id FROM members WHERE id IN (`+dueMembersSQL+`)
+ORDER BY id LIMIT @limit FOR UPDATE SKIP LOCKED`, map[string]any{"limit": limit, "after": ""}).Scan(&members).Error; err != nil {
 			return err
 		}
-		res.Members = len(members)
-		if len(members) == 0 {
-			return nil
-		}
-		now, err := dbNow(tx)
-		if err != nil {
-			return err
-		}
-		got, err := s.accrueMembers(tx, textArray(members), now)
-		res.Expired, res.Vested, res.Credits, res.Points = got.Expired, got.Vested, got.Credits, got.Points
+		var err error
+		res, err = s.accrueLocked(tx, members)
 		return err
 	})
+	return res, err
+}
+
+// dueMembersSQL selects the members with a period to credit, a bonus to
+// vest or consent to expire now, whose id sorts after @after. Each branch
+// has its partial index for when few are due.
+var dueMembersSQL = `
+    SELECT member_id FROM exchanges WHERE next_period_end <= now() AND member_id > @after
+    UNION SELECT member_id FROM exchanges WHERE bonus_state = 'pending' AND bonus_vests_at <= now() AND member_id > @after
+    UNION SELECT member_id FROM exchanges e WHERE e.status = 'active' AND ` + lapsedAt("now()") + ` AND member_id > @after`
+
+// DueMembers implements app.AccrualStore: the first limit members, in id
+// order after after, with something due now. It locks nothing; one call
+// lists what many batches then lock and accrue, where a batch that found
+// its own members would scan everything due again.
+func (s *Store) DueMembers(ctx context.Context, after string, limit int) ([]string, error) {
+	var members []string
+	err := s.db.WithContext(ctx).Raw(`SELECT member_id FROM (`+dueMembersSQL+`) d ORDER BY member_id LIMIT @limit`,
+		map[string]any{"after": after, "limit": limit}).Scan(&members).Error
+	return members, err
+}
+
+// AccrueMembers implements app.AccrualStore. It locks those of the members
+// no other transaction holds, with SKIP LOCKED and in id order (so workers
+// never wait on each other nor deadlock), and for them only expires, vests
+// and credits what is due at the database's clock; members no longer due
+// cost a lookup.
+func (s *Store) AccrueMembers(ctx context.Context, members []string) (app.AccrualResult, error) {
+	var res app.AccrualResult
+	if len(members) == 0 {
+		return res, nil
+	}
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var locked []string
+		if err := tx.Raw(`SELECT id FROM members WHERE id = ANY(CAST(@members AS text[])) ORDER BY id FOR UPDATE SKIP LOCKED`,
+			map[string]any{"members": textArray(members)}).Scan(&locked).Error; err != nil {
+			return err
+		}
+		var err error
+		res, err = s.accrueLocked(tx, locked)
+		return err
+	})
+	return res, err
+}
+
+// accrueLocked reads the database clock once and then, in three set-based
+// statements, expires, vests and credits for members, whose rows the
+// transaction has locked. Because a cancellation locks the member first, a
+// credit is computed either before the cancellation commits (and then ends
+// before it) or after (and then sees its end time).
+func (s *Store) accrueLocked(tx *gorm.DB, members []string) (app.AccrualResult, error) {
+	res := app.AccrualResult{Members: len(members)}
+	if len(members) == 0 {
+		return res, nil
+	}
+	tx = tx.WithContext(tx.Statement.Context)
+	tx.Statement.ConnPool = unnamedStatements{tx.Statement.ConnPool}
+	// A batch's statements are estimated far above what they cost (the
+	// period series), which made PostgreSQL JIT-compile each of them: over
+	// a second a batch, more than the work itself.
+	if err := tx.Exec(`SET LOCAL jit = off`).Error; err != nil {
+		return res, err
+	}
+	now, err := dbNow(tx)
+	if err != nil {
+		return res, err
+	}
+	got, err := s.accrueMembers(tx, textArray(members), now)
+	res.Expired, res.Vested, res.Credits, res.Points = got.Expired, got.Vested, got.Credits, got.Points
 	return res, err
 }
 
@@ -136,10 +193,34 @@ WITH due AS (
             ELSE e.joined_at + (e.credited_periods + COALESCE(cn.n, 0) + 1) * d.reward_period
         END
     FROM due d LEFT JOIN counts cn ON cn.id = d.id
-    WHERE e.id = d.id
+    -- The batch's own rows, so that the exchanges are read through the
+    -- member index, not scanned whole to join by id.
+    WHERE e.id = d.id AND e.member_id = ANY(CAST(@members AS text[]))
 ), balances AS (
     UPDATE members m SET available = m.available + s.points
     FROM (SELECT member_id, sum(points) AS points FROM ins GROUP BY member_id) s
     WHERE m.id = s.member_id
 )
 SELECT count(*) AS n, coalesce(sum(points), 0) AS points FROM ins`
+
+// unnamedStatements sends every statement as an unnamed one (pgx
+// QueryExecModeCacheDescribe), which PostgreSQL plans for the values bound
+// each time. A batch's statements are otherwise prepared once per
+// connection, and after five runs PostgreSQL switches a prepared statement
+// to a generic plan, estimated without the members: for the credit
+// statement that plan joined by nested loops over whole CTEs, quadratic in
+// the batch (minutes for 50,000 exchanges). Planning costs a millisecond a
+// batch. The seal trigger's own lookups keep their cached plans.
+type unnamedStatements struct{ gorm.ConnPool }
+
+func (p unnamedStatements) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return p.ConnPool.ExecContext(ctx, query, append([]any{pgx.QueryExecModeCacheDescribe}, args...)...)
+}
+
+func (p unnamedStatements) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return p.ConnPool.QueryContext(ctx, query, append([]any{pgx.QueryExecModeCacheDescribe}, args...)...)
+}
+
+func (p unnamedStatements) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return p.ConnPool.QueryRowContext(ctx, query, append([]any{pgx.QueryExecModeCacheDescribe}, args...)...)
+}

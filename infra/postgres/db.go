@@ -41,6 +41,10 @@ type Settings struct {
 	// a process stuck between two statements of a transaction cannot keep
 	// members locked.
 	IdleInTransactionTimeout time.Duration
+	// Tracer, when set, sees every statement sent on the pool's
+	// connections, gorm's and the pipelined paths' alike (pgx calls it for
+	// each query and each statement of a batch). Tests count with it.
+	Tracer pgx.QueryTracer
 }
 
 // connConfig parses url as the service connects: UTC session time zone and
@@ -86,6 +90,7 @@ func Open(ctx context.Context, url string, log *slog.Logger, settings Settings) 
 			pgCfg.RuntimeParams[name] = strconv.FormatInt(d.Milliseconds(), 10)
 		}
 	}
+	pgCfg.Tracer = settings.Tracer
 	o := &outage{}
 	sqlDB := sql.OpenDB(unavailableConnector{o: o, Connector: stdlib.GetConnector(*pgCfg, stdlib.OptionShouldPing(o.shouldPing))})
 	db, err := gorm.Open(translatingDialector{o: o, cfg: pgCfg, Dialector: pgdriver.New(pgdriver.Config{Conn: sqlDB}).(*pgdriver.Dialector)}, &gorm.Config{

@@ -2,11 +2,14 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/gorm"
 
 	"github.com/quidpro/quid/app"
@@ -30,51 +33,146 @@ func (s *Store) GrantsAny(ctx context.Context, memberID, recipientID, purpose st
 	return len(found) > 0, err
 }
 
+// The partner read's statements. readLockSQL takes the member's row in
+// share mode (no cancellation or erasure can commit halfway through the
+// read); readActiveSQL runs after it in the same transaction, so under READ
+// COMMITTED its snapshot sees every change committed before the lock was
+// granted. An exchange whose duration ran out grants nothing even before
+// the accrual worker has marked it expired.
+var (
+	readLockSQL   = `SELECT m.attributes FROM members m WHERE m.id = $1 AND m.erased_at IS NULL FOR SHARE OF m`
+	readActiveSQL = `SELECT n.now, x.exchange_id, x.contract_id, x.terms
+FROM (SELECT clock_timestamp() AS now) n
+LEFT JOIN LATERAL (
+    SELECT CAST(e.id AS text) AS exchange_id, CAST(c.id AS text) AS contract_id, c.terms, e.joined_at
+    FROM exchanges e JOIN contracts c ON c.id = e.contract_id
+    WHERE e.member_id = $1 AND ` + activeAt("n.now") + `) x ON true
+ORDER BY x.joined_at`
+	accessInsertSQL = `INSERT INTO access_log (member_id, accessor_role, accessor_id, accessor_name, purpose, categories, exchange_ids, request_id, at)
+VALUES ($1, $2, $3, $4, NULLIF($5, ''), CAST($6 AS text[]), CAST($7 AS uuid[]), $8, $9)`
+)
+
+// ReadMember is one transaction in two round trips: BEGIN, the member's
+// share lock and the read of what is in force, pipelined; then, when fn
+// returns an entry, the access log's row and COMMIT, pipelined. A read
+// whose entry is not written is not answered: fn's result counts only when
+// the COMMIT that carries its entry succeeded.
 func (s *Store) ReadMember(ctx context.Context, memberID string, fn func(app.MemberSnapshot) (*app.AccessEntry, error)) error {
-	return s.inMemberTx(ctx, memberID, memberLock{share: true, absent: errMemberNotFound}, func(tx *gorm.DB, m memberRecord) error {
-		member, err := m.toApp()
-		if err != nil {
-			return fmt.Errorf("member attributes: %w", err)
-		}
-		now, err := dbNow(tx)
-		if err != nil {
-			return fmt.Errorf("read clock: %w", err)
-		}
-		// An exchange whose duration ran out grants nothing even before the
-		// accrual worker has marked it expired.
-		var rows []struct {
-			ExchangeID string
-			ContractID string
-			Terms      []byte
-		}
-		if err := tx.Raw(`SELECT e.id AS exchange_id, c.id AS contract_id, c.terms FROM exchanges e JOIN contracts c ON c.id = e.contract_id
-			WHERE e.member_id = ? AND `+activeAt("?")+`
-			ORDER BY e.joined_at`, memberID, now).Scan(&rows).Error; err != nil {
-			return fmt.Errorf("read active exchanges: %w", err)
-		}
-		snap := app.MemberSnapshot{Attributes: member.Attributes, Now: now}
-		for _, r := range rows {
-			c, err := contractRecord{ID: r.ContractID, Terms: r.Terms}.toDomain()
-			if err != nil {
-				return fmt.Errorf("terms of exchange %s: %w", r.ExchangeID, err)
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	conn, err := sqlDB.Conn(ctx)
+	if err != nil {
+		return markUnreachable(err)
+	}
+	defer conn.Close()
+	onConn := func(ctx context.Context, fn func(pc *pgx.Conn) error) error {
+		return conn.Raw(func(driverConn any) error { return fn(driverConn.(*stdlib.Conn).Conn()) })
+	}
+	var open bool // a transaction may be open on conn
+	err = func() error {
+		var (
+			found bool
+			attrs []byte
+			snap  app.MemberSnapshot
+		)
+		open = true
+		if err := onConn(ctx, func(pc *pgx.Conn) error {
+			batch := &pgx.Batch{}
+			batch.Queue("BEGIN")
+			batch.Queue(readLockSQL, memberID)
+			batch.Queue(readActiveSQL, memberID)
+			results := pc.SendBatch(ctx, batch)
+			defer results.Close()
+			if _, err := results.Exec(); err != nil {
+				return err
 			}
-			snap.Active = append(snap.Active, app.ActiveConsent{ExchangeID: r.ExchangeID, Terms: c.Terms()})
+			switch err := results.QueryRow().Scan(&attrs); {
+			case err == nil:
+				found = true
+			case !errors.Is(err, pgx.ErrNoRows):
+				return err
+			}
+			rows, err := results.Query()
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var exchangeID, contractID *string
+				var terms []byte
+				if err := rows.Scan(&snap.Now, &exchangeID, &contractID, &terms); err != nil {
+					rows.Close()
+					return err
+				}
+				if exchangeID == nil {
+					continue // no exchange in force: the row carries only the time
+				}
+				t, err := s.termsOf(*contractID, terms)
+				if err != nil {
+					rows.Close()
+					return fmt.Errorf("terms of exchange %s: %w", *exchangeID, err)
+				}
+				snap.Active = append(snap.Active, app.ActiveConsent{ExchangeID: *exchangeID, Terms: t})
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			return results.Close()
+		}); err != nil {
+			return fmt.Errorf("lock member and read consent in force: %w", err)
+		}
+		if !found {
+			return errMemberNotFound
+		}
+		snap.Now = snap.Now.UTC()
+		snap.Attributes = map[string]any{}
+		if len(attrs) > 0 {
+			if err := json.Unmarshal(attrs, &snap.Attributes); err != nil {
+				return fmt.Errorf("member attributes: %w", err)
+			}
 		}
 		entry, err := fn(snap)
 		if err != nil || entry == nil {
 			return err
 		}
-		if err := insertAccess(tx, *entry); err != nil {
-			return fmt.Errorf("log access: %w", err)
-		}
-		return nil
-	})
+		e := *entry
+		return onConn(ctx, func(pc *pgx.Conn) error {
+			batch := &pgx.Batch{}
+			batch.Queue(accessInsertSQL, e.MemberID, e.AccessorRole, e.AccessorID, e.AccessorName, e.Purpose,
+				textArray(e.Categories), textArray(e.ExchangeIDs), e.RequestID, e.At)
+			batch.Queue("COMMIT")
+			results := pc.SendBatch(ctx, batch)
+			_, insErr := results.Exec()
+			_, commitErr := results.Exec()
+			if err := errors.Join(insErr, commitErr, results.Close()); err != nil {
+				return fmt.Errorf("log access: %w", err)
+			}
+			open = false
+			return nil
+		})
+	}()
+	if open {
+		// Nothing to keep (a refusal, or a failure): end the transaction.
+		// A connection left inside one is discarded by the driver on release.
+		_ = onConn(context.WithoutCancel(ctx), func(pc *pgx.Conn) error {
+			_, err := pc.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+			return err
+		})
+	}
+	return markUnreachable(err)
 }
 
-func insertAccess(tx *gorm.DB, e app.AccessEntry) error {
-	return tx.Exec(`INSERT INTO access_log (member_id, accessor_role, accessor_id, accessor_name, purpose, categories, exchange_ids, request_id, at)
-		VALUES (?, ?, ?, ?, NULLIF(?, ''), ?::text[], ?::uuid[], ?, ?)`,
-		e.MemberID, e.AccessorRole, e.AccessorID, e.AccessorName, e.Purpose, textArray(e.Categories), textArray(e.ExchangeIDs), e.RequestID, e.At).Error
+// termsOf decodes a contract's terms as stored, through the cache of
+// published versions: an exchange names a published version, whose terms
+// never change.
+func (s *Store) termsOf(contractID string, terms []byte) (domain.Terms, error) {
+	if cached, ok := s.frozen.Load(contractID); ok {
+		return cached.(domain.Contract).Terms(), nil
+	}
+	c, err := contractRecord{ID: contractID, Terms: terms}.toDomain()
+	return c.Terms(), err
 }
 
 type accessRecord struct {

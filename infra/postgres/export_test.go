@@ -41,10 +41,13 @@ func (s *Store) EndExchanges(tx *gorm.DB, cond string, args []any, status, endEx
 // LapsedAt is lapsedAt.
 func LapsedAt(at string) string { return lapsedAt(at) }
 
-// AccrueMembers runs the accrual worker's statements for members as of now.
-func (s *Store) AccrueMembers(tx *gorm.DB, members []string, now time.Time) (app.AccrualResult, error) {
+// AccrueMembersAt runs the accrual worker's statements for members as of now.
+func (s *Store) AccrueMembersAt(tx *gorm.DB, members []string, now time.Time) (app.AccrualResult, error) {
 	return s.accrueMembers(tx, textArray(members), now)
 }
 
 // OverdueAt is overdueAt.
 func OverdueAt(at string) string { return overdueAt(at) }
+
+// ClaimDueSQL is what ClaimDue sends, for looking at its plan.
+const ClaimDueSQL = claimDueSQL

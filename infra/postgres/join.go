@@ -29,19 +29,6 @@ const (
 	// member is not enrolled.
 	joinLockSQL = `SELECT m.id, pg_advisory_xact_lock_shared(hashtextextended(CAST(@contract AS text), 0)) IS NULL AS unused
 FROM members m WHERE m.id = @member AND m.erased_at IS NULL FOR UPDATE OF m`
-	// joinReadSQL reads, after the locks (so nobody can change what it
-	// reads until the transaction ends), the contract's status, the clock,
-	// whether the family's bonus was ever paid (to this member, or — kept
-	// only as a keyed hash since erasure — to an earlier member with the same
-	// subject), the member's active exchange in the family, and whether any
-	// of the member's consent has lapsed without being closed yet. No row
-	// means there is no such contract.
-	joinReadSQL = `SELECT clock_timestamp() AS now, c.status, c.family_id,
-       (EXISTS (SELECT 1 FROM ledger_entries l WHERE l.member_id = @member AND l.family_id = c.family_id AND l.kind = 'bonus_pending')
-        OR EXISTS (SELECT 1 FROM erased_bonus_claims b WHERE b.digest = bonus_claim_digest(@member, c.family_id))) AS paid,
-       (SELECT e.id FROM exchanges e WHERE e.member_id = @member AND e.family_id = c.family_id AND e.status = 'active') AS active_id,
-       EXISTS (SELECT 1 FROM exchanges e WHERE e.member_id = @member AND e.status = 'active' AND e.expires_at <= clock_timestamp()) AS lapsed
-FROM contracts c WHERE c.id = @contract`
 	// joinWriteSQL inserts the exchange, its consent event, its pending
 	// bonus (@bonus: new points), the vesting of a bonus due at once (@vest:
 	// a bonus without vesting, or a carried-over one whose time passed), the
@@ -72,6 +59,28 @@ FROM ex, jsonb_array_elements(CAST(@events AS jsonb)) AS w`
 )
 
 var (
+	// joinReadSQL reads, after the locks (so nobody can change what it
+	// reads until the transaction ends), the contract's status, the clock,
+	// whether the family's bonus was ever paid (to this member, or — kept
+	// only as a keyed hash since erasure — to an earlier member with the same
+	// subject), whether any of the member's consent has lapsed without being
+	// closed yet, and the member's active exchange in the family, whole (a
+	// re-consent supersedes it, a duplicate answers it: reading it here
+	// saves them a round trip; exchanges_one_active allows at most one). No
+	// row means there is no such contract.
+	joinReadSQL = `SELECT clock_timestamp() AS now, c.status, c.family_id,
+       (EXISTS (SELECT 1 FROM ledger_entries l WHERE l.member_id = @member AND l.family_id = c.family_id AND l.kind = 'bonus_pending')
+        OR EXISTS (SELECT 1 FROM erased_bonus_claims b WHERE b.digest = bonus_claim_digest(@member, c.family_id))) AS paid,
+       EXISTS (SELECT 1 FROM exchanges e WHERE e.member_id = @member AND e.status = 'active' AND ` + lapsedAt("clock_timestamp()") + `) AS lapsed,
+       CAST(a.id AS text), a.member_id, CAST(a.contract_id AS text), CAST(a.family_id AS text), a.terms_hash, a.status,
+       a.joined_at, a.expires_at, a.ended_at, a.bonus_points, a.bonus_state, a.bonus_vests_at, a.credited_periods,
+       a.next_period_end, CAST(a.receipt_id AS text), a.receipt
+FROM contracts c
+LEFT JOIN exchanges a ON a.member_id = @member AND a.family_id = c.family_id AND a.status = 'active'
+WHERE c.id = @contract`
+)
+
+var (
 	joinLockQuery  = positional(joinLockSQL, "contract", "member")
 	joinReadQuery  = positional(joinReadSQL, "contract", "member")
 	joinWriteQuery = positional(joinWriteSQL, "id", "member", "contract", "family", "hash", "status", "joined", "expires",
@@ -91,8 +100,8 @@ const noContract = "00000000-0000-0000-0000-000000000000"
 //  1. one round trip: BEGIN, the locks, the read and, with a key, its
 //     stored response again, now under the member's lock;
 //  2. only when needed, one more each: closing lapsed consent (as the
-//     accrual worker would), reading terms or recipients not cached yet,
-//     reading the active exchange a re-consent supersedes;
+//     accrual worker would), reading terms or recipients not cached yet
+//     (the active exchange a re-consent supersedes came with the read);
 //  3. one round trip: the supersession if any, the write, the key's
 //     response and COMMIT, pipelined.
 //
@@ -144,8 +153,8 @@ type joinState struct {
 	status   string
 	familyID string
 	paid     bool
-	activeID *string
 	lapsed   bool
+	active   *exchangeRecord // the member's active exchange in the family
 }
 
 // pipeline runs fn on the driver's connection; database/sql lends it only
@@ -289,8 +298,24 @@ func replayedJoin(prior json.RawMessage) (domain.Exchange, error) {
 }
 
 func scanJoinState(row pgx.Row, st *joinState) error {
-	err := row.Scan(&st.now, &st.status, &st.familyID, &st.paid, &st.activeID, &st.lapsed)
+	var (
+		id, member, contract, family, hash, status, bonusState, receiptID, receipt *string
+		joined                                                                     *time.Time
+		bonusPoints                                                                *int64
+		credited                                                                   *int32
+		a                                                                          exchangeRecord
+	)
+	err := row.Scan(&st.now, &st.status, &st.familyID, &st.paid, &st.lapsed,
+		&id, &member, &contract, &family, &hash, &status, &joined, &a.ExpiresAt, &a.EndedAt, &bonusPoints, &bonusState,
+		&a.BonusVestsAt, &credited, &a.NextPeriodEnd, &receiptID, &receipt)
 	st.now = st.now.UTC()
+	st.active = nil
+	if err == nil && id != nil { // a re-consent or a duplicate
+		a.ID, a.MemberID, a.ContractID, a.FamilyID, a.TermsHash, a.Status = *id, *member, *contract, *family, *hash, *status
+		a.JoinedAt, a.BonusPoints, a.BonusState, a.CreditedPeriods = *joined, *bonusPoints, *bonusState, int(*credited)
+		a.ReceiptID, a.Receipt = *receiptID, *receipt
+		st.active = &a
+	}
 	return err
 }
 
@@ -306,12 +331,8 @@ func (j *joinTx) context(st joinState) (app.JoinContext, error) {
 		return app.JoinContext{}, fmt.Errorf("read recipients: %w", err)
 	}
 	jc := app.JoinContext{Contract: c, Recipients: recipients, BonusEligible: !st.paid, Now: st.now}
-	if st.activeID != nil { // a re-consent or a duplicate
-		var rec exchangeRecord
-		if err := j.gorm().First(&rec, "id = ?", *st.activeID).Error; err != nil {
-			return app.JoinContext{}, fmt.Errorf("read active exchange: %w", err)
-		}
-		a := rec.toDomain()
+	if st.active != nil { // a re-consent or a duplicate
+		a := st.active.toDomain()
 		jc.Active = &a
 	}
 	return jc, nil
@@ -357,6 +378,13 @@ func (j *joinTx) write(jc app.JoinContext, p app.JoinPlan) error {
 	}
 	return j.pipeline(j.ctx, func(pc *pgx.Conn) error {
 		batch := &pgx.Batch{}
+		// The write statements are planned once per connection, not on
+		// every join: their custom plans (which the plan cache kept choosing,
+		// as the generic one's estimates look worse) cost more to make than
+		// to run — a supersession's outbox statement took 1.2 ms a call
+		// replanned against 0.3 ms with its generic plan. Their generic
+		// plans find every row by primary key (the ids are parameters).
+		batch.Queue("SET LOCAL plan_cache_mode = force_generic_plan")
 		if old := p.Superseded; old != nil {
 			queueSupersession(batch, *old, jc.Contract.ID(), jc.Now)
 		}
@@ -437,8 +465,8 @@ func (s *Store) frozenContract(tx *gorm.DB, id string, status domain.ContractSta
 // pending points, Vest points that become available in the join itself.
 type bonusMoves struct{ Credit, Vest int64 }
 
-// joinBonus derives the ledger moves from the planned exchange; the
-// pipelined and the general path both use it, so they write the same.
+// joinBonus derives the ledger moves from the planned exchange: a
+// re-consent carries an earlier pending bonus over instead of paying a new one.
 func joinBonus(ex domain.Exchange, superseded *domain.Exchange) bonusMoves {
 	carried := superseded != nil && superseded.BonusState() == domain.BonusTransferred
 	var m bonusMoves

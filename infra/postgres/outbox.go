@@ -99,20 +99,34 @@ func notifyEnded(tx *gorm.DB, ids []string, event string, successorID *string) e
 	return nil
 }
 
+// claimDueSQL leases the oldest due events (@limit, for @lease) of
+// recipients that registered an endpoint. It starts from the endpoints and
+// takes each one's oldest due events by webhook_outbox_pending (00015):
+// events of recipients without an endpoint, which wait until one is
+// registered and can pile up by the hundred thousand, are never read. (It
+// started from the due events and skipped those: every poll, once a
+// second, read them all.) The oldest @limit of every endpoint's oldest
+// @limit are the oldest @limit overall.
+const claimDueSQL = `
+WITH due AS (
+    SELECT d.id FROM webhook_endpoints w
+    CROSS JOIN LATERAL (
+        SELECT o.id, o.next_attempt_at FROM webhook_outbox o
+        WHERE o.recipient_id = w.recipient_id AND o.delivered_at IS NULL AND o.failed_at IS NULL
+          AND o.next_attempt_at <= clock_timestamp()
+        ORDER BY o.next_attempt_at LIMIT @limit FOR UPDATE OF o SKIP LOCKED
+    ) d
+    ORDER BY d.next_attempt_at LIMIT @limit
+)
+UPDATE webhook_outbox o SET next_attempt_at = clock_timestamp() + CAST(@lease AS interval)
+FROM due, webhook_endpoints w
+WHERE o.id = due.id AND w.recipient_id = o.recipient_id
+RETURNING o.id, o.recipient_id, o.event_type, o.payload, w.url, w.secret, o.attempts, o.created_at`
+
 // ClaimDue leases due events of recipients that registered an endpoint.
 func (s *Store) ClaimDue(ctx context.Context, limit int, lease time.Duration) ([]app.OutboxMessage, error) {
 	var out []app.OutboxMessage
-	err := s.db.WithContext(ctx).Raw(`
-WITH due AS (
-    SELECT o.id FROM webhook_outbox o JOIN webhook_endpoints w ON w.recipient_id = o.recipient_id
-    WHERE o.delivered_at IS NULL AND o.failed_at IS NULL AND o.next_attempt_at <= clock_timestamp()
-    ORDER BY o.next_attempt_at LIMIT ? FOR UPDATE OF o SKIP LOCKED
-)
-UPDATE webhook_outbox o SET next_attempt_at = clock_timestamp() + ?::interval
-FROM due, webhook_endpoints w
-WHERE o.id = due.id AND w.recipient_id = o.recipient_id
-RETURNING o.id, o.recipient_id, o.event_type, o.payload, w.url, w.secret, o.attempts, o.created_at`,
-		limit, lease).Scan(&out).Error
+	err := s.db.WithContext(ctx).Raw(claimDueSQL, map[string]any{"limit": limit, "lease": lease}).Scan(&out).Error
 	for i := range out {
 		out[i].Payload, out[i].CreatedAt = compactJSON(out[i].Payload), out[i].CreatedAt.UTC()
 	}

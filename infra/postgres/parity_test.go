@@ -395,7 +395,7 @@ func (tl timeline) accrueInGo(e domain.Exchange) (domain.Exchange, []domain.Peri
 func (tl timeline) accrueInSQL(t *testing.T, w *world) {
 	t.Helper()
 	err := w.db.Transaction(func(tx *gorm.DB) error {
-		_, err := w.store.AccrueMembers(tx, []string{tl.member}, tl.now)
+		_, err := w.store.AccrueMembersAt(tx, []string{tl.member}, tl.now)
 		return err
 	})
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 //	recipients.go   app.RecipientRepository
 //	contracts.go    app.ContractRepository (endings shared with others in ending.go)
 //	members.go      app.MemberRepository, app.Enrolment
-//	exchanges.go    app.ExchangeRepository (the join in join_pipelined.go)
+//	exchanges.go    app.ExchangeRepository (the join in join.go)
 //	enforcement.go  app.EnforcementRepository
 //	erasure.go      app.ErasureRepository, app.ErasureRequestRetention
 //	accrual.go      app.AccrualStore
@@ -21,7 +21,10 @@ import (
 //	outbox.go       app.OutboxStore, and the events endings write
 //	keys.go         the receipt signing keys
 //
-// Every write under a member's lock runs through inMemberTx (tx.go).
+// Every write under a member's lock runs through inMemberTx (tx.go), but
+// for the two hot paths pipelined on one connection: the join (join.go)
+// and the partner read (ReadMember, enforcement.go). They take the same
+// lock as their first statement, in their first round trip.
 type Store struct {
 	db *gorm.DB
 	// frozen caches published contracts, whose terms never change; their
