@@ -19,6 +19,9 @@ type AccessEntry struct {
 	ExchangeIDs  []string
 	RequestID    string
 	At           time.Time
+	// Refused names why the attempt was refused (an error code such as
+	// processing-restricted); empty when the data was disclosed.
+	Refused string
 }
 
 // ActiveConsent is an exchange in force at read time, with its terms.
@@ -31,6 +34,8 @@ type ActiveConsent struct {
 type MemberSnapshot struct {
 	Attributes map[string]any
 	Active     []ActiveConsent
+	// Restricted is true while the member restricts processing (Art. 18).
+	Restricted bool
 	Now        time.Time
 }
 
@@ -66,7 +71,9 @@ type EnforcementRepository interface {
 	GrantsAny(ctx context.Context, memberID, recipientID, purpose string) (bool, error)
 	// ReadMember takes a shared lock on the member (so no cancellation can
 	// commit halfway through), gives fn what is in force now, and writes the
-	// access entry fn returns in the same transaction.
+	// access entry fn returns in the same transaction. When fn returns an
+	// entry and an error, the entry (a refused attempt) is committed and
+	// the error returned.
 	ReadMember(ctx context.Context, memberID string, fn func(MemberSnapshot) (*AccessEntry, error)) error
 	ListAccess(ctx context.Context, f AccessFilter, page Page) ([]AccessEntry, string, error)
 	ConfirmDeletion(ctx context.Context, recipientID, exchangeID string) (DeletionAck, error)

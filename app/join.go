@@ -15,7 +15,9 @@ type JoinContext struct {
 	Recipients    map[string]domain.Recipient // everyone the contract names
 	Active        *domain.Exchange            // the member's active exchange in the family, if any
 	BonusEligible bool
-	Now           time.Time
+	// Objected holds the purposes the member objects to (Art. 21).
+	Objected map[string]bool
+	Now      time.Time
 }
 
 // JoinPlan is what the use case decided: the new exchange and, for a
@@ -36,6 +38,9 @@ func (s *Exchanges) Join(ctx context.Context, p Principal, contractID string, id
 		return domain.Exchange{}, false, err
 	}
 	ex, replayed, err := s.store.Join(ctx, p.Subject, contractID, idem, func(jc JoinContext) (JoinPlan, error) {
+		if objected := domain.ObjectedPurposes(jc.Contract.Terms(), jc.Objected); len(objected) > 0 {
+			return JoinPlan{}, errObjectedPurpose(objected)
+		}
 		if jc.Active != nil {
 			if jc.Active.ContractID() == jc.Contract.ID() {
 				return JoinPlan{}, errAlreadyJoined

@@ -62,6 +62,13 @@ func (s *Enforcement) ReadMemberData(ctx context.Context, p Principal, memberID,
 		if len(exchanges) == 0 {
 			return nil, errNoConsent
 		}
+		if m.Restricted {
+			// The attempt is logged where the member sees it; nothing is
+			// disclosed.
+			return &AccessEntry{MemberID: memberID, AccessorRole: "partner", AccessorID: p.Subject, AccessorName: partner.Name,
+				Purpose: purpose, Categories: []string{}, ExchangeIDs: exchanges, RequestID: requestID, At: m.Now,
+				Refused: errRestricted.Code}, errRestricted
+		}
 		keys := make([]string, 0, len(granted))
 		for k := range granted {
 			keys = append(keys, k)

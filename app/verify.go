@@ -42,11 +42,19 @@ var (
 	// exchange of the same member, and its period [start, end) lies inside
 	// that exchange's consent window [joined_at, min(ended_at, expires_at))
 	// and ended before the credit was written. DESIGN.md rule 1 ("no points
-	// without active consent"). Restriction (rule 11) is not in the schema
-	// yet; when it lands, its paused windows belong here.
+	// without active consent"). Restriction has its own rule,
+	// RuleCreditOutsideRestriction.
 	RuleCreditInsideConsent = InvariantRule{ID: "credit-inside-consent",
 		Title:  "no period credit outside an active consent window",
 		Source: "DESIGN.md rule 1", Counts: "period credits"}
+	// RuleCreditOutsideRestriction: no period credit's [start, end)
+	// overlaps a restriction period [started_at, ended_at) of its member
+	// (an open one reaches to now and beyond). DESIGN.md rule 11 ("the same
+	// period is not paid") and Words: Restriction ("no earning, until
+	// lifted").
+	RuleCreditOutsideRestriction = InvariantRule{ID: "credit-outside-restriction",
+		Title:  "no period credit overlaps a restriction of processing",
+		Source: "DESIGN.md rule 11; Words: Restriction", Counts: "period credits"}
 	// RuleOneCreditPerPeriod: no two period credits of an exchange cover the
 	// same or overlapping time. DESIGN.md rule 2 ("exactly once").
 	RuleOneCreditPerPeriod = InvariantRule{ID: "one-credit-per-period",
@@ -104,7 +112,7 @@ var (
 
 // InvariantRules lists every rule in report order.
 var InvariantRules = []InvariantRule{
-	RuleBalanceEqualsEntries, RuleBalanceNotNegative, RuleCreditInsideConsent, RuleOneCreditPerPeriod,
+	RuleBalanceEqualsEntries, RuleBalanceNotNegative, RuleCreditInsideConsent, RuleCreditOutsideRestriction, RuleOneCreditPerPeriod,
 	RuleConsentEventsComplete, RuleBonusOncePerFamily, RuleDeletionDuties, RuleHistoryUnchanged, RuleGuardsInPlace,
 }
 

@@ -65,3 +65,18 @@ func DeletionState(due time.Time, confirmed *time.Time, now time.Time) string {
 	}
 	return "due"
 }
+
+// ObjectedPurposes lists, in the order the terms name them, the purposes of
+// t that the member objects to (GDPR Art. 21): a contract using any of them
+// may not be joined, and an active exchange on it ends.
+func ObjectedPurposes(t Terms, objected map[string]bool) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, it := range t.Items {
+		if objected[it.Purpose] && !seen[it.Purpose] {
+			seen[it.Purpose] = true
+			out = append(out, it.Purpose)
+		}
+	}
+	return out
+}

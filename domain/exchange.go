@@ -45,9 +45,13 @@ type ExchangeState struct {
 	BonusState      BonusState
 	BonusVestsAt    *time.Time
 	CreditedPeriods int
-	NextPeriodEnd   *time.Time
-	ReceiptID       string
-	Receipt         string
+	// SkippedPeriods counts periods settled without a credit because they
+	// overlapped a restriction; the next period to settle is
+	// CreditedPeriods + SkippedPeriods.
+	SkippedPeriods int
+	NextPeriodEnd  *time.Time
+	ReceiptID      string
+	Receipt        string
 }
 
 // Exchange is one member's consent to one contract version.
@@ -128,13 +132,29 @@ func PeriodBounds(joined time.Time, period Duration, k int) (time.Time, time.Tim
 // Period is one reward period [Start, End).
 type Period struct{ Start, End time.Time }
 
-// CreditsDue records as credited, and returns, the reward periods earned by
-// now that were not credited yet: every period [joined + k·period,
+// Restriction is a period [From, Until) during which the member restricted
+// processing (GDPR Art. 18); Until is nil while it lasts.
+type Restriction struct {
+	From  time.Time
+	Until *time.Time
+}
+
+// Overlaps reports whether the restriction shares any instant with the
+// period [start, end).
+func (r Restriction) Overlaps(start, end time.Time) bool {
+	return r.From.Before(end) && (r.Until == nil || r.Until.After(start))
+}
+
+// CreditsDue settles, and returns as credited, the reward periods earned by
+// now that were not settled yet: every period [joined + k·period,
 // joined + (k+1)·period) that ends no later than now, the end of consent
-// and the cap of r. The next period end is cleared once no further period
-// can be earned. The accrual worker applies this rule set-based in SQL
-// (infra/postgres creditPeriodsSQL); a parity test pins the two together.
-func (e *Exchange) CreditsDue(r Reward, now time.Time) []Period {
+// and the cap of r (k < MaxPeriods) is credited, unless it overlaps one of
+// the member's restrictions, in which case it is skipped (counted, never
+// shifted: the grid stays anchored at the join). The next period end is
+// cleared once no further period can be earned. The accrual worker applies
+// this rule set-based in SQL (infra/postgres creditPeriodsSQL); parity
+// tests pin the two together.
+func (e *Exchange) CreditsDue(r Reward, now time.Time, restricted ...Restriction) []Period {
 	if e.s.NextPeriodEnd == nil || e.s.NextPeriodEnd.After(now) {
 		return nil
 	}
@@ -147,21 +167,35 @@ func (e *Exchange) CreditsDue(r Reward, now time.Time) []Period {
 		until = *limit
 	}
 	var out []Period
-	for k := e.s.CreditedPeriods; r.MaxPeriods == 0 || k < r.MaxPeriods; k++ {
+	k := e.s.CreditedPeriods + e.s.SkippedPeriods
+	for ; r.MaxPeriods == 0 || k < r.MaxPeriods; k++ {
 		start, end := PeriodBounds(e.s.JoinedAt, r.Period, k)
 		if end.After(until) {
 			break
 		}
+		if overlapsAny(restricted, start, end) {
+			e.s.SkippedPeriods++
+			continue
+		}
 		out = append(out, Period{start, end})
 	}
 	e.s.CreditedPeriods += len(out)
-	next := r.Period.AddTo(e.s.JoinedAt, e.s.CreditedPeriods+1)
-	if (r.MaxPeriods > 0 && e.s.CreditedPeriods >= r.MaxPeriods) || (limit != nil && next.After(*limit)) {
+	next := r.Period.AddTo(e.s.JoinedAt, k+1)
+	if (r.MaxPeriods > 0 && k >= r.MaxPeriods) || (limit != nil && next.After(*limit)) {
 		e.s.NextPeriodEnd = nil
 	} else {
 		e.s.NextPeriodEnd = &next
 	}
 	return out
+}
+
+func overlapsAny(rs []Restriction, start, end time.Time) bool {
+	for _, r := range rs {
+		if r.Overlaps(start, end) {
+			return true
+		}
+	}
+	return false
 }
 
 // end stops consent at now. A period that would end after now can never be

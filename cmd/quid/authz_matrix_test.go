@@ -36,6 +36,8 @@ type matrixWorld struct {
 	contract string                   // published, with an immediately vested bonus
 	draft    string
 	aliceEx  string // alice's exchange of contract, active
+	// objections counts the purposes freshObjectionPurpose handed out.
+	objections int
 }
 
 // contract publishes a fresh copy of the matrix's contract, for rows whose
@@ -44,6 +46,13 @@ func (m *matrixWorld) freshContract() string {
 	body := contractBody(m.f)
 	reward(body)["vesting"] = "PT0S"
 	return m.a.publishContract(m.f, body)
+}
+
+// freshObjectionPurpose is a catalogue purpose no contract of the world
+// uses and nobody objects to yet, a new one for each row that needs one.
+func (m *matrixWorld) freshObjectionPurpose() string {
+	m.objections++
+	return []string{"research.market", "analytics.audience_insights", "communications.sms_marketing"}[m.objections-1]
 }
 
 func (m *matrixWorld) freshDraft() string {
@@ -190,6 +199,29 @@ var authzMatrix = []authzRow{
 	{route: "GET /v1/me/export", req: get("/v1/me/export"), want: memberReads},
 	{route: "GET /v1/me/access-log", req: get("/v1/me/access-log"), want: memberReads},
 	{route: "GET /v1/me/recipients", req: get("/v1/me/recipients"), want: memberReads},
+	// Lifting a restriction nobody asked for changes nothing, so the partner
+	// read below still answers.
+	{route: "PUT /v1/me/restriction", want: memberReads,
+		req: func(*matrixWorld) req {
+			return req{Method: "PUT", Path: "/v1/me/restriction", Body: map[string]any{"restricted": false}}
+		}},
+	// A purpose no contract of the world uses: nothing ends.
+	{route: "POST /v1/me/objections", want: [principalCount]int{401, 201, 201, 403, 403, 403, 403, 403},
+		req: func(m *matrixWorld) req {
+			purpose := m.freshObjectionPurpose()
+			return req{Method: "POST", Path: "/v1/me/objections", Body: map[string]any{"purpose": purpose}}
+		}},
+	{route: "GET /v1/me/objections", req: get("/v1/me/objections"), want: memberReads},
+	// Each member objects first; the owner lifts their own (204), and only a
+	// member's token names an objection at all.
+	{route: "DELETE /v1/me/objections/:purpose", want: [principalCount]int{401, 204, 204, 403, 403, 403, 403, 403},
+		req: func(m *matrixWorld) req {
+			purpose := m.freshObjectionPurpose()
+			for _, tok := range []string{m.f.member, m.tokens[asOtherMember][0]} {
+				expect(m.a.t, m.a.do(req{Method: "POST", Path: "/v1/me/objections", Token: tok, Body: map[string]any{"purpose": purpose}}), 201)
+			}
+			return req{Method: "DELETE", Path: "/v1/me/objections/" + purpose}
+		}},
 
 	// A partner reads only what alice granted it; for every other partner the
 	// answer is the one a stranger gets (403 no-consent), never whether alice

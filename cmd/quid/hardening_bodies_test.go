@@ -39,6 +39,8 @@ func sampleBodies() map[string]map[string]any {
 		"POST /v1/me/redemptions":       {"points": 1, "reference": "gift card"},
 		"PUT /v1/partner/webhook":       {"url": "https://hooks.example/quid", "secret": "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="},
 		"POST /v1/partner/deletions":    {"exchange_id": zeroUUID},
+		"PUT /v1/me/restriction":        {"restricted": true},
+		"POST /v1/me/objections":        {"purpose": "research.market"},
 	}
 }
 

@@ -164,6 +164,11 @@ func TestErasureLeavesNothingTheMemberTypedOrThatNamesThem(t *testing.T) {
 	}
 	read := "/v1/partner/members/" + url.PathEscape(subject) + "/data?purpose=loyalty.personalised_offers"
 	expect(t, a.do(req{Method: "GET", Path: read, Token: f.partner}), 200)
+	// A restriction still in force (and the read it refused) and an
+	// objection name the member too.
+	expect(t, a.do(req{Method: "PUT", Path: "/v1/me/restriction", Token: member, Body: map[string]any{"restricted": true}}), 200)
+	expect(t, a.do(req{Method: "GET", Path: read, Token: f.partner}), 403)
+	expect(t, a.do(req{Method: "POST", Path: "/v1/me/objections", Token: member, Body: map[string]any{"purpose": "research.market"}}), 201)
 	expect(t, a.do(req{Method: "GET", Path: "/v1/audit?member_id=" + url.QueryEscape(subject), Token: f.admin}), 200)
 	expect(t, a.do(req{Method: "GET", Path: "/v1/me/export", Token: member}), 200)
 	expect(t, a.do(req{Method: "GET", Path: "/v1/me/transparency", Token: member}), 200)

@@ -376,6 +376,10 @@ func TestVerifyNamesTheRuleAndMemberOfEveryKindOfTampering(t *testing.T) {
 				FROM exchanges WHERE id = '` + bobEx + `'`,
 				`UPDATE members SET available = available + 10 WHERE id = 'bob'`,
 				`UPDATE exchanges SET credited_periods = credited_periods + 1 WHERE id = '` + bobEx + `'`}},
+		{"a period credited while the member had restricted processing", app.RuleCreditOutsideRestriction, "alice", "member_restrictions/",
+			[]string{`INSERT INTO member_restrictions (member_id, started_at, ended_at)
+				SELECT member_id, min(period_start) + interval '1 microsecond', min(period_end) FROM ledger_entries
+				WHERE exchange_id = '` + aliceEx + `' AND kind = 'period_credit' GROUP BY member_id`}},
 		{"a period credited twice", app.RuleOneCreditPerPeriod, "alice", "exchanges/" + aliceEx,
 			[]string{`DROP INDEX ledger_one_credit_per_period`,
 				`INSERT INTO ledger_entries (member_id, kind, points, exchange_id, contract_id, family_id, terms_hash, period_start, period_end, created_at)

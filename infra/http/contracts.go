@@ -15,7 +15,7 @@ import (
 func (h *handlers) contractRoutes(v1 fiber.Router, auth roleGate, optional fiber.Handler) {
 	v1.Get("/catalog/categories", h.categories)
 	v1.Get("/catalog/purposes", h.purposes)
-	v1.Get("/offers", h.offers)
+	v1.Get("/offers", optional, h.offers)
 
 	v1.Post("/recipients", auth(app.RoleAdmin), h.createRecipient)
 	v1.Get("/recipients", auth(app.RoleAdmin, app.RoleMarketer), h.listRecipients)
@@ -280,6 +280,9 @@ type contractDTO struct {
 	CreatedAt     string    `json:"created_at"`
 	PublishedAt   *string   `json:"published_at"`
 	RetiredAt     *string   `json:"retired_at"`
+	// ConflictsWithObjection marks, for a member's own GET /v1/offers, an
+	// offer that uses a purpose the member objects to.
+	ConflictsWithObjection *bool `json:"conflicts_with_objection,omitempty"`
 }
 
 func contractOf(c domain.Contract) contractDTO {
@@ -370,6 +373,11 @@ func (h *handlers) offers(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	// The answer depends on the token: shared caches must key on it.
+	defer c.Vary(fiber.HeaderAuthorization)
+	if p := optionalPrincipal(c); p != nil && p.Role == app.RoleMember && h.svc.Objections != nil {
+		return h.memberOffers(c, *p, page)
+	}
 	return h.cache.serve(c, "offers|"+page.Cursor+"|"+strconv.Itoa(page.Limit), func() (cachedResponse, bool, error) {
 		cs, next, err := h.svc.Contracts.Offers(c.UserContext(), page)
 		if err != nil {
@@ -378,6 +386,31 @@ func (h *handlers) offers(c *fiber.Ctx) error {
 		body, err := jsonMarshal(contractList(cs, next))
 		return cachedResponse{body: body, contentType: fiber.MIMEApplicationJSON, cacheControl: "public, max-age=5"}, true, err
 	})
+}
+
+// memberOffers is the offer list as one member sees it: each offer says
+// whether it uses a purpose the member objects to. It is rendered for the
+// request, never stored in the shared response cache, and marked private so
+// no shared HTTP cache keeps it either.
+func (h *handlers) memberOffers(c *fiber.Ctx, p app.Principal, page app.Page) error {
+	objected, err := h.svc.Objections.Objected(c.UserContext(), p)
+	if err != nil {
+		return err
+	}
+	cs, next, err := h.svc.Contracts.Offers(c.UserContext(), page)
+	if err != nil {
+		return err
+	}
+	out := contractList(cs, next)
+	for i, ct := range cs {
+		conflicts := len(domain.ObjectedPurposes(ct.Terms(), objected)) > 0
+		out.Items[i].ConflictsWithObjection = &conflicts
+	}
+	body, err := jsonMarshal(out)
+	if err != nil {
+		return err
+	}
+	return cachedResponse{body: body, contentType: fiber.MIMEApplicationJSON, cacheControl: "private, no-store"}.send(c)
 }
 
 func (h *handlers) publishContract(c *fiber.Ctx) error {

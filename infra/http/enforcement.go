@@ -67,11 +67,12 @@ type accessDTO struct {
 	Exchanges  []string `json:"exchanges"`
 	RequestID  string   `json:"request_id"`
 	At         string   `json:"at"`
+	Refused    *string  `json:"refused,omitempty"`
 }
 
 func accessOf(e app.AccessEntry) accessDTO {
 	return accessDTO{ID: e.ID, MemberID: e.MemberID, Accessor: e.AccessorName, AccessorID: e.AccessorID, Role: e.AccessorRole,
-		Purpose: nilIfEmpty(e.Purpose), Categories: e.Categories, Exchanges: e.ExchangeIDs, RequestID: e.RequestID, At: timeText(e.At)}
+		Purpose: nilIfEmpty(e.Purpose), Categories: e.Categories, Exchanges: e.ExchangeIDs, RequestID: e.RequestID, At: timeText(e.At), Refused: nilIfEmpty(e.Refused)}
 }
 
 func accessList(es []app.AccessEntry, next string) list[accessDTO] {

@@ -22,8 +22,12 @@ type Services struct {
 	Members     *app.Members
 	Exchanges   *app.Exchanges
 	Enforcement *app.Enforcement
-	Catalog     domain.Catalog
-	JWKS        func() any
+	// Restrictions and Objections are the rights to restriction (Art. 18)
+	// and objection (Art. 21).
+	Restrictions *app.Restrictions
+	Objections   *app.Objections
+	Catalog      domain.Catalog
+	JWKS         func() any
 	// Snapshot runs fn with a context whose reads see one consistent
 	// snapshot of the database; nil runs fn as is.
 	Snapshot func(ctx context.Context, fn func(ctx context.Context) error) error

@@ -117,6 +117,9 @@ type exportDTO struct {
 	// consent by one duration on the same terms (the current receipt is on
 	// the exchange).
 	Renewals []consentDTO `json:"renewals"`
+	// Restriction periods (Art. 18) and objections (Art. 21).
+	Restrictions []restrictionPeriodDTO `json:"restrictions"`
+	Objections   []objectionDTO         `json:"objections"`
 }
 
 // export is the right to data portability: everything Quid holds about the
@@ -129,7 +132,8 @@ func (h *handlers) export(c *fiber.Ctx) error {
 	}
 	out := exportDTO{Format: "quid-export/1", ExportedAt: timeText(time.Now()), Member: memberOf(m),
 		Exchanges: []exchangeDTO{}, ConsentLog: []consentDTO{}, Ledger: []entryDTO{}, AccessLog: []accessDTO{}, Deletions: []ackDTO{},
-		Recipients: []memberRecipientDTO{}, Renewals: []consentDTO{}}
+		Recipients: []memberRecipientDTO{}, Renewals: []consentDTO{},
+		Restrictions: []restrictionPeriodDTO{}, Objections: []objectionDTO{}}
 	st, err := h.svc.Exchanges.Transparency(ctx, p)
 	if err != nil {
 		return err
@@ -192,6 +196,23 @@ func (h *handlers) export(c *fiber.Ctx) error {
 			if page.Cursor = next; next == "" {
 				break
 			}
+		}
+	}
+	if h.svc.Restrictions != nil {
+		r, err := h.svc.Restrictions.Get(ctx, p)
+		if err != nil {
+			return err
+		}
+		out.Member.Restricted = &r.Restricted
+		out.Restrictions = restrictionOf(r).Periods
+	}
+	if h.svc.Objections != nil {
+		os, err := h.svc.Objections.List(ctx, p)
+		if err != nil {
+			return err
+		}
+		for _, o := range os {
+			out.Objections = append(out.Objections, h.objectionOf(o.Purpose, timeText(o.At)))
 		}
 	}
 	c.Set(fiber.HeaderContentDisposition, `attachment; filename="quid-export.json"`)

@@ -25,6 +25,14 @@ func (h *handlers) memberRoutes(v1 fiber.Router, auth roleGate) {
 	if h.svc.Enforcement != nil {
 		me.Get("/recipients", member, h.snapshot, h.myRecipients)
 	}
+	if h.svc.Restrictions != nil {
+		me.Put("/restriction", member, h.putRestriction)
+	}
+	if h.svc.Objections != nil {
+		me.Get("/objections", member, h.listObjections)
+		me.Post("/objections", member, h.postObjection)
+		me.Delete("/objections/:purpose", member, noBody, h.deleteObjection)
+	}
 }
 
 type balanceDTO struct {
@@ -37,10 +45,12 @@ type memberDTO struct {
 	Attributes map[string]any `json:"attributes"`
 	Balance    balanceDTO     `json:"balance"`
 	CreatedAt  string         `json:"created_at"`
+	// Restricted is shown by GET /v1/me: processing is restricted (Art. 18).
+	Restricted *bool `json:"restricted,omitempty"`
 }
 
 func memberOf(m app.Member) memberDTO {
-	return memberDTO{m.ID, m.Attributes, balanceDTO(m.Balance), timeText(m.CreatedAt)}
+	return memberDTO{ID: m.ID, Attributes: m.Attributes, Balance: balanceDTO(m.Balance), CreatedAt: timeText(m.CreatedAt)}
 }
 
 type profileIn struct {
@@ -67,5 +77,13 @@ func (h *handlers) getMe(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(memberOf(m))
+	d := memberOf(m)
+	if h.svc.Restrictions != nil {
+		r, err := h.svc.Restrictions.Get(c.UserContext(), principal(c))
+		if err != nil {
+			return err
+		}
+		d.Restricted = &r.Restricted
+	}
+	return c.JSON(d)
 }

@@ -152,14 +152,22 @@ WITH v AS (
 )
 SELECT count(*) AS n, coalesce(sum(bonus_points), 0) AS points FROM v`
 
-// creditPeriodsSQL (domain.Exchange.CreditsDue, set-based) pays every
+// creditPeriodsSQL (domain.Exchange.CreditsDue, set-based) settles every
 // period [joined + k·period, joined + (k+1)·period) that ends no later than
-// the consent's end, the cap and now. The unique
-// index on (exchange_id, period_start) makes a second payment impossible even
-// if the counters were wrong.
+// the consent's end, the cap and now: it pays the period unless it overlaps
+// one of the member's restrictions (GDPR Art. 18), in which case it is
+// skipped, never shifted. Both outcomes are final, since a restriction
+// starts at the database clock under the member's lock, the lock this batch
+// holds: no restriction can later start before a period that has already
+// ended. The next period to settle is credited_periods + skipped_periods;
+// credited_periods counts credits only, and max_periods bounds the grid
+// (k < max_periods), so a skipped period is not made up at the end. The
+// unique index on (exchange_id, period_start) makes a second payment
+// impossible even if the counters were wrong.
 const creditPeriodsSQL = `
 WITH due AS (
-    SELECT e.id, e.member_id, e.contract_id, e.family_id, e.terms_hash, e.joined_at, e.credited_periods,
+    SELECT e.id, e.member_id, e.contract_id, e.family_id, e.terms_hash, e.joined_at,
+           e.credited_periods + e.skipped_periods AS settled,
            LEAST(CAST(@now AS timestamptz), COALESCE(e.ended_at, 'infinity'), COALESCE(e.expires_at, 'infinity')) AS until,
            c.reward_period, c.reward_period_min_seconds, c.points_per_period, c.max_periods
     FROM exchanges e JOIN contracts c ON c.id = e.contract_id
@@ -167,30 +175,35 @@ WITH due AS (
     FOR UPDATE OF e
 ), periods AS (
     SELECT d.id, d.member_id, d.contract_id, d.family_id, d.terms_hash, d.points_per_period,
-           d.joined_at + k * d.reward_period AS period_start, d.joined_at + (k + 1) * d.reward_period AS period_end
+           d.joined_at + k * d.reward_period AS period_start, d.joined_at + (k + 1) * d.reward_period AS period_end,
+           EXISTS (SELECT 1 FROM member_restrictions r
+                   WHERE r.member_id = d.member_id AND r.started_at < d.joined_at + (k + 1) * d.reward_period
+                     AND (r.ended_at IS NULL OR r.ended_at > d.joined_at + k * d.reward_period)) AS restricted
     FROM due d
-    CROSS JOIN LATERAL generate_series(d.credited_periods, LEAST(
-        d.credited_periods + @max_per_run - 1,
+    CROSS JOIN LATERAL generate_series(d.settled, LEAST(
+        d.settled + @max_per_run - 1,
         COALESCE(d.max_periods, 2147483647) - 1,
         -- no more periods fit in the window than its length over the shortest period
         floor(extract(epoch FROM (d.until - d.joined_at)) / d.reward_period_min_seconds)::bigint - 1)) AS k
     WHERE d.joined_at + (k + 1) * d.reward_period <= d.until
 ), counts AS (
-    SELECT id, count(*) AS n FROM periods GROUP BY id
+    SELECT id, count(*) FILTER (WHERE NOT restricted) AS paid, count(*) FILTER (WHERE restricted) AS skipped
+    FROM periods GROUP BY id
 ), ins AS (
     INSERT INTO ledger_entries (member_id, kind, points, exchange_id, contract_id, family_id, terms_hash, period_start, period_end, created_at)
     SELECT member_id, 'period_credit', points_per_period, id, contract_id, family_id, terms_hash, period_start, period_end, @now
-    FROM periods
+    FROM periods WHERE NOT restricted
     ON CONFLICT DO NOTHING
     RETURNING member_id, points
 ), progress AS (
     UPDATE exchanges e SET
-        credited_periods = e.credited_periods + COALESCE(cn.n, 0),
+        credited_periods = e.credited_periods + COALESCE(cn.paid, 0),
+        skipped_periods = e.skipped_periods + COALESCE(cn.skipped, 0),
         next_period_end = CASE
-            WHEN d.max_periods IS NOT NULL AND e.credited_periods + COALESCE(cn.n, 0) >= d.max_periods THEN NULL
-            WHEN e.joined_at + (e.credited_periods + COALESCE(cn.n, 0) + 1) * d.reward_period
+            WHEN d.max_periods IS NOT NULL AND d.settled + COALESCE(cn.paid + cn.skipped, 0) >= d.max_periods THEN NULL
+            WHEN e.joined_at + (d.settled + COALESCE(cn.paid + cn.skipped, 0) + 1) * d.reward_period
                  > LEAST(COALESCE(e.ended_at, 'infinity'), COALESCE(e.expires_at, 'infinity')) THEN NULL
-            ELSE e.joined_at + (e.credited_periods + COALESCE(cn.n, 0) + 1) * d.reward_period
+            ELSE e.joined_at + (d.settled + COALESCE(cn.paid + cn.skipped, 0) + 1) * d.reward_period
         END
     FROM due d LEFT JOIN counts cn ON cn.id = d.id
     -- The batch's own rows, so that the exchanges are read through the

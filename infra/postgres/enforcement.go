@@ -41,15 +41,16 @@ func (s *Store) GrantsAny(ctx context.Context, memberID, recipientID, purpose st
 // the accrual worker has marked it expired.
 var (
 	readLockSQL   = `SELECT m.attributes FROM members m WHERE m.id = $1 AND m.erased_at IS NULL FOR SHARE OF m`
-	readActiveSQL = `SELECT n.now, x.exchange_id, x.contract_id, x.terms
-FROM (SELECT clock_timestamp() AS now) n
+	readActiveSQL = `SELECT n.now, n.restricted, x.exchange_id, x.contract_id, x.terms
+FROM (SELECT clock_timestamp() AS now,
+             EXISTS (SELECT 1 FROM member_restrictions r WHERE r.member_id = $1 AND r.ended_at IS NULL) AS restricted) n
 LEFT JOIN LATERAL (
     SELECT CAST(e.id AS text) AS exchange_id, CAST(c.id AS text) AS contract_id, c.terms, e.joined_at
     FROM exchanges e JOIN contracts c ON c.id = e.contract_id
     WHERE e.member_id = $1 AND ` + activeAt("n.now") + `) x ON true
 ORDER BY x.joined_at`
-	accessInsertSQL = `INSERT INTO access_log (member_id, accessor_role, accessor_id, accessor_name, purpose, categories, exchange_ids, request_id, at)
-VALUES ($1, $2, $3, $4, NULLIF($5, ''), CAST($6 AS text[]), CAST($7 AS uuid[]), $8, $9)`
+	accessInsertSQL = `INSERT INTO access_log (member_id, accessor_role, accessor_id, accessor_name, purpose, categories, exchange_ids, request_id, at, refused)
+VALUES ($1, $2, $3, $4, NULLIF($5, ''), CAST($6 AS text[]), CAST($7 AS uuid[]), $8, $9, NULLIF($10, ''))`
 )
 
 // ReadMember is one transaction in two round trips: BEGIN, the member's
@@ -101,7 +102,7 @@ func (s *Store) ReadMember(ctx context.Context, memberID string, fn func(app.Mem
 			for rows.Next() {
 				var exchangeID, contractID *string
 				var terms []byte
-				if err := rows.Scan(&snap.Now, &exchangeID, &contractID, &terms); err != nil {
+				if err := rows.Scan(&snap.Now, &snap.Restricted, &exchangeID, &contractID, &terms); err != nil {
 					rows.Close()
 					return err
 				}
@@ -133,15 +134,17 @@ func (s *Store) ReadMember(ctx context.Context, memberID string, fn func(app.Mem
 				return fmt.Errorf("member attributes: %w", err)
 			}
 		}
-		entry, err := fn(snap)
-		if err != nil || entry == nil {
-			return err
+		// An entry with an error is a refused attempt (processing
+		// restricted): it is logged and committed, then err answers.
+		entry, refused := fn(snap)
+		if entry == nil {
+			return refused
 		}
 		e := *entry
-		return onConn(ctx, func(pc *pgx.Conn) error {
+		if err := onConn(ctx, func(pc *pgx.Conn) error {
 			batch := &pgx.Batch{}
 			batch.Queue(accessInsertSQL, e.MemberID, e.AccessorRole, e.AccessorID, e.AccessorName, e.Purpose,
-				textArray(e.Categories), textArray(e.ExchangeIDs), e.RequestID, e.At)
+				textArray(e.Categories), textArray(e.ExchangeIDs), e.RequestID, e.At, e.Refused)
 			batch.Queue("COMMIT")
 			results := pc.SendBatch(ctx, batch)
 			_, insErr := results.Exec()
@@ -151,7 +154,10 @@ func (s *Store) ReadMember(ctx context.Context, memberID string, fn func(app.Mem
 			}
 			open = false
 			return nil
-		})
+		}); err != nil {
+			return err
+		}
+		return refused
 	}()
 	if open {
 		// Nothing to keep (a refusal, or a failure): end the transaction.
@@ -186,6 +192,7 @@ type accessRecord struct {
 	ExchangeIDs  string `gorm:"column:exchange_ids"`
 	RequestID    string
 	At           time.Time
+	Refused      *string
 }
 
 // parseTextArray decodes PostgreSQL's text form of a text[] or uuid[]
@@ -200,7 +207,7 @@ func parseTextArray(s string) []string {
 
 func (s *Store) ListAccess(ctx context.Context, f app.AccessFilter, page app.Page) ([]app.AccessEntry, string, error) {
 	q := s.db.WithContext(ctx).Table("access_log").
-		Select("id, member_id, accessor_role, accessor_id, accessor_name, purpose, categories::text AS categories, exchange_ids::text AS exchange_ids, request_id, at")
+		Select("id, member_id, accessor_role, accessor_id, accessor_name, purpose, categories::text AS categories, exchange_ids::text AS exchange_ids, request_id, at, refused")
 	if f.MemberID != "" {
 		q = q.Where("member_id = ?", f.MemberID)
 	}
@@ -222,7 +229,7 @@ func (s *Store) ListAccess(ctx context.Context, f app.AccessFilter, page app.Pag
 	return mapAll(recs, func(r accessRecord) app.AccessEntry {
 		return app.AccessEntry{ID: r.ID, MemberID: r.MemberID, AccessorRole: r.AccessorRole, AccessorID: r.AccessorID,
 			AccessorName: r.AccessorName, Purpose: deref(r.Purpose), Categories: parseTextArray(r.Categories),
-			ExchangeIDs: parseTextArray(r.ExchangeIDs), RequestID: r.RequestID, At: r.At.UTC()}
+			ExchangeIDs: parseTextArray(r.ExchangeIDs), RequestID: r.RequestID, At: r.At.UTC(), Refused: deref(r.Refused)}
 	}), next, err
 }
 

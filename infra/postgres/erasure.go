@@ -22,13 +22,13 @@ var errNothingToErase = domain.NotFound("nothing-to-erase", "nothing to erase: n
 // then removes everything that identifies the member or that they typed, all
 // in one transaction:
 //
-//   - attributes, redemption references and stored idempotent responses
-//     (with their keys) are deleted;
+//   - attributes, redemption references, objections and stored idempotent
+//     responses (with their keys) are deleted;
 //   - the member id is replaced by a random pseudonym (domain.NewPseudonym: "erased:<uuid>", a shape no token subject may have) in
 //     every row that keeps it: the member row, its events, exchanges (whose
 //     stored receipt copy, which names the member, is emptied), consent
-//     events, ledger entries, the access log, deletion acknowledgements and
-//     webhook payloads. Amounts, kinds and times stay: the ledger and the
+//     events, ledger entries, the access log, deletion acknowledgements,
+//     restriction periods (an open one ends) and webhook payloads. Amounts, kinds and times stay: the ledger and the
 //     consent record are kept, no longer linked to the person;
 //   - the member.erasure_requested events just written keep the member id
 //     until delivered, given up or past their delete_by (erasureDeadline),
@@ -117,6 +117,10 @@ func pseudonymise(tx *gorm.DB, memberID string, now any) error {
 		 ON CONFLICT DO NOTHING`,
 		`DELETE FROM ledger_references r USING ledger_entries l WHERE l.id = r.entry_id AND l.member_id = @member`,
 		`DELETE FROM idempotency_keys WHERE member_id = @member`,
+		`DELETE FROM member_objections WHERE member_id = @member`,
+		// Restriction periods are times only; they keep the pseudonym so
+		// that quid verify still sees that no credit overlapped one.
+		`UPDATE member_restrictions SET member_id = @pseudonym, ended_at = COALESCE(ended_at, @now) WHERE member_id = @member`,
 		`UPDATE ledger_entries SET member_id = @pseudonym WHERE member_id = @member`,
 		`UPDATE consent_events SET member_id = @pseudonym WHERE member_id = @member`,
 		`UPDATE access_log SET member_id = @pseudonym WHERE member_id = @member`,

@@ -27,6 +27,7 @@ type exchangeRecord struct {
 	BonusState      string
 	BonusVestsAt    *time.Time
 	CreditedPeriods int
+	SkippedPeriods  int
 	NextPeriodEnd   *time.Time
 	ReceiptID       string
 	Receipt         string
@@ -47,7 +48,7 @@ func (r exchangeRecord) toDomain() domain.Exchange {
 		TermsHash: r.TermsHash, Status: domain.ExchangeStatus(r.Status), JoinedAt: r.JoinedAt.UTC(),
 		ExpiresAt: utcPtr(r.ExpiresAt), EndedAt: utcPtr(r.EndedAt), BonusPoints: r.BonusPoints,
 		BonusState: domain.BonusState(r.BonusState), BonusVestsAt: utcPtr(r.BonusVestsAt),
-		CreditedPeriods: r.CreditedPeriods, NextPeriodEnd: utcPtr(r.NextPeriodEnd), ReceiptID: r.ReceiptID, Receipt: r.Receipt})
+		CreditedPeriods: r.CreditedPeriods, SkippedPeriods: r.SkippedPeriods, NextPeriodEnd: utcPtr(r.NextPeriodEnd), ReceiptID: r.ReceiptID, Receipt: r.Receipt})
 }
 
 func exchangeToRecord(ex domain.Exchange) exchangeRecord {
@@ -55,7 +56,7 @@ func exchangeToRecord(ex domain.Exchange) exchangeRecord {
 	return exchangeRecord{ID: e.ID, MemberID: e.MemberID, ContractID: e.ContractID, FamilyID: e.FamilyID,
 		TermsHash: e.TermsHash, Status: string(e.Status), JoinedAt: e.JoinedAt, ExpiresAt: e.ExpiresAt, EndedAt: e.EndedAt,
 		BonusPoints: e.BonusPoints, BonusState: string(e.BonusState), BonusVestsAt: e.BonusVestsAt,
-		CreditedPeriods: e.CreditedPeriods, NextPeriodEnd: e.NextPeriodEnd, ReceiptID: e.ReceiptID, Receipt: e.Receipt}
+		CreditedPeriods: e.CreditedPeriods, SkippedPeriods: e.SkippedPeriods, NextPeriodEnd: e.NextPeriodEnd, ReceiptID: e.ReceiptID, Receipt: e.Receipt}
 }
 
 var errExchangeNotFound = domain.NotFound("exchange-not-found", "no exchange of yours with this id")

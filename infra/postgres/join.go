@@ -72,6 +72,7 @@ var (
        (EXISTS (SELECT 1 FROM ledger_entries l WHERE l.member_id = @member AND l.family_id = c.family_id AND l.kind = 'bonus_pending')
         OR EXISTS (SELECT 1 FROM erased_bonus_claims b WHERE b.digest = bonus_claim_digest(@member, c.family_id))) AS paid,
        EXISTS (SELECT 1 FROM exchanges e WHERE e.member_id = @member AND e.status = 'active' AND ` + lapsedAt("clock_timestamp()") + `) AS lapsed,
+       ARRAY(SELECT o.purpose FROM member_objections o WHERE o.member_id = @member) AS objected,
        CAST(a.id AS text), a.member_id, CAST(a.contract_id AS text), CAST(a.family_id AS text), a.terms_hash, a.status,
        a.joined_at, a.expires_at, a.ended_at, a.bonus_points, a.bonus_state, a.bonus_vests_at, a.credited_periods,
        a.next_period_end, CAST(a.receipt_id AS text), a.receipt
@@ -154,6 +155,7 @@ type joinState struct {
 	familyID string
 	paid     bool
 	lapsed   bool
+	objected []string        // the purposes the member objects to (Art. 21)
 	active   *exchangeRecord // the member's active exchange in the family
 }
 
@@ -305,7 +307,7 @@ func scanJoinState(row pgx.Row, st *joinState) error {
 		credited                                                                   *int32
 		a                                                                          exchangeRecord
 	)
-	err := row.Scan(&st.now, &st.status, &st.familyID, &st.paid, &st.lapsed,
+	err := row.Scan(&st.now, &st.status, &st.familyID, &st.paid, &st.lapsed, &st.objected,
 		&id, &member, &contract, &family, &hash, &status, &joined, &a.ExpiresAt, &a.EndedAt, &bonusPoints, &bonusState,
 		&a.BonusVestsAt, &credited, &a.NextPeriodEnd, &receiptID, &receipt)
 	st.now = st.now.UTC()
@@ -331,6 +333,12 @@ func (j *joinTx) context(st joinState) (app.JoinContext, error) {
 		return app.JoinContext{}, fmt.Errorf("read recipients: %w", err)
 	}
 	jc := app.JoinContext{Contract: c, Recipients: recipients, BonusEligible: !st.paid, Now: st.now}
+	if len(st.objected) > 0 {
+		jc.Objected = make(map[string]bool, len(st.objected))
+		for _, p := range st.objected {
+			jc.Objected[p] = true
+		}
+	}
 	if st.active != nil { // a re-consent or a duplicate
 		a := st.active.toDomain()
 		jc.Active = &a

@@ -869,6 +869,13 @@ func TestWebhookPayloadsMatchOpenAPI(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		if i%4 == 1 { // member.restricted, member.restriction_lifted
+			for _, restricted := range []bool{true, false} {
+				if _, err := w.store.SetRestriction(ctx, p.Subject, restricted); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
 		switch i % 5 {
 		case 0: // exchange.cancelled
 			if _, err := w.exchanges.Cancel(ctx, p, e.ID()); err != nil {

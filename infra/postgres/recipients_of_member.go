@@ -14,7 +14,8 @@ import (
 // (recipient, exchange). An exchange whose consent lapsed but that no write
 // has recorded yet reads as expired at expires_at, its deletion due at
 // expires_at + retention, as every other member view shows it. Reads count
-// the recipient's entries in the member's access log.
+// the recipient's served reads in the member's access log (a refused
+// attempt, logged with its reason, is not a read).
 const recipientsOfMemberSQL = `
 WITH mine AS (
     SELECT g.recipient_id, e.id AS exchange_id, e.contract_id, c.version, e.status, e.joined_at, e.ended_at, e.expires_at,
@@ -37,7 +38,7 @@ SELECT r.id AS recipient_id, r.name, r.kind, r.country, r.privacy_policy_url, r.
 FROM page p JOIN recipients r ON r.id = p.recipient_id JOIN mine m ON m.recipient_id = p.recipient_id
 CROSS JOIN LATERAL (
     SELECT count(*) AS n, max(l.at) AS last FROM access_log l
-    WHERE l.member_id = @member AND l.accessor_role = 'partner' AND l.accessor_id = r.id::text
+    WHERE l.member_id = @member AND l.accessor_role = 'partner' AND l.accessor_id = r.id::text AND l.refused IS NULL
 ) reads
 ORDER BY r.id, m.joined_at, m.exchange_id`
 

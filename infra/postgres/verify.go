@@ -113,6 +113,12 @@ WHERE l.kind = 'period_credit' AND (e.id IS NULL OR l.member_id <> e.member_id O
     OR l.period_end > LEAST(coalesce(e.ended_at, 'infinity'), coalesce(e.expires_at, 'infinity'))
     OR l.period_end > l.created_at)`},
 
+	{app.RuleCreditOutsideRestriction, `SELECT l.member_id, ARRAY['ledger_entries/' || l.id, 'member_restrictions/' || r.id],
+       format('period [%s, %s) credited at %s overlaps the restriction [%s, %s)', l.period_start, l.period_end, l.created_at,
+              r.started_at, coalesce(r.ended_at::text, 'open'))
+FROM ledger_entries l JOIN member_restrictions r ON r.member_id = l.member_id
+WHERE l.kind = 'period_credit' AND r.started_at < l.period_end AND (r.ended_at IS NULL OR r.ended_at > l.period_start)`},
+
 	{app.RuleOneCreditPerPeriod, `SELECT member_id, ARRAY['ledger_entries/' || prev_id, 'ledger_entries/' || id, 'exchanges/' || exchange_id],
        format('exchange credited twice for overlapping periods [%s, %s) and [%s, %s)', prev_start, prev_end, period_start, period_end)
 FROM (
@@ -266,7 +272,7 @@ func (v *Invariants) CheckInvariants(ctx context.Context, found func(app.Violati
 	}
 	checked := map[string]int64{
 		app.RuleBalanceEqualsEntries.ID: members, app.RuleBalanceNotNegative.ID: members,
-		app.RuleCreditInsideConsent.ID: credits, app.RuleOneCreditPerPeriod.ID: credits,
+		app.RuleCreditInsideConsent.ID: credits, app.RuleCreditOutsideRestriction.ID: credits, app.RuleOneCreditPerPeriod.ID: credits,
 		app.RuleConsentEventsComplete.ID: exchanges, app.RuleBonusOncePerFamily.ID: bonuses,
 		app.RuleDeletionDuties.ID: ended, app.RuleHistoryUnchanged.ID: history, app.RuleGuardsInPlace.ID: guardCount,
 	}
