@@ -53,6 +53,9 @@ type Accrual struct {
 	// past their deadline on the same timer (see ErasureRequestRetention).
 	erasures ErasureRequestRetention
 	log      *slog.Logger
+	// Reminders, when set, sends exchange.expiring reminders on the same
+	// timer (see ExpiryReminders).
+	Reminders ExpiryReminders
 	// BatchSize is how many members one batch takes (default 5000).
 	BatchSize int
 	// Workers run batches side by side; SKIP LOCKED hands each a disjoint
@@ -76,8 +79,9 @@ type ErasureRequestRetention interface {
 	ForgetErasureRequests(ctx context.Context) (int64, error)
 }
 
-// Housekeeping runs the passes that bound what is kept: stored idempotent
-// responses past IdempotencyTTL and erasure requests past their deadline.
+// Housekeeping runs the passes that bound what is kept (stored idempotent
+// responses past IdempotencyTTL, erasure requests past their deadline) and
+// the exchange.expiring reminders that have come due.
 func (a *Accrual) Housekeeping(ctx context.Context) error {
 	if a.expiry != nil {
 		if _, err := a.expiry.ExpireIdempotency(ctx); err != nil {
@@ -87,6 +91,11 @@ func (a *Accrual) Housekeeping(ctx context.Context) error {
 	if a.erasures != nil {
 		if _, err := a.erasures.ForgetErasureRequests(ctx); err != nil {
 			return fmt.Errorf("pseudonymise erasure requests past their deadline: %w", err)
+		}
+	}
+	if a.Reminders != nil {
+		if _, err := a.Reminders.RemindExpiring(ctx); err != nil {
+			return fmt.Errorf("remind of expiring consent: %w", err)
 		}
 	}
 	return nil

@@ -69,8 +69,10 @@ type TermsInput struct {
 	Items     []ItemInput
 	Retention string
 	Duration  *string
-	Reward    RewardInput
-	MinAge    *int // nil: the contract sets no minimum age of its own
+	// RenewalNotice is an ISO 8601 duration; nil takes the default (P14D).
+	RenewalNotice *string
+	Reward        RewardInput
+	MinAge        *int // nil: the contract sets no minimum age of its own
 }
 
 type ItemInput struct {
@@ -110,6 +112,10 @@ func (s *Contracts) terms(ctx context.Context, in TermsInput) (domain.Terms, err
 	if in.Duration != nil {
 		d := parse("/duration", *in.Duration)
 		t.Duration = &d
+	}
+	if in.RenewalNotice != nil {
+		d := parse("/renewal_notice", *in.RenewalNotice)
+		t.RenewalNotice = &d
 	}
 	t.Reward = domain.Reward{JoinBonus: in.Reward.JoinBonus, PointsPerPeriod: in.Reward.PointsPerPeriod}
 	if in.Reward.Vesting != nil {
@@ -192,6 +198,10 @@ func InputOf(t domain.Terms) TermsInput {
 	if t.Duration != nil {
 		d := t.Duration.String()
 		in.Duration = &d
+	}
+	if t.RenewalNotice != nil {
+		d := t.RenewalNotice.String()
+		in.RenewalNotice = &d
 	}
 	in.Reward = RewardInput{JoinBonus: t.Reward.JoinBonus, PointsPerPeriod: t.Reward.PointsPerPeriod}
 	if !t.Reward.Vesting.IsZero() {

@@ -62,6 +62,7 @@ type DeletionAck struct {
 // EnforcementRepository stores reads, acknowledgements and webhooks.
 type EnforcementRepository interface {
 	Enrolment
+	MemberRecipients
 	// GrantsAny says whether an active, unexpired exchange of memberID
 	// grants recipientID something for purpose. It is one statement that
 	// reads no member row, so it does the same work for an unknown member

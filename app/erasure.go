@@ -10,6 +10,11 @@ type Erasure struct {
 	ErasedAt           time.Time
 	ExchangesEnded     int
 	RecipientsNotified int
+	// BonusFamilies is how many contract families' join bonus the subject
+	// was paid (under this or an earlier erased identity) and so will not
+	// be paid again after enrolling anew: only a keyed hash of (family,
+	// subject) is kept for each.
+	BonusFamilies int
 }
 
 // ErasureRepository erases a member in one transaction.

@@ -14,6 +14,9 @@ type ExchangeView struct {
 	Contract     domain.Contract
 	PointsEarned int64
 	NewerVersion *NewerVersion
+	// Renewable says whether POST /v1/me/exchanges/{id}/renew would extend
+	// this consent now (domain.Exchange.CanRenew).
+	Renewable bool
 }
 
 // NewerVersion tells the app to ask the member to re-consent.
@@ -41,6 +44,12 @@ type ExchangeRepository interface {
 	Points(ctx context.Context, memberID string, page Page) (domain.Balance, []domain.Entry, string, error)
 	// ConsentLog lists every consent event of the member, oldest first.
 	ConsentLog(ctx context.Context, memberID string) ([]ConsentEvent, error)
+	// RenewExchange locks the member, expires lapsed consent, locks the
+	// exchange, takes its version's shared lock (as a join does), reads
+	// the RenewalContext, lets plan renew, and saves the new expiry, the
+	// period grid and receipt with a renewed consent event, in one
+	// transaction.
+	RenewExchange(ctx context.Context, memberID, exchangeID string, plan func(RenewalContext) (domain.Exchange, error)) (domain.Exchange, error)
 }
 
 // ConsentEvent is one line of the append-only consent log.
@@ -129,6 +138,7 @@ func (s *Exchanges) views(ctx context.Context, es []domain.Exchange) ([]Exchange
 	}
 	contracts := map[string]domain.Contract{}
 	latest := map[string]*domain.Contract{}
+	now := time.Now()
 	out := make([]ExchangeView, 0, len(es))
 	for _, e := range es {
 		c, ok := contracts[e.ContractID()]
@@ -148,10 +158,13 @@ func (s *Exchanges) views(ctx context.Context, es []domain.Exchange) ([]Exchange
 				}
 				latest[e.FamilyID()] = newest
 			}
+			var newer *domain.Contract
 			if newest != nil && newest.Version() > c.Version() {
 				ch := domain.CompareTerms(c.Version(), c.Terms(), newest.Terms(), nil)
 				v.NewerVersion = &NewerVersion{ContractID: newest.ID(), Version: newest.Version(), Material: ch.Material}
+				newer = newest
 			}
+			v.Renewable = e.Renewable(c, newer, now)
 		}
 		out = append(out, v)
 	}

@@ -24,9 +24,13 @@ type MemberRepository interface {
 	// Under the member's lock, before writing, it calls guard with the keys
 	// the changes remove from the stored profile and, when there are any,
 	// the member's active exchanges with the categories each shares; an
-	// error from guard aborts the save, writing nothing.
+	// error from guard aborts the save, writing nothing. In the same
+	// transaction, every recipient an active exchange grants one of
+	// rectified(changed keys) gets a member.attributes_changed event naming
+	// those categories (never the values); a nil rectified means the changed
+	// keys themselves.
 	SaveProfile(ctx context.Context, memberID string, changes map[string]any,
-		guard func(removed []string, active []domain.Share) error) (Member, bool, error)
+		guard func(removed []string, active []domain.Share) error, rectified func(changed []string) []string) (Member, bool, error)
 	GetMember(ctx context.Context, memberID string) (Member, error)
 }
 
@@ -73,7 +77,7 @@ func (s *Members) Enrol(ctx context.Context, p Principal, attributes map[string]
 	}
 	// Rule 9: an attribute an active exchange shares can be corrected but
 	// not removed while the exchange is active.
-	m, created, err := s.store.SaveProfile(ctx, p.Subject, attributes, s.catalog.CheckRemovals)
+	m, created, err := s.store.SaveProfile(ctx, p.Subject, attributes, s.catalog.CheckRemovals, s.catalog.Rectified)
 	if err != nil {
 		return Member{}, false, fmt.Errorf("save profile: %w", err)
 	}

@@ -28,6 +28,10 @@ type Receipt struct {
 	Retention  domain.Duration
 	JoinedAt   time.Time
 	ExpiresAt  *time.Time
+	// RenewedAt and Renewal are set on a renewal's receipt: when, and
+	// which renewal (1 for the first).
+	RenewedAt *time.Time
+	Renewal   int
 }
 
 type ReceiptItem struct {

@@ -64,11 +64,16 @@ var (
 	// event at its joined_at, every ended exchange exactly one ending event
 	// whose kind is its status at its ended_at, an active one none, each
 	// event names the exchange's member and contract, and no event names an
-	// exchange that does not exist. DESIGN.md "Exchange" ("every change is
-	// an event in an append-only consent log") and rule 5.
+	// exchange that does not exist. Renewals: every "renewed" event names
+	// the exchange's member, contract and terms hash (a renewal keeps the
+	// terms) and lies inside its consent, only consent with a duration is
+	// renewed, and expires_at is joined_at plus (renewals + 1) durations, so
+	// no expiry moves without its consent event. DESIGN.md "Exchange"
+	// ("every change is an event in an append-only consent log"), "Renewal"
+	// and rule 5.
 	RuleConsentEventsComplete = InvariantRule{ID: "consent-events-complete",
-		Title:  "every exchange has its join event and every ended exchange its ending event",
-		Source: "DESIGN.md Words: Exchange; rule 5", Counts: "exchanges"}
+		Title:  "every exchange has its join event, every ended exchange its ending event, every renewal its renewed event",
+		Source: "DESIGN.md Words: Exchange, Renewal; rule 5", Counts: "exchanges"}
 	// RuleBonusOncePerFamily: a member has at most one bonus_pending entry
 	// and at most one bonus outcome (vested or voided) per contract family,
 	// and no member holds a bonus for a family that an erased identity with

@@ -46,7 +46,10 @@ type Terms struct {
 	Items     []Item
 	Retention Duration
 	Duration  *Duration
-	Reward    Reward
+	// RenewalNotice is how long before expiry the member is reminded and
+	// may renew; nil means DefaultRenewalNotice. Only with a Duration.
+	RenewalNotice *Duration
+	Reward        Reward
 	// MinAge is the youngest age the contract accepts; 0 means the contract
 	// sets none (the floor of MinAgeFloor still applies to third-party and
 	// advertising sharing, see AgeRequirement).
@@ -124,6 +127,11 @@ func (p ContractPolicy) ValidateTerms(t Terms, recipientExists func(string) bool
 	}
 	if t.Duration != nil && t.Duration.Approx() > 10*365*24*time.Hour {
 		v.Add("/duration", "must be at most 10 years")
+	}
+	if t.RenewalNotice != nil && t.Duration == nil {
+		v.Add("/renewal_notice", "applies only to a contract with a duration; set duration, or renewal_notice to null")
+	} else if t.RenewalNotice != nil && t.RenewalNotice.Approx() > 10*365*24*time.Hour {
+		v.Add("/renewal_notice", "must be at most 10 years")
 	}
 	r := t.Reward
 	if r.JoinBonus < 0 || r.JoinBonus > MaxPoints {
@@ -268,6 +276,10 @@ func (t Terms) clone() Terms {
 		d := *t.Duration
 		out.Duration = &d
 	}
+	if t.RenewalNotice != nil {
+		d := *t.RenewalNotice
+		out.RenewalNotice = &d
+	}
 	return out
 }
 
@@ -345,6 +357,10 @@ func CanonicalTerms(t Terms, recipients map[string]Recipient) ([]byte, error) {
 	// of terms published before min_age existed is unchanged.
 	if t.MinAge > 0 {
 		doc["min_age"] = t.MinAge
+	}
+	if t.Duration != nil {
+		// The notice that applies is part of the terms (the default too).
+		doc["renewal_notice"] = t.Notice().String()
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

@@ -142,7 +142,7 @@ func TestTermsHashIsStableAndEqualForIdenticalTerms(t *testing.T) {
 	if !strings.HasPrefix(a.TermsHash(), "sha256:") || domain.TermsHash(a.CanonicalTerms()) != a.TermsHash() {
 		t.Fatalf("hash %s does not match its canonical JSON", a.TermsHash())
 	}
-	want := `{"duration":"P12M","items":[{"category":"location.city","purpose":"loyalty.personalised_offers","recipients":[{"country":"NO","id":"r1","kind":"first_party","name":"Brand","privacy_policy_url":"https://b.example/p"},{"country":"SE","id":"r2","kind":"third_party","name":"PartnerCo","privacy_policy_url":"https://p.example/p"}]}],"retention":"P30D","reward":{"join_bonus":200,"max_periods":12,"period":"P1M","points_per_period":50,"vesting":"P14D"},"summary":"","title":"Coffee club"}`
+	want := `{"duration":"P12M","items":[{"category":"location.city","purpose":"loyalty.personalised_offers","recipients":[{"country":"NO","id":"r1","kind":"first_party","name":"Brand","privacy_policy_url":"https://b.example/p"},{"country":"SE","id":"r2","kind":"third_party","name":"PartnerCo","privacy_policy_url":"https://p.example/p"}]}],"renewal_notice":"P14D","retention":"P30D","reward":{"join_bonus":200,"max_periods":12,"period":"P1M","points_per_period":50,"vesting":"P14D"},"summary":"","title":"Coffee club"}`
 	if string(a.CanonicalTerms()) != want {
 		t.Fatalf("canonical JSON changed:\n%s\nwant\n%s", a.CanonicalTerms(), want)
 	}

@@ -183,6 +183,14 @@ var authzMatrix = []authzRow{
 			ex := m.a.joinContract(m.f.member, m.freshContract())["id"].(string)
 			return req{Method: "DELETE", Path: "/v1/me/exchanges/" + ex}
 		}},
+	// Renewal of alice's one-hour consent (the default notice is open at once).
+	{route: "POST /v1/me/exchanges/:id/renew", want: [principalCount]int{401, 200, 404, 403, 403, 403, 403, 403},
+		req: func(m *matrixWorld) req {
+			body := contractBody(m.f)
+			body["duration"] = "PT1H"
+			ex := m.a.joinContract(m.f.member, m.a.publishContract(m.f, body))["id"].(string)
+			return req{Method: "POST", Path: "/v1/me/exchanges/" + ex + "/renew"}
+		}},
 	{route: "GET /v1/me/points", req: get("/v1/me/points"), want: memberReads},
 	{route: "POST /v1/me/redemptions", want: [principalCount]int{401, 201, 201, 403, 403, 403, 403, 403},
 		req: func(*matrixWorld) req {
@@ -191,6 +199,7 @@ var authzMatrix = []authzRow{
 	{route: "GET /v1/me/transparency", req: get("/v1/me/transparency"), want: memberReads},
 	{route: "GET /v1/me/export", req: get("/v1/me/export"), want: memberReads},
 	{route: "GET /v1/me/access-log", req: get("/v1/me/access-log"), want: memberReads},
+	{route: "GET /v1/me/recipients", req: get("/v1/me/recipients"), want: memberReads},
 	// Lifting a restriction nobody asked for changes nothing, so the partner
 	// read below still answers.
 	{route: "PUT /v1/me/restriction", want: memberReads,

@@ -25,7 +25,7 @@ const zeroUUID = "00000000-0000-0000-0000-000000000000"
 // below fails when a route decodes a body and has no sample here.
 func sampleBodies() map[string]map[string]any {
 	contract := map[string]any{
-		"title": "Coffee club", "summary": "City for coffee.", "retention": "P30D", "duration": "P1Y",
+		"title": "Coffee club", "summary": "City for coffee.", "retention": "P30D", "duration": "P1Y", "renewal_notice": "P7D",
 		"items":   []any{map[string]any{"category": "location.city", "purpose": "loyalty.personalised_offers", "recipients": []any{zeroUUID}}},
 		"reward":  map[string]any{"join_bonus": 10, "vesting": "P1D", "points_per_period": 1, "period": "P1D", "max_periods": 12},
 		"min_age": 18,

@@ -68,7 +68,7 @@ func TestEnrolmentValidatesEveryAttribute(t *testing.T) {
 }
 
 // memberViews are every GET a member has of their own data.
-var memberViews = []string{"/v1/me", "/v1/me/exchanges", "/v1/me/points", "/v1/me/transparency", "/v1/me/access-log", "/v1/me/export"}
+var memberViews = []string{"/v1/me", "/v1/me/exchanges", "/v1/me/points", "/v1/me/transparency", "/v1/me/access-log", "/v1/me/export", "/v1/me/recipients"}
 
 func TestMembersWhoAreNotEnrolledGetNotFoundFromEveryView(t *testing.T) {
 	t.Parallel()

@@ -130,6 +130,10 @@ func buildVerifyWorkload(t *onceT) (w verifyWorkload) {
 	}
 	expect(t, a.do(req{Method: "DELETE", Path: "/v1/me/exchanges/" + w.exchanges["bob"], Token: tok["bob"]}), 200)
 	expect(t, a.do(req{Method: "POST", Path: "/v1/me/redemptions", Token: tok["carol"], Body: map[string]any{"points": 30, "reference": "coffee"}}), 201)
+	// carol renews her one-hour consent twice (the default notice, 14 days, is open at once).
+	for range 2 {
+		expect(t, a.do(req{Method: "POST", Path: "/v1/me/exchanges/" + w.exchanges["carol"] + "/renew", Token: tok["carol"]}), 200)
+	}
 	expect(t, a.do(req{Method: "POST", Path: "/v1/contracts/" + c1 + "/retire", Token: f.marketer, Body: map[string]any{"terminate_active": true}}), 200)
 
 	// Version 2 of A no longer gives PartnerCo anything: dave re-consents.
@@ -394,6 +398,14 @@ func TestVerifyNamesTheRuleAndMemberOfEveryKindOfTampering(t *testing.T) {
 			[]string{`INSERT INTO consent_events (exchange_id, member_id, contract_id, terms_hash, kind, actor, at)
 				SELECT exchange_id, member_id, contract_id, terms_hash, kind, actor, at + interval '1 second' FROM consent_events
 				WHERE exchange_id = '` + aliceEx + `' AND kind = 'joined'`}},
+		{"an expiry moved without a renewal", app.RuleConsentEventsComplete, "alice", "exchanges/" + aliceEx,
+			[]string{`UPDATE exchanges SET expires_at = expires_at + interval '1 hour' WHERE id = '` + aliceEx + `'`}},
+		{"a renewal recorded under other terms", app.RuleConsentEventsComplete, "carol", "exchanges/" + w.exchanges["carol"],
+			[]string{`SET session_replication_role = replica`,
+				`UPDATE consent_events SET terms_hash = 'sha256:' || repeat('0', 64) WHERE exchange_id = '` + w.exchanges["carol"] + `' AND kind = 'renewed'`}},
+		{"a renewal event deleted, the expiry kept", app.RuleConsentEventsComplete, "carol", "exchanges/" + w.exchanges["carol"],
+			[]string{`SET session_replication_role = replica`,
+				`DELETE FROM consent_events WHERE id = (SELECT max(id) FROM consent_events WHERE exchange_id = '` + w.exchanges["carol"] + `' AND kind = 'renewed')`}},
 		{"a join bonus paid twice in one family", app.RuleBonusOncePerFamily, "alice", "ledger_entries/",
 			[]string{`DROP INDEX ledger_one_bonus_per_family`,
 				`INSERT INTO ledger_entries (member_id, kind, points, exchange_id, contract_id, family_id, terms_hash, created_at)

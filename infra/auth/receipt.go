@@ -115,6 +115,8 @@ type receiptClaims struct {
 	Retention  string        `json:"retention"`
 	JoinedAt   string        `json:"joined_at"`
 	ExpiresAt  *string       `json:"expires_at"`
+	RenewedAt  *string       `json:"renewed_at,omitempty"`
+	Renewal    int           `json:"renewal,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -144,6 +146,9 @@ func (s *ReceiptSigner) SignReceipt(r app.Receipt) (string, error) {
 	}
 	if r.ExpiresAt != nil {
 		c.ExpiresAt = opt(true, r.ExpiresAt.UTC().Format(time.RFC3339Nano))
+	}
+	if r.RenewedAt != nil {
+		c.RenewedAt, c.Renewal = opt(true, r.RenewedAt.UTC().Format(time.RFC3339Nano)), r.Renewal
 	}
 	for _, it := range r.Items {
 		c.Items = append(c.Items, receiptItem(it))

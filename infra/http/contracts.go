@@ -121,18 +121,20 @@ type rewardDTO struct {
 }
 
 type contractIn struct {
-	Title     string     `json:"title" validate:"required"`
-	Summary   string     `json:"summary" validate:"max=2000"`
-	Items     []itemDTO  `json:"items" validate:"required,dive"`
-	Retention string     `json:"retention" validate:"required"`
-	Duration  *string    `json:"duration"`
-	Reward    *rewardDTO `json:"reward" validate:"required"`
-	MinAge    *int       `json:"min_age"`
+	Title     string    `json:"title" validate:"required"`
+	Summary   string    `json:"summary" validate:"max=2000"`
+	Items     []itemDTO `json:"items" validate:"required,dive"`
+	Retention string    `json:"retention" validate:"required"`
+	Duration  *string   `json:"duration"`
+	// RenewalNotice: absent or null takes the default, P14D.
+	RenewalNotice *string    `json:"renewal_notice"`
+	Reward        *rewardDTO `json:"reward" validate:"required"`
+	MinAge        *int       `json:"min_age"`
 }
 
 func (in contractIn) toInput() app.TermsInput {
 	t := app.TermsInput{Title: in.Title, Summary: in.Summary, Retention: in.Retention, Duration: in.Duration,
-		Reward: app.RewardInput(*in.Reward), MinAge: in.MinAge}
+		RenewalNotice: in.RenewalNotice, Reward: app.RewardInput(*in.Reward), MinAge: in.MinAge}
 	for _, it := range in.Items {
 		t.Items = append(t.Items, app.ItemInput(it))
 	}
@@ -177,8 +179,10 @@ type contractPatch struct {
 	Items     *[]itemDTO       `json:"items" validate:"omitempty,dive"`
 	Retention *string          `json:"retention"`
 	Duration  nullable[string] `json:"duration"`
-	Reward    *rewardPatch     `json:"reward"`
-	MinAge    nullable[int]    `json:"min_age"`
+	// RenewalNotice: null returns to the default, P14D.
+	RenewalNotice nullable[string] `json:"renewal_notice"`
+	Reward        *rewardPatch     `json:"reward"`
+	MinAge        nullable[int]    `json:"min_age"`
 }
 
 // notNullable are the PATCH fields a draft cannot be without: null is refused
@@ -245,6 +249,9 @@ func (p contractPatch) apply(t app.TermsInput) app.TermsInput {
 	if p.MinAge.Set {
 		t.MinAge = p.MinAge.Value
 	}
+	if p.RenewalNotice.Set {
+		t.RenewalNotice = p.RenewalNotice.Value
+	}
 	if r := p.Reward; r != nil {
 		if r.JoinBonus != nil {
 			t.Reward.JoinBonus = *r.JoinBonus
@@ -266,21 +273,24 @@ func (p contractPatch) apply(t app.TermsInput) app.TermsInput {
 }
 
 type contractDTO struct {
-	ID          string    `json:"id"`
-	FamilyID    string    `json:"family_id"`
-	Version     int       `json:"version"`
-	Status      string    `json:"status"`
-	Title       string    `json:"title"`
-	Summary     string    `json:"summary"`
-	Items       []itemDTO `json:"items"`
-	Retention   string    `json:"retention"`
-	Duration    *string   `json:"duration"`
-	Reward      rewardDTO `json:"reward"`
-	MinAge      *int      `json:"min_age"`
-	TermsHash   *string   `json:"terms_hash"`
-	CreatedAt   string    `json:"created_at"`
-	PublishedAt *string   `json:"published_at"`
-	RetiredAt   *string   `json:"retired_at"`
+	ID        string    `json:"id"`
+	FamilyID  string    `json:"family_id"`
+	Version   int       `json:"version"`
+	Status    string    `json:"status"`
+	Title     string    `json:"title"`
+	Summary   string    `json:"summary"`
+	Items     []itemDTO `json:"items"`
+	Retention string    `json:"retention"`
+	Duration  *string   `json:"duration"`
+	// RenewalNotice is the notice that applies (the default included),
+	// null without a duration.
+	RenewalNotice *string   `json:"renewal_notice"`
+	Reward        rewardDTO `json:"reward"`
+	MinAge        *int      `json:"min_age"`
+	TermsHash     *string   `json:"terms_hash"`
+	CreatedAt     string    `json:"created_at"`
+	PublishedAt   *string   `json:"published_at"`
+	RetiredAt     *string   `json:"retired_at"`
 	// ConflictsWithObjection marks, for a member's own GET /v1/offers, an
 	// offer that uses a purpose the member objects to.
 	ConflictsWithObjection *bool `json:"conflicts_with_objection,omitempty"`
@@ -297,6 +307,10 @@ func contractOf(c domain.Contract) contractDTO {
 	}
 	if h := c.TermsHash(); h != "" {
 		d.TermsHash = &h
+	}
+	if t := c.Terms(); t.Duration != nil {
+		n := t.Notice().String()
+		d.RenewalNotice = &n
 	}
 	return d
 }

@@ -28,6 +28,7 @@ type exchangeDTO struct {
 	Bonus        *bonusDTO        `json:"bonus"`
 	PointsEarned *int64           `json:"points_earned,omitempty"`
 	NewerVersion *newerVersionDTO `json:"newer_version,omitempty"`
+	Renewable    *bool            `json:"renewable,omitempty"`
 	Receipt      string           `json:"receipt,omitempty"`
 }
 
@@ -58,6 +59,8 @@ func exchangeViewOf(v app.ExchangeView) exchangeDTO {
 	if n := v.NewerVersion; n != nil {
 		d.NewerVersion = &newerVersionDTO{n.ContractID, n.Version, n.Material}
 	}
+	renewable := v.Renewable
+	d.Renewable = &renewable
 	return d
 }
 

@@ -114,6 +114,12 @@ type exportDTO struct {
 	Ledger     []entryDTO    `json:"ledger"`
 	AccessLog  []accessDTO   `json:"access_log"`
 	Deletions  []ackDTO      `json:"deletions"`
+	// Recipients is every page of GET /v1/me/recipients.
+	Recipients []memberRecipientDTO `json:"recipients"`
+	// Renewals are the renewed events of the consent log: each extended
+	// consent by one duration on the same terms (the current receipt is on
+	// the exchange).
+	Renewals []consentDTO `json:"renewals"`
 	// Restriction periods (Art. 18) and objections (Art. 21).
 	Restrictions []restrictionPeriodDTO `json:"restrictions"`
 	Objections   []objectionDTO         `json:"objections"`
@@ -129,6 +135,7 @@ func (h *handlers) export(c *fiber.Ctx) error {
 	}
 	out := exportDTO{Format: "quid-export/1", ExportedAt: timeText(time.Now()), Member: memberOf(m),
 		Exchanges: []exchangeDTO{}, ConsentLog: []consentDTO{}, Ledger: []entryDTO{}, AccessLog: []accessDTO{}, Deletions: []ackDTO{},
+		Recipients: []memberRecipientDTO{}, Renewals: []consentDTO{},
 		Restrictions: []restrictionPeriodDTO{}, Objections: []objectionDTO{}}
 	st, err := h.svc.Exchanges.Transparency(ctx, p)
 	if err != nil {
@@ -144,7 +151,11 @@ func (h *handlers) export(c *fiber.Ctx) error {
 		return err
 	}
 	for _, e := range events {
-		out.ConsentLog = append(out.ConsentLog, consentDTO{e.ExchangeID, e.ContractID, e.TermsHash, e.Kind, e.Actor, timeText(e.At), e.GPC})
+		d := consentDTO{e.ExchangeID, e.ContractID, e.TermsHash, e.Kind, e.Actor, timeText(e.At), e.GPC}
+		out.ConsentLog = append(out.ConsentLog, d)
+		if e.Kind == "renewed" {
+			out.Renewals = append(out.Renewals, d)
+		}
 	}
 	for page := (app.Page{Limit: 100}); ; {
 		_, entries, next, err := h.svc.Exchanges.Points(ctx, p, page)
@@ -176,6 +187,18 @@ func (h *handlers) export(c *fiber.Ctx) error {
 		now := time.Now()
 		for _, a := range acks {
 			out.Deletions = append(out.Deletions, ackOf(a, now, false))
+		}
+		for page := (app.Page{Limit: 100}); ; {
+			rs, next, err := h.svc.Enforcement.MyRecipients(ctx, p, page)
+			if err != nil {
+				return err
+			}
+			for _, r := range rs {
+				out.Recipients = append(out.Recipients, memberRecipientOf(r, now))
+			}
+			if page.Cursor = next; next == "" {
+				break
+			}
 		}
 	}
 	if h.svc.Restrictions != nil {

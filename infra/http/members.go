@@ -17,10 +17,14 @@ func (h *handlers) memberRoutes(v1 fiber.Router, auth roleGate) {
 	me.Post("/exchanges", member, h.join)
 	me.Get("/exchanges/:id", member, h.snapshot, h.getExchange)
 	me.Delete("/exchanges/:id", member, noBody, h.cancelExchange)
+	me.Post("/exchanges/:id/renew", member, noBody, h.renewExchange)
 	me.Get("/points", member, h.snapshot, h.points)
 	me.Post("/redemptions", member, h.redeem)
 	me.Get("/transparency", member, h.snapshot, h.myTransparency)
 	me.Get("/export", member, h.snapshot, h.export)
+	if h.svc.Enforcement != nil {
+		me.Get("/recipients", member, h.snapshot, h.myRecipients)
+	}
 	if h.svc.Restrictions != nil {
 		me.Put("/restriction", member, h.putRestriction)
 	}

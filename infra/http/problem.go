@@ -27,6 +27,14 @@ type problem struct {
 	// the active exchanges to cancel before an attribute can be removed
 	// (code attribute-shared).
 	ExchangeIDs []string `json:"exchange_ids,omitempty"`
+	// NewerVersion names the version to join when a renewal is refused
+	// because the family moved on (code newer-version).
+	NewerVersion *problemVersion `json:"newer_version,omitempty"`
+}
+
+type problemVersion struct {
+	ContractID string `json:"contract_id"`
+	Version    int    `json:"version"`
 }
 
 type problemField struct {
@@ -86,6 +94,10 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 			p.ExchangeIDs = de.ExchangeIDs
 			for _, f := range de.Fields {
 				p.Errors = append(p.Errors, problemField{Pointer: f.Pointer, Detail: f.Reason})
+			}
+			var nv *domain.NewerVersionError
+			if errors.As(err, &nv) {
+				p.NewerVersion = &problemVersion{ContractID: nv.ContractID, Version: nv.Version}
 			}
 		case errors.As(err, &he):
 			p.Status, p.Code, p.Detail, p.Errors = he.status, he.code, he.detail, he.fields

@@ -20,7 +20,10 @@ type termsJSON struct {
 	Items     []itemJSON `json:"items"`
 	Retention string     `json:"retention"`
 	Duration  *string    `json:"duration"`
-	Reward    struct {
+	// RenewalNotice is absent when the contract set none (the default
+	// applies), as in every contract stored before renewal existed.
+	RenewalNotice *string `json:"renewal_notice,omitempty"`
+	Reward        struct {
 		JoinBonus       int64  `json:"join_bonus"`
 		Vesting         string `json:"vesting"`
 		PointsPerPeriod int64  `json:"points_per_period"`
@@ -77,6 +80,10 @@ func contractToRecord(c domain.Contract) (contractRecord, error) {
 		d := t.Duration.String()
 		tj.Duration = &d
 	}
+	if t.RenewalNotice != nil {
+		d := t.RenewalNotice.String()
+		tj.RenewalNotice = &d
+	}
 	tj.Reward.JoinBonus, tj.Reward.PointsPerPeriod, tj.Reward.MaxPeriods = t.Reward.JoinBonus, t.Reward.PointsPerPeriod, t.Reward.MaxPeriods
 	tj.Reward.Vesting, tj.Reward.Period = durationOrEmpty(t.Reward.Vesting), durationOrEmpty(t.Reward.Period)
 	raw, err := json.Marshal(tj)
@@ -127,6 +134,10 @@ func (r contractRecord) toDomain() (domain.Contract, error) {
 	if tj.Duration != nil {
 		d := parse(*tj.Duration)
 		t.Duration = &d
+	}
+	if tj.RenewalNotice != nil {
+		d := parse(*tj.RenewalNotice)
+		t.RenewalNotice = &d
 	}
 	t.Reward = domain.Reward{JoinBonus: tj.Reward.JoinBonus, Vesting: parse(tj.Reward.Vesting),
 		PointsPerPeriod: tj.Reward.PointsPerPeriod, Period: parse(tj.Reward.Period), MaxPeriods: tj.Reward.MaxPeriods}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -89,7 +90,11 @@ SELECT count(*) FROM ins`, named).Scan(&notified).Error; err != nil {
 		if err := pseudonymise(tx, memberID, now); err != nil {
 			return fmt.Errorf("pseudonymise: %w", err)
 		}
-		out = app.Erasure{ErasedAt: now, ExchangesEnded: len(ended), RecipientsNotified: notified}
+		families, err := bonusFamiliesRemembered(tx, memberID)
+		if err != nil {
+			return fmt.Errorf("count remembered bonus families: %w", err)
+		}
+		out = app.Erasure{ErasedAt: now, ExchangesEnded: len(ended), RecipientsNotified: notified, BonusFamilies: families}
 		return nil
 	})
 	return out, err
@@ -186,4 +191,25 @@ func (s *Store) ForgetErasureRequests(ctx context.Context) (int64, error) {
 			return total, nil
 		}
 	}
+}
+
+// bonusFamiliesRemembered counts the contract families whose join bonus
+// will not be paid again to subject: those with a keyed hash kept in
+// erased_bonus_claims, from this erasure or an earlier one of the same
+// subject. It hashes every family once; erasures are rare.
+func bonusFamiliesRemembered(tx *gorm.DB, subject string) (int, error) {
+	var n int
+	err := tx.Raw(`SELECT count(*) FROM (SELECT DISTINCT family_id FROM contracts) f
+		WHERE EXISTS (SELECT 1 FROM erased_bonus_claims b WHERE b.digest = bonus_claim_digest(?, f.family_id))`, subject).Scan(&n).Error
+	return n, err
+}
+
+// reclaimErasedSubject frees a subject whose member row was marked erased
+// but kept its id, as a release older than migration 00008 erased (a
+// rolling deploy may still run one): the row and everything else still
+// naming the subject are pseudonymised now, as erasure does today, keeping
+// the erasure time, so the subject can enrol as a fresh member. The caller
+// holds the row's lock.
+func reclaimErasedSubject(tx *gorm.DB, subject string, erasedAt time.Time) error {
+	return pseudonymise(tx, subject, erasedAt)
 }

@@ -70,7 +70,7 @@ func (s *Store) activeShares(tx *gorm.DB, memberID string) ([]domain.Share, erro
 }
 
 func (s *Store) SaveProfile(ctx context.Context, memberID string, changes map[string]any,
-	guard func(removed []string, active []domain.Share) error) (app.Member, bool, error) {
+	guard func(removed []string, active []domain.Share) error, rectified func([]string) []string) (app.Member, bool, error) {
 	var out app.Member
 	var created bool
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -88,7 +88,19 @@ func (s *Store) SaveProfile(ctx context.Context, memberID string, changes map[st
 			return fmt.Errorf("lock member: %w", translate(err, "member"))
 		}
 		if rec.ErasedAt != nil {
-			return domain.Conflict("member-erased", "this member's data was erased; the account cannot be used again")
+			// Erased by an older release, which kept the subject as the
+			// row's id: pseudonymise it now and enrol afresh.
+			if err := reclaimErasedSubject(tx, memberID, rec.ErasedAt.UTC()); err != nil {
+				return fmt.Errorf("pseudonymise a member erased by an older release: %w", err)
+			}
+			if err := tx.Create(&memberRecord{ID: memberID, Attributes: []byte("{}"), CreatedAt: now, UpdatedAt: now}).Error; err != nil {
+				return fmt.Errorf("enrol member afresh: %w", err)
+			}
+			created = true
+			rec = memberRecord{}
+			if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).First(&rec, "id = ?", memberID).Error; err != nil {
+				return fmt.Errorf("lock member: %w", translate(err, "member"))
+			}
 		}
 		m, err := rec.toApp()
 		if err != nil {
@@ -142,6 +154,13 @@ func (s *Store) SaveProfile(ctx context.Context, memberID string, changes map[st
 			if err := tx.Exec(`INSERT INTO member_events (member_id, kind, changed_keys, at) VALUES (?, 'attributes_changed', ?, ?)`,
 				memberID, textArray(changed), now).Error; err != nil {
 				return fmt.Errorf("log changed keys: %w", err)
+			}
+			affected := changed
+			if rectified != nil {
+				affected = rectified(changed)
+			}
+			if err := notifyRectified(tx, memberID, affected, now); err != nil {
+				return fmt.Errorf("tell recipients of the rectification: %w", err)
 			}
 		}
 		out = m

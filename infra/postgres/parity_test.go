@@ -915,6 +915,28 @@ func TestWebhookPayloadsMatchOpenAPI(t *testing.T) {
 			}
 		}
 	}
+	// member.attributes_changed: a member whose consent is in force
+	// corrects a category it shares.
+	rectifying := w.enrol("hooks-rectify")
+	w.join(rectifying, publish("", false))
+	if _, _, err := w.members.Enrol(ctx, rectifying, map[string]any{"location.city": "Bergen"}); err != nil {
+		t.Fatal(err)
+	}
+	// exchange.expiring: a renewal notice longer than the consent is due at
+	// once; the brand is a first-party recipient.
+	renewing, err := w.contracts.CreateDraft(ctx, marketer, app.TermsInput{Title: "Hooks renewal", Retention: "P30D",
+		Items:    []app.ItemInput{{Category: "location.city", Purpose: purposes[0], Recipients: []string{w.brand.ID}}},
+		Duration: str("P1Y"), RenewalNotice: str("P2Y"), Reward: app.RewardInput{JoinBonus: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.contracts.Publish(ctx, marketer, renewing.ID()); err != nil {
+		t.Fatal(err)
+	}
+	w.join(w.enrol("hooks-expiring"), renewing)
+	if _, err := w.store.RemindExpiring(ctx); err != nil {
+		t.Fatal(err)
+	}
 	var rows []struct {
 		EventType string
 		Payload   []byte

@@ -147,7 +147,26 @@ HAVING count(c.id) FILTER (WHERE c.kind = 'joined') <> 1
     OR (e.status <> 'active' AND count(c.id) FILTER (WHERE c.kind = e.status AND c.at = e.ended_at AND c.member_id = e.member_id AND c.contract_id = e.contract_id) <> 1)
 UNION ALL
 SELECT c.member_id, ARRAY['consent_events/' || c.id], format('%s event of exchange %s, which does not exist', c.kind, c.exchange_id)
-FROM consent_events c WHERE NOT EXISTS (SELECT 1 FROM exchanges e WHERE e.id = c.exchange_id)`},
+FROM consent_events c WHERE NOT EXISTS (SELECT 1 FROM exchanges e WHERE e.id = c.exchange_id)
+UNION ALL
+-- Renewals: each renewed event names the exchange's member, contract and
+-- terms hash (a renewal keeps the terms) and lies inside its consent, only
+-- consent with a duration is renewed, and expires_at is joined_at plus one
+-- duration per renewal and one more.
+SELECT e.member_id, ARRAY['exchanges/' || e.id] || array_remove(array_agg('consent_events/' || c.id ORDER BY c.id), NULL),
+       format('%s exchange of a contract with duration %s has %s renewed event(s), %s with its member, contract and terms hash inside [%s, %s); its expires_at %s is not joined_at plus %s duration(s)',
+              e.status, coalesce(k.consent_duration::text, 'none'), count(c.id),
+              count(c.id) FILTER (WHERE c.member_id = e.member_id AND c.contract_id = e.contract_id AND c.terms_hash = e.terms_hash
+                                   AND c.at >= e.joined_at AND c.at < coalesce(e.ended_at, 'infinity')),
+              e.joined_at, coalesce(e.ended_at::text, 'open'), coalesce(e.expires_at::text, 'none'), count(c.id) + 1)
+FROM exchanges e JOIN contracts k ON k.id = e.contract_id
+LEFT JOIN consent_events c ON c.exchange_id = e.id AND c.kind = 'renewed'
+WHERE k.consent_duration IS NOT NULL OR EXISTS (SELECT 1 FROM consent_events r WHERE r.exchange_id = e.id AND r.kind = 'renewed')
+GROUP BY e.id, k.consent_duration
+HAVING (count(c.id) > 0 AND k.consent_duration IS NULL)
+    OR count(c.id) FILTER (WHERE c.member_id = e.member_id AND c.contract_id = e.contract_id AND c.terms_hash = e.terms_hash
+                            AND c.at >= e.joined_at AND c.at < coalesce(e.ended_at, 'infinity')) <> count(c.id)
+    OR (k.consent_duration IS NOT NULL AND e.expires_at IS DISTINCT FROM e.joined_at + (count(c.id) + 1) * k.consent_duration)`},
 
 	{app.RuleBonusOncePerFamily, `SELECT member_id, array_agg('ledger_entries/' || id ORDER BY created_at, id),
        format('%s %s entries for contract family %s', count(*), what, family_id)

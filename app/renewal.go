@@ -1,0 +1,58 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/quidpro/quid/domain"
+)
+
+// RenewalContext is what a renewal decides from, read under the member's
+// lock: the exchange as stored (lapsed consent already expired), its
+// version, the family's newest published version above it (nil if none),
+// how many renewals came before, the recipients the receipt names and the
+// database clock.
+type RenewalContext struct {
+	Exchange   domain.Exchange
+	Contract   domain.Contract
+	Newer      *domain.Contract
+	Renewals   int
+	Recipients map[string]domain.Recipient
+	Now        time.Time
+}
+
+// Renew extends a consent with a duration by one more duration on the same
+// terms (the same terms hash) and issues a new signed receipt. It is a
+// consent event (renewed). A family that has a newer published version is
+// 409 newer-version naming it; consent that is not active, has no duration,
+// is on a retired version or whose renewal window (the contract's
+// renewal_notice before expiry) is not open yet is 409 too.
+func (s *Exchanges) Renew(ctx context.Context, p Principal, id string) (domain.Exchange, error) {
+	if err := p.Require(RoleMember); err != nil {
+		return domain.Exchange{}, err
+	}
+	return s.store.RenewExchange(ctx, p.Subject, id, func(rc RenewalContext) (domain.Exchange, error) {
+		e := rc.Exchange
+		if err := e.Renew(rc.Contract, rc.Newer, rc.Renewals, rc.Now); err != nil {
+			return e, err
+		}
+		receiptID := s.ids.NewID()
+		r := receiptOf(e, receiptID, rc.Contract, rc.Recipients)
+		now := rc.Now
+		r.IssuedAt, r.RenewedAt, r.Renewal = now, &now, rc.Renewals+1
+		jws, err := s.signer.SignReceipt(r)
+		if err != nil {
+			return e, fmt.Errorf("sign renewal receipt: %w", err)
+		}
+		e.AttachReceipt(receiptID, jws)
+		return e, nil
+	})
+}
+
+// ExpiryReminders sends exchange.expiring to the brand (the contract's
+// first-party recipients) once per expiry of every consent whose renewal
+// window has opened, set-based and safe on many replicas at once.
+type ExpiryReminders interface {
+	RemindExpiring(ctx context.Context) (int64, error)
+}

@@ -1,0 +1,269 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/quidpro/quid/app"
+)
+
+// verifiedReceipt checks a consent receipt against the published JWKS with
+// a JOSE stack other than the signer's, and returns its claims.
+func verifiedReceipt(t *testing.T, a *api, receipt string) map[string]any {
+	t.Helper()
+	var jwks jose.JSONWebKeySet
+	expect(t, a.do(req{Method: "GET", Path: "/.well-known/jwks.json"}), 200).decode(t, &jwks)
+	sig, err := jose.ParseSignedCompact(receipt, []jose.SignatureAlgorithm{jose.EdDSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if typ, _ := sig.Signatures[0].Header.ExtraHeaders["typ"].(string); typ != "consent-receipt+jwt" {
+		t.Fatalf("receipt typ %q", typ)
+	}
+	keys := jwks.Key(sig.Signatures[0].Header.KeyID)
+	if len(keys) != 1 {
+		t.Fatalf("kid %q not in the JWKS", sig.Signatures[0].Header.KeyID)
+	}
+	payload, err := sig.Verify(keys[0].Key)
+	if err != nil {
+		t.Fatalf("receipt does not verify: %v", err)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		t.Fatal(err)
+	}
+	return claims
+}
+
+func renew(a *api, tok, id string) response {
+	return a.do(req{Method: "POST", Path: "/v1/me/exchanges/" + id + "/renew", Token: tok})
+}
+
+// TestRenewalKeepsTheTermsHashAndIssuesAReceiptThatVerifies: renewing
+// extends consent by one more duration on the same terms hash, with a new
+// receipt that verifies with the published key and says it is a renewal;
+// the exchange, its view and the export show it; consent (partner reads,
+// period credits) then runs to the new expiry, including a period that did
+// not fit before the old one.
+func TestRenewalKeepsTheTermsHashAndIssuesAReceiptThatVerifies(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	body := contractBody(f)
+	body["duration"] = "PT2S"
+	// The first 3-second period ends after the 2-second consent: only a
+	// renewal makes it earnable.
+	body["reward"] = map[string]any{"join_bonus": 0, "points_per_period": 10, "period": "PT3S"}
+	id := a.publishContract(f, body)
+	// The statement says how renewal works, and the notice is in the hashed terms.
+	st := expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + id + "/transparency"}), 200).json(t)
+	if plain, _ := st["duration_plain"].(string); !strings.Contains(plain, "renew") || st["terms"].(map[string]any)["renewal_notice"] != "P14D" {
+		t.Fatalf("the statement does not describe renewal: %v / %v", st["duration_plain"], st["terms"])
+	}
+	a.enrol(f.member)
+	joined := a.joinContract(f.member, id)
+	exID := joined["id"].(string)
+	view := a.exchangeByID(f.member, exID)
+	if view["renewable"] != true || view["expires_at"] == nil {
+		t.Fatalf("the view does not offer renewal: %v", view)
+	}
+	r := expect(t, renew(a, f.member, exID), 200).json(t)
+	joinedAt, _ := time.Parse(time.RFC3339Nano, joined["joined_at"].(string))
+	expires, _ := time.Parse(time.RFC3339Nano, r["expires_at"].(string))
+	if !expires.Equal(joinedAt.Add(4 * time.Second)) {
+		t.Fatalf("renewed expiry %v, want joined_at + 2 durations (%v)", expires, joinedAt.Add(4*time.Second))
+	}
+	if r["terms_hash"] != joined["terms_hash"] || r["status"] != "active" || r["receipt"] == joined["receipt"] {
+		t.Fatalf("renewal: %v", r)
+	}
+	claims := verifiedReceipt(t, a, r["receipt"].(string))
+	if claims["terms_hash"] != joined["terms_hash"] || claims["exchange_id"] != exID || claims["sub"] != "alice" ||
+		claims["renewal"] != float64(1) || claims["renewed_at"] == nil || claims["expires_at"] != r["expires_at"] ||
+		claims["joined_at"] != joined["joined_at"] {
+		t.Fatalf("renewal receipt claims: %v", claims)
+	}
+	if got := a.exchangeByID(f.member, exID); got["receipt"] != r["receipt"] || got["expires_at"] != r["expires_at"] {
+		t.Fatalf("the exchange does not carry the renewal: %v", got)
+	}
+
+	// Past the old expiry, consent still holds.
+	time.Sleep(time.Until(joinedAt.Add(2200 * time.Millisecond)))
+	expect(t, a.do(req{Method: "GET", Path: "/v1/partner/members/alice/data?purpose=loyalty.personalised_offers", Token: f.partner}), 200)
+	// Past the new one, the 3-second period was earned and nothing more.
+	time.Sleep(time.Until(joinedAt.Add(4300 * time.Millisecond)))
+	if _, err := a.svc.accrual.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	credits := 0
+	for _, e := range expect(t, a.do(req{Method: "GET", Path: "/v1/me/points", Token: f.member}), 200).json(t)["items"].([]any) {
+		if e.(map[string]any)["kind"] == "period_credit" {
+			credits++
+		}
+	}
+	if credits != 1 {
+		t.Fatalf("%d period credits, want the one 3-second period inside the renewed consent", credits)
+	}
+	if ended := a.exchangeByID(f.member, exID); ended["status"] != "expired" || ended["ended_at"] != r["expires_at"] {
+		t.Fatalf("the renewed consent ended %v at %v, want expired at %v", ended["status"], ended["ended_at"], r["expires_at"])
+	}
+	export := expect(t, a.do(req{Method: "GET", Path: "/v1/me/export", Token: f.member}), 200).json(t)
+	renewals := export["renewals"].([]any)
+	if len(renewals) != 1 || renewals[0].(map[string]any)["terms_hash"] != joined["terms_hash"] ||
+		renewals[0].(map[string]any)["exchange_id"] != exID {
+		t.Fatalf("export renewals: %v", renewals)
+	}
+	kinds := map[string]int{}
+	for _, e := range export["consent_log"].([]any) {
+		kinds[e.(map[string]any)["kind"].(string)]++
+	}
+	if kinds["joined"] != 1 || kinds["renewed"] != 1 || kinds["expired"] != 1 {
+		t.Fatalf("consent log kinds: %v", kinds)
+	}
+	// Expired consent is not renewed: join again.
+	refusedWith(t, renew(a, f.member, exID), 409, "exchange-not-active")
+}
+
+func refusedWith(t *testing.T, r response, status int, code string) map[string]any {
+	t.Helper()
+	p := expect(t, r, status).json(t)
+	if p["code"] != code {
+		t.Fatalf("code %v, want %s: %v", p["code"], code, p)
+	}
+	return p
+}
+
+// TestRenewalIsRefusedWhenTheTermsMovedOnOrConsentCannotBeRenewed: a
+// family with a newer published version answers 409 newer-version naming
+// the version to join; consent without a duration, cancelled consent, a
+// window not open yet and another member's exchange are refused, and
+// nothing is written.
+func TestRenewalIsRefusedWhenTheTermsMovedOnOrConsentCannotBeRenewed(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	a.enrol(f.member)
+
+	open := a.publishContract(f, contractBody(f)) // P12M, notice P14D: not open yet
+	notYet := a.joinContract(f.member, open)["id"].(string)
+	if v := a.exchangeByID(f.member, notYet); v["renewable"] != false {
+		t.Fatalf("renewable before the window: %v", v)
+	}
+	refusedWith(t, renew(a, f.member, notYet), 409, "renewal-not-open")
+
+	body := contractBody(f)
+	body["title"] = "Open-ended club"
+	delete(body, "duration")
+	forever := a.joinContract(f.member, a.publishContract(f, body))["id"].(string)
+	refusedWith(t, renew(a, f.member, forever), 409, "not-renewable")
+
+	short := contractBody(f)
+	short["title"] = "Short club"
+	short["duration"] = "PT1H"
+	short["renewal_notice"] = "PT2H"
+	v1 := a.publishContract(f, short)
+	onV1 := a.joinContract(f.member, v1)
+	bob := token(t, app.RoleMember, "bob")
+	a.enrol(bob)
+	expect(t, renew(a, bob, onV1["id"].(string)), 404)
+	v2 := expect(t, a.do(req{Method: "POST", Path: "/v1/contracts/" + v1 + "/versions", Token: f.marketer}), 201).json(t)["id"].(string)
+	expect(t, a.do(req{Method: "POST", Path: "/v1/contracts/" + v2 + "/publish", Token: f.marketer}), 200)
+	if v := a.exchangeByID(f.member, onV1["id"].(string)); v["renewable"] != false {
+		t.Fatalf("renewable although version 2 is published: %v", v)
+	}
+	p := refusedWith(t, renew(a, f.member, onV1["id"].(string)), 409, "newer-version")
+	if nv, _ := p["newer_version"].(map[string]any); nv["contract_id"] != v2 || nv["version"] != float64(2) {
+		t.Fatalf("newer-version does not point to version 2: %v", p)
+	}
+	expect(t, a.do(req{Method: "DELETE", Path: "/v1/me/exchanges/" + onV1["id"].(string), Token: f.member}), 200)
+	refusedWith(t, renew(a, f.member, onV1["id"].(string)), 409, "exchange-not-active")
+
+	var renewed int64
+	a.svc.db.Raw(`SELECT count(*) FROM consent_events WHERE kind = 'renewed'`).Scan(&renewed)
+	if renewed != 0 {
+		t.Fatalf("%d renewed events written by refused renewals", renewed)
+	}
+}
+
+// TestExpiringConsentRemindsTheBrandOncePerExpiry: once the renewal
+// window opens, the contract's first-party recipients get one
+// exchange.expiring (valid per openapi.yaml) however many workers run at
+// once; a renewal makes the next reminder due at the new expiry; consent
+// whose window is not open, or which already lapsed, gets none.
+func TestExpiringConsentRemindsTheBrandOncePerExpiry(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	a.enrol(f.member)
+	due := contractBody(f)
+	due["duration"] = "PT1H"
+	due["renewal_notice"] = "PT2H"
+	dueEx := a.joinContract(f.member, a.publishContract(f, due))["id"].(string)
+	notDue := contractBody(f)
+	notDue["title"] = "Long club"
+	a.joinContract(f.member, a.publishContract(f, notDue)) // P12M, notice P14D
+	lapsed := contractBody(f)
+	lapsed["title"] = "Lapsed club"
+	lapsed["duration"] = "PT1S"
+	lapsedContract := a.publishContract(f, lapsed)
+	bob := token(t, app.RoleMember, "bob")
+	a.enrol(bob)
+	a.joinContract(bob, lapsedContract)
+	time.Sleep(1100 * time.Millisecond) // bob's consent lapses before any worker ran
+
+	remind := func() {
+		t.Helper()
+		var wg sync.WaitGroup
+		errs := make(chan error, 4)
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := a.svc.store.RemindExpiring(context.Background())
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	remind()
+	got := outboxEvents(t, a, "exchange.expiring")
+	if len(got) != 1 {
+		t.Fatalf("reminders went to %v, want the brand only, once", keys(anyMap(got)))
+	}
+	brand, ok := got["Brand"]
+	if !ok {
+		t.Fatalf("the brand was not reminded: %v", keys(anyMap(got)))
+	}
+	d := brand["data"].(map[string]any)
+	if d["exchange_id"] != dueEx || d["renewable"] != true || d["renewal_notice"] != "PT2H" || d["newer_version"] != nil {
+		t.Fatalf("reminder data: %v", d)
+	}
+	remind()
+	if again := outboxEvents(t, a, "exchange.expiring"); len(again) != 0 {
+		t.Fatalf("reminded twice for one expiry: %v", keys(anyMap(again)))
+	}
+	renewed := expect(t, renew(a, f.member, dueEx), 200).json(t)
+	remind()
+	next := outboxEvents(t, a, "exchange.expiring")
+	if b, ok := next["Brand"]; !ok || len(next) != 1 || b["data"].(map[string]any)["expires_at"] != renewed["expires_at"] {
+		t.Fatalf("after the renewal, reminders %v, want one for the new expiry %v", next, renewed["expires_at"])
+	}
+	// The worker loop runs the reminders too.
+	if err := a.svc.accrual.Housekeeping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if more := outboxEvents(t, a, "exchange.expiring"); len(more) != 0 {
+		t.Fatalf("housekeeping reminded again: %v", keys(anyMap(more)))
+	}
+}

@@ -1,0 +1,156 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/quidpro/quid/app"
+	"github.com/quidpro/quid/domain"
+)
+
+// RenewExchange implements app.ExchangeRepository: under the member's lock
+// (through inMemberTx, the lock every change to a member's exchanges
+// holds), lapsed consent is expired first, the exchange row is locked, and
+// its version's advisory lock is taken in shared mode as a join takes it,
+// after the member's row: publishing a newer version or retiring this one
+// waits for the renewal, or the renewal sees it. The renewal writes the new
+// expiry, the period grid's next end and the receipt, and appends a
+// renewed consent event with the same terms hash.
+func (s *Store) RenewExchange(ctx context.Context, memberID, exchangeID string,
+	plan func(app.RenewalContext) (domain.Exchange, error)) (domain.Exchange, error) {
+	if !isUUID(exchangeID) {
+		return domain.Exchange{}, errExchangeNotFound
+	}
+	var out domain.Exchange
+	err := s.inMemberTx(ctx, memberID, memberLock{absent: errExchangeNotFound}, func(tx *gorm.DB, _ memberRecord) error {
+		if err := s.expireLapsed(tx, memberID); err != nil {
+			return err
+		}
+		var rec exchangeRecord
+		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).First(&rec, "id = ? AND member_id = ?", exchangeID, memberID).Error; err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return errExchangeNotFound
+			}
+			return err
+		}
+		if err := tx.Exec(`SELECT pg_advisory_xact_lock_shared(hashtextextended(CAST(? AS text), 0))`, rec.ContractID).Error; err != nil {
+			return err
+		}
+		var crec contractRecord
+		if err := tx.First(&crec, "id = ?", rec.ContractID).Error; err != nil {
+			return err
+		}
+		c, err := crec.toDomain()
+		if err != nil {
+			return err
+		}
+		rc := app.RenewalContext{Exchange: rec.toDomain(), Contract: c}
+		var newer []contractRecord
+		if err := tx.Where("family_id = ? AND status = ? AND version > ?", c.FamilyID(), string(domain.ContractPublished), c.Version()).
+			Order("version DESC").Limit(1).Find(&newer).Error; err != nil {
+			return err
+		}
+		if len(newer) == 1 {
+			n, err := newer[0].toDomain()
+			if err != nil {
+				return err
+			}
+			rc.Newer = &n
+		}
+		if err := tx.Raw(`SELECT count(*) FROM consent_events WHERE member_id = ? AND exchange_id = ? AND kind = 'renewed'`,
+			memberID, exchangeID).Scan(&rc.Renewals).Error; err != nil {
+			return err
+		}
+		if rc.Recipients, err = s.recipientsByID(tx, c.RecipientIDs()); err != nil {
+			return err
+		}
+		if rc.Now, err = dbNow(tx); err != nil {
+			return err
+		}
+		e, err := plan(rc)
+		if err != nil {
+			return err
+		}
+		st := e.State()
+		if err := tx.Exec(`UPDATE exchanges SET expires_at = ?, next_period_end = ?, receipt_id = ?, receipt = ? WHERE id = ?`,
+			st.ExpiresAt, st.NextPeriodEnd, st.ReceiptID, st.Receipt, st.ID).Error; err != nil {
+			return err
+		}
+		if err := insertConsentEvent(tx, e, "renewed", "member", rc.Now); err != nil {
+			return err
+		}
+		out = e
+		return nil
+	})
+	return out, err
+}
+
+// renewalNoticeSQL is a contract's renewal notice as an interval: the one
+// its terms set (ISO 8601, which PostgreSQL reads), or the default P14D.
+const renewalNoticeSQL = `COALESCE(CAST(c.terms->>'renewal_notice' AS interval), interval '14 days')`
+
+// remindExpiringSQL queues, for at most @batch exchanges in force whose
+// renewal window has opened (expires_at - notice <= now < expires_at) and
+// whose reminder for this expiry is still owed, one exchange.expiring event
+// per first-party recipient of the contract, and marks each exchange with
+// the expiry it was reminded of, in the same statement: exactly once per
+// expiry, however late the worker runs (it looks at timestamps, not at
+// when it last ran) and however many replicas run it (rows another one
+// holds are skipped, and a row changed meanwhile is checked again). The
+// scan is bounded by the longest notice of any contract, on the partial
+// index exchanges_expiring.
+var remindExpiringSQL = `
+WITH longest AS (
+    SELECT COALESCE(max(` + renewalNoticeSQL + `), interval '14 days') AS notice
+    FROM contracts c WHERE c.consent_duration IS NOT NULL AND c.status <> 'draft'
+), due AS (
+    SELECT e.id, e.expires_at FROM exchanges e JOIN contracts c ON c.id = e.contract_id, longest
+    WHERE e.status = 'active' AND e.expires_at IS NOT NULL AND e.expiring_sent_for IS DISTINCT FROM e.expires_at
+      AND e.expires_at > clock_timestamp() AND e.expires_at <= clock_timestamp() + longest.notice
+      AND e.expires_at - ` + renewalNoticeSQL + ` <= clock_timestamp()
+    ORDER BY e.expires_at LIMIT @batch
+    FOR UPDATE OF e SKIP LOCKED
+), marked AS (
+    UPDATE exchanges x SET expiring_sent_for = due.expires_at FROM due WHERE x.id = due.id
+    RETURNING x.id
+), ins AS (
+    INSERT INTO webhook_outbox (id, recipient_id, event_type, payload, created_at, next_attempt_at)
+    SELECT gen_random_uuid(), r.id, 'exchange.expiring', jsonb_build_object(
+        'type', 'exchange.expiring',
+        'timestamp', ` + utc("clock_timestamp()") + `,
+        'data', jsonb_build_object(
+            'member_id', e.member_id, 'exchange_id', e.id, 'contract_id', e.contract_id,
+            'version', c.version, 'terms_hash', e.terms_hash,
+            'expires_at', ` + utc("due.expires_at") + `,
+            'renewal_notice', COALESCE(c.terms->>'renewal_notice', 'P14D'),
+            'newer_version', (SELECT jsonb_build_object('contract_id', n.id, 'version', n.version) FROM contracts n
+                WHERE n.family_id = c.family_id AND n.status = 'published' AND n.version > c.version ORDER BY n.version DESC LIMIT 1),
+            'renewable', c.status = 'published' AND NOT EXISTS (SELECT 1 FROM contracts n
+                WHERE n.family_id = c.family_id AND n.status = 'published' AND n.version > c.version))),
+        clock_timestamp(), clock_timestamp()
+    FROM due JOIN exchanges e ON e.id = due.id JOIN contracts c ON c.id = e.contract_id
+    JOIN recipients r ON r.kind = 'first_party' AND r.id IN (
+        SELECT CAST(rid AS uuid) FROM jsonb_array_elements(c.terms->'items') i, jsonb_array_elements_text(i->'recipients') rid)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM marked) AS exchanges, (SELECT count(*) FROM ins) AS events`
+
+// RemindExpiring implements app.ExpiryReminders, a batch at a time until
+// nothing more is due.
+func (s *Store) RemindExpiring(ctx context.Context) (int64, error) {
+	const batch = 1000
+	var total int64
+	for {
+		var n struct{ Exchanges, Events int64 }
+		if err := s.db.WithContext(ctx).Raw(remindExpiringSQL, map[string]any{"batch": batch}).Scan(&n).Error; err != nil {
+			return total, markUnreachable(err)
+		}
+		total += n.Exchanges
+		if n.Exchanges < batch {
+			return total, nil
+		}
+	}
+}
