@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -160,6 +161,22 @@ var (
 	countryCode = regexp.MustCompile(`^[A-Z]{2}$`)
 )
 
+// MinDateYear is the earliest year a date attribute may hold: a birthdate
+// such as 0000-01-01 would make anyone an adult (DESIGN rule 10).
+const MinDateYear = 1900
+
+// blank tells text that shows nothing: only white space, control or
+// invisible format characters (zero-width space, BOM, joiners). Such a value
+// is not data given (DESIGN rule 9), so it is refused wherever text is.
+func blank(s string) bool {
+	for _, r := range s {
+		if !unicode.IsSpace(r) && !unicode.IsControl(r) && !unicode.Is(unicode.Cf, r) && r != '\u3164' && r != '\u115f' && r != '\u1160' {
+			return false
+		}
+	}
+	return true
+}
+
 // ValidateAttribute checks a member's value for a stored category. Values
 // arrive decoded from JSON: strings, float64 numbers, []any, map[string]any.
 func (c Catalog) ValidateAttribute(key string, value any) error {
@@ -176,7 +193,7 @@ func (c Catalog) ValidateAttribute(key string, value any) error {
 	str, isString := value.(string)
 	switch cat.Type {
 	case TypeString:
-		if !isString || strings.TrimSpace(str) == "" || utf8.RuneCountInString(str) > 500 {
+		if !isString || blank(str) || utf8.RuneCountInString(str) > 500 {
 			return fmt.Errorf("must be a non-empty string of at most 500 characters")
 		}
 	case TypeEmail:
@@ -191,8 +208,8 @@ func (c Catalog) ValidateAttribute(key string, value any) error {
 			return fmt.Errorf("must be a phone number in E.164 form such as +4712345678")
 		}
 	case TypeDate:
-		if _, err := time.Parse(time.DateOnly, str); !isString || err != nil {
-			return fmt.Errorf("must be a date in YYYY-MM-DD form")
+		if d, err := time.Parse(time.DateOnly, str); !isString || err != nil || d.Year() < MinDateYear {
+			return fmt.Errorf("must be a date in YYYY-MM-DD form, from %d-01-01 on", MinDateYear)
 		}
 	case TypeCountryCode:
 		if !isString || !countryCode.MatchString(str) {
@@ -208,7 +225,7 @@ func (c Catalog) ValidateAttribute(key string, value any) error {
 			return fmt.Errorf("must be a list of at most 200 strings of at most 200 characters each")
 		}
 		for _, v := range list {
-			if s, ok := v.(string); !ok || s == "" || utf8.RuneCountInString(s) > 200 {
+			if s, ok := v.(string); !ok || blank(s) || utf8.RuneCountInString(s) > 200 {
 				return fmt.Errorf("must be a list of non-empty strings of at most 200 characters each")
 			}
 		}
@@ -221,8 +238,8 @@ func (c Catalog) ValidateAttribute(key string, value any) error {
 			s, isStr := v.(string)
 			switch k {
 			case "street", "postal_code", "city":
-				if !isStr || utf8.RuneCountInString(s) > 200 {
-					return fmt.Errorf("%s must be a string", k)
+				if !isStr || blank(s) || utf8.RuneCountInString(s) > 200 {
+					return fmt.Errorf("%s must be a non-empty string of at most 200 characters", k)
 				}
 			case "country":
 				if !isStr || !countryCode.MatchString(s) {

@@ -286,6 +286,13 @@ func TestGPCWithoutAffirmationWritesNothingAndTheConsentLogRecordsIt(t *testing.
 		r = a.tryJoin(f.member, thirdParty, gpc, map[string]any{"affirm_despite_gpc": false})
 	})
 	expect(t, r, 409)
+	// A signal sent as a list, or after a "0", is still the signal.
+	for _, v := range []string{"0, 1", "1,1", " 1 "} {
+		a.unchangedBy("a join with Sec-GPC "+v+" and no affirmation", func() {
+			r = a.tryJoin(f.member, thirdParty, map[string]string{"Sec-GPC": v}, nil)
+		})
+		expect(t, r, 409)
+	}
 	// The signal does not stand in the way of a first-party, non-advertising
 	// contract.
 	expect(t, a.tryJoin(f.member, firstParty, gpc, nil), 201)

@@ -17,10 +17,18 @@ type joinIn struct {
 }
 
 // gpcSignal tells whether the request carries Global Privacy Control: the
-// header Sec-GPC with the value 1 (GPC specification, section 3); any other
-// value means no signal.
+// header Sec-GPC with the value 1 (GPC specification, section 3). A header
+// sent more than once, or as a list, carries the signal if any of its values
+// is 1: the doubt goes to the member's privacy, not to the join.
 func gpcSignal(c *fiber.Ctx) bool {
-	return strings.TrimSpace(c.Get("Sec-GPC")) == "1"
+	for _, v := range c.Request().Header.PeekAll("Sec-GPC") {
+		for _, part := range strings.Split(string(v), ",") {
+			if strings.TrimSpace(part) == "1" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // join is POST /v1/me/exchanges: the member consents to a published version

@@ -1,0 +1,51 @@
+package domain_test
+
+import (
+	"testing"
+
+	"github.com/quidpro/quid/domain"
+)
+
+// Rule 9: text that shows nothing is not data given, whatever invisible
+// characters carry it and wherever text is stored; rule 10: a birthdate
+// long before any living member cannot make a child an adult.
+func TestInvisibleTextAndImpossibleBirthdatesAreNotData(t *testing.T) {
+	t.Parallel()
+	c, err := domain.NewCatalog([]domain.Category{
+		{Key: "location.city", Label: "City", Description: "d", Type: domain.TypeString},
+		{Key: "behaviour.interests", Label: "Interests", Description: "d", Type: domain.TypeList},
+		{Key: "contact.address", Label: "Address", Description: "d", Type: domain.TypeAddress},
+		{Key: "demographic.birthdate", Label: "Birthdate", Description: "d", Type: domain.TypeDate},
+	}, []domain.Purpose{{Key: "loyalty.personalised_offers", Label: "Offers", Description: "d"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	invisible := []string{"", " ", "\t", "\u00a0", "\u200b", "\ufeff", "\u200d\u2060", "\u3000", "\u3164", " \u200b \u00a0"}
+	for _, s := range invisible {
+		for key, value := range map[string]any{
+			"location.city":       s,
+			"behaviour.interests": []any{"running", s},
+			"contact.address":     map[string]any{"city": s, "country": "NO"},
+		} {
+			if err := c.ValidateAttribute(key, value); err == nil {
+				t.Errorf("%s = %q was accepted as data", key, s)
+			}
+		}
+	}
+	for key, value := range map[string]any{"location.city": " Oslo ", "behaviour.interests": []any{"é"}, "contact.address": map[string]any{"city": "Bø", "country": "NO"}} {
+		if err := c.ValidateAttribute(key, value); err != nil {
+			t.Errorf("%s = %v was refused: %v", key, value, err)
+		}
+	}
+	if err := c.ValidateAttribute("location.city", "\u200bOslo"); err != nil {
+		t.Errorf("a visible value with an invisible character was refused: %v", err)
+	}
+	for _, d := range []string{"0000-01-01", "0001-01-01", "1899-12-31"} {
+		if err := c.ValidateAttribute("demographic.birthdate", d); err == nil {
+			t.Errorf("birthdate %s was accepted", d)
+		}
+	}
+	if err := c.ValidateAttribute("demographic.birthdate", "1900-01-01"); err != nil {
+		t.Errorf("birthdate 1900-01-01 was refused: %v", err)
+	}
+}
