@@ -30,7 +30,7 @@ type MemberRepository interface {
 	// those categories (never the values); a nil rectified means the changed
 	// keys themselves.
 	SaveProfile(ctx context.Context, memberID string, changes map[string]any,
-		guard func(removed []string, active []domain.Share) error, rectified func(changed []string) []string) (Member, bool, error)
+		guard func(removed []string, after map[string]any, active []domain.Share, now time.Time) error, rectified func(changed []string) []string) (Member, bool, error)
 	GetMember(ctx context.Context, memberID string) (Member, error)
 }
 
@@ -76,8 +76,15 @@ func (s *Members) Enrol(ctx context.Context, p Principal, attributes map[string]
 		return Member{}, false, err
 	}
 	// Rule 9: an attribute an active exchange shares can be corrected but
-	// not removed while the exchange is active.
-	m, created, err := s.store.SaveProfile(ctx, p.Subject, attributes, s.catalog.CheckRemovals, s.catalog.Rectified)
+	// not removed while the exchange is active. Rule 10: nor can the
+	// birthdate change so that an active exchange's age rule fails.
+	guard := func(removed []string, after map[string]any, active []domain.Share, now time.Time) error {
+		if err := s.catalog.CheckRemovals(removed, active); err != nil {
+			return err
+		}
+		return domain.CheckAgeRules(after, active, now)
+	}
+	m, created, err := s.store.SaveProfile(ctx, p.Subject, attributes, guard, s.catalog.Rectified)
 	if err != nil {
 		return Member{}, false, fmt.Errorf("save profile: %w", err)
 	}

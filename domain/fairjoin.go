@@ -121,6 +121,30 @@ func CheckGPC(gpc, affirmed bool, t Terms, recipients map[string]Recipient) erro
 type Share struct {
 	ExchangeID string
 	Categories []string
+	// MinAge is the age the exchange's terms require (AgeRequirement); 0
+	// for none.
+	MinAge int
+}
+
+// CheckAgeRules refuses a profile change after which the member no longer
+// meets the age rule of an active exchange (DESIGN rule 10): a birthdate
+// removed, or corrected to an age below it. The error is 409
+// age-rule-shared naming the exchanges to cancel first; a correction that
+// keeps every rule met is rectification and allowed.
+func CheckAgeRules(after map[string]any, active []Share, now time.Time) error {
+	var ids []string
+	for _, sh := range active {
+		if sh.MinAge > 0 && CheckAge(after[BirthdateCategory], sh.MinAge, now) != nil {
+			ids = append(ids, sh.ExchangeID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	sort.Strings(ids)
+	return &Error{Kind: KindConflict, Code: "age-rule-shared",
+		Message:     "active exchanges require a known age they would no longer meet after this change: cancel the exchanges listed in exchange_ids first",
+		ExchangeIDs: ids}
 }
 
 // CheckRemovals refuses removing an attribute that an active exchange

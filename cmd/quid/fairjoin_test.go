@@ -132,6 +132,28 @@ func TestSharedAttributeCannotBeRemovedWhileActiveButCanBeCorrected(t *testing.T
 	expect(t, put(map[string]any{"location.city": nil}), 200)
 }
 
+// Rule 10 holds for the whole exchange, not just at the join: a birthdate
+// corrected to an age the active exchange's rule does not admit is refused
+// like a removal, writing nothing; a correction that keeps the rule met is
+// rectification.
+func TestBirthdateCannotBeCorrectedBelowAnActiveExchangesAgeRule(t *testing.T) {
+	t.Parallel()
+	a, f, _, ex := withJoinedMember(t) // a contract that shares with a third party: 16 or older
+	put := func(attrs map[string]any) response {
+		return a.do(req{Method: "PUT", Path: "/v1/me", Token: f.member, Body: map[string]any{"attributes": attrs}})
+	}
+	child := time.Now().UTC().AddDate(-12, 0, 0).Format(time.DateOnly)
+	var r response
+	a.unchangedBy("a birthdate making the member 12", func() { r = put(map[string]any{"demographic.birthdate": child}) })
+	expect(t, r, 409)
+	if p := problemOf(t, r); p.Code != "age-rule-shared" || !slices.Equal(p.ExchangeIDs, []string{ex["id"].(string)}) {
+		t.Fatalf("under-age correction: %s", r.Body)
+	}
+	expect(t, put(map[string]any{"demographic.birthdate": "1985-07-14"}), 200)
+	expect(t, a.do(req{Method: "DELETE", Path: "/v1/me/exchanges/" + ex["id"].(string), Token: f.member}), 200)
+	expect(t, put(map[string]any{"demographic.birthdate": child}), 200)
+}
+
 func TestChildCannotJoinThirdPartyOrAdvertisingContracts(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t)

@@ -45,7 +45,7 @@ var errNotEnrolled = domain.NotFound("member-not-enrolled", "you are not enrolle
 // with the categories each one's contract shares; SaveProfile runs it under
 // the member's row lock, which every join takes too, so no join can start
 // sharing an attribute between this read and the removal.
-const activeSharesSQL = `SELECT e.id, ARRAY(SELECT DISTINCT i->>'category' FROM jsonb_array_elements(c.terms->'items') AS i) AS categories
+const activeSharesSQL = `SELECT e.id, e.contract_id, ARRAY(SELECT DISTINCT i->>'category' FROM jsonb_array_elements(c.terms->'items') AS i) AS categories
 FROM exchanges e JOIN contracts c ON c.id = e.contract_id
 WHERE e.member_id = ? AND e.status = 'active' AND (e.expires_at IS NULL OR e.expires_at > clock_timestamp())
 ORDER BY e.id`
@@ -57,20 +57,39 @@ func (s *Store) activeShares(tx *gorm.DB, memberID string) ([]domain.Share, erro
 	}
 	defer rows.Close()
 	var out []domain.Share
+	var contracts []string
 	for rows.Next() {
 		var sh domain.Share
+		var contractID string
 		var cats pgtype.FlatArray[string]
-		if err := rows.Scan(&sh.ExchangeID, &cats); err != nil {
+		if err := rows.Scan(&sh.ExchangeID, &contractID, &cats); err != nil {
 			return nil, err
 		}
 		sh.Categories = cats
 		out = append(out, sh)
+		contracts = append(contracts, contractID)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	// The age each exchange requires is domain's rule over its frozen terms.
+	for i, id := range contracts {
+		c, err := s.frozenContract(tx, id, domain.ContractPublished)
+		if err != nil {
+			return nil, fmt.Errorf("read contract %s: %w", id, err)
+		}
+		recipients, err := s.recipientsByID(tx, c.RecipientIDs())
+		if err != nil {
+			return nil, fmt.Errorf("read recipients: %w", err)
+		}
+		out[i].MinAge = domain.AgeRequirement(c.Terms(), recipients)
+	}
+	return out, nil
 }
 
 func (s *Store) SaveProfile(ctx context.Context, memberID string, changes map[string]any,
-	guard func(removed []string, active []domain.Share) error, rectified func([]string) []string) (app.Member, bool, error) {
+	guard func(removed []string, after map[string]any, active []domain.Share, now time.Time) error, rectified func([]string) []string) (app.Member, bool, error) {
 	var out app.Member
 	var created bool
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -114,13 +133,25 @@ func (s *Store) SaveProfile(ctx context.Context, memberID string, changes map[st
 		}
 		if guard != nil {
 			var active []domain.Share
-			if len(removed) > 0 {
+			_, birthdate := changes[domain.BirthdateCategory]
+			if len(removed) > 0 || birthdate {
 				sort.Strings(removed)
 				if active, err = s.activeShares(tx, memberID); err != nil {
 					return fmt.Errorf("read active exchanges: %w", err)
 				}
 			}
-			if err := guard(removed, active); err != nil {
+			after := make(map[string]any, len(m.Attributes)+len(changes))
+			for k, v := range m.Attributes {
+				after[k] = v
+			}
+			for k, v := range changes {
+				if v == nil {
+					delete(after, k)
+				} else {
+					after[k] = v
+				}
+			}
+			if err := guard(removed, after, active, now); err != nil {
 				return err
 			}
 		}
