@@ -305,23 +305,10 @@ func TestStoredIdempotentResponsesExpireAfterADay(t *testing.T) {
 	third := a.publishContract(f, contractBody(f))
 	expect(t, a.do(req{Method: "POST", Path: "/v1/me/exchanges", Token: bob, Body: map[string]any{"contract_id": third},
 		Headers: map[string]string{"Idempotency-Key": "fresh"}}), 201)
-	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := a.svc.store.ExpireIdempotency(context.Background())
-			errs <- err
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	concurrently(t, 4, func() error {
+		_, err := a.svc.store.ExpireIdempotency(context.Background())
+		return err
+	})
 	var old, kept int
 	a.svc.db.Raw(`SELECT count(*) FROM idempotency_keys WHERE created_at <= now() - interval '24 hours'`).Scan(&old)
 	a.svc.db.Raw(`SELECT count(*) FROM idempotency_keys`).Scan(&kept)

@@ -339,3 +339,25 @@ func problemAt(t testing.TB, r response, status int, pointer string) {
 	}
 	t.Fatalf("no error at %s: %s", pointer, r.Body)
 }
+
+// concurrently runs fn n times at once, as that many replicas would, and
+// fails the test on the first error any of them returns.
+func concurrently(t testing.TB, n int, fn func() error) {
+	t.Helper()
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- fn()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -218,23 +217,10 @@ func TestExpiringConsentRemindsTheBrandOncePerExpiry(t *testing.T) {
 
 	remind := func() {
 		t.Helper()
-		var wg sync.WaitGroup
-		errs := make(chan error, 4)
-		for range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, err := a.svc.store.RemindExpiring(context.Background())
-				errs <- err
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
+		concurrently(t, 4, func() error {
+			_, err := a.svc.store.RemindExpiring(context.Background())
+			return err
+		})
 	}
 	remind()
 	got := outboxEvents(t, a, "exchange.expiring")

@@ -85,6 +85,21 @@ func endedOf(e domain.Exchange) endedExchange {
 	return endedExchange{ID: e.ID(), MemberID: e.MemberID(), ContractID: e.ContractID(), FamilyID: e.FamilyID(), TermsHash: e.TermsHash(), EndedAt: *e.EndedAt()}
 }
 
+// lockOwnExchange, inside a transaction holding the member's lock, closes
+// the member's lapsed consent first (as the worker would) and then locks
+// one of the member's exchanges; another member's is errExchangeNotFound.
+func (s *Store) lockOwnExchange(tx *gorm.DB, memberID, exchangeID string) (exchangeRecord, error) {
+	var rec exchangeRecord
+	if err := s.expireLapsed(tx, memberID); err != nil {
+		return rec, err
+	}
+	err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).First(&rec, "id = ? AND member_id = ?", exchangeID, memberID).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return rec, errExchangeNotFound
+	}
+	return rec, err
+}
+
 func (s *Store) UpdateExchange(ctx context.Context, memberID, exchangeID, actor string,
 	fn func(*domain.Exchange, time.Time) (int64, bool)) (domain.Exchange, error) {
 	if !isUUID(exchangeID) {
@@ -92,14 +107,8 @@ func (s *Store) UpdateExchange(ctx context.Context, memberID, exchangeID, actor 
 	}
 	var out domain.Exchange
 	err := s.inMemberTx(ctx, memberID, memberLock{absent: errExchangeNotFound}, func(tx *gorm.DB, _ memberRecord) error {
-		if err := s.expireLapsed(tx, memberID); err != nil {
-			return err
-		}
-		var rec exchangeRecord
-		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).First(&rec, "id = ? AND member_id = ?", exchangeID, memberID).Error; err != nil {
-			if errors.Is(err, gorm.ErrRecordNotFound) {
-				return errExchangeNotFound
-			}
+		rec, err := s.lockOwnExchange(tx, memberID, exchangeID)
+		if err != nil {
 			return err
 		}
 		e := rec.toDomain()

@@ -2,10 +2,8 @@ package postgres
 
 import (
 	"context"
-	"errors"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/quidpro/quid/app"
 	"github.com/quidpro/quid/domain"
@@ -26,14 +24,8 @@ func (s *Store) RenewExchange(ctx context.Context, memberID, exchangeID string,
 	}
 	var out domain.Exchange
 	err := s.inMemberTx(ctx, memberID, memberLock{absent: errExchangeNotFound}, func(tx *gorm.DB, _ memberRecord) error {
-		if err := s.expireLapsed(tx, memberID); err != nil {
-			return err
-		}
-		var rec exchangeRecord
-		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).First(&rec, "id = ? AND member_id = ?", exchangeID, memberID).Error; err != nil {
-			if errors.Is(err, gorm.ErrRecordNotFound) {
-				return errExchangeNotFound
-			}
+		rec, err := s.lockOwnExchange(tx, memberID, exchangeID)
+		if err != nil {
 			return err
 		}
 		if err := tx.Exec(`SELECT pg_advisory_xact_lock_shared(hashtextextended(CAST(? AS text), 0))`, rec.ContractID).Error; err != nil {
