@@ -282,6 +282,32 @@ func (s *Contracts) List(ctx context.Context, p Principal, status string, page P
 	return s.store.ListContracts(ctx, domain.ContractStatus(status), page.Normalised())
 }
 
+// RequiredAges maps each contract's id to the youngest age that may join
+// it (domain.Catalog.AgeRequirement over its terms and recipients, DESIGN
+// rule 10), 0 where no age rule applies. Recipients are read through the
+// recipient cache, once for all of cs.
+func (s *Contracts) RequiredAges(ctx context.Context, cs ...domain.Contract) (map[string]int, error) {
+	seen := map[string]bool{}
+	var ids []string
+	for _, c := range cs {
+		for _, id := range c.RecipientIDs() {
+			if !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+	}
+	recipients, err := s.recipients.RecipientsByID(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("look up recipients: %w", err)
+	}
+	out := make(map[string]int, len(cs))
+	for _, c := range cs {
+		out[c.ID()] = s.policy.Catalog.AgeRequirement(c.Terms(), recipients)
+	}
+	return out, nil
+}
+
 func (s *Contracts) Offers(ctx context.Context, page Page) ([]domain.Contract, string, error) {
 	return s.store.ListOffers(ctx, page.Normalised())
 }

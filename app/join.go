@@ -110,7 +110,7 @@ func (s *Exchanges) fairJoin(jc JoinContext, in JoinRequest) error {
 	t := jc.Contract.Terms()
 	var v domain.Violations
 	v.Merge("", s.catalog.CheckProfileHolds(t, jc.Attributes))
-	minAge := domain.AgeRequirement(t, jc.Recipients)
+	minAge := s.catalog.AgeRequirement(t, jc.Recipients)
 	ageErr := domain.CheckAge(jc.Birthdate, minAge, jc.Now)
 	if domain.IsKind(ageErr, domain.KindInvalid) {
 		// Reported once: a contract that shares the birthdate itself has
@@ -126,5 +126,5 @@ func (s *Exchanges) fairJoin(jc JoinContext, in JoinRequest) error {
 	if ageErr != nil {
 		return ageErr
 	}
-	return domain.CheckGPC(in.GPC, in.AffirmDespiteGPC, t, jc.Recipients)
+	return s.catalog.CheckGPC(in.GPC, in.AffirmDespiteGPC, t, jc.Recipients)
 }

@@ -82,7 +82,7 @@ func (s *Members) Enrol(ctx context.Context, p Principal, attributes map[string]
 		if err := s.catalog.CheckRemovals(removed, active); err != nil {
 			return err
 		}
-		return domain.CheckAgeRules(after, active, now)
+		return s.catalog.CheckAgeRules(after, active, now)
 	}
 	m, created, err := s.store.SaveProfile(ctx, p.Subject, attributes, guard, s.catalog.Rectified)
 	if err != nil {

@@ -57,13 +57,17 @@ type Category struct {
 	Derived                          *Derivation
 }
 
-// Purpose is why data is used. DirectMarketing purposes can be objected to
+// Purpose is why data is used. Advertising purposes choose or show ads and
+// offers with the member's data (DPV's Advertising terms, Fideslang's
+// marketing.advertising): they carry the age floor and the Global Privacy
+// Control rule (DESIGN rule 10). DirectMarketing purposes can be objected to
 // at any time (GDPR Art. 21(2)); AutomatedProcessing lists the DPV terms
 // (dpv:Profiling, dpv:AutomatedDecisionMaking) of the profiling or
 // automated decisions the purpose involves (Art. 22), empty when none.
 type Purpose struct {
 	Key, Label, Description string
 	Fideslang, DPV          string
+	Advertising             bool
 	DirectMarketing         bool
 	AutomatedProcessing     []string
 }
@@ -121,6 +125,11 @@ func NewCatalog(categories []Category, purposes []Purpose) (Catalog, error) {
 		}
 		if _, dup := c.purposes[p.Key]; dup {
 			return Catalog{}, fmt.Errorf("catalogue: purpose %q twice", p.Key)
+		}
+		// The flag cannot disagree with the standard terms the same entry
+		// names: an advertising DPV or Fideslang term is advertising.
+		if !p.Advertising && (strings.HasSuffix(p.DPV, "Advertising") || strings.HasPrefix(p.Fideslang, "marketing.advertising")) {
+			return Catalog{}, fmt.Errorf("catalogue: purpose %q is advertising by its DPV or Fideslang term but not flagged advertising", p.Key)
 		}
 		for _, term := range p.AutomatedProcessing {
 			if term != DPVProfiling && term != DPVAutomatedDecisionMaking {

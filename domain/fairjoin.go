@@ -2,6 +2,7 @@ package domain
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -18,9 +19,13 @@ const BirthdateCategory = "demographic.birthdate"
 // unless the contract sets a higher min_age.
 const MinAgeFloor = 16
 
-// IsAdvertising tells whether a purpose is for advertising: the catalogue's
-// advertising.* purposes.
-func IsAdvertising(purpose string) bool { return strings.HasPrefix(purpose, "advertising.") }
+// IsAdvertising tells whether a purpose is for advertising, as the
+// catalogue flags it. A purpose the catalogue does not hold counts as
+// advertising, so an unknown key can never escape the age or GPC rule.
+func (c Catalog) IsAdvertising(purpose string) bool {
+	p, ok := c.purposes[purpose]
+	return !ok || p.Advertising
+}
 
 // SourceOf is the stored category a member's profile must hold for a
 // category to be shared: the category itself, or a derived one's source.
@@ -44,21 +49,39 @@ func (c Catalog) RequiredAttributes(t Terms) []string {
 // CheckProfileHolds refuses a join whose shared data the profile does not
 // hold: one field error per missing stored category, at
 // /attributes/<category>.
+//
+// The pointer names the stored category to add; the detail also names the
+// derived categories the contract shares from it, so a member asked for
+// their birthdate learns it is for, say, demographic.age_over_18.
 func (c Catalog) CheckProfileHolds(t Terms, held map[string]bool) error {
+	derivedFrom := map[string][]string{}
+	for _, it := range t.Items {
+		if src := c.SourceOf(it.Category); src != it.Category && !slices.Contains(derivedFrom[src], it.Category) {
+			derivedFrom[src] = append(derivedFrom[src], it.Category)
+		}
+	}
 	var v Violations
 	for _, k := range c.RequiredAttributes(t) {
-		if !held[k] {
-			v.Add("/attributes/"+k, "this contract shares "+k+", which your profile does not hold: add it with PUT /v1/me before joining")
+		if held[k] {
+			continue
 		}
+		msg := "this contract shares " + k + ", which your profile does not hold"
+		if d := derivedFrom[k]; len(d) > 0 {
+			sort.Strings(d)
+			msg = "this contract shares " + strings.Join(d, ", ") + ", computed from " + k +
+				" (only the computed fact is shared), and your profile does not hold " + k
+		}
+		v.Add("/attributes/"+k, msg+": add it with PUT /v1/me before joining")
 	}
 	return v.Err()
 }
 
 // SharesWithThirdPartyOrForAdvertising tells whether terms send data to a
-// third-party recipient or use it for an advertising purpose.
-func SharesWithThirdPartyOrForAdvertising(t Terms, recipients map[string]Recipient) bool {
+// third-party recipient (or one not in recipients) or use it for a purpose
+// the catalogue flags as advertising.
+func (c Catalog) SharesWithThirdPartyOrForAdvertising(t Terms, recipients map[string]Recipient) bool {
 	for _, it := range t.Items {
-		if IsAdvertising(it.Purpose) {
+		if c.IsAdvertising(it.Purpose) {
 			return true
 		}
 		for _, id := range it.Recipients {
@@ -74,9 +97,9 @@ func SharesWithThirdPartyOrForAdvertising(t Terms, recipients map[string]Recipie
 // least MinAgeFloor when they share with a third party or for advertising,
 // raised by the contract's min_age; only min_age for other contracts; 0
 // when no age rule applies.
-func AgeRequirement(t Terms, recipients map[string]Recipient) int {
+func (c Catalog) AgeRequirement(t Terms, recipients map[string]Recipient) int {
 	age := t.MinAge
-	if SharesWithThirdPartyOrForAdvertising(t, recipients) && age < MinAgeFloor {
+	if c.SharesWithThirdPartyOrForAdvertising(t, recipients) && age < MinAgeFloor {
 		age = MinAgeFloor
 	}
 	return age
@@ -108,8 +131,8 @@ func CheckAge(birthdate any, minAge int, now time.Time) error {
 // member affirmed that they want to join anyway (the California rule that a
 // business may ask the consumer to affirm a financial incentive over the
 // signal).
-func CheckGPC(gpc, affirmed bool, t Terms, recipients map[string]Recipient) error {
-	if !gpc || affirmed || !SharesWithThirdPartyOrForAdvertising(t, recipients) {
+func (c Catalog) CheckGPC(gpc, affirmed bool, t Terms, recipients map[string]Recipient) error {
+	if !gpc || affirmed || !c.SharesWithThirdPartyOrForAdvertising(t, recipients) {
 		return nil
 	}
 	return Conflict("gpc-conflict", "Your browser or device sends a Global Privacy Control signal, which asks that your data "+
@@ -117,13 +140,14 @@ func CheckGPC(gpc, affirmed bool, t Terms, recipients map[string]Recipient) erro
 		"Join only if you want to make this exchange anyway: confirm to continue.")
 }
 
-// Share is one active exchange and the categories it shares.
+// Share is one active exchange: the categories it shares, and its frozen
+// terms with their recipients, from which the age it requires follows
+// (AgeRequirement).
 type Share struct {
 	ExchangeID string
 	Categories []string
-	// MinAge is the age the exchange's terms require (AgeRequirement); 0
-	// for none.
-	MinAge int
+	Terms      Terms
+	Recipients map[string]Recipient
 }
 
 // CheckAgeRules refuses a profile change after which the member no longer
@@ -131,10 +155,10 @@ type Share struct {
 // removed, or corrected to an age below it. The error is 409
 // age-rule-shared naming the exchanges to cancel first; a correction that
 // keeps every rule met is rectification and allowed.
-func CheckAgeRules(after map[string]any, active []Share, now time.Time) error {
+func (c Catalog) CheckAgeRules(after map[string]any, active []Share, now time.Time) error {
 	var ids []string
 	for _, sh := range active {
-		if sh.MinAge > 0 && CheckAge(after[BirthdateCategory], sh.MinAge, now) != nil {
+		if age := c.AgeRequirement(sh.Terms, sh.Recipients); age > 0 && CheckAge(after[BirthdateCategory], age, now) != nil {
 			ids = append(ids, sh.ExchangeID)
 		}
 	}

@@ -19,7 +19,24 @@ var (
 	people  = map[string]domain.Recipient{"b": brand, "p": partner}
 )
 
+// fairCatalog has one advertising purpose whose key says nothing about
+// advertising, one plain purpose and one advertising purpose by key.
+func fairCatalog(t *testing.T) domain.Catalog {
+	t.Helper()
+	c, err := domain.NewCatalog([]domain.Category{{Key: "location.city", Label: "City", Description: "d", Type: domain.TypeString}},
+		[]domain.Purpose{
+			{Key: "loyalty.programme_operation", Label: "Run", Description: "d"},
+			{Key: "loyalty.personalised_offers", Label: "Offers", Description: "d", Advertising: true},
+			{Key: "advertising.first_party", Label: "Ads", Description: "d", Advertising: true},
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func TestAgeRequirementIsAtLeastSixteenForThirdPartiesAndAdvertising(t *testing.T) {
+	cat := fairCatalog(t)
 	cases := []struct {
 		name  string
 		terms domain.Terms
@@ -31,10 +48,12 @@ func TestAgeRequirementIsAtLeastSixteenForThirdPartiesAndAdvertising(t *testing.
 		{"third party, lower min_age", fairTerms(13, domain.Item{Category: "location.city", Purpose: "loyalty.programme_operation", Recipients: []string{"p"}}), 16},
 		{"third party, higher min_age", fairTerms(18, domain.Item{Category: "location.city", Purpose: "loyalty.programme_operation", Recipients: []string{"p"}}), 18},
 		{"first-party advertising", fairTerms(0, domain.Item{Category: "location.city", Purpose: "advertising.first_party", Recipients: []string{"b"}}), 16},
+		{"advertising flagged by the catalogue, not by its key", fairTerms(0, domain.Item{Category: "location.city", Purpose: "loyalty.personalised_offers", Recipients: []string{"b"}}), 16},
+		{"unknown purpose counts as advertising", fairTerms(0, domain.Item{Category: "location.city", Purpose: "other.thing", Recipients: []string{"b"}}), 16},
 		{"unknown recipient counts as a third party", fairTerms(0, domain.Item{Category: "location.city", Purpose: "loyalty.programme_operation", Recipients: []string{"x"}}), 16},
 	}
 	for _, c := range cases {
-		if got := domain.AgeRequirement(c.terms, people); got != c.want {
+		if got := cat.AgeRequirement(c.terms, people); got != c.want {
 			t.Errorf("%s: %d, want %d", c.name, got, c.want)
 		}
 	}
@@ -82,5 +101,20 @@ func TestRemovalsAreRefusedOnlyForSharedAttributesAndTheirSources(t *testing.T) 
 	}
 	if err := cat.CheckRemovals(nil, active); err != nil {
 		t.Fatalf("no removal: %v", err)
+	}
+}
+
+func TestCatalogueRefusesAnAdvertisingPurposeNotFlaggedAsAdvertising(t *testing.T) {
+	for _, p := range []domain.Purpose{
+		{Key: "loyalty.offers", Label: "Offers", Description: "d", DPV: "dpv:PersonalisedAdvertising"},
+		{Key: "loyalty.offers", Label: "Offers", Description: "d", Fideslang: "marketing.advertising.first_party.targeted"},
+	} {
+		if _, err := domain.NewCatalog(nil, []domain.Purpose{p}); err == nil {
+			t.Errorf("%s/%s accepted without the advertising flag", p.DPV, p.Fideslang)
+		}
+		p.Advertising = true
+		if _, err := domain.NewCatalog(nil, []domain.Purpose{p}); err != nil {
+			t.Errorf("flagged: %v", err)
+		}
 	}
 }

@@ -28,7 +28,7 @@ func ageCatalog(t *testing.T) domain.Catalog {
 		cats = append(cats, domain.Category{Key: fmt.Sprintf("demographic.age_over_%d", years), Label: "adult", Description: "d", Type: domain.TypeBoolean,
 			Derived: &domain.Derivation{From: "demographic.birthdate", Rule: domain.RuleAgeAtLeast, Param: years}})
 	}
-	c, err := domain.NewCatalog(cats, []domain.Purpose{{Key: "loyalty.personalised_offers", Label: "Offers", Description: "d"}})
+	c, err := domain.NewCatalog(cats, []domain.Purpose{{Key: "loyalty.personalised_offers", Label: "Offers", Description: "d", Advertising: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -93,6 +93,12 @@ func TestMemberWithAnEmptyProfileCannotJoinAndLearnsEveryMissingCategory(t *test
 	if !slices.Equal(pointers, want) {
 		t.Fatalf("pointers %v, want %v: %s", pointers, want, r.Body)
 	}
+	// The member asked for a birthdate learns which shared fact needs it.
+	for _, e := range problemOf(t, r).Errors {
+		if e.Pointer == "/attributes/demographic.birthdate" && !strings.Contains(e.Detail, "demographic.age_over_18, computed from demographic.birthdate") {
+			t.Errorf("birthdate asked for without naming the derived fact shared: %q", e.Detail)
+		}
+	}
 	// Only part of the data: only the rest is missing.
 	a.enrolWith(f.member, map[string]any{"location.city": "Oslo", "demographic.birthdate": "1990-05-01"})
 	r = a.tryJoin(f.member, id, nil, nil)
@@ -205,6 +211,79 @@ func TestChildCannotJoinThirdPartyOrAdvertisingContracts(t *testing.T) {
 			t.Errorf("%s: %d, want %d: %s", c.name, r.Status, c.status, r.Body)
 		}
 	}
+}
+
+// TestEveryAdvertisingPurposeCarriesTheAgeFloorAndTheGPCRule runs over the
+// whole kind: every purpose the catalogue flags as advertising, whatever
+// its key, in a contract shared with the brand alone, needs the member aged
+// 16 (the offer, the contract and the statement say so) and an affirmation
+// under GPC; a first-party contract for a purpose that is not advertising
+// needs neither.
+func TestEveryAdvertisingPurposeCarriesTheAgeFloorAndTheGPCRule(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	var purposes struct {
+		Items []struct {
+			Key         string
+			Advertising bool
+		}
+	}
+	expect(t, a.do(req{Method: "GET", Path: "/v1/catalog/purposes"}), 200).decode(t, &purposes)
+	var ads []string
+	for _, p := range purposes.Items {
+		if p.Advertising {
+			ads = append(ads, p.Key)
+		}
+	}
+	if !slices.Contains(ads, "loyalty.personalised_offers") || !slices.Contains(ads, "advertising.first_party") {
+		t.Fatalf("advertising purposes %v", ads)
+	}
+	young := token(t, app.RoleMember, "teen15")
+	a.enrolWith(young, map[string]any{"location.city": "Oslo", "demographic.birthdate": bornYearsAgo(15)})
+	adult := token(t, app.RoleMember, "adult")
+	a.enrolWith(adult, map[string]any{"location.city": "Oslo", "demographic.birthdate": bornYearsAgo(30)})
+	gpc := map[string]string{"Sec-GPC": "1"}
+	requiredAge := func(id string) any {
+		c := expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + id}), 200).json(t)
+		offers := expect(t, a.do(req{Method: "GET", Path: "/v1/offers?limit=100", Token: adult}), 200).json(t)["items"].([]any)
+		for _, o := range offers {
+			if o := o.(map[string]any); o["id"] == id && o["required_age"] != c["required_age"] {
+				t.Errorf("%s: offer says required_age %v, contract %v", id, o["required_age"], c["required_age"])
+			}
+		}
+		return c["required_age"]
+	}
+	for _, purpose := range ads {
+		id := a.publishContract(f, oneItemContract("location.city", purpose, []string{f.brand}, nil))
+		if got := requiredAge(id); got != float64(16) {
+			t.Errorf("%s: required_age %v, want 16", purpose, got)
+		}
+		var st struct {
+			AgeRule struct {
+				MinAge *int `json:"min_age"`
+			} `json:"age_rule"`
+		}
+		expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + id + "/transparency"}), 200).decode(t, &st)
+		if st.AgeRule.MinAge == nil || *st.AgeRule.MinAge != 16 {
+			t.Errorf("%s: statement age rule %v, want 16", purpose, st.AgeRule.MinAge)
+		}
+		var r response
+		a.unchangedBy(purpose+": a 15-year-old joining", func() { r = a.tryJoin(young, id, nil, nil) })
+		if r.Status != 403 || problemOf(t, r).Code != "under-minimum-age" {
+			t.Errorf("%s: 15-year-old joined: %d %s", purpose, r.Status, r.Body)
+		}
+		a.unchangedBy(purpose+": a join under GPC without affirmation", func() { r = a.tryJoin(adult, id, gpc, nil) })
+		if r.Status != 409 || problemOf(t, r).Code != "gpc-conflict" {
+			t.Errorf("%s: GPC join without affirmation: %d %s", purpose, r.Status, r.Body)
+		}
+		expect(t, a.tryJoin(adult, id, gpc, map[string]any{"affirm_despite_gpc": true}), 201)
+	}
+	plain := a.publishContract(f, oneItemContract("location.city", "loyalty.programme_operation", []string{f.brand}, nil))
+	if got := requiredAge(plain); got != nil {
+		t.Errorf("first-party, not advertising: required_age %v, want null", got)
+	}
+	expect(t, a.tryJoin(young, plain, gpc, nil), 201)
 }
 
 func TestStatementShowsTheAgeRuleAndTheRightToObject(t *testing.T) {

@@ -38,8 +38,10 @@ type file struct {
 		Description string `json:"description"`
 		Fideslang   string `json:"fideslang"`
 		DPV         string `json:"dpv"`
-		// DirectMarketing and AutomatedProcessing are required in the file:
-		// a purpose added without them would silently read as neither.
+		// Advertising, DirectMarketing and AutomatedProcessing are required
+		// in the file: a purpose added without them would silently read as
+		// none of them, and so escape the age and GPC rules.
+		Advertising         *bool     `json:"advertising"`
 		DirectMarketing     *bool     `json:"direct_marketing"`
 		AutomatedProcessing *[]string `json:"automated_processing"`
 	} `json:"purposes"`
@@ -65,11 +67,11 @@ func Load() (domain.Catalog, error) {
 	}
 	purs := make([]domain.Purpose, 0, len(f.Purposes))
 	for _, p := range f.Purposes {
-		if p.DirectMarketing == nil || p.AutomatedProcessing == nil {
-			return domain.Catalog{}, fmt.Errorf("catalogue: purpose %q needs direct_marketing and automated_processing", p.Key)
+		if p.Advertising == nil || p.DirectMarketing == nil || p.AutomatedProcessing == nil {
+			return domain.Catalog{}, fmt.Errorf("catalogue: purpose %q needs advertising, direct_marketing and automated_processing", p.Key)
 		}
 		purs = append(purs, domain.Purpose{Key: p.Key, Label: p.Label, Description: p.Description, Fideslang: p.Fideslang, DPV: p.DPV,
-			DirectMarketing: *p.DirectMarketing, AutomatedProcessing: *p.AutomatedProcessing})
+			Advertising: *p.Advertising, DirectMarketing: *p.DirectMarketing, AutomatedProcessing: *p.AutomatedProcessing})
 	}
 	return domain.NewCatalog(cats, purs)
 }

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"encoding/json"
 	"reflect"
 	"strconv"
@@ -77,15 +78,17 @@ type purposeDTO struct {
 	Description string `json:"description"`
 	Fideslang   string `json:"fideslang"`
 	DPV         string `json:"dpv"`
-	// DirectMarketing purposes can be objected to at any time (GDPR
-	// Art. 21(2)); AutomatedProcessing lists the DPV terms of the profiling
-	// or automated decisions a purpose involves (Art. 22).
+	// Advertising purposes carry the age floor and the GPC rule (DESIGN
+	// rule 10). DirectMarketing purposes can be objected to at any time
+	// (GDPR Art. 21(2)); AutomatedProcessing lists the DPV terms of the
+	// profiling or automated decisions a purpose involves (Art. 22).
+	Advertising         bool     `json:"advertising"`
 	DirectMarketing     bool     `json:"direct_marketing"`
 	AutomatedProcessing []string `json:"automated_processing"`
 }
 
 func purposeOf(p domain.Purpose) purposeDTO {
-	return purposeDTO{p.Key, p.Label, p.Description, p.Fideslang, p.DPV, p.DirectMarketing, nonNil(p.AutomatedProcessing)}
+	return purposeDTO{p.Key, p.Label, p.Description, p.Fideslang, p.DPV, p.Advertising, p.DirectMarketing, nonNil(p.AutomatedProcessing)}
 }
 
 func (h *handlers) categories(c *fiber.Ctx) error {
@@ -287,16 +290,21 @@ type contractDTO struct {
 	RenewalNotice *string   `json:"renewal_notice"`
 	Reward        rewardDTO `json:"reward"`
 	MinAge        *int      `json:"min_age"`
-	TermsHash     *string   `json:"terms_hash"`
-	CreatedAt     string    `json:"created_at"`
-	PublishedAt   *string   `json:"published_at"`
-	RetiredAt     *string   `json:"retired_at"`
+	// RequiredAge is the youngest age that may join: min_age, raised to 16
+	// when the contract shares with a third party or for advertising (GDPR
+	// Art. 8, CCPA's under-16 rule); null when no age rule applies.
+	RequiredAge *int    `json:"required_age"`
+	TermsHash   *string `json:"terms_hash"`
+	CreatedAt   string  `json:"created_at"`
+	PublishedAt *string `json:"published_at"`
+	RetiredAt   *string `json:"retired_at"`
 	// ConflictsWithObjection marks, for a member's own GET /v1/offers, an
 	// offer that uses a purpose the member objects to.
 	ConflictsWithObjection *bool `json:"conflicts_with_objection,omitempty"`
 }
 
-func contractOf(c domain.Contract) contractDTO {
+// contractOf is the view of c; age is the age it requires (0 for none).
+func contractOf(c domain.Contract, age int) contractDTO {
 	in := app.InputOf(c.Terms())
 	d := contractDTO{ID: c.ID(), FamilyID: c.FamilyID(), Version: c.Version(), Status: string(c.Status()),
 		Title: in.Title, Summary: in.Summary, Retention: in.Retention, Duration: in.Duration,
@@ -308,6 +316,9 @@ func contractOf(c domain.Contract) contractDTO {
 	if h := c.TermsHash(); h != "" {
 		d.TermsHash = &h
 	}
+	if age > 0 {
+		d.RequiredAge = &age
+	}
 	if t := c.Terms(); t.Duration != nil {
 		n := t.Notice().String()
 		d.RenewalNotice = &n
@@ -315,12 +326,26 @@ func contractOf(c domain.Contract) contractDTO {
 	return d
 }
 
-func contractList(cs []domain.Contract, next string) list[contractDTO] {
+// contractList is the views of cs, each with the age it requires.
+func (h *handlers) contractList(ctx context.Context, cs []domain.Contract, next string) (list[contractDTO], error) {
 	out := list[contractDTO]{Items: make([]contractDTO, 0, len(cs)), NextCursor: next}
-	for _, c := range cs {
-		out.Items = append(out.Items, contractOf(c))
+	ages, err := h.svc.Contracts.RequiredAges(ctx, cs...)
+	if err != nil {
+		return out, err
 	}
-	return out
+	for _, c := range cs {
+		out.Items = append(out.Items, contractOf(c, ages[c.ID()]))
+	}
+	return out, nil
+}
+
+// contractView is the view of one contract with the age it requires.
+func (h *handlers) contractView(ctx context.Context, ct domain.Contract) (contractDTO, error) {
+	l, err := h.contractList(ctx, []domain.Contract{ct}, "")
+	if err != nil {
+		return contractDTO{}, err
+	}
+	return l.Items[0], nil
 }
 
 func (h *handlers) createContract(c *fiber.Ctx) error {
@@ -333,7 +358,11 @@ func (h *handlers) createContract(c *fiber.Ctx) error {
 		return err
 	}
 	c.Location(resourcePath("/v1/contracts", ct.ID()))
-	return c.Status(fiber.StatusCreated).JSON(contractOf(ct))
+	view, err := h.contractView(c.UserContext(), ct)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(view)
 }
 
 func (h *handlers) patchContract(c *fiber.Ctx) error {
@@ -352,7 +381,11 @@ func (h *handlers) patchContract(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(contractOf(ct))
+	view, err := h.contractView(c.UserContext(), ct)
+	if err != nil {
+		return err
+	}
+	return c.JSON(view)
 }
 
 func (h *handlers) getContract(c *fiber.Ctx) error {
@@ -364,7 +397,11 @@ func (h *handlers) getContract(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(contractOf(ct))
+	view, err := h.contractView(c.UserContext(), ct)
+	if err != nil {
+		return err
+	}
+	return c.JSON(view)
 }
 
 func (h *handlers) listContracts(c *fiber.Ctx) error {
@@ -376,7 +413,11 @@ func (h *handlers) listContracts(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(contractList(cs, next))
+	out, err := h.contractList(c.UserContext(), cs, next)
+	if err != nil {
+		return err
+	}
+	return c.JSON(out)
 }
 
 func (h *handlers) offers(c *fiber.Ctx) error {
@@ -394,7 +435,11 @@ func (h *handlers) offers(c *fiber.Ctx) error {
 		if err != nil {
 			return cachedResponse{}, false, err
 		}
-		body, err := jsonMarshal(contractList(cs, next))
+		out, err := h.contractList(c.UserContext(), cs, next)
+		if err != nil {
+			return cachedResponse{}, false, err
+		}
+		body, err := jsonMarshal(out)
 		return cachedResponse{body: body, contentType: fiber.MIMEApplicationJSON, cacheControl: "public, max-age=5"}, true, err
 	})
 }
@@ -412,7 +457,10 @@ func (h *handlers) memberOffers(c *fiber.Ctx, p app.Principal, page app.Page) er
 	if err != nil {
 		return err
 	}
-	out := contractList(cs, next)
+	out, err := h.contractList(c.UserContext(), cs, next)
+	if err != nil {
+		return err
+	}
 	for i, ct := range cs {
 		conflicts := len(domain.ObjectedPurposes(ct.Terms(), objected)) > 0
 		out.Items[i].ConflictsWithObjection = &conflicts
@@ -433,7 +481,11 @@ func (h *handlers) publishContract(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(contractOf(ct))
+	view, err := h.contractView(c.UserContext(), ct)
+	if err != nil {
+		return err
+	}
+	return c.JSON(view)
 }
 
 type retireIn struct {
@@ -460,7 +512,11 @@ func (h *handlers) retireContract(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(retireOut{contractOf(ct), n})
+	view, err := h.contractView(c.UserContext(), ct)
+	if err != nil {
+		return err
+	}
+	return c.JSON(retireOut{view, n})
 }
 
 func (h *handlers) newVersion(c *fiber.Ctx) error {
@@ -473,7 +529,11 @@ func (h *handlers) newVersion(c *fiber.Ctx) error {
 		return err
 	}
 	c.Location(resourcePath("/v1/contracts", ct.ID()))
-	return c.Status(fiber.StatusCreated).JSON(contractOf(ct))
+	view, err := h.contractView(c.UserContext(), ct)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(view)
 }
 
 type statsDTO struct {

@@ -30,6 +30,7 @@ type stmtPurpose struct {
 	Key                 string   `json:"key"`
 	Label               string   `json:"label"`
 	Description         string   `json:"description"`
+	Advertising         bool     `json:"advertising"`
 	DirectMarketing     bool     `json:"direct_marketing"`
 	AutomatedProcessing []string `json:"automated_processing"`
 	// Rights says in plain words what the member may do about this
@@ -64,13 +65,13 @@ func purposeRights(p domain.Purpose) []string {
 	return out
 }
 
-func ageRuleOf(t domain.Terms, recipients map[string]domain.Recipient) stmtAgeRule {
-	age := domain.AgeRequirement(t, recipients)
+func ageRuleOf(c domain.Catalog, t domain.Terms, recipients map[string]domain.Recipient) stmtAgeRule {
+	age := c.AgeRequirement(t, recipients)
 	if age == 0 {
 		return stmtAgeRule{Plain: "No minimum age."}
 	}
 	r := stmtAgeRule{MinAge: &age, Plain: fmt.Sprintf("Open only to members aged %d or older: your date of birth must be in your profile, and is checked when you join.", age)}
-	if domain.SharesWithThirdPartyOrForAdvertising(t, recipients) {
+	if c.SharesWithThirdPartyOrForAdvertising(t, recipients) {
 		r.Plain += fmt.Sprintf(" Data is never shared with another company or used for advertising for anyone under %d.", domain.MinAgeFloor)
 	}
 	return r
@@ -193,7 +194,7 @@ func statementOf(st app.Statement) statementDTO {
 		if cat.Derived != nil {
 			sc.Reveals, sc.DoesNotReveal = &cat.Derived.Reveals, &cat.Derived.DoesNotReveal
 		}
-		item := stmtItem{Category: sc, Purpose: stmtPurpose{pur.Key, pur.Label, pur.Description, pur.DirectMarketing,
+		item := stmtItem{Category: sc, Purpose: stmtPurpose{pur.Key, pur.Label, pur.Description, pur.Advertising, pur.DirectMarketing,
 			nonNil(pur.AutomatedProcessing), purposeRights(pur)}}
 		for _, rid := range it.Recipients {
 			r := st.Recipients[rid]
@@ -220,7 +221,7 @@ func statementOf(st app.Statement) statementDTO {
 		d.Reward.MaxTotalPoints = &total
 	}
 	d.Reward.Plain = plainReward(r)
-	d.AgeRule = ageRuleOf(t, st.Recipients)
+	d.AgeRule = ageRuleOf(st.Catalog, t, st.Recipients)
 	d.OnCancellation = "You can cancel at any time, as easily as you joined. Points stop at once: no period that ends after you cancel is paid"
 	if r.JoinBonus > 0 {
 		d.OnCancellation += fmt.Sprintf(", and a join bonus that has not vested yet (%d points) is voided", r.JoinBonus)

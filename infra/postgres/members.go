@@ -73,7 +73,8 @@ func (s *Store) activeShares(tx *gorm.DB, memberID string) ([]domain.Share, erro
 		return nil, err
 	}
 	rows.Close()
-	// The age each exchange requires is domain's rule over its frozen terms.
+	// The age each exchange requires follows from its frozen terms and
+	// their recipients.
 	for i, id := range contracts {
 		c, err := s.frozenContract(tx, id, domain.ContractPublished)
 		if err != nil {
@@ -83,7 +84,7 @@ func (s *Store) activeShares(tx *gorm.DB, memberID string) ([]domain.Share, erro
 		if err != nil {
 			return nil, fmt.Errorf("read recipients: %w", err)
 		}
-		out[i].MinAge = domain.AgeRequirement(c.Terms(), recipients)
+		out[i].Terms, out[i].Recipients = c.Terms(), recipients
 	}
 	return out, nil
 }
