@@ -7,10 +7,12 @@ import (
 	"github.com/quidpro/quid/domain"
 )
 
-// Objection is a member's standing "no" to a purpose (GDPR Art. 21).
+// Objection is a member's "no" to a purpose (GDPR Art. 21): standing
+// while LiftedAt is nil.
 type Objection struct {
-	Purpose string
-	At      time.Time
+	Purpose  string
+	At       time.Time
+	LiftedAt *time.Time
 }
 
 // ObjectionRepository stores objections.
@@ -21,9 +23,15 @@ type ObjectionRepository interface {
 	// purpose as cancelled, actor "objection", with a member cancel's
 	// effects, in one transaction; ended lists those exchanges.
 	Object(ctx context.Context, memberID, purpose string) (o Objection, ended []string, created bool, err error)
-	// LiftObjection deletes the objection; false when there was none.
+	// LiftObjection ends the standing objection, keeping it with the time
+	// it was lifted; false when there was none.
 	LiftObjection(ctx context.Context, memberID, purpose string) (bool, error)
-	Objections(ctx context.Context, memberID string) ([]Objection, error)
+	// Objections is one page of the standing objections, oldest first;
+	// a cursor that is not one this list issued is 400.
+	Objections(ctx context.Context, memberID string, page Page) ([]Objection, string, error)
+	// ObjectionHistory is every objection, standing or lifted, oldest
+	// first.
+	ObjectionHistory(ctx context.Context, memberID string) ([]Objection, error)
 }
 
 // Objections is the right to object.
@@ -78,30 +86,60 @@ func (s *Objections) Lift(ctx context.Context, p Principal, purpose string) erro
 	return nil
 }
 
-// List is the member's objections, oldest first.
-func (s *Objections) List(ctx context.Context, p Principal) ([]Objection, error) {
+// List is one page of the member's standing objections, oldest first.
+func (s *Objections) List(ctx context.Context, p Principal, page Page) ([]Objection, string, error) {
+	if err := p.Require(RoleMember); err != nil {
+		return nil, "", err
+	}
+	if err := s.store.RequireEnrolled(ctx, p.Subject); err != nil {
+		return nil, "", err
+	}
+	return s.store.Objections(ctx, p.Subject, page.Normalised())
+}
+
+// History is every objection the member made, standing or lifted, oldest
+// first: the export's record of them.
+func (s *Objections) History(ctx context.Context, p Principal) ([]Objection, error) {
 	if err := p.Require(RoleMember); err != nil {
 		return nil, err
 	}
 	if err := s.store.RequireEnrolled(ctx, p.Subject); err != nil {
 		return nil, err
 	}
-	return s.store.Objections(ctx, p.Subject)
+	return s.store.ObjectionHistory(ctx, p.Subject)
 }
 
-// Objected is the set of purposes the member objects to, for marking
+// Get is the member's standing objection to purpose: 404
+// objection-not-found when there is none (the Location a POST answered
+// with, read after the objection was lifted).
+func (s *Objections) Get(ctx context.Context, p Principal, purpose string) (Objection, error) {
+	all, err := s.History(ctx, p)
+	if err != nil {
+		return Objection{}, err
+	}
+	for _, o := range all {
+		if o.Purpose == purpose && o.LiftedAt == nil {
+			return o, nil
+		}
+	}
+	return Objection{}, errNoObjection
+}
+
+// Objected is the set of purposes the member objects to now, for marking
 // offers; a principal that is not a member objects to nothing.
 func (s *Objections) Objected(ctx context.Context, p Principal) (map[string]bool, error) {
 	if p.Role != RoleMember {
 		return nil, nil
 	}
-	list, err := s.store.Objections(ctx, p.Subject)
+	list, err := s.store.ObjectionHistory(ctx, p.Subject)
 	if err != nil {
 		return nil, err
 	}
 	out := make(map[string]bool, len(list))
 	for _, o := range list {
-		out[o.Purpose] = true
+		if o.LiftedAt == nil {
+			out[o.Purpose] = true
+		}
 	}
 	return out, nil
 }

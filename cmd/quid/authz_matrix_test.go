@@ -52,7 +52,7 @@ func (m *matrixWorld) freshContract() string {
 // uses and nobody objects to yet, a new one for each row that needs one.
 func (m *matrixWorld) freshObjectionPurpose() string {
 	m.objections++
-	return []string{"research.market", "analytics.audience_insights", "communications.sms_marketing"}[m.objections-1]
+	return []string{"research.market", "analytics.audience_insights", "communications.sms_marketing", "communications.newsletter"}[m.objections-1]
 }
 
 func (m *matrixWorld) freshDraft() string {
@@ -202,6 +202,7 @@ var authzMatrix = []authzRow{
 	{route: "GET /v1/me/recipients", req: get("/v1/me/recipients"), want: memberReads},
 	// Lifting a restriction nobody asked for changes nothing, so the partner
 	// read below still answers.
+	{route: "GET /v1/me/restriction", req: get("/v1/me/restriction"), want: memberReads},
 	{route: "PUT /v1/me/restriction", want: memberReads,
 		req: func(*matrixWorld) req {
 			return req{Method: "PUT", Path: "/v1/me/restriction", Body: map[string]any{"restricted": false}}
@@ -213,6 +214,16 @@ var authzMatrix = []authzRow{
 			return req{Method: "POST", Path: "/v1/me/objections", Body: map[string]any{"purpose": purpose}}
 		}},
 	{route: "GET /v1/me/objections", req: get("/v1/me/objections"), want: memberReads},
+	// Each member objects first and reads their own; only a member's token
+	// names an objection at all.
+	{route: "GET /v1/me/objections/:purpose", want: [principalCount]int{401, 200, 200, 403, 403, 403, 403, 403},
+		req: func(m *matrixWorld) req {
+			purpose := m.freshObjectionPurpose()
+			for _, tok := range []string{m.f.member, m.tokens[asOtherMember][0]} {
+				expect(m.a.t, m.a.do(req{Method: "POST", Path: "/v1/me/objections", Token: tok, Body: map[string]any{"purpose": purpose}}), 201)
+			}
+			return req{Method: "GET", Path: "/v1/me/objections/" + purpose}
+		}},
 	// Each member objects first; the owner lifts their own (204), and only a
 	// member's token names an objection at all.
 	{route: "DELETE /v1/me/objections/:purpose", want: [principalCount]int{401, 204, 204, 403, 403, 403, 403, 403},

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -194,5 +195,114 @@ func (a *api) waitForSharedOffersCache(contractID string) {
 			a.t.Fatal("the shared offers cache never became live")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestEveryObjectionStaysInTheExportAndItsLocationAnswers: the Location a
+// POST answers names the standing objection (GET 200, then 404 once
+// lifted); the list of objections in force pages with sealed cursors and
+// refuses a tampered one; the export keeps every objection the member
+// made, the lifted one with when it was lifted, and an objection made again
+// after a lift appears twice.
+func TestEveryObjectionStaysInTheExportAndItsLocationAnswers(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	a.enrol(f.member)
+	r := expect(t, a.do(req{Method: "POST", Path: "/v1/me/objections", Token: f.member, Body: map[string]any{"purpose": "research.market"}}), 201)
+	loc := r.Header.Get("Location")
+	one := expect(t, a.do(req{Method: "GET", Path: loc, Token: f.member}), 200).json(t)
+	if one["purpose"] != "research.market" || one["lifted_at"] != nil {
+		t.Fatalf("GET %s: %v", loc, one)
+	}
+	a.object(f.member, "communications.newsletter", 201)
+	a.object(f.member, "analytics.audience_insights", 201)
+
+	var seen []string
+	path := "/v1/me/objections?limit=1"
+	for pages := 0; ; pages++ {
+		if pages > 5 {
+			t.Fatal("the objection pages never end")
+		}
+		body := expect(t, a.do(req{Method: "GET", Path: path, Token: f.member}), 200).json(t)
+		items := body["items"].([]any)
+		if len(items) != 1 {
+			t.Fatalf("page of %d with limit 1", len(items))
+		}
+		seen = append(seen, items[0].(map[string]any)["purpose"].(string))
+		next, _ := body["next_cursor"].(string)
+		if next == "" {
+			break
+		}
+		path = "/v1/me/objections?limit=1&cursor=" + url.QueryEscape(next)
+		tampered := "/v1/me/objections?limit=1&cursor=" + url.QueryEscape(next[:len(next)-2]+"AA")
+		problemAt(t, a.do(req{Method: "GET", Path: tampered, Token: f.member}), 422, "/cursor")
+	}
+	if fmt.Sprint(seen) != "[research.market communications.newsletter analytics.audience_insights]" {
+		t.Fatalf("pages in order %v", seen)
+	}
+	problemAt(t, a.do(req{Method: "GET", Path: "/v1/me/objections?cursor=not-a-cursor", Token: f.member}), 422, "/cursor")
+
+	expect(t, a.do(req{Method: "DELETE", Path: loc, Token: f.member}), 204)
+	if r := a.do(req{Method: "GET", Path: loc, Token: f.member}); r.Status != 404 || problemCode(t, r) != "objection-not-found" {
+		t.Fatalf("GET of a lifted objection: %d %s", r.Status, r.Body)
+	}
+	a.object(f.member, "research.market", 201)
+
+	var export struct {
+		Objections []struct {
+			Purpose  string
+			LiftedAt *string `json:"lifted_at"`
+		}
+	}
+	expect(t, a.do(req{Method: "GET", Path: "/v1/me/export", Token: f.member}), 200).decode(t, &export)
+	var lifted, standing []string
+	for _, o := range export.Objections {
+		if o.LiftedAt != nil {
+			lifted = append(lifted, o.Purpose)
+		} else {
+			standing = append(standing, o.Purpose)
+		}
+	}
+	sort.Strings(standing)
+	if fmt.Sprint(lifted) != "[research.market]" || fmt.Sprint(standing) != "[analytics.audience_insights communications.newsletter research.market]" {
+		t.Fatalf("export objections: lifted %v, standing %v", lifted, standing)
+	}
+}
+
+// TestRestrictionIsReadableAndShownWhereverTheMemberIs: GET
+// /v1/me/restriction answers the state PUT set, PUT /v1/me shows it like
+// GET /v1/me, and a null where true or false is needed is 422 saying so.
+func TestRestrictionIsReadableAndShownWhereverTheMemberIs(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	a.enrol(f.member)
+	if got := expect(t, a.do(req{Method: "GET", Path: "/v1/me/restriction", Token: f.member}), 200).json(t); got["restricted"] != false {
+		t.Fatalf("before: %v", got)
+	}
+	expect(t, a.do(req{Method: "PUT", Path: "/v1/me/restriction", Token: f.member, Body: map[string]any{"restricted": true}}), 200)
+	got := expect(t, a.do(req{Method: "GET", Path: "/v1/me/restriction", Token: f.member}), 200).json(t)
+	if got["restricted"] != true || len(got["periods"].([]any)) != 1 {
+		t.Fatalf("after: %v", got)
+	}
+	put := expect(t, a.do(req{Method: "PUT", Path: "/v1/me", Token: f.member, Body: map[string]any{"attributes": map[string]any{"location.city": "Bergen"}}}), 200).json(t)
+	if put["restricted"] != true {
+		t.Fatalf("PUT /v1/me hides the restriction: %v", put)
+	}
+	var r response
+	a.unchangedBy("a null restriction", func() {
+		r = a.do(req{Method: "PUT", Path: "/v1/me/restriction", Token: f.member, Body: map[string]any{"restricted": nil}})
+	})
+	problemAt(t, r, 422, "/restricted")
+	if p := problemOf(t, r); len(p.Errors) != 1 || !strings.Contains(p.Errors[0].Detail, "null") {
+		t.Fatalf("null restriction: %s", r.Body)
+	}
+	// A purpose key as long as a path segment may be is judged by the
+	// catalogue in the body as in the path.
+	long := "research." + strings.Repeat("x", 230)
+	problemAt(t, a.do(req{Method: "POST", Path: "/v1/me/objections", Token: f.member, Body: map[string]any{"purpose": long}}), 422, "/purpose")
+	if r := a.do(req{Method: "DELETE", Path: "/v1/me/objections/" + long, Token: f.member}); r.Status != 404 {
+		t.Fatalf("DELETE of a long purpose: %d", r.Status)
 	}
 }

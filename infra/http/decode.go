@@ -148,7 +148,12 @@ func pointerOf(namespace string) string {
 func reasonOf(fe validator.FieldError) string {
 	switch fe.Tag() {
 	case "required":
-		return "is required"
+		// Absent and null read alike here: say both, so a client that sent
+		// null learns that null is not a value for this field.
+		if t := fe.Type(); t != nil && (t.Kind() == reflect.Bool || t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Bool) {
+			return "is required: true or false (null is not a value)"
+		}
+		return "is required and must not be null"
 	case "min":
 		return "must be at least " + fe.Param()
 	case "max":

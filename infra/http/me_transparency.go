@@ -210,12 +210,12 @@ func (h *handlers) export(c *fiber.Ctx) error {
 		out.Restrictions = restrictionOf(r).Periods
 	}
 	if h.svc.Objections != nil {
-		os, err := h.svc.Objections.List(ctx, p)
+		os, err := h.svc.Objections.History(ctx, p)
 		if err != nil {
 			return err
 		}
 		for _, o := range os {
-			out.Objections = append(out.Objections, h.objectionOf(o.Purpose, timeText(o.At)))
+			out.Objections = append(out.Objections, h.objectionOf(o))
 		}
 	}
 	c.Set(fiber.HeaderContentDisposition, `attachment; filename="quid-export.json"`)

@@ -26,11 +26,13 @@ func (h *handlers) memberRoutes(v1 fiber.Router, auth roleGate) {
 		me.Get("/recipients", member, h.snapshot, h.myRecipients)
 	}
 	if h.svc.Restrictions != nil {
+		me.Get("/restriction", member, h.getRestriction)
 		me.Put("/restriction", member, h.putRestriction)
 	}
 	if h.svc.Objections != nil {
 		me.Get("/objections", member, h.listObjections)
 		me.Post("/objections", member, h.postObjection)
+		me.Get("/objections/:purpose", member, h.getObjection)
 		me.Delete("/objections/:purpose", member, noBody, h.deleteObjection)
 	}
 }
@@ -66,10 +68,14 @@ func (h *handlers) putMe(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	d, err := h.memberView(c, m)
+	if err != nil {
+		return err
+	}
 	if created {
 		c.Status(fiber.StatusCreated)
 	}
-	return c.JSON(memberOf(m))
+	return c.JSON(d)
 }
 
 func (h *handlers) getMe(c *fiber.Ctx) error {
@@ -77,13 +83,23 @@ func (h *handlers) getMe(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	d, err := h.memberView(c, m)
+	if err != nil {
+		return err
+	}
+	return c.JSON(d)
+}
+
+// memberView is the member as GET and PUT /v1/me show them: the profile
+// and balances, and whether processing is restricted.
+func (h *handlers) memberView(c *fiber.Ctx, m app.Member) (memberDTO, error) {
 	d := memberOf(m)
 	if h.svc.Restrictions != nil {
 		r, err := h.svc.Restrictions.Get(c.UserContext(), principal(c))
 		if err != nil {
-			return err
+			return d, err
 		}
 		d.Restricted = &r.Restricted
 	}
-	return c.JSON(d)
+	return d, nil
 }

@@ -2,16 +2,22 @@ package http
 
 import (
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/quidpro/quid/app"
 )
 
+// objectionIn's purpose has the length bound of the {purpose} path
+// parameter, so a key too long for one is too long for the other.
 type objectionIn struct {
-	Purpose string `json:"purpose" validate:"required,max=200"`
+	Purpose string `json:"purpose" validate:"required,max=255"`
 }
 
 type objectionDTO struct {
 	Purpose      string `json:"purpose"`
 	PurposeLabel string `json:"purpose_label"`
 	ObjectedAt   string `json:"objected_at"`
+	// LiftedAt is when the objection was withdrawn; null while it stands.
+	LiftedAt *string `json:"lifted_at"`
 }
 
 type objectionResultDTO struct {
@@ -21,9 +27,9 @@ type objectionResultDTO struct {
 	EndedExchanges []string `json:"ended_exchanges"`
 }
 
-func (h *handlers) objectionOf(purpose string, at string) objectionDTO {
-	p, _ := h.svc.Catalog.Purpose(purpose)
-	return objectionDTO{Purpose: purpose, PurposeLabel: p.Label, ObjectedAt: at}
+func (h *handlers) objectionOf(o app.Objection) objectionDTO {
+	p, _ := h.svc.Catalog.Purpose(o.Purpose)
+	return objectionDTO{Purpose: o.Purpose, PurposeLabel: p.Label, ObjectedAt: timeText(o.At), LiftedAt: optTime(o.LiftedAt)}
 }
 
 // postObjection objects to a purpose (GDPR Art. 21): exchanges using it end,
@@ -37,7 +43,7 @@ func (h *handlers) postObjection(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	out := objectionResultDTO{objectionDTO: h.objectionOf(res.Objection.Purpose, timeText(res.Objection.At)), EndedExchanges: res.Ended}
+	out := objectionResultDTO{objectionDTO: h.objectionOf(res.Objection), EndedExchanges: res.Ended}
 	if out.EndedExchanges == nil {
 		out.EndedExchanges = []string{}
 	}
@@ -60,13 +66,30 @@ func (h *handlers) deleteObjection(c *fiber.Ctx) error {
 }
 
 func (h *handlers) listObjections(c *fiber.Ctx) error {
-	os, err := h.svc.Objections.List(c.UserContext(), principal(c))
+	page, err := pageOf(c)
 	if err != nil {
 		return err
 	}
-	out := list[objectionDTO]{Items: make([]objectionDTO, 0, len(os))}
+	os, next, err := h.svc.Objections.List(c.UserContext(), principal(c), page)
+	if err != nil {
+		return err
+	}
+	out := list[objectionDTO]{Items: make([]objectionDTO, 0, len(os)), NextCursor: next}
 	for _, o := range os {
-		out.Items = append(out.Items, h.objectionOf(o.Purpose, timeText(o.At)))
+		out.Items = append(out.Items, h.objectionOf(o))
 	}
 	return c.JSON(out)
+}
+
+// getObjection is the standing objection a POST's Location names.
+func (h *handlers) getObjection(c *fiber.Ctx) error {
+	purpose, err := pathParam(c, "purpose")
+	if err != nil {
+		return err
+	}
+	o, err := h.svc.Objections.Get(c.UserContext(), principal(c), purpose)
+	if err != nil {
+		return err
+	}
+	return c.JSON(h.objectionOf(o))
 }

@@ -29,6 +29,17 @@ func restrictionOf(r app.Restriction) restrictionDTO {
 	return out
 }
 
+// getRestriction is whether processing is restricted now, and every
+// restriction period.
+func (h *handlers) getRestriction(c *fiber.Ctx) error {
+	r, err := h.svc.Restrictions.Get(c.UserContext(), principal(c))
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.JSON(restrictionOf(r))
+}
+
 // putRestriction restricts processing or lifts the restriction (GDPR Art. 18).
 func (h *handlers) putRestriction(c *fiber.Ctx) error {
 	var in restrictionIn

@@ -118,6 +118,7 @@ func pseudonymise(tx *gorm.DB, memberID string, now any) error {
 		`DELETE FROM ledger_references r USING ledger_entries l WHERE l.id = r.entry_id AND l.member_id = @member`,
 		`DELETE FROM idempotency_keys WHERE member_id = @member`,
 		`DELETE FROM member_objections WHERE member_id = @member`,
+		`DELETE FROM lifted_objections WHERE member_id = @member`,
 		// Restriction periods are times only; they keep the pseudonym so
 		// that quid verify still sees that no credit overlapped one.
 		`UPDATE member_restrictions SET member_id = @pseudonym, ended_at = COALESCE(ended_at, @now) WHERE member_id = @member`,

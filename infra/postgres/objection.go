@@ -68,26 +68,76 @@ func (s *Store) Object(ctx context.Context, memberID, purpose string) (app.Objec
 func (s *Store) LiftObjection(ctx context.Context, memberID, purpose string) (bool, error) {
 	var lifted bool
 	err := s.inMemberTx(ctx, memberID, memberLock{}, func(tx *gorm.DB, _ memberRecord) error {
-		res := tx.Exec(`DELETE FROM member_objections WHERE member_id = ? AND purpose = ?`, memberID, purpose)
+		res := tx.Exec(`WITH gone AS (DELETE FROM member_objections WHERE member_id = ? AND purpose = ? RETURNING member_id, purpose, created_at)
+INSERT INTO lifted_objections (member_id, purpose, objected_at, lifted_at)
+SELECT member_id, purpose, created_at, GREATEST(created_at, clock_timestamp()) FROM gone`, memberID, purpose)
 		lifted = res.RowsAffected == 1
 		return res.Error
 	})
 	return lifted, err
 }
 
-// Objections implements app.ObjectionRepository, oldest first.
-func (s *Store) Objections(ctx context.Context, memberID string) ([]app.Objection, error) {
-	var rows []struct {
-		Purpose   string
-		CreatedAt time.Time
+type objectionRow struct {
+	Purpose   string
+	CreatedAt time.Time
+	LiftedAt  *time.Time
+}
+
+func (r objectionRow) objection() app.Objection {
+	o := app.Objection{Purpose: r.Purpose, At: r.CreatedAt.UTC()}
+	if r.LiftedAt != nil {
+		t := r.LiftedAt.UTC()
+		o.LiftedAt = &t
 	}
-	if err := s.db.WithContext(ctx).Raw(`SELECT purpose, created_at FROM member_objections WHERE member_id = ? ORDER BY created_at, purpose`,
-		memberID).Scan(&rows).Error; err != nil {
+	return o
+}
+
+// Objections implements app.ObjectionRepository: the standing objections,
+// oldest first, one page at a time from a sealed (created_at, purpose)
+// position.
+func (s *Store) Objections(ctx context.Context, memberID string, page app.Page) ([]app.Objection, string, error) {
+	scope := listScope("objections", memberID)
+	q := s.db.WithContext(ctx).Table("member_objections").Select("purpose, created_at").Where("member_id = ?", memberID)
+	if page.Cursor != "" {
+		at, purpose, err := s.decodeCursor(ctx, scope, page.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		q = q.Where("(created_at, purpose) > (?, ?)", at, purpose)
+	}
+	var rows []objectionRow
+	if err := q.Order("created_at").Order("purpose").Limit(page.Limit + 1).Scan(&rows).Error; err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(rows) > page.Limit {
+		rows = rows[:page.Limit]
+		last := rows[len(rows)-1]
+		var err error
+		if next, err = s.encodeCursor(ctx, scope, last.CreatedAt, last.Purpose); err != nil {
+			return nil, "", err
+		}
+	}
+	out := make([]app.Objection, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, r.objection())
+	}
+	return out, next, nil
+}
+
+// ObjectionHistory implements app.ObjectionRepository: every objection the
+// member made, standing or lifted, oldest first.
+func (s *Store) ObjectionHistory(ctx context.Context, memberID string) ([]app.Objection, error) {
+	var rows []objectionRow
+	if err := s.db.WithContext(ctx).Raw(`SELECT purpose, created_at, NULL::timestamptz AS lifted_at FROM member_objections WHERE member_id = @m
+UNION ALL
+SELECT purpose, objected_at, lifted_at FROM lifted_objections WHERE member_id = @m
+ORDER BY created_at, purpose, lifted_at NULLS LAST`, map[string]any{"m": memberID}).Scan(&rows).Error; err != nil {
 		return nil, err
 	}
 	out := make([]app.Objection, 0, len(rows))
 	for _, r := range rows {
-		out = append(out, app.Objection{Purpose: r.Purpose, At: r.CreatedAt.UTC()})
+		out = append(out, r.objection())
 	}
 	return out, nil
 }
