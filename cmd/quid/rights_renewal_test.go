@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -252,4 +253,94 @@ func TestExpiringConsentRemindsTheBrandOncePerExpiry(t *testing.T) {
 	if more := outboxEvents(t, a, "exchange.expiring"); len(more) != 0 {
 		t.Fatalf("housekeeping reminded again: %v", keys(anyMap(more)))
 	}
+}
+
+// TestRenewalsRacingATerminatingRetirementNeitherDeadlockNorFail: members
+// renew (and cancel, object, erase) while the marketer retires the version
+// with termination, all released at once, many times over. Every writer of
+// a member's exchanges takes its locks in the one order (the version's
+// lock, then the member's row, then exchange rows), so PostgreSQL never
+// has to abort one of them as a deadlock: no request answers 5xx, the
+// retirement succeeds each time, and each exchange tells one consistent
+// story — renewed then terminated (renewal 200), or terminated and the
+// renewal refused 409 exchange-not-active; a cancel, objection or erasure
+// either ended it first or found it terminated.
+func TestRenewalsRacingATerminatingRetirementNeitherDeadlockNorFail(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	addr := a.listen(t)
+	f := a.fixtures()
+	const rounds, renewers = 12, 6
+	// Members renewers..renewers+2 cancel, object and erase instead.
+	const cancels, objects, erases = renewers, renewers + 1, renewers + 2
+	body := contractBody(f)
+	body["duration"], body["renewal_notice"] = "PT1H", "PT2H" // the window is open at once
+	stories := map[string]int{}
+	for round := range rounds {
+		body["title"] = fmt.Sprintf("Race %d", round)
+		contract := a.publishContract(f, body)
+		toks, exchanges := make([]string, erases+1), make([]string, erases+1)
+		for i := range toks {
+			toks[i] = token(t, app.RoleMember, fmt.Sprintf("race-%d-%d", round, i))
+			a.enrol(toks[i])
+			exchanges[i] = a.joinContract(toks[i], contract)["id"].(string)
+		}
+		out := releasedTogether(t, a, addr, len(toks)+1, func(i int) req {
+			switch {
+			case i < renewers:
+				return req{Method: "POST", Path: "/v1/me/exchanges/" + exchanges[i] + "/renew", Token: toks[i]}
+			case i == cancels:
+				return req{Method: "DELETE", Path: "/v1/me/exchanges/" + exchanges[i], Token: toks[i]}
+			case i == objects:
+				return req{Method: "POST", Path: "/v1/me/objections", Token: toks[i], Body: map[string]any{"purpose": "loyalty.personalised_offers"}}
+			case i == erases:
+				return req{Method: "DELETE", Path: "/v1/me", Token: toks[i]}
+			}
+			return req{Method: "POST", Path: "/v1/contracts/" + contract + "/retire", Token: f.marketer, Body: map[string]any{"terminate_active": true}}
+		})
+		for _, o := range out {
+			if o.resp.Status >= 500 {
+				t.Fatalf("round %d: %s %s answered %d while racing the retirement: %s", round, o.req.Method, o.req.Path, o.resp.Status, o.resp.Body)
+			}
+		}
+		retired := out[len(toks)]
+		if retired.resp.Status != 200 {
+			t.Fatalf("round %d: the retirement answered %d: %s", round, retired.resp.Status, retired.resp.Body)
+		}
+		terminated := 0
+		for i, ex := range exchanges {
+			var kinds []string
+			if err := a.svc.db.Raw(`SELECT kind FROM consent_events WHERE exchange_id = ? ORDER BY id`, ex).Scan(&kinds).Error; err != nil {
+				t.Fatal(err)
+			}
+			story, r := strings.Join(kinds, ","), out[i].resp
+			if strings.HasSuffix(story, ",terminated") {
+				terminated++
+			}
+			ok := false
+			switch {
+			case i < renewers && r.Status == 200:
+				ok = story == "joined,renewed,terminated"
+			case i < renewers && r.Status == 409:
+				ok = story == "joined,terminated" && problemCode(t, r) == "exchange-not-active"
+			case i == cancels && r.Status == 200:
+				ok = story == "joined,cancelled" || story == "joined,terminated"
+			case i == objects && r.Status == 201:
+				ok = story == "joined,cancelled" || story == "joined,terminated"
+			case i == erases && r.Status == 200:
+				ok = story == "joined,erased" || story == "joined,terminated"
+			}
+			if !ok {
+				t.Fatalf("round %d: %s %s answered %d and the exchange's consent log is %q: %s",
+					round, out[i].req.Method, out[i].req.Path, r.Status, story, r.Body)
+			}
+			if i < renewers {
+				stories[story]++
+			}
+		}
+		if n := retired.resp.json(t)["terminated_exchanges"]; n != float64(terminated) {
+			t.Fatalf("round %d: the retirement says it terminated %v exchanges, the consent log shows %d", round, n, terminated)
+		}
+	}
+	t.Logf("renewals racing the retirement: %v", stories)
 }

@@ -9,26 +9,25 @@ import (
 	"github.com/quidpro/quid/domain"
 )
 
-// RenewExchange implements app.ExchangeRepository: under the member's lock
-// (through inMemberTx, the lock every change to a member's exchanges
-// holds), lapsed consent is expired first, the exchange row is locked, and
-// its version's advisory lock is taken in shared mode as a join takes it,
-// after the member's row: publishing a newer version or retiring this one
-// waits for the renewal, or the renewal sees it. The renewal writes the new
-// expiry, the period grid's next end and the receipt, and appends a
-// renewed consent event with the same terms hash.
+// RenewExchange implements app.ExchangeRepository. Its version's advisory
+// lock is taken in shared mode as a join takes it, before the member's row
+// (memberLock.versionOf; see the lock order in tx.go): publishing a newer
+// version or retiring this one waits for the renewal, or the renewal sees
+// it. Under the member's lock lapsed consent is expired first and the
+// exchange row is locked. The renewal writes the new expiry, the period
+// grid's next end and the receipt, appends a renewed consent event with
+// the same terms hash, and queues exchange.renewed for every recipient of
+// the terms, all in one transaction.
 func (s *Store) RenewExchange(ctx context.Context, memberID, exchangeID string,
 	plan func(app.RenewalContext) (domain.Exchange, error)) (domain.Exchange, error) {
 	if !isUUID(exchangeID) {
 		return domain.Exchange{}, errExchangeNotFound
 	}
 	var out domain.Exchange
-	err := s.inMemberTx(ctx, memberID, memberLock{absent: errExchangeNotFound}, func(tx *gorm.DB, _ memberRecord) error {
+	lock := memberLock{absent: errExchangeNotFound, versionOf: exchangeID}
+	err := s.inMemberTx(ctx, memberID, lock, func(tx *gorm.DB, _ memberRecord) error {
 		rec, err := s.lockOwnExchange(tx, memberID, exchangeID)
 		if err != nil {
-			return err
-		}
-		if err := tx.Exec(`SELECT pg_advisory_xact_lock_shared(hashtextextended(CAST(? AS text), 0))`, rec.ContractID).Error; err != nil {
 			return err
 		}
 		var crec contractRecord
