@@ -255,6 +255,82 @@ func TestExpiringConsentRemindsTheBrandOncePerExpiry(t *testing.T) {
 	}
 }
 
+// TestRenewalTellsEveryRecipientOfTheTermsTheNewExpiry: a renewal queues,
+// in its transaction, exactly one exchange.renewed (valid per openapi.yaml)
+// for every recipient the terms name, first and third party, each with
+// the categories it receives, the old and the new expires_at and never a
+// value; a recipient the terms do not name, and another member's exchange
+// on the same terms, get nothing; each further renewal tells them once
+// more; a refused renewal (window not open yet) queues nothing and writes
+// nothing at all.
+func TestRenewalTellsEveryRecipientOfTheTermsTheNewExpiry(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	a.enrol(f.member)
+	bob := token(t, app.RoleMember, "bob")
+	a.enrol(bob)
+
+	notYet := a.joinContract(f.member, a.publishContract(f, contractBody(f)))["id"].(string) // P12M, notice P14D
+	a.unchangedBy("a renewal before its window", func() {
+		refusedWith(t, renew(a, f.member, notYet), 409, "renewal-not-open")
+	})
+	if got := outboxEvents(t, a, "exchange.renewed"); len(got) != 0 {
+		t.Fatalf("a refused renewal told %v", keys(anyMap(got)))
+	}
+
+	body := contractBody(f)
+	body["title"], body["duration"], body["renewal_notice"] = "Short club", "PT1H", "PT2H" // open at once
+	contract := a.publishContract(f, body)
+	joined := a.joinContract(f.member, contract)
+	a.joinContract(bob, contract)
+	exID := joined["id"].(string)
+	previous := joined["expires_at"]
+	for renewal := 1; renewal <= 2; renewal++ {
+		r := expect(t, renew(a, f.member, exID), 200).json(t)
+		got := outboxEvents(t, a, "exchange.renewed") // one per recipient, each valid per openapi.yaml
+		if len(got) != 2 || got["Brand"] == nil || got["PartnerCo"] == nil {
+			t.Fatalf("renewal %d told %v, want Brand and PartnerCo (the terms' recipients), AdCo never", renewal, keys(anyMap(got)))
+		}
+		var renewedAt []time.Time
+		if err := a.svc.db.Raw(`SELECT at FROM consent_events WHERE exchange_id = ? AND kind = 'renewed' ORDER BY id`, exID).
+			Scan(&renewedAt).Error; err != nil || len(renewedAt) != renewal {
+			t.Fatalf("renewed consent events: %v %v", renewedAt, err)
+		}
+		want := map[string]string{"Brand": "commerce.purchase_history,location.city", "PartnerCo": "demographic.age_over_18,location.city"}
+		for name, p := range got {
+			d := p["data"].(map[string]any)
+			if d["exchange_id"] != exID || d["contract_id"] != contract || d["member_id"] != "alice" || d["terms_hash"] != joined["terms_hash"] ||
+				d["status"] != "active" || !sameInstant(d["expires_at"], r["expires_at"]) || !sameInstant(d["previous_expires_at"], previous) {
+				t.Fatalf("renewal %d, %s's exchange.renewed: %v; want the new expiry %v after %v", renewal, name, d, r["expires_at"], previous)
+			}
+			if at, _ := time.Parse(time.RFC3339Nano, d["renewed_at"].(string)); !at.Equal(renewedAt[renewal-1]) {
+				t.Fatalf("%s was told of a renewal at %v, the consent log says %v", name, d["renewed_at"], renewedAt[renewal-1])
+			}
+			if cats := eventCategories(p); cats != want[name] {
+				t.Fatalf("%s was told categories %s, want what it receives: %s", name, cats, want[name])
+			}
+			raw, _ := json.Marshal(p)
+			for _, value := range []string{"Oslo", "espresso", "1990-05-01", "alice@example.com"} {
+				if strings.Contains(string(raw), value) {
+					t.Fatalf("%s's exchange.renewed carries the value %q: %s", name, value, raw)
+				}
+			}
+		}
+		previous = r["expires_at"]
+	}
+}
+
+// sameInstant says whether two RFC 3339 texts name the same instant,
+// whatever digits of the second each writes.
+func sameInstant(a, b any) bool {
+	as, _ := a.(string)
+	bs, _ := b.(string)
+	at, errA := time.Parse(time.RFC3339Nano, as)
+	bt, errB := time.Parse(time.RFC3339Nano, bs)
+	return errA == nil && errB == nil && at.Equal(bt)
+}
+
 // TestRenewalsRacingATerminatingRetirementNeitherDeadlockNorFail: members
 // renew (and cancel, object, erase) while the marketer retires the version
 // with termination, all released at once, many times over. Every writer of
@@ -336,6 +412,16 @@ func TestRenewalsRacingATerminatingRetirementNeitherDeadlockNorFail(t *testing.T
 			}
 			if i < renewers {
 				stories[story]++
+				// Brand and PartnerCo are told of a renewal that happened, once;
+				// of a refused one, never.
+				var told int
+				if err := a.svc.db.Raw(`SELECT count(*) FROM webhook_outbox WHERE event_type = 'exchange.renewed' AND payload->'data'->>'exchange_id' = ?`,
+					ex).Scan(&told).Error; err != nil {
+					t.Fatal(err)
+				}
+				if want := map[bool]int{true: 2}[r.Status == 200]; told != want {
+					t.Fatalf("round %d: renewal answered %d and %d exchange.renewed events were queued, want %d", round, r.Status, told, want)
+				}
 			}
 		}
 		if n := retired.resp.json(t)["terminated_exchanges"]; n != float64(terminated) {
