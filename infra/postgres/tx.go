@@ -31,9 +31,9 @@ type memberLock struct {
 // a later one, so PostgreSQL never has to abort one of two of them as a
 // deadlock:
 //
-//  1. contract versions: the advisory lock of a version (joins and
-//     renewals shared; retirement and publication of the next version
-//     exclusive), then, for a marketer's change, the contract's row;
+//  1. contract versions: a version's advisory lock (joins and renewals
+//     shared; retiring it, or publishing the next version, exclusive) and,
+//     in a marketer's change only, contract rows;
 //  2. member rows, in id order when there are several (lockMembers);
 //  3. exchange rows (endExchanges, lockOwnExchange).
 //
@@ -41,19 +41,24 @@ type memberLock struct {
 // lock below the row lock); a renewal names its exchange in
 // memberLock.versionOf; a retirement that terminates takes the version
 // exclusively, then its row, then the members, then their exchanges.
-// Cancels, objections, erasure, restriction, rectification and the accrual
-// worker take no version lock at all (nothing they write references a
-// contract row), so they start at 2. Taking a version lock after a member's
-// row — as renewal once did — deadlocks against a retirement that holds the
-// version and waits for that member.
+// Cancels, objections, erasure, restriction, rectification, deletion
+// confirmations and the accrual worker take no lock of level 1 at all
+// (nothing they write has a foreign key to contracts; only a join's new
+// exchange does, under its version's lock), so they start at 2 and cannot
+// wait for a retirement while holding a member it needs. Taking a version's
+// lock after a member's row — as renewal once did — deadlocks against a
+// retirement that holds the version and waits for that member. (Workers
+// that lock exchange rows without a member, such as the expiry reminder,
+// use SKIP LOCKED and never wait.)
 
 // inMemberTx is the one way a write under a member's lock runs: it opens a
-// transaction, takes the version lock lock.versionOf asks for, locks the
-// member's row (the lock every change to a member's
-// exchanges, ledger and balances holds, so what fn reads after it nobody
-// else can change), runs fn with the locked row, commits, and translates
-// what comes out: a database that went away, even at commit, is
-// app.ErrUnavailable; fn's own errors come back as fn returned them.
+// transaction, takes the version lock lock.versionOf asks for (level 1 of
+// the lock order, so before the member), locks the member's row (the lock
+// every change to a member's exchanges, ledger and balances holds, so what
+// fn reads after it nobody else can change), runs fn with the locked row,
+// commits, and translates what comes out: a database that went away, even
+// at commit, is app.ErrUnavailable; fn's own errors come back as fn
+// returned them.
 func (s *Store) inMemberTx(ctx context.Context, memberID string, lock memberLock, fn func(tx *gorm.DB, m memberRecord) error) error {
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if lock.versionOf != "" {
