@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -252,4 +253,180 @@ func TestExpiringConsentRemindsTheBrandOncePerExpiry(t *testing.T) {
 	if more := outboxEvents(t, a, "exchange.expiring"); len(more) != 0 {
 		t.Fatalf("housekeeping reminded again: %v", keys(anyMap(more)))
 	}
+}
+
+// TestRenewalTellsEveryRecipientOfTheTermsTheNewExpiry: a renewal queues,
+// in its transaction, exactly one exchange.renewed (valid per openapi.yaml)
+// for every recipient the terms name, first and third party, each with
+// the categories it receives, the old and the new expires_at and never a
+// value; a recipient the terms do not name, and another member's exchange
+// on the same terms, get nothing; each further renewal tells them once
+// more; a refused renewal (window not open yet) queues nothing and writes
+// nothing at all.
+func TestRenewalTellsEveryRecipientOfTheTermsTheNewExpiry(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	a.enrol(f.member)
+	bob := token(t, app.RoleMember, "bob")
+	a.enrol(bob)
+
+	notYet := a.joinContract(f.member, a.publishContract(f, contractBody(f)))["id"].(string) // P12M, notice P14D
+	a.unchangedBy("a renewal before its window", func() {
+		refusedWith(t, renew(a, f.member, notYet), 409, "renewal-not-open")
+	})
+	if got := outboxEvents(t, a, "exchange.renewed"); len(got) != 0 {
+		t.Fatalf("a refused renewal told %v", keys(anyMap(got)))
+	}
+
+	body := contractBody(f)
+	body["title"], body["duration"], body["renewal_notice"] = "Short club", "PT1H", "PT2H" // open at once
+	contract := a.publishContract(f, body)
+	joined := a.joinContract(f.member, contract)
+	a.joinContract(bob, contract)
+	exID := joined["id"].(string)
+	previous := joined["expires_at"]
+	for renewal := 1; renewal <= 2; renewal++ {
+		r := expect(t, renew(a, f.member, exID), 200).json(t)
+		got := outboxEvents(t, a, "exchange.renewed") // one per recipient, each valid per openapi.yaml
+		if len(got) != 2 || got["Brand"] == nil || got["PartnerCo"] == nil {
+			t.Fatalf("renewal %d told %v, want Brand and PartnerCo (the terms' recipients), AdCo never", renewal, keys(anyMap(got)))
+		}
+		var renewedAt []time.Time
+		if err := a.svc.db.Raw(`SELECT at FROM consent_events WHERE exchange_id = ? AND kind = 'renewed' ORDER BY id`, exID).
+			Scan(&renewedAt).Error; err != nil || len(renewedAt) != renewal {
+			t.Fatalf("renewed consent events: %v %v", renewedAt, err)
+		}
+		want := map[string]string{"Brand": "commerce.purchase_history,location.city", "PartnerCo": "demographic.age_over_18,location.city"}
+		for name, p := range got {
+			d := p["data"].(map[string]any)
+			if d["exchange_id"] != exID || d["contract_id"] != contract || d["member_id"] != "alice" || d["terms_hash"] != joined["terms_hash"] ||
+				d["status"] != "active" || !sameInstant(d["expires_at"], r["expires_at"]) || !sameInstant(d["previous_expires_at"], previous) {
+				t.Fatalf("renewal %d, %s's exchange.renewed: %v; want the new expiry %v after %v", renewal, name, d, r["expires_at"], previous)
+			}
+			if at, _ := time.Parse(time.RFC3339Nano, d["renewed_at"].(string)); !at.Equal(renewedAt[renewal-1]) {
+				t.Fatalf("%s was told of a renewal at %v, the consent log says %v", name, d["renewed_at"], renewedAt[renewal-1])
+			}
+			if cats := eventCategories(p); cats != want[name] {
+				t.Fatalf("%s was told categories %s, want what it receives: %s", name, cats, want[name])
+			}
+			raw, _ := json.Marshal(p)
+			for _, value := range []string{"Oslo", "espresso", "1990-05-01", "alice@example.com"} {
+				if strings.Contains(string(raw), value) {
+					t.Fatalf("%s's exchange.renewed carries the value %q: %s", name, value, raw)
+				}
+			}
+		}
+		previous = r["expires_at"]
+	}
+}
+
+// sameInstant says whether two RFC 3339 texts name the same instant,
+// whatever digits of the second each writes.
+func sameInstant(a, b any) bool {
+	as, _ := a.(string)
+	bs, _ := b.(string)
+	at, errA := time.Parse(time.RFC3339Nano, as)
+	bt, errB := time.Parse(time.RFC3339Nano, bs)
+	return errA == nil && errB == nil && at.Equal(bt)
+}
+
+// TestRenewalsRacingATerminatingRetirementNeitherDeadlockNorFail: members
+// renew (and cancel, object, erase) while the marketer retires the version
+// with termination, all released at once, many times over. Every writer of
+// a member's exchanges takes its locks in the one order (the version's
+// lock, then the member's row, then exchange rows), so PostgreSQL never
+// has to abort one of them as a deadlock: no request answers 5xx, the
+// retirement succeeds each time, and each exchange tells one consistent
+// story — renewed then terminated (renewal 200), or terminated and the
+// renewal refused 409 exchange-not-active; a cancel, objection or erasure
+// either ended it first or found it terminated.
+func TestRenewalsRacingATerminatingRetirementNeitherDeadlockNorFail(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	addr := a.listen(t)
+	f := a.fixtures()
+	const rounds, renewers = 12, 6
+	// Members renewers..renewers+2 cancel, object and erase instead.
+	const cancels, objects, erases = renewers, renewers + 1, renewers + 2
+	body := contractBody(f)
+	body["duration"], body["renewal_notice"] = "PT1H", "PT2H" // the window is open at once
+	stories := map[string]int{}
+	for round := range rounds {
+		body["title"] = fmt.Sprintf("Race %d", round)
+		contract := a.publishContract(f, body)
+		toks, exchanges := make([]string, erases+1), make([]string, erases+1)
+		for i := range toks {
+			toks[i] = token(t, app.RoleMember, fmt.Sprintf("race-%d-%d", round, i))
+			a.enrol(toks[i])
+			exchanges[i] = a.joinContract(toks[i], contract)["id"].(string)
+		}
+		out := releasedTogether(t, a, addr, len(toks)+1, func(i int) req {
+			switch {
+			case i < renewers:
+				return req{Method: "POST", Path: "/v1/me/exchanges/" + exchanges[i] + "/renew", Token: toks[i]}
+			case i == cancels:
+				return req{Method: "DELETE", Path: "/v1/me/exchanges/" + exchanges[i], Token: toks[i]}
+			case i == objects:
+				return req{Method: "POST", Path: "/v1/me/objections", Token: toks[i], Body: map[string]any{"purpose": "loyalty.personalised_offers"}}
+			case i == erases:
+				return req{Method: "DELETE", Path: "/v1/me", Token: toks[i]}
+			}
+			return req{Method: "POST", Path: "/v1/contracts/" + contract + "/retire", Token: f.marketer, Body: map[string]any{"terminate_active": true}}
+		})
+		for _, o := range out {
+			if o.resp.Status >= 500 {
+				t.Fatalf("round %d: %s %s answered %d while racing the retirement: %s", round, o.req.Method, o.req.Path, o.resp.Status, o.resp.Body)
+			}
+		}
+		retired := out[len(toks)]
+		if retired.resp.Status != 200 {
+			t.Fatalf("round %d: the retirement answered %d: %s", round, retired.resp.Status, retired.resp.Body)
+		}
+		terminated := 0
+		for i, ex := range exchanges {
+			var kinds []string
+			if err := a.svc.db.Raw(`SELECT kind FROM consent_events WHERE exchange_id = ? ORDER BY id`, ex).Scan(&kinds).Error; err != nil {
+				t.Fatal(err)
+			}
+			story, r := strings.Join(kinds, ","), out[i].resp
+			if strings.HasSuffix(story, ",terminated") {
+				terminated++
+			}
+			ok := false
+			switch {
+			case i < renewers && r.Status == 200:
+				ok = story == "joined,renewed,terminated"
+			case i < renewers && r.Status == 409:
+				ok = story == "joined,terminated" && problemCode(t, r) == "exchange-not-active"
+			case i == cancels && r.Status == 200:
+				ok = story == "joined,cancelled" || story == "joined,terminated"
+			case i == objects && r.Status == 201:
+				ok = story == "joined,cancelled" || story == "joined,terminated"
+			case i == erases && r.Status == 200:
+				ok = story == "joined,erased" || story == "joined,terminated"
+			}
+			if !ok {
+				t.Fatalf("round %d: %s %s answered %d and the exchange's consent log is %q: %s",
+					round, out[i].req.Method, out[i].req.Path, r.Status, story, r.Body)
+			}
+			if i < renewers {
+				stories[story]++
+				// Brand and PartnerCo are told of a renewal that happened, once;
+				// of a refused one, never.
+				var told int
+				if err := a.svc.db.Raw(`SELECT count(*) FROM webhook_outbox WHERE event_type = 'exchange.renewed' AND payload->'data'->>'exchange_id' = ?`,
+					ex).Scan(&told).Error; err != nil {
+					t.Fatal(err)
+				}
+				if want := map[bool]int{true: 2}[r.Status == 200]; told != want {
+					t.Fatalf("round %d: renewal answered %d and %d exchange.renewed events were queued, want %d", round, r.Status, told, want)
+				}
+			}
+		}
+		if n := retired.resp.json(t)["terminated_exchanges"]; n != float64(terminated) {
+			t.Fatalf("round %d: the retirement says it terminated %v exchanges, the consent log shows %d", round, n, terminated)
+		}
+	}
+	t.Logf("renewals racing the retirement: %v", stories)
 }

@@ -19,14 +19,18 @@ import (
 )
 
 // The join's statements. Every join runs them in this order, so every join
-// takes its locks in the same order (member row, then the contract's
-// advisory lock), the order every other writer of a member's exchanges
-// follows too.
+// takes its locks in the same order (the contract's advisory lock, then the
+// member's row), the lock order of tx.go that every other writer of a
+// member's exchanges follows too.
 const (
-	// joinLockSQL locks the member's row and takes the contract's advisory
-	// lock in shared mode: retiring a version takes it exclusively, so a
+	// joinLockSQL takes the contract's advisory lock in shared mode and
+	// locks the member's row: retiring a version takes it exclusively, so a
 	// version cannot be retired or terminated halfway through a join, and
-	// concurrent joins do not contend on the contract's row. No row means the
+	// concurrent joins do not contend on the contract's row. PostgreSQL
+	// evaluates the select list in the scan below the row lock (EXPLAIN
+	// shows LockRows on top), so the advisory lock comes first, as the lock
+	// order in tx.go asks; the member's row is found by its primary key, so
+	// the lock is taken once, for this member only. No row means the
 	// member is not enrolled. It also returns the keys of the member's
 	// attributes and their date of birth (rules 9 and 10), read with the
 	// lock that every profile change takes too.

@@ -810,8 +810,9 @@ func webhookSchemas(t *testing.T) map[string]*openapi3.Schema {
 }
 
 // TestWebhookPayloadsMatchOpenAPI drives every way the code emits a
-// webhook event (a join, built in Go; cancel, expiry, termination and
-// supersession, built in SQL; an erasure request) with random contract
+// webhook event (a join, built in Go; cancel, expiry, termination,
+// supersession, restriction, rectification, expiry reminder and renewal,
+// built in SQL; an erasure request) with random contract
 // shapes, and validates every payload in the outbox against the schema
 // openapi.yaml's webhooks declare for its type. Every declared type must
 // be emitted, and no undeclared one.
@@ -933,8 +934,13 @@ func TestWebhookPayloadsMatchOpenAPI(t *testing.T) {
 	if _, err := w.contracts.Publish(ctx, marketer, renewing.ID()); err != nil {
 		t.Fatal(err)
 	}
-	w.join(w.enrol("hooks-expiring"), renewing)
+	expiring := w.enrol("hooks-expiring")
+	onRenewing := w.join(expiring, renewing)
 	if _, err := w.store.RemindExpiring(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// exchange.renewed: the member renews inside that window.
+	if _, err := w.exchanges.Renew(ctx, expiring, onRenewing.ID()); err != nil {
 		t.Fatal(err)
 	}
 	var rows []struct {

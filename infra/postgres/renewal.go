@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 
 	"gorm.io/gorm"
 
@@ -9,26 +10,25 @@ import (
 	"github.com/quidpro/quid/domain"
 )
 
-// RenewExchange implements app.ExchangeRepository: under the member's lock
-// (through inMemberTx, the lock every change to a member's exchanges
-// holds), lapsed consent is expired first, the exchange row is locked, and
-// its version's advisory lock is taken in shared mode as a join takes it,
-// after the member's row: publishing a newer version or retiring this one
-// waits for the renewal, or the renewal sees it. The renewal writes the new
-// expiry, the period grid's next end and the receipt, and appends a
-// renewed consent event with the same terms hash.
+// RenewExchange implements app.ExchangeRepository. Its version's advisory
+// lock is taken in shared mode as a join takes it, before the member's row
+// (memberLock.versionOf; see the lock order in tx.go): publishing a newer
+// version or retiring this one waits for the renewal, or the renewal sees
+// it. Under the member's lock lapsed consent is expired first and the
+// exchange row is locked. The renewal writes the new expiry, the period
+// grid's next end and the receipt, appends a renewed consent event with
+// the same terms hash, and queues exchange.renewed for every recipient of
+// the terms, all in one transaction.
 func (s *Store) RenewExchange(ctx context.Context, memberID, exchangeID string,
 	plan func(app.RenewalContext) (domain.Exchange, error)) (domain.Exchange, error) {
 	if !isUUID(exchangeID) {
 		return domain.Exchange{}, errExchangeNotFound
 	}
 	var out domain.Exchange
-	err := s.inMemberTx(ctx, memberID, memberLock{absent: errExchangeNotFound}, func(tx *gorm.DB, _ memberRecord) error {
+	lock := memberLock{absent: errExchangeNotFound, versionOf: exchangeID}
+	err := s.inMemberTx(ctx, memberID, lock, func(tx *gorm.DB, _ memberRecord) error {
 		rec, err := s.lockOwnExchange(tx, memberID, exchangeID)
 		if err != nil {
-			return err
-		}
-		if err := tx.Exec(`SELECT pg_advisory_xact_lock_shared(hashtextextended(CAST(? AS text), 0))`, rec.ContractID).Error; err != nil {
 			return err
 		}
 		var crec contractRecord
@@ -74,11 +74,37 @@ func (s *Store) RenewExchange(ctx context.Context, memberID, exchangeID string,
 		if err := insertConsentEvent(tx, e, "renewed", "member", rc.Now); err != nil {
 			return err
 		}
+		if err := tx.Exec(notifyRenewedSQL, map[string]any{"exchange": st.ID, "now": rc.Now, "previous": rec.ExpiresAt}).Error; err != nil {
+			return fmt.Errorf("queue exchange.renewed events: %w", err)
+		}
 		out = e
 		return nil
 	})
 	return out, err
 }
+
+// notifyRenewedSQL queues, for the just renewed exchange @exchange, one
+// exchange.renewed event per recipient its terms name (first and third
+// party alike, each told only the categories and purposes it receives):
+// consent that was to end at @previous now runs to the new expires_at, so
+// a recipient that scheduled deletion for the old expiry keeps the data.
+// It names the member, exchange and version as the other exchange events
+// do, never a value.
+var notifyRenewedSQL = `
+INSERT INTO webhook_outbox (id, recipient_id, event_type, payload, created_at, next_attempt_at)
+SELECT gen_random_uuid(), g.recipient_id, 'exchange.renewed', jsonb_build_object(
+    'type', 'exchange.renewed',
+    'timestamp', ` + utc("CAST(@now AS timestamptz)") + `,
+    'data', jsonb_build_object(
+        'member_id', e.member_id, 'exchange_id', e.id, 'contract_id', e.contract_id,
+        'version', c.version, 'terms_hash', e.terms_hash, 'status', e.status,
+        'categories', g.categories, 'purposes', g.purposes,
+        'renewed_at', ` + utc("CAST(@now AS timestamptz)") + `,
+        'previous_expires_at', ` + utc("CAST(@previous AS timestamptz)") + `,
+        'expires_at', ` + utc("e.expires_at") + `)),
+    CAST(@now AS timestamptz), CAST(@now AS timestamptz)
+FROM exchanges e JOIN contracts c ON c.id = e.contract_id ` + grantsByRecipient + `
+WHERE e.id = @exchange`
 
 // renewalNoticeSQL is a contract's renewal notice as an interval: the one
 // its terms set (ISO 8601, which PostgreSQL reads), or the default P14D.
