@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -148,6 +149,11 @@ func (s *Contracts) terms(ctx context.Context, in TermsInput) (domain.Terms, err
 	}
 	if err := s.policy.ValidateTerms(t, func(id string) bool { _, ok := known[id]; return ok }); err != nil {
 		v.Merge("", err)
+	}
+	// Consent with a duration is renewed, not left to lapse silently: the
+	// brand (a first-party recipient) is the one reminded before it ends.
+	if t.Duration != nil && !slices.ContainsFunc(t.RecipientIDs(), func(id string) bool { return known[id].Kind == domain.FirstParty }) {
+		v.Add("/duration", "a contract with a duration must name a first-party recipient (the brand), who is reminded before consent lapses (exchange.expiring)")
 	}
 	if err := v.Err(); err != nil {
 		return domain.Terms{}, err

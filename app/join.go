@@ -48,7 +48,7 @@ type JoinRequest struct {
 }
 
 // errAlreadyJoined refuses joining a version the member is active on.
-var errAlreadyJoined = domain.Conflict("already-joined", "you already have an active exchange on this version")
+var errAlreadyJoined = domain.Conflict("already-joined", "you already have an active exchange on this version").At("/contract_id")
 
 // Join consents to a published version. Joining the version again while
 // active is a conflict; joining a newer version of a family the member is

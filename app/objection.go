@@ -148,7 +148,7 @@ func (s *Objections) Objected(ctx context.Context, p Principal) (map[string]bool
 // member objects to.
 func errObjectedPurpose(purposes []string) error {
 	return domain.Conflict("objected-purpose", "you object to "+joinWords(purposes)+
-		", which this contract uses; lift the objection (DELETE /v1/me/objections/{purpose}) to join it")
+		", which this contract uses; lift the objection (DELETE /v1/me/objections/{purpose}) to join it").At("/contract_id")
 }
 
 func joinWords(items []string) string {

@@ -2,6 +2,7 @@ package domain_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/quidpro/quid/domain"
 )
@@ -16,11 +17,13 @@ func TestInvisibleTextAndImpossibleBirthdatesAreNotData(t *testing.T) {
 		{Key: "behaviour.interests", Label: "Interests", Description: "d", Type: domain.TypeList},
 		{Key: "contact.address", Label: "Address", Description: "d", Type: domain.TypeAddress},
 		{Key: "demographic.birthdate", Label: "Birthdate", Description: "d", Type: domain.TypeDate},
+		{Key: "demographic.children_count", Label: "Children", Description: "d", Type: domain.TypeNumber},
 	}, []domain.Purpose{{Key: "loyalty.personalised_offers", Label: "Offers", Description: "d"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	invisible := []string{"", " ", "\t", "\u00a0", "\u200b", "\ufeff", "\u200d\u2060", "\u3000", "\u3164", " \u200b \u00a0"}
+	invisible := []string{"", " ", "\t", "\u00a0", "\u200b", "\ufeff", "\u200d\u2060", "\u3000", "\u3164", " \u200b \u00a0",
+		"\ufe0f", "\u034f", "\u2800", "\u0301\u0301", "\u20dd", "\uffa0", "\u17b4"}
 	for _, s := range invisible {
 		for key, value := range map[string]any{
 			"location.city":       s,
@@ -37,10 +40,19 @@ func TestInvisibleTextAndImpossibleBirthdatesAreNotData(t *testing.T) {
 			t.Errorf("%s = %v was refused: %v", key, value, err)
 		}
 	}
+	// No data dressed as data: an empty list, an address with no city, a
+	// negative count.
+	for key, value := range map[string]any{"behaviour.interests": []any{}, "contact.address": map[string]any{"country": "NO"},
+		"demographic.children_count": -1.0} {
+		if err := c.ValidateAttribute(key, value); err == nil {
+			t.Errorf("%s = %v was accepted as data", key, value)
+		}
+	}
 	if err := c.ValidateAttribute("location.city", "\u200bOslo"); err != nil {
 		t.Errorf("a visible value with an invisible character was refused: %v", err)
 	}
-	for _, d := range []string{"0000-01-01", "0001-01-01", "1899-12-31"} {
+	future := time.Now().UTC().AddDate(0, 0, 2).Format(time.DateOnly)
+	for _, d := range []string{"0000-01-01", "0001-01-01", "1899-12-31", future, "9999-12-31"} {
 		if err := c.ValidateAttribute("demographic.birthdate", d); err == nil {
 			t.Errorf("birthdate %s was accepted", d)
 		}

@@ -127,8 +127,10 @@ func NewCatalog(categories []Category, purposes []Purpose) (Catalog, error) {
 			return Catalog{}, fmt.Errorf("catalogue: purpose %q twice", p.Key)
 		}
 		// The flag cannot disagree with the standard terms the same entry
-		// names: an advertising DPV or Fideslang term is advertising.
-		if !p.Advertising && (strings.HasSuffix(p.DPV, "Advertising") || strings.HasPrefix(p.Fideslang, "marketing.advertising")) {
+		// names: DPV's Marketing or an Advertising term, or Fideslang's
+		// marketing.advertising, is advertising (DPV's DirectMarketing has
+		// its own flag).
+		if !p.Advertising && (p.DPV == "dpv:Marketing" || strings.HasSuffix(p.DPV, "Advertising") || strings.HasPrefix(p.Fideslang, "marketing.advertising")) {
 			return Catalog{}, fmt.Errorf("catalogue: purpose %q is advertising by its DPV or Fideslang term but not flagged advertising", p.Key)
 		}
 		for _, term := range p.AutomatedProcessing {
@@ -174,17 +176,24 @@ var (
 // such as 0000-01-01 would make anyone an adult (DESIGN rule 10).
 const MinDateYear = 1900
 
-// blank tells text that shows nothing: only white space, control or
-// invisible format characters (zero-width space, BOM, joiners). Such a value
-// is not data given (DESIGN rule 9), so it is refused wherever text is.
+// blank tells text that shows nothing: no rune of it is visible on its
+// own. White space, control and format characters (zero-width space, BOM,
+// joiners), combining marks with nothing to combine with (variation
+// selectors, the combining grapheme joiner) and the characters Unicode
+// draws empty (Braille blank, Hangul and Khmer fillers) are not. Such a
+// value is not data given (DESIGN rule 9), so it is refused wherever text
+// is.
 func blank(s string) bool {
 	for _, r := range s {
-		if !unicode.IsSpace(r) && !unicode.IsControl(r) && !unicode.Is(unicode.Cf, r) && r != '\u3164' && r != '\u115f' && r != '\u1160' {
+		if unicode.IsGraphic(r) && !unicode.IsSpace(r) && !unicode.In(r, unicode.Mn, unicode.Me, unicode.Cf) && !drawnEmpty[r] {
 			return false
 		}
 	}
 	return true
 }
+
+// drawnEmpty are graphic characters that render as nothing.
+var drawnEmpty = map[rune]bool{'\u2800': true, '\u3164': true, '\u115f': true, '\u1160': true, '\uffa0': true, '\u17b4': true, '\u17b5': true}
 
 // ValidateAttribute checks a member's value for a stored category. Values
 // arrive decoded from JSON: strings, float64 numbers, []any, map[string]any.
@@ -217,21 +226,28 @@ func (c Catalog) ValidateAttribute(key string, value any) error {
 			return fmt.Errorf("must be a phone number in E.164 form such as +4712345678")
 		}
 	case TypeDate:
-		if d, err := time.Parse(time.DateOnly, str); !isString || err != nil || d.Year() < MinDateYear {
-			return fmt.Errorf("must be a date in YYYY-MM-DD form, from %d-01-01 on", MinDateYear)
+		// A date attribute records something that has happened (a
+		// birthdate): not before MinDateYear, and not after today anywhere
+		// on Earth (UTC+14).
+		d, err := time.Parse(time.DateOnly, str)
+		if !isString || err != nil || d.Year() < MinDateYear || d.After(time.Now().UTC().Add(14*time.Hour)) {
+			return fmt.Errorf("must be a date in YYYY-MM-DD form, from %d-01-01 to today", MinDateYear)
 		}
 	case TypeCountryCode:
 		if !isString || !countryCode.MatchString(str) {
 			return fmt.Errorf("must be an ISO 3166-1 alpha-2 country code such as NO")
 		}
 	case TypeNumber:
-		if _, ok := value.(float64); !ok {
-			return fmt.Errorf("must be a number")
+		// Every number the catalogue holds counts or measures something.
+		if n, ok := value.(float64); !ok || n < 0 {
+			return fmt.Errorf("must be a number, zero or more")
 		}
 	case TypeList:
+		// An empty list is no data given (rule 9): null removes the
+		// attribute instead.
 		list, ok := value.([]any)
-		if !ok || len(list) > 200 {
-			return fmt.Errorf("must be a list of at most 200 strings of at most 200 characters each")
+		if !ok || len(list) == 0 || len(list) > 200 {
+			return fmt.Errorf("must be a list of 1 to 200 strings of at most 200 characters each (null removes it)")
 		}
 		for _, v := range list {
 			if s, ok := v.(string); !ok || blank(s) || utf8.RuneCountInString(s) > 200 {
@@ -258,8 +274,13 @@ func (c Catalog) ValidateAttribute(key string, value any) error {
 				return fmt.Errorf("has unknown field %s", k)
 			}
 		}
-		if _, ok := m["country"]; !ok {
-			return fmt.Errorf("country is required")
+		// Street and postal code are optional (rural addresses, countries
+		// without postal codes); an address without a city is no address
+		// given (rule 9).
+		for _, k := range []string{"city", "country"} {
+			if _, ok := m[k]; !ok {
+				return fmt.Errorf("%s is required", k)
+			}
 		}
 	default:
 		return fmt.Errorf("cannot be stored")

@@ -148,6 +148,8 @@ func (p ContractPolicy) ValidateTerms(t Terms, recipientExists func(string) bool
 	}
 	if !r.Period.IsZero() && r.Period.Shortest() < p.MinPeriod {
 		v.Add("/reward/period", fmt.Sprintf("must be at least %s", p.MinPeriod))
+	} else if r.Period.Approx() > 10*365*24*time.Hour {
+		v.Add("/reward/period", "must be at most 10 years")
 	}
 	if r.Vesting.Approx() > 2*365*24*time.Hour {
 		v.Add("/reward/vesting", "must be at most 2 years")

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -113,17 +114,22 @@ func (d Duration) AddTo(t time.Time, n int) time.Time {
 	return t.Add(time.Duration(n) * (time.Duration(d.Hours)*time.Hour + time.Duration(d.Minutes)*time.Minute + time.Duration(d.Seconds)*time.Second))
 }
 
-// Approx is a length for comparisons only (a month counts 30 days, a year 365).
-func (d Duration) Approx() time.Duration {
-	days := d.Years*365 + d.Months*30 + d.Weeks*7 + d.Days
-	return time.Duration(days)*24*time.Hour + time.Duration(d.Hours)*time.Hour +
-		time.Duration(d.Minutes)*time.Minute + time.Duration(d.Seconds)*time.Second
+// Approx is a length for comparisons only (a month counts 30 days, a year
+// 365). It saturates at the longest time.Duration (about 292 years) instead
+// of wrapping, so every bound checked through it holds for any part the
+// parser accepts (P100000Y is longer than ten years, not negative).
+func (d Duration) Approx() time.Duration { return d.length(30) }
+
+// length is d with monthDays days a month and 365 a year, saturating.
+func (d Duration) length(monthDays int64) time.Duration {
+	days := int64(d.Years)*365 + int64(d.Months)*monthDays + int64(d.Weeks)*7 + int64(d.Days)
+	seconds := days*86400 + int64(d.Hours)*3600 + int64(d.Minutes)*60 + int64(d.Seconds)
+	if seconds > int64(math.MaxInt64/time.Second) {
+		return time.Duration(math.MaxInt64)
+	}
+	return time.Duration(seconds) * time.Second
 }
 
 // Shortest is the least length d can take (a month counts 28 days), used to
 // enforce a minimum so that no calendar month falls below it.
-func (d Duration) Shortest() time.Duration {
-	days := d.Years*365 + d.Months*28 + d.Weeks*7 + d.Days
-	return time.Duration(days)*24*time.Hour + time.Duration(d.Hours)*time.Hour +
-		time.Duration(d.Minutes)*time.Minute + time.Duration(d.Seconds)*time.Second
-}
+func (d Duration) Shortest() time.Duration { return d.length(28) }

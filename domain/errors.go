@@ -75,6 +75,19 @@ var (
 
 func NotFound(code, msg string) *Error { return &Error{Kind: KindNotFound, Code: code, Message: msg} }
 func Conflict(code, msg string) *Error { return &Error{Kind: KindConflict, Code: code, Message: msg} }
+
+// At returns a copy of e that names the fields of the request (or of the
+// member's profile, /attributes/<category>) the refusal is about, each with
+// e's message, so that every refusal a field causes names it (RFC 9457
+// "errors").
+func (e *Error) At(pointers ...string) *Error {
+	out := *e
+	out.Fields = append([]FieldError(nil), e.Fields...)
+	for _, p := range pointers {
+		out.Fields = append(out.Fields, FieldError{Pointer: p, Reason: e.Message})
+	}
+	return &out
+}
 func Forbidden(code, msg string) *Error {
 	return &Error{Kind: KindForbidden, Code: code, Message: msg}
 }

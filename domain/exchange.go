@@ -93,7 +93,7 @@ func Join(id, memberID string, c Contract, now time.Time, bonusEligible bool) (E
 		return Exchange{}, ErrContractNotFound
 	}
 	if !c.Joinable() {
-		return Exchange{}, Conflict("contract-not-joinable", fmt.Sprintf("version %d is %s and open to no new joins", c.Version(), c.Status()))
+		return Exchange{}, Conflict("contract-not-joinable", fmt.Sprintf("version %d is %s and open to no new joins", c.Version(), c.Status())).At("/contract_id")
 	}
 	e := Exchange{s: ExchangeState{ID: id, MemberID: memberID, ContractID: c.ID(), FamilyID: c.FamilyID(), TermsHash: c.TermsHash(),
 		Status: ExchangeActive, JoinedAt: now, ExpiresAt: c.ExpiresAt(now), BonusState: BonusNone}}

@@ -14,9 +14,9 @@ import (
 // BirthdateCategory is the stored category every age rule reads.
 const BirthdateCategory = "demographic.birthdate"
 
-// MinAgeFloor is the youngest age at which a member may share with a third
-// party or for advertising (GDPR Art. 8, CCPA's under-16 opt-in rule),
-// unless the contract sets a higher min_age.
+// MinAgeFloor is the youngest age at which a member may join an exchange
+// that ProtectsChildren covers (GDPR Art. 8 and Recital 38, CCPA's under-16
+// opt-in rule), unless the contract sets a higher min_age.
 const MinAgeFloor = 16
 
 // IsAdvertising tells whether a purpose is for advertising, as the
@@ -93,13 +93,37 @@ func (c Catalog) SharesWithThirdPartyOrForAdvertising(t Terms, recipients map[st
 	return false
 }
 
+// ProtectsChildren tells whether terms t are closed to members under
+// MinAgeFloor: they share with a third party (or a recipient not in
+// recipients), use a purpose for advertising or direct marketing or one
+// that involves profiling (GDPR Recital 38: children merit specific
+// protection where their data is used for marketing or to build profiles;
+// Recital 71), or share a sensitive category (Art. 9). An unknown purpose
+// or category counts as all of these.
+func (c Catalog) ProtectsChildren(t Terms, recipients map[string]Recipient) bool {
+	if c.SharesWithThirdPartyOrForAdvertising(t, recipients) {
+		return true
+	}
+	for _, it := range t.Items {
+		p, ok := c.purposes[it.Purpose]
+		if !ok || p.DirectMarketing || slices.Contains(p.AutomatedProcessing, DPVProfiling) {
+			return true
+		}
+		cat, ok := c.categories[it.Category]
+		if !ok || cat.Sensitive {
+			return true
+		}
+	}
+	return false
+}
+
 // AgeRequirement is the youngest age a member may join terms t at: at
-// least MinAgeFloor when they share with a third party or for advertising,
-// raised by the contract's min_age; only min_age for other contracts; 0
-// when no age rule applies.
+// least MinAgeFloor when ProtectsChildren covers them, raised by the
+// contract's min_age; only min_age for other contracts; 0 when no age rule
+// applies.
 func (c Catalog) AgeRequirement(t Terms, recipients map[string]Recipient) int {
 	age := t.MinAge
-	if c.SharesWithThirdPartyOrForAdvertising(t, recipients) && age < MinAgeFloor {
+	if c.ProtectsChildren(t, recipients) && age < MinAgeFloor {
 		age = MinAgeFloor
 	}
 	return age
@@ -121,7 +145,7 @@ func CheckAge(birthdate any, minAge int, now time.Time) error {
 	}
 	if !AgeAtLeast(born, minAge, now) {
 		return Forbidden("under-minimum-age",
-			fmt.Sprintf("this contract is open only to members aged %d or older", minAge))
+			fmt.Sprintf("this contract is open only to members aged %d or older", minAge)).At("/attributes/" + BirthdateCategory)
 	}
 	return nil
 }
@@ -137,7 +161,7 @@ func (c Catalog) CheckGPC(gpc, affirmed bool, t Terms, recipients map[string]Rec
 	}
 	return Conflict("gpc-conflict", "Your browser or device sends a Global Privacy Control signal, which asks that your data "+
 		"not be sold or shared. This offer shares your data with another company or uses it for advertising. "+
-		"Join only if you want to make this exchange anyway: confirm to continue.")
+		"Join only if you want to make this exchange anyway: confirm to continue.").At("/affirm_despite_gpc")
 }
 
 // Share is one active exchange: the categories it shares, and its frozen
@@ -166,9 +190,9 @@ func (c Catalog) CheckAgeRules(after map[string]any, active []Share, now time.Ti
 		return nil
 	}
 	sort.Strings(ids)
-	return &Error{Kind: KindConflict, Code: "age-rule-shared",
+	return (&Error{Kind: KindConflict, Code: "age-rule-shared",
 		Message:     "active exchanges require a known age they would no longer meet after this change: cancel the exchanges listed in exchange_ids first",
-		ExchangeIDs: ids}
+		ExchangeIDs: ids}).At("/attributes/" + BirthdateCategory)
 }
 
 // CheckRemovals refuses removing an attribute that an active exchange
@@ -204,8 +228,12 @@ func (c Catalog) CheckRemovals(removed []string, active []Share) error {
 	}
 	sort.Strings(ids)
 	sort.Strings(keys)
-	return &Error{Kind: KindConflict, Code: "attribute-shared",
+	err := &Error{Kind: KindConflict, Code: "attribute-shared",
 		Message: fmt.Sprintf("%s cannot be removed while an active exchange shares it: cancel the exchanges listed in exchange_ids first, or correct the value instead",
 			strings.Join(keys, ", ")),
 		ExchangeIDs: ids}
+	for _, k := range keys {
+		err.Fields = append(err.Fields, FieldError{Pointer: "/attributes/" + k, Reason: "is shared by an active exchange and cannot be removed"})
+	}
+	return err
 }

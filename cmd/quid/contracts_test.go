@@ -420,5 +420,31 @@ func TestOffersArePaginatedNewestFirst(t *testing.T) {
 	if strings.Join(seen, ",") != strings.Join([]string{ids[2], ids[1], ids[0]}, ",") {
 		t.Fatalf("offers %v, want newest first %v", seen, ids)
 	}
-	problemAt(t, a.do(req{Method: "GET", Path: "/v1/offers?cursor=garbage"}), 422, "/cursor")
+	problemAt(t, a.do(req{Method: "GET", Path: "/v1/offers?cursor=garbage"}), 422, "/query/cursor")
+}
+
+// TestNoDurationWrapsPastItsBound runs over every duration of a contract's
+// terms: values so long that a 64-bit nanosecond count would wrap negative
+// (P100000Y, P1000Y, P99999M, PT100000H) are refused at their own field
+// like any other too-long value, never accepted as short or as negative.
+func TestNoDurationWrapsPastItsBound(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	fields := map[string]func(body map[string]any, v string){
+		"/retention":      func(b map[string]any, v string) { b["retention"] = v },
+		"/duration":       func(b map[string]any, v string) { b["duration"] = v },
+		"/renewal_notice": func(b map[string]any, v string) { b["renewal_notice"] = v },
+		"/reward/period":  func(b map[string]any, v string) { b["reward"].(map[string]any)["period"] = v },
+		"/reward/vesting": func(b map[string]any, v string) { b["reward"].(map[string]any)["vesting"] = v },
+	}
+	for pointer, set := range fields {
+		for _, v := range []string{"P100000Y", "P1000Y", "P99999M", "PT100000H", "P3660D"} {
+			body := contractBody(f)
+			set(body, v)
+			var r response
+			a.unchangedBy(pointer+" = "+v, func() { r = a.do(req{Method: "POST", Path: "/v1/contracts", Token: f.marketer, Body: body}) })
+			problemAt(t, r, 422, pointer)
+		}
+	}
 }

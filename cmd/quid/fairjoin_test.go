@@ -286,6 +286,94 @@ func TestEveryAdvertisingPurposeCarriesTheAgeFloorAndTheGPCRule(t *testing.T) {
 	expect(t, a.tryJoin(young, plain, gpc, nil), 201)
 }
 
+// TestNoChildIsPaidForMarketingProfilingOrSensitiveData runs over the
+// whole kind the age floor covers beyond third parties and advertising:
+// every purpose the catalogue flags as direct marketing or as profiling,
+// and every sensitive category, each in a contract shared with the brand
+// alone, needs the member aged 16 (GDPR Recital 38); none of them asks a
+// GPC affirmation unless it is advertising. A plain first-party contract
+// stays open to any age. Every refusal names the field it is about.
+func TestNoChildIsPaidForMarketingProfilingOrSensitiveData(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	var purposes struct {
+		Items []struct {
+			Key                 string
+			Advertising         bool
+			DirectMarketing     bool     `json:"direct_marketing"`
+			AutomatedProcessing []string `json:"automated_processing"`
+		}
+	}
+	expect(t, a.do(req{Method: "GET", Path: "/v1/catalog/purposes"}), 200).decode(t, &purposes)
+	var cats struct {
+		Items []struct {
+			Key, Type, Example string
+			Sensitive          bool
+			Derived            any
+		}
+	}
+	expect(t, a.do(req{Method: "GET", Path: "/v1/catalog/categories"}), 200).decode(t, &cats)
+	type offer struct{ category, purpose string }
+	var covered []offer
+	for _, p := range purposes.Items {
+		if p.DirectMarketing || slices.Contains(p.AutomatedProcessing, "dpv:Profiling") {
+			covered = append(covered, offer{"location.city", p.Key})
+		}
+	}
+	profile := map[string]any{"location.city": "Oslo"}
+	for _, c := range cats.Items {
+		if c.Sensitive && c.Derived == nil {
+			covered = append(covered, offer{c.Key, "loyalty.programme_operation"})
+			var v any
+			if err := json.Unmarshal([]byte(c.Example), &v); err != nil {
+				v = c.Example
+			}
+			profile[c.Key] = v
+		}
+	}
+	if len(covered) < 8 {
+		t.Fatalf("only %d covered offers: %v", len(covered), covered)
+	}
+	young := token(t, app.RoleMember, "teen15")
+	youngProfile := map[string]any{"demographic.birthdate": bornYearsAgo(15)}
+	adultProfile := map[string]any{"demographic.birthdate": bornYearsAgo(30)}
+	for k, v := range profile {
+		youngProfile[k], adultProfile[k] = v, v
+	}
+	a.enrolWith(young, youngProfile)
+	adult := token(t, app.RoleMember, "adult")
+	a.enrolWith(adult, adultProfile)
+	gpc := map[string]string{"Sec-GPC": "1"}
+	for _, o := range covered {
+		id := a.publishContract(f, oneItemContract(o.category, o.purpose, []string{f.brand}, nil))
+		c := expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + id}), 200).json(t)
+		if c["required_age"] != float64(16) {
+			t.Errorf("%s for %s: required_age %v, want 16", o.category, o.purpose, c["required_age"])
+		}
+		var r response
+		a.unchangedBy(o.purpose+": a 15-year-old joining", func() { r = a.tryJoin(young, id, nil, nil) })
+		if p := problemOf(t, r); r.Status != 403 || p.Code != "under-minimum-age" || len(p.Errors) != 1 || p.Errors[0].Pointer != "/attributes/demographic.birthdate" {
+			t.Errorf("%s for %s, aged 15: %d %s", o.category, o.purpose, r.Status, r.Body)
+		}
+		advertising := false
+		for _, p := range purposes.Items {
+			advertising = advertising || p.Key == o.purpose && p.Advertising
+		}
+		if r := a.tryJoin(adult, id, gpc, nil); advertising != (r.Status == 409) || !advertising && r.Status != 201 {
+			t.Errorf("%s for %s under GPC (advertising %v): %d %s", o.category, o.purpose, advertising, r.Status, r.Body)
+		} else if advertising && problemOf(t, r).Errors[0].Pointer != "/affirm_despite_gpc" {
+			t.Errorf("gpc-conflict names no field: %s", r.Body)
+		}
+	}
+	plain := a.publishContract(f, oneItemContract("location.city", "loyalty.programme_operation", []string{f.brand}, nil))
+	expect(t, a.tryJoin(young, plain, gpc, nil), 201)
+	r := a.tryJoin(young, plain, nil, nil)
+	if p := problemOf(t, r); r.Status != 409 || p.Code != "already-joined" || len(p.Errors) != 1 || p.Errors[0].Pointer != "/contract_id" {
+		t.Errorf("joining twice: %d %s", r.Status, r.Body)
+	}
+}
+
 func TestStatementShowsTheAgeRuleAndTheRightToObject(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t)

@@ -109,7 +109,7 @@ func TestEveryListRefusesAlteredForgedAndForeignCursors(t *testing.T) {
 		}
 		for _, c := range bad {
 			res := a.do(req{Method: "GET", Path: withQuery(r.path, "cursor="+url.QueryEscape(c)), Token: r.token})
-			problemAt(t, res, 422, "/cursor")
+			problemAt(t, res, 422, "/query/cursor")
 		}
 	}
 }

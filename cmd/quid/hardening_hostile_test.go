@@ -272,9 +272,6 @@ func problemNames(body []byte, pointer string) bool {
 		if pointer == "-" || e.Pointer == pointer {
 			return true
 		}
-		if name, ok := strings.CutPrefix(pointer, "/query/"); ok && e.Pointer == "/"+name {
-			return true
-		}
 	}
 	return false
 }

@@ -250,9 +250,10 @@ func TestHeadersWeReadAreValidatedAtTheEdge(t *testing.T) {
 			t.Errorf("%s %s with NUL in the key: %d %s", call.method, call.path, r.StatusCode, r.Body)
 		}
 	}
-	for _, h := range []string{fiberAccept + ": text/html\xff", "If-None-Match: \"\xc3\x28\"", "Content-Type: application/json; charset=\xff"} {
-		r := w.do("GET", "/v1/offers", "", h)
-		name, _, _ := strings.Cut(h, ":")
+	for _, h := range [][]string{{fiberAccept + ": text/html\xff"}, {"If-None-Match: \"\xc3\x28\""}, {"Content-Type: application/json; charset=\xff"},
+		{"Sec-GPC: 1\xff"}, {"Sec-GPC: 0", "Sec-GPC: \xc3\x28"}, {fiberAccept + ": application/json", fiberAccept + ": \xff"}} {
+		r := w.do("GET", "/v1/offers", "", h...)
+		name, _, _ := strings.Cut(h[len(h)-1], ":")
 		if r.StatusCode != 422 || !bytes.Contains(r.Body, []byte(`"pointer":"/headers/`+name+`"`)) {
 			t.Errorf("GET /v1/offers with %q: %d %s", h, r.StatusCode, r.Body)
 		}

@@ -153,7 +153,7 @@ func setupExchangeWorld(t testing.TB, a *api) exchangeWorld {
 	var ct struct{ ID string }
 	expect(t, a.do(req{Method: "POST", Path: "/v1/contracts", Token: marketer, Body: map[string]any{
 		"title": "Newsletter", "summary": "Your e-mail for points.", "retention": "P30D",
-		"items":  []map[string]any{{"category": "contact.email", "purpose": "communications.newsletter", "recipients": []string{rec.ID}}},
+		"items":  []map[string]any{{"category": "contact.email", "purpose": "communications.service_messages", "recipients": []string{rec.ID}}},
 		"reward": map[string]any{"join_bonus": 10}}}), 201).decode(t, &ct)
 	expect(t, a.do(req{Method: "POST", Path: "/v1/contracts/" + ct.ID + "/publish", Token: marketer}), 200)
 	member := token(t, app.RoleMember, "member-wire")

@@ -236,12 +236,12 @@ func TestEveryObjectionStaysInTheExportAndItsLocationAnswers(t *testing.T) {
 		}
 		path = "/v1/me/objections?limit=1&cursor=" + url.QueryEscape(next)
 		tampered := "/v1/me/objections?limit=1&cursor=" + url.QueryEscape(next[:len(next)-2]+"AA")
-		problemAt(t, a.do(req{Method: "GET", Path: tampered, Token: f.member}), 422, "/cursor")
+		problemAt(t, a.do(req{Method: "GET", Path: tampered, Token: f.member}), 422, "/query/cursor")
 	}
 	if fmt.Sprint(seen) != "[research.market communications.newsletter analytics.audience_insights]" {
 		t.Fatalf("pages in order %v", seen)
 	}
-	problemAt(t, a.do(req{Method: "GET", Path: "/v1/me/objections?cursor=not-a-cursor", Token: f.member}), 422, "/cursor")
+	problemAt(t, a.do(req{Method: "GET", Path: "/v1/me/objections?cursor=not-a-cursor", Token: f.member}), 422, "/query/cursor")
 
 	expect(t, a.do(req{Method: "DELETE", Path: loc, Token: f.member}), 204)
 	if r := a.do(req{Method: "GET", Path: loc, Token: f.member}); r.Status != 404 || problemCode(t, r) != "objection-not-found" {

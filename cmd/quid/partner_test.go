@@ -375,11 +375,11 @@ func TestAuditFiltersRefuseValuesThatCannotMatch(t *testing.T) {
 	admin := token(t, app.RoleAdmin, "root")
 	for _, tt := range []struct{ path, pointer string }{
 		{"/v1/audit/webhook-deliveries?recipient_id=not-a-uuid", "/query/recipient_id"},
-		{"/v1/audit/webhook-deliveries?cursor=garbage", "/cursor"},
-		{"/v1/audit/overdue-deletions?cursor=garbage", "/cursor"},
-		{"/v1/audit?cursor=garbage", "/cursor"},
+		{"/v1/audit/webhook-deliveries?cursor=garbage", "/query/cursor"},
+		{"/v1/audit/overdue-deletions?cursor=garbage", "/query/cursor"},
+		{"/v1/audit?cursor=garbage", "/query/cursor"},
 		{"/v1/audit?from=yesterday", "/query/from"},
-		{"/v1/audit?limit=0", "/limit"},
+		{"/v1/audit?limit=0", "/query/limit"},
 	} {
 		problemAt(t, a.do(req{Method: "GET", Path: tt.path, Token: admin}), 422, tt.pointer)
 	}

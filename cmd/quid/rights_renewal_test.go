@@ -430,3 +430,24 @@ func TestRenewalsRacingATerminatingRetirementNeitherDeadlockNorFail(t *testing.T
 	}
 	t.Logf("renewals racing the retirement: %v", stories)
 }
+
+// TestConsentWithADurationNamesTheBrandToRemind: a contract whose consent
+// lapses must name a first-party recipient, the one exchange.expiring
+// reminds; without one the draft is refused at /duration, writing nothing.
+func TestConsentWithADurationNamesTheBrandToRemind(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	body := oneItemContract("location.city", "loyalty.programme_operation", []string{f.partnerCo}, nil)
+	body["duration"] = "P1Y"
+	var r response
+	a.unchangedBy("a lapsing contract nobody is reminded of", func() {
+		r = a.do(req{Method: "POST", Path: "/v1/contracts", Token: f.marketer, Body: body})
+	})
+	problemAt(t, r, 422, "/duration")
+	body["items"].([]any)[0].(map[string]any)["recipients"] = []string{f.partnerCo, f.brand}
+	expect(t, a.do(req{Method: "POST", Path: "/v1/contracts", Token: f.marketer, Body: body}), 201)
+	delete(body, "duration")
+	body["items"].([]any)[0].(map[string]any)["recipients"] = []string{f.partnerCo}
+	expect(t, a.do(req{Method: "POST", Path: "/v1/contracts", Token: f.marketer, Body: body}), 201)
+}

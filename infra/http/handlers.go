@@ -81,7 +81,7 @@ func pageOf(c *fiber.Ctx) (app.Page, error) {
 	if raw := c.Query("limit"); raw != "" {
 		n, err := strconv.Atoi(raw)
 		if err != nil || n < 1 || n > 100 {
-			return p, domain.Invalid("/limit", "must be an integer from 1 to 100")
+			return p, domain.Invalid("/query/limit", "must be an integer from 1 to 100")
 		}
 		p.Limit = n
 	}

@@ -255,10 +255,11 @@ const (
 	maxQueryValue  = 1024
 )
 
-// readHeaders are the request headers Quid reads or stores; their values must
-// be valid UTF-8 (framing already refused control characters and NUL).
+// readHeaders are the request headers Quid reads or stores; every value of
+// each (a header may be sent more than once) must be valid UTF-8 (framing
+// already refused control characters and NUL).
 var readHeaders = []string{fiber.HeaderAuthorization, fiber.HeaderContentType, fiber.HeaderContentEncoding,
-	fiber.HeaderAccept, fiber.HeaderIfNoneMatch, "Idempotency-Key"}
+	fiber.HeaderAccept, fiber.HeaderIfNoneMatch, "Idempotency-Key", "Sec-GPC"}
 
 // checkInput is the one edge check every request passes before routing:
 // header values we read, query parameters and the body's content coding.
@@ -266,15 +267,16 @@ var readHeaders = []string{fiber.HeaderAuthorization, fiber.HeaderContentType, f
 func checkInput(bodyLimit int) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		for _, name := range readHeaders {
-			v := c.Request().Header.Peek(name)
-			if !utf8.Valid(v) {
-				return invalidInput("/headers/"+name, "must be valid UTF-8")
-			}
-			// Framing refused control bytes in the header block; a chunked
-			// body's trailer fields are merged in later and checked here.
-			if bytes.ContainsFunc(v, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }) {
-				return &httpError{status: fiber.StatusBadRequest, code: "malformed-request", detail: "a header holds a control character",
-					fields: []problemField{{Pointer: "/headers/" + name, Detail: "must not hold control characters"}}}
+			for _, v := range c.Request().Header.PeekAll(name) {
+				if !utf8.Valid(v) {
+					return invalidInput("/headers/"+name, "must be valid UTF-8")
+				}
+				// Framing refused control bytes in the header block; a chunked
+				// body's trailer fields are merged in later and checked here.
+				if bytes.ContainsFunc(v, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }) {
+					return &httpError{status: fiber.StatusBadRequest, code: "malformed-request", detail: "a header holds a control character",
+						fields: []problemField{{Pointer: "/headers/" + name, Detail: "must not hold control characters"}}}
+				}
 			}
 		}
 		if err := checkQuery(c); err != nil {

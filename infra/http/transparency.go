@@ -71,8 +71,8 @@ func ageRuleOf(c domain.Catalog, t domain.Terms, recipients map[string]domain.Re
 		return stmtAgeRule{Plain: "No minimum age."}
 	}
 	r := stmtAgeRule{MinAge: &age, Plain: fmt.Sprintf("Open only to members aged %d or older: your date of birth must be in your profile, and is checked when you join.", age)}
-	if c.SharesWithThirdPartyOrForAdvertising(t, recipients) {
-		r.Plain += fmt.Sprintf(" Data is never shared with another company or used for advertising for anyone under %d.", domain.MinAgeFloor)
+	if c.ProtectsChildren(t, recipients) {
+		r.Plain += fmt.Sprintf(" Nobody under %d may share data with another company, for advertising, marketing or profiling, or share sensitive data.", domain.MinAgeFloor)
 	}
 	return r
 }

@@ -103,7 +103,7 @@ func isUnreachable(err error) bool {
 // list's scope (the list and its filters). An altered, truncated, forged
 // or foreign cursor is a 422 naming the cursor parameter; nothing a client
 // sends reaches SQL unless the server wrote it.
-var errBadCursor = domain.Invalid("/cursor", "is not a cursor this list handed out; start again without it")
+var errBadCursor = domain.Invalid("/query/cursor", "is not a cursor this list handed out; start again without it")
 
 // cursorMACSize is how many bytes of the HMAC a cursor carries.
 const cursorMACSize = 16
