@@ -283,7 +283,7 @@ func (s *Contracts) List(ctx context.Context, p Principal, status string, page P
 	switch domain.ContractStatus(status) {
 	case "", domain.ContractDraft, domain.ContractPublished, domain.ContractRetired:
 	default:
-		return nil, "", domain.Invalid("/status", "must be draft, published or retired")
+		return nil, "", domain.Invalid("/query/status", "must be draft, published or retired")
 	}
 	return s.store.ListContracts(ctx, domain.ContractStatus(status), page.Normalised())
 }

@@ -16,6 +16,7 @@ func TestMembersSeeEveryRecipientThatWasEverGrantedTheirData(t *testing.T) {
 	a, f, _, _ := withJoinedMember(t)
 	adOnly := contractBody(f)
 	adOnly["items"] = []any{map[string]any{"category": "location.city", "purpose": "advertising.third_party", "recipients": []string{f.adCo}}}
+	delete(adOnly, "duration") // lasts until cancelled: no brand to remind
 	adContract := a.publishContract(f, adOnly)
 	adEx := a.joinContract(f.member, adContract)["id"].(string)
 	expect(t, a.do(req{Method: "DELETE", Path: "/v1/me/exchanges/" + adEx, Token: f.member}), 200)
@@ -112,6 +113,7 @@ func TestTheExportListsEveryRecipient(t *testing.T) {
 	a, f, _, _ := withJoinedMember(t)
 	adOnly := contractBody(f)
 	adOnly["items"] = []any{map[string]any{"category": "location.city", "purpose": "advertising.third_party", "recipients": []string{f.adCo}}}
+	delete(adOnly, "duration") // lasts until cancelled: no brand to remind
 	a.joinContract(f.member, a.publishContract(f, adOnly))
 	export := expect(t, a.do(req{Method: "GET", Path: "/v1/me/export", Token: f.member}), 200).json(t)
 	listed := expect(t, a.do(req{Method: "GET", Path: "/v1/me/recipients", Token: f.member}), 200).json(t)["items"].([]any)

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -840,6 +841,12 @@ func TestWebhookPayloadsMatchOpenAPI(t *testing.T) {
 		}
 		return out
 	}
+	// Lapsing consent names the brand, who is reminded before it lapses.
+	brandNamed := func(in *app.TermsInput) {
+		if in.Duration != nil && !slices.ContainsFunc(in.Items, func(it app.ItemInput) bool { return slices.Contains(it.Recipients, w.brand.ID) }) {
+			in.Items[0].Recipients = append(in.Items[0].Recipients, w.brand.ID)
+		}
+	}
 	publish := func(duration string, vesting bool) domain.Contract {
 		in := app.TermsInput{Title: "Hooks", Retention: []string{"P30D", "P1M", "PT1S"}[r.Intn(3)], Items: items(),
 			Reward: app.RewardInput{JoinBonus: int64(1 + r.Intn(200)), PointsPerPeriod: 1, Period: str("P1D")}}
@@ -849,6 +856,7 @@ func TestWebhookPayloadsMatchOpenAPI(t *testing.T) {
 		if duration != "" {
 			in.Duration = str(duration)
 		}
+		brandNamed(&in)
 		d, err := w.contracts.CreateDraft(ctx, marketer, in)
 		if err != nil {
 			t.Fatal(err)
@@ -900,6 +908,7 @@ func TestWebhookPayloadsMatchOpenAPI(t *testing.T) {
 				in.Title = "Hooks v2"
 				if r.Intn(2) == 0 {
 					in.Items = items()
+					brandNamed(&in)
 				}
 				return in
 			}); err != nil {
