@@ -190,7 +190,7 @@ func run(o options) error {
 	firstWarm := 3*J + (o.pacedRuns+1)*pacedN
 	fmt.Fprintf(os.Stderr, "setup: %d members…\n", members)
 	if _, err := b.pool.Exec(ctx, `INSERT INTO members (id, attributes, created_at, updated_at)
-		SELECT 'm' || g, '{"location.city":"Oslo"}', now(), now() FROM generate_series(1, $1) g`, members); err != nil {
+		SELECT 'm' || g, '{"location.city":"Oslo","demographic.birthdate":"1990-05-01"}', now(), now() FROM generate_series(1, $1) g`, members); err != nil {
 		return err
 	}
 	b.tokens = make([]string, members)
