@@ -117,7 +117,7 @@ var (
 	// was changed and none deleted from between others. Erasure rewrites
 	// member_id only, which the seal leaves out. A ledger entry's postings
 	// are exactly those its sealed kind and points make (the chart,
-	// domain.PostingsOf; migration 00030), so the seal covers them too: no
+	// domain.PostingsOf; migration 00023), so the seal covers them too: no
 	// posting was changed, added or deleted. DESIGN.md Words: Ledger ("no
 	// entry is ever updated or deleted"), Exchange ("append-only consent
 	// log"), rule 5.

@@ -57,7 +57,7 @@ type Posting struct {
 // PostingsOf is the chart of movements: the postings of an entry of this
 // kind and (signed) points. Each entry is one transaction, and its postings
 // sum to zero. The database derives the stored postings with the same chart
-// (ledger_entry_postings, migration 00030; parity tests compare them).
+// (ledger_entry_postings, migration 00023; parity tests compare them).
 func PostingsOf(kind EntryKind, points int64) ([]Posting, error) {
 	if points == math.MinInt64 {
 		return nil, fmt.Errorf("points overflow")

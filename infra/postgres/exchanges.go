@@ -211,7 +211,7 @@ type entryRecord struct {
 	CreatedAt   time.Time
 	// Postings are the entry's stored postings on the member's own
 	// accounts, as JSON ([{"account", "amount"}]); empty in a redemption
-	// response stored for Idempotency-Key replays before migration 00030.
+	// response stored for Idempotency-Key replays before migration 00023.
 	Postings string
 }
 

@@ -101,7 +101,7 @@ func TestDatabasePostsEveryEntryAndRefusesUnbalancedOrChangedPostings(t *testing
 	}
 }
 
-// Migration 00030 gives every entry written before it (by the release
+// Migration 00023 gives every entry written before it (by the release
 // before, at 00018) its postings, and the balances cached then reconcile:
 // quid verify's ledger rules hold right after it.
 func TestMigrationPostsEveryEarlierEntryAndBalancesReconcile(t *testing.T) {
