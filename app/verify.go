@@ -38,6 +38,26 @@ var (
 	RuleBalanceNotNegative = InvariantRule{ID: "balance-not-negative",
 		Title:  "no balance is negative, now or after any entry",
 		Source: "DESIGN.md rule 3", Counts: "members"}
+	// RuleTransactionsBalanced: every ledger entry is a transaction with
+	// postings (ledger_postings), and they sum to zero across accounts; no
+	// posting belongs to an entry that does not exist. DESIGN.md rule 12
+	// ("every transaction's postings sum to zero") and Words: Account,
+	// posting.
+	RuleTransactionsBalanced = InvariantRule{ID: "transactions-balanced",
+		Title:  "every ledger transaction has postings and they sum to zero",
+		Source: "DESIGN.md rule 12; Words: Account, posting", Counts: "ledger entries"}
+	// RuleBalanceEqualsPostings: every account's balance equals the sum of
+	// its postings: a member's available and pending (members.available,
+	// members.pending) the sum of the postings on that account of the
+	// member's entries; the programme's accounts, which are not cached,
+	// hold what their postings sum to, and that is never of the wrong sign
+	// (issued at most zero: it is minus what was issued; redeemed, expired
+	// and voided at least zero); and all accounts together, members'
+	// cached balances with the programme's, sum to zero. DESIGN.md rule 12
+	// ("every balance equals its postings") and rule 3.
+	RuleBalanceEqualsPostings = InvariantRule{ID: "balance-equals-postings",
+		Title:  "every account's balance equals the sum of its postings, and all accounts sum to zero",
+		Source: "DESIGN.md rules 3 and 12", Counts: "accounts"}
 	// RuleCreditInsideConsent: every period credit belongs to an existing
 	// exchange of the same member, and its period [start, end) lies inside
 	// that exchange's consent window [joined_at, min(ended_at, expires_at))
@@ -95,12 +115,15 @@ var (
 	// seal written at its insert (migration 00010: SHA-256 over the row
 	// without member_id, chained to the member's previous row), so no row
 	// was changed and none deleted from between others. Erasure rewrites
-	// member_id only, which the seal leaves out. DESIGN.md Words: Ledger
-	// ("no entry is ever updated or deleted"), Exchange ("append-only
-	// consent log"), rule 5.
+	// member_id only, which the seal leaves out. A ledger entry's postings
+	// are exactly those its sealed kind and points make (the chart,
+	// domain.PostingsOf; migration 00023), so the seal covers them too: no
+	// posting was changed, added or deleted. DESIGN.md Words: Ledger ("no
+	// entry is ever updated or deleted"), Exchange ("append-only consent
+	// log"), rule 5.
 	RuleHistoryUnchanged = InvariantRule{ID: "history-unchanged",
-		Title:  "no ledger entry or consent event was changed or deleted",
-		Source: "DESIGN.md Words: Ledger, Exchange; rules 3 and 5", Counts: "ledger entries and consent events"}
+		Title:  "no ledger entry, posting or consent event was changed or deleted",
+		Source: "DESIGN.md Words: Ledger, Exchange; rules 3 and 5", Counts: "ledger entries, postings and consent events"}
 	// RuleGuardsInPlace: the triggers, unique indexes and checks that make
 	// the database refuse what the rules forbid exist and are enabled
 	// (a disabled trigger lets the next write past unnoticed). STYLE.md
@@ -112,8 +135,8 @@ var (
 
 // InvariantRules lists every rule in report order.
 var InvariantRules = []InvariantRule{
-	RuleBalanceEqualsEntries, RuleBalanceNotNegative, RuleCreditInsideConsent, RuleCreditOutsideRestriction, RuleOneCreditPerPeriod,
-	RuleConsentEventsComplete, RuleBonusOncePerFamily, RuleDeletionDuties, RuleHistoryUnchanged, RuleGuardsInPlace,
+	RuleBalanceEqualsEntries, RuleBalanceNotNegative, RuleTransactionsBalanced, RuleBalanceEqualsPostings,
+	RuleCreditInsideConsent, RuleCreditOutsideRestriction, RuleOneCreditPerPeriod, RuleConsentEventsComplete, RuleBonusOncePerFamily, RuleDeletionDuties, RuleHistoryUnchanged, RuleGuardsInPlace,
 }
 
 // Violation is one breach of a rule: whose, which rows, what is wrong.

@@ -439,6 +439,31 @@ func TestVerifyNamesTheRuleAndMemberOfEveryKindOfTampering(t *testing.T) {
 		{"an entry written past the seal trigger", app.RuleHistoryUnchanged, "carol", "ledger_entries/",
 			[]string{`SET session_replication_role = replica`,
 				`INSERT INTO ledger_entries (member_id, kind, points, created_at) VALUES ('carol', 'reversal', 0, now())`}},
+		{"a posting's amount changed past its trigger", app.RuleTransactionsBalanced, "alice", "ledger_entries/",
+			[]string{`SET session_replication_role = replica`,
+				`UPDATE ledger_postings SET amount = amount - 40 WHERE account = 'available'
+				   AND entry_id = (SELECT id FROM ledger_entries WHERE exchange_id = '` + aliceEx + `' AND kind = 'bonus_vested')`,
+				`UPDATE members SET available = available - 40 WHERE id = 'alice'`}},
+		{"a posting deleted past its trigger", app.RuleTransactionsBalanced, "carol", "ledger_entries/",
+			[]string{`SET session_replication_role = replica`,
+				`DELETE FROM ledger_postings WHERE account = 'redeemed'
+				   AND entry_id = (SELECT id FROM ledger_entries WHERE member_id = 'carol' AND kind = 'redemption')`}},
+		{"both legs of a transaction rewritten alike", app.RuleHistoryUnchanged, "alice", "ledger_postings/",
+			[]string{`SET session_replication_role = replica`,
+				`UPDATE ledger_postings SET amount = amount + sign(amount) * 5
+				   WHERE entry_id = (SELECT id FROM ledger_entries WHERE exchange_id = '` + aliceEx + `' AND kind = 'bonus_vested')`}},
+		{"a balanced pair of postings slipped into a transaction", app.RuleHistoryUnchanged, "bob", "ledger_postings/",
+			[]string{`INSERT INTO ledger_postings (entry_id, account, amount)
+				SELECT id, 'issued', -500 FROM ledger_entries WHERE exchange_id = '` + bobEx + `' AND kind = 'bonus_vested'
+				UNION ALL SELECT id, 'voided', 500 FROM ledger_entries WHERE exchange_id = '` + bobEx + `' AND kind = 'bonus_vested'`}},
+		{"a cached pending balance moved without a posting", app.RuleBalanceEqualsPostings, "dave", "members/dave",
+			[]string{`UPDATE members SET pending = pending + 3 WHERE id = 'dave'`}},
+		{"the programme's redeemed account emptied past its trigger", app.RuleBalanceEqualsPostings, "", "accounts/redeemed",
+			[]string{`SET session_replication_role = replica`,
+				`UPDATE ledger_postings SET account = 'voided' WHERE account = 'redeemed'`,
+				`INSERT INTO ledger_postings (entry_id, account, amount) SELECT id, 'redeemed', -1000 FROM ledger_entries WHERE member_id = 'carol' AND kind = 'redemption'`}},
+		{"the posting trigger dropped", app.RuleGuardsInPlace, "", "triggers/ledger_entries.ledger_post",
+			[]string{`DROP TRIGGER ledger_post ON ledger_entries`}},
 		{"an append-only trigger left disabled", app.RuleGuardsInPlace, "", "triggers/ledger_entries.ledger_append_only",
 			[]string{`ALTER TABLE ledger_entries DISABLE TRIGGER ledger_append_only`}},
 		{"a seal trigger dropped", app.RuleGuardsInPlace, "", "triggers/consent_events.consent_events_seal",

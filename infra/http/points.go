@@ -7,16 +7,22 @@ import (
 )
 
 type entryDTO struct {
-	ID          string  `json:"id"`
-	Kind        string  `json:"kind"`
-	Points      int64   `json:"points"`
-	ExchangeID  *string `json:"exchange_id"`
-	ContractID  *string `json:"contract_id"`
-	TermsHash   *string `json:"terms_hash"`
-	PeriodStart *string `json:"period_start"`
-	PeriodEnd   *string `json:"period_end"`
-	Reference   *string `json:"reference,omitempty"`
-	CreatedAt   string  `json:"created_at"`
+	ID          string       `json:"id"`
+	Kind        string       `json:"kind"`
+	Points      int64        `json:"points"`
+	ExchangeID  *string      `json:"exchange_id"`
+	ContractID  *string      `json:"contract_id"`
+	TermsHash   *string      `json:"terms_hash"`
+	PeriodStart *string      `json:"period_start"`
+	PeriodEnd   *string      `json:"period_end"`
+	Reference   *string      `json:"reference,omitempty"`
+	CreatedAt   string       `json:"created_at"`
+	Postings    []postingDTO `json:"postings"`
+}
+
+type postingDTO struct {
+	Account string `json:"account"`
+	Amount  int64  `json:"amount"`
 }
 
 func nilIfEmpty(s string) *string {
@@ -27,9 +33,14 @@ func nilIfEmpty(s string) *string {
 }
 
 func entryOf(e domain.Entry) entryDTO {
-	return entryDTO{ID: e.ID, Kind: string(e.Kind), Points: e.Points, ExchangeID: nilIfEmpty(e.ExchangeID),
+	d := entryDTO{ID: e.ID, Kind: string(e.Kind), Points: e.Points, ExchangeID: nilIfEmpty(e.ExchangeID),
 		ContractID: nilIfEmpty(e.ContractID), TermsHash: nilIfEmpty(e.TermsHash), PeriodStart: optTime(e.PeriodStart),
-		PeriodEnd: optTime(e.PeriodEnd), Reference: nilIfEmpty(e.Reference), CreatedAt: timeText(e.CreatedAt)}
+		PeriodEnd: optTime(e.PeriodEnd), Reference: nilIfEmpty(e.Reference), CreatedAt: timeText(e.CreatedAt),
+		Postings: make([]postingDTO, 0, len(e.Postings))}
+	for _, p := range e.Postings {
+		d.Postings = append(d.Postings, postingDTO{Account: string(p.Account), Amount: p.Amount})
+	}
+	return d
 }
 
 type pointsDTO struct {

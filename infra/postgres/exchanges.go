@@ -209,6 +209,10 @@ type entryRecord struct {
 	PeriodEnd   *time.Time
 	Reference   *string
 	CreatedAt   time.Time
+	// Postings are the entry's stored postings on the member's own
+	// accounts, as JSON ([{"account", "amount"}]); empty in a redemption
+	// response stored for Idempotency-Key replays before migration 00023.
+	Postings string
 }
 
 func (entryRecord) TableName() string { return "ledger_entries" }
@@ -216,7 +220,17 @@ func (entryRecord) TableName() string { return "ledger_entries" }
 // entryColumns reads an entry with its reference, which lives apart from
 // the append-only ledger so that erasure can delete it.
 const entryColumns = `ledger_entries.id, ledger_entries.member_id, ledger_entries.kind, ledger_entries.points, ledger_entries.exchange_id,
-	ledger_entries.contract_id, ledger_entries.terms_hash, ledger_entries.period_start, ledger_entries.period_end, r.reference, ledger_entries.created_at`
+	ledger_entries.contract_id, ledger_entries.terms_hash, ledger_entries.period_start, ledger_entries.period_end, r.reference, ledger_entries.created_at, ` + memberPostingsColumn
+
+// memberPostingsColumn reads, beside each entry, its postings on the
+// member's own accounts (ledger_postings' primary key serves it).
+const memberPostingsColumn = `(SELECT CAST(coalesce(json_agg(json_build_object('account', p.account, 'amount', p.amount) ORDER BY p.account), '[]') AS text)
+	FROM ledger_postings p WHERE p.entry_id = ledger_entries.id AND p.account IN ('available', 'pending')) AS postings`
+
+type postingRecord struct {
+	Account string `json:"account"`
+	Amount  int64  `json:"amount"`
+}
 
 func deref(s *string) string {
 	if s == nil {
@@ -228,7 +242,43 @@ func deref(s *string) string {
 func (r entryRecord) toDomain() domain.Entry {
 	return domain.Entry{ID: r.ID, MemberID: r.MemberID, Kind: domain.EntryKind(r.Kind), Points: r.Points,
 		ExchangeID: deref(r.ExchangeID), ContractID: deref(r.ContractID), TermsHash: deref(r.TermsHash),
-		PeriodStart: utcPtr(r.PeriodStart), PeriodEnd: utcPtr(r.PeriodEnd), Reference: deref(r.Reference), CreatedAt: r.CreatedAt.UTC()}
+		PeriodStart: utcPtr(r.PeriodStart), PeriodEnd: utcPtr(r.PeriodEnd), Reference: deref(r.Reference), CreatedAt: r.CreatedAt.UTC(),
+		Postings: r.postings()}
+}
+
+// postings decodes the stored postings; a redemption response stored
+// before postings existed gets those its kind makes (domain.PostingsOf,
+// the chart the database posts with).
+func (r entryRecord) postings() []domain.Posting {
+	var recs []postingRecord
+	if r.Postings == "" || json.Unmarshal([]byte(r.Postings), &recs) != nil {
+		all, err := domain.PostingsOf(domain.EntryKind(r.Kind), r.Points)
+		if err != nil {
+			return []domain.Posting{}
+		}
+		return domain.MemberPostings(all)
+	}
+	out := make([]domain.Posting, len(recs))
+	for i, p := range recs {
+		out[i] = domain.Posting{Account: domain.Account(p.Account), Amount: p.Amount}
+	}
+	return out
+}
+
+// memberPostingsJSON is what memberPostingsColumn reads for an entry the
+// database posted with the chart.
+func memberPostingsJSON(kind domain.EntryKind, points int64) (string, error) {
+	all, err := domain.PostingsOf(kind, points)
+	if err != nil {
+		return "", err
+	}
+	ps := domain.MemberPostings(all)
+	recs := make([]postingRecord, len(ps))
+	for i, p := range ps {
+		recs[i] = postingRecord{Account: string(p.Account), Amount: p.Amount}
+	}
+	b, err := json.Marshal(recs)
+	return string(b), err
 }
 
 type redemptionResult struct {
@@ -258,6 +308,9 @@ func (s *Store) Redeem(ctx context.Context, memberID string, points int64, refer
 			return err
 		}
 		entry := entryRecord{MemberID: memberID, Kind: string(domain.EntryRedemption), Points: -points, Reference: &reference, CreatedAt: now}
+		if entry.Postings, err = memberPostingsJSON(domain.EntryRedemption, -points); err != nil {
+			return err
+		}
 		if err := tx.Raw(`INSERT INTO ledger_entries (member_id, kind, points, reference, created_at) VALUES (?, 'redemption', ?, ?, ?) RETURNING id`,
 			memberID, -points, reference, now).Scan(&entry.ID).Error; err != nil {
 			return err

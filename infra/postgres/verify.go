@@ -51,6 +51,9 @@ const guards = `want (kind, tbl, name) AS (VALUES
     ('trigger', 'ledger_entries', 'ledger_append_only'),
     ('trigger', 'ledger_entries', 'ledger_seal'),
     ('trigger', 'ledger_entries', 'ledger_reference_out'),
+    ('trigger', 'ledger_entries', 'ledger_post'),
+    ('trigger', 'ledger_postings', 'ledger_postings_balanced'),
+    ('trigger', 'ledger_postings', 'ledger_postings_append_only'),
     ('trigger', 'consent_events', 'consent_events_append_only'),
     ('trigger', 'consent_events', 'consent_events_seal'),
     ('trigger', 'access_log', 'access_log_append_only'),
@@ -105,6 +108,53 @@ SELECT member_id, rows, detail FROM (
     FROM run WHERE a < 0 OR p < 0
     ORDER BY member_id, n
 ) first_negative`},
+
+	{app.RuleTransactionsBalanced, `SELECT l.member_id, ARRAY['ledger_entries/' || l.id],
+       CASE WHEN p.entry_id IS NULL THEN format('%s entry of %s points has no postings', l.kind, l.points)
+            ELSE format('the %s postings of this %s entry of %s points sum to %s, not zero', p.n, l.kind, l.points, p.total) END
+FROM ledger_entries l
+LEFT JOIN (SELECT entry_id, sum(amount) AS total, count(*) AS n FROM ledger_postings GROUP BY entry_id) p ON p.entry_id = l.id
+WHERE p.entry_id IS NULL OR p.total <> 0
+UNION ALL
+SELECT '', ARRAY['ledger_postings/' || p.entry_id || ',' || p.account],
+       format('posting of %s on %s belongs to ledger entry %s, which does not exist', p.amount, p.account, p.entry_id)
+FROM ledger_postings p WHERE NOT EXISTS (SELECT 1 FROM ledger_entries l WHERE l.id = p.entry_id)`},
+
+	{app.RuleBalanceEqualsPostings, `WITH member_sums AS (
+    SELECT l.member_id, coalesce(sum(p.amount) FILTER (WHERE p.account = 'available'), 0) AS avail,
+           coalesce(sum(p.amount) FILTER (WHERE p.account = 'pending'), 0) AS pend, count(*) AS n
+    FROM ledger_postings p JOIN ledger_entries l ON l.id = p.entry_id
+    WHERE p.account IN ('available', 'pending')
+    GROUP BY l.member_id
+), programme AS (
+    SELECT a.account, coalesce(sum(p.amount), 0) AS balance
+    FROM (VALUES ('issued'), ('redeemed'), ('expired'), ('voided')) AS a (account)
+    LEFT JOIN ledger_postings p ON p.account = a.account
+    GROUP BY a.account
+), totals AS (
+    SELECT (SELECT coalesce(sum(available), 0) FROM members) AS avail, (SELECT coalesce(sum(pending), 0) FROM members) AS pend,
+           sum(balance) FILTER (WHERE account = 'issued') AS issued, sum(balance) FILTER (WHERE account = 'redeemed') AS redeemed,
+           sum(balance) FILTER (WHERE account = 'expired') AS expired, sum(balance) FILTER (WHERE account = 'voided') AS voided
+    FROM programme
+)
+SELECT m.id, ARRAY['members/' || m.id],
+       format('available is %s but its postings sum to %s; pending is %s but its postings sum to %s (%s postings)',
+              m.available, coalesce(s.avail, 0), m.pending, coalesce(s.pend, 0), coalesce(s.n, 0))
+FROM members m LEFT JOIN member_sums s ON s.member_id = m.id
+WHERE m.available <> coalesce(s.avail, 0) OR m.pending <> coalesce(s.pend, 0)
+UNION ALL
+SELECT s.member_id, ARRAY['ledger_entries/member_id=' || s.member_id], format('%s postings on the accounts of a member that does not exist', s.n)
+FROM member_sums s WHERE NOT EXISTS (SELECT 1 FROM members m WHERE m.id = s.member_id)
+UNION ALL
+SELECT '', ARRAY['accounts/' || account],
+       format('the programme''s %s account sums to %s, which is %s', account, balance,
+              CASE account WHEN 'issued' THEN 'more points returned than were ever issued' ELSE 'more points taken back out than ever went in' END)
+FROM programme WHERE (account = 'issued' AND balance > 0) OR (account <> 'issued' AND balance < 0)
+UNION ALL
+SELECT '', ARRAY['accounts/*'],
+       format('all accounts sum to %s, not zero: members hold %s available and %s pending, the programme''s issued is %s, redeemed %s, expired %s, voided %s',
+              avail + pend + issued + redeemed + expired + voided, avail, pend, issued, redeemed, expired, voided)
+FROM totals WHERE avail + pend + issued + redeemed + expired + voided <> 0`},
 
 	{app.RuleCreditInsideConsent, `SELECT l.member_id, array_remove(ARRAY['ledger_entries/' || l.id, 'exchanges/' || e.id], NULL),
        CASE WHEN e.id IS NULL THEN format('period credit for exchange %s, which does not exist', l.exchange_id)
@@ -225,7 +275,18 @@ FROM (
     SELECT c.member_id, c.id, c.digest, coalesce(c.digest = consent_event_seal(lag(c.digest) OVER w, c), false) AS sealed
     FROM consent_events c
     WINDOW w AS (PARTITION BY c.member_id ORDER BY c.id)
-) x WHERE NOT sealed`},
+) x WHERE NOT sealed
+UNION ALL
+-- A ledger entry's postings are those its sealed kind and points make.
+SELECT coalesce(w.member_id, (SELECT l.member_id FROM ledger_entries l WHERE l.id = p.entry_id), ''),
+       ARRAY['ledger_postings/' || coalesce(w.id, p.entry_id) || ',' || coalesce(w.account, p.account)],
+       CASE WHEN p.entry_id IS NULL THEN format('the %s entry of %s points has no posting of %s on %s', w.kind, w.points, w.amount, w.account)
+            WHEN w.id IS NULL THEN format('posting of %s on %s is not one its ledger entry makes: it was added, or its entry changed or deleted', p.amount, p.account)
+            ELSE format('the %s entry of %s points posts %s on %s, not %s: the posting was changed', w.kind, w.points, p.amount, p.account, w.amount) END
+FROM (SELECT l.id, l.member_id, l.kind, l.points, c.account, c.amount
+      FROM ledger_entries l CROSS JOIN LATERAL ledger_entry_postings(l.kind, l.points) c) w
+FULL JOIN ledger_postings p ON p.entry_id = w.id AND p.account = w.account
+WHERE p.amount IS DISTINCT FROM w.amount`},
 
 	{app.RuleGuardsInPlace, `WITH ` + guards + `
 SELECT '', ARRAY[replace(w.kind, ' ', '_') || 's/' || w.tbl || '.' || w.name],
@@ -254,8 +315,9 @@ SELECT now(),
        (SELECT count(*) FROM exchanges),
        (SELECT count(*) FROM ledger_entries WHERE kind IN ('bonus_pending', 'bonus_vested', 'bonus_voided')),
        (SELECT count(*) FROM exchanges WHERE status <> 'active'),
-       (SELECT count(*) FROM ledger_entries) + (SELECT count(*) FROM consent_events),
-       (SELECT count(*) FROM want)`
+       (SELECT count(*) FROM ledger_entries) + (SELECT count(*) FROM consent_events) + (SELECT count(*) FROM ledger_postings),
+       (SELECT count(*) FROM want),
+       (SELECT count(*) FROM ledger_entries)`
 
 // CheckInvariants implements app.InvariantStore.
 func (v *Invariants) CheckInvariants(ctx context.Context, found func(app.Violation) error) (map[string]int64, time.Time, error) {
@@ -270,12 +332,14 @@ func (v *Invariants) CheckInvariants(ctx context.Context, found func(app.Violati
 		return nil, time.Time{}, err
 	}
 	var snap time.Time
-	var members, credits, exchanges, bonuses, ended, history, guardCount int64
-	if err := tx.QueryRowContext(ctx, checkedCounts).Scan(&snap, &members, &credits, &exchanges, &bonuses, &ended, &history, &guardCount); err != nil {
+	var members, credits, exchanges, bonuses, ended, history, guardCount, entries int64
+	if err := tx.QueryRowContext(ctx, checkedCounts).Scan(&snap, &members, &credits, &exchanges, &bonuses, &ended, &history, &guardCount, &entries); err != nil {
 		return nil, time.Time{}, fmt.Errorf("count: %w", err)
 	}
 	checked := map[string]int64{
 		app.RuleBalanceEqualsEntries.ID: members, app.RuleBalanceNotNegative.ID: members,
+		// Two accounts per member, four of the programme's.
+		app.RuleTransactionsBalanced.ID: entries, app.RuleBalanceEqualsPostings.ID: 2*members + 4,
 		app.RuleCreditInsideConsent.ID: credits, app.RuleCreditOutsideRestriction.ID: credits, app.RuleOneCreditPerPeriod.ID: credits,
 		app.RuleConsentEventsComplete.ID: exchanges, app.RuleBonusOncePerFamily.ID: bonuses,
 		app.RuleDeletionDuties.ID: ended, app.RuleHistoryUnchanged.ID: history, app.RuleGuardsInPlace.ID: guardCount,
