@@ -150,7 +150,7 @@ func TestContractLifecycleAndForbiddenTransitions(t *testing.T) {
 	if len(list["items"].([]any)) != 1 {
 		t.Fatalf("list by status: %v", list)
 	}
-	problemAt(t, a.do(req{Method: "GET", Path: "/v1/contracts?status=lost", Token: f.marketer}), 422, "/status")
+	problemAt(t, a.do(req{Method: "GET", Path: "/v1/contracts?status=lost", Token: f.marketer}), 422, "/query/status")
 }
 
 func TestTermsHashIsStableAcrossRestartsAndRecomputable(t *testing.T) {
