@@ -101,8 +101,9 @@ func (h *handlers) getMe(c *fiber.Ctx) error {
 	return c.JSON(d)
 }
 
-// memberView is the member as GET and PUT /v1/me show them: the profile
-// and balances, and whether processing is restricted.
+// memberView is the member as GET /v1/me shows them: the profile and
+// balances, and whether processing is restricted. (PUT /v1/me takes the
+// restriction state from its own transaction instead.)
 func (h *handlers) memberView(c *fiber.Ctx, m app.Member) (memberDTO, error) {
 	d := memberOf(m)
 	if h.svc.Restrictions != nil {
