@@ -17,20 +17,49 @@ type Member struct {
 	CreatedAt  time.Time
 }
 
+// ProfileGuard checks a profile change under the member's lock, before
+// anything is written: removed are the keys the change removes from the
+// stored profile, after the profile it leaves, active (read only when keys
+// are removed or the birthdate changes) the member's active exchanges with
+// the categories each shares. An error aborts the save, writing nothing;
+// end names active exchanges the save must end (cancelled, consent-event
+// actor age_rule) because a corrected birthdate no longer meets their age
+// rule.
+type ProfileGuard func(removed []string, after map[string]any, active []domain.Share, now time.Time) (end []string, err error)
+
+// ProfileSave is what a profile save did.
+type ProfileSave struct {
+	Member Member
+	// Created is true when the save enrolled the subject (afresh after an
+	// erasure).
+	Created bool
+	// Ended are the exchanges the save ended, in id order: those whose age
+	// rule a corrected birthdate no longer meets. Never nil.
+	Ended []string
+	// Restricted is whether the member restricts processing (Art. 18), read
+	// under the save's lock: read after the save, an erasure committing in
+	// between would leave no member to read it from.
+	Restricted bool
+}
+
 // MemberRepository stores members.
 type MemberRepository interface {
-	// SaveProfile enrols the member when new and applies the attribute
-	// changes (a nil value removes a key), recording which keys changed.
-	// Under the member's lock, before writing, it calls guard with the keys
-	// the changes remove from the stored profile and, when there are any,
-	// the member's active exchanges with the categories each shares; an
-	// error from guard aborts the save, writing nothing. In the same
-	// transaction, every recipient an active exchange grants one of
+	// SaveProfile enrols the member when new (also when an erasure of the
+	// subject commits while the save waits for the member's lock) and
+	// applies the attribute changes (a nil value removes a key), recording
+	// which keys changed. Under the member's lock, before writing, it calls
+	// guard (nil: no checks); an error from guard aborts the save, writing
+	// nothing, and the exchanges it names are ended in the same transaction
+	// as cancelled by the actor age_rule, with a member cancel's effects
+	// (pending bonus voided, no later period credited, exchange.cancelled
+	// and deletion duties for every recipient). In the same transaction,
+	// every recipient an exchange still active grants one of
 	// rectified(changed keys) gets a member.attributes_changed event naming
 	// those categories (never the values); a nil rectified means the changed
-	// keys themselves.
-	SaveProfile(ctx context.Context, memberID string, changes map[string]any,
-		guard func(removed []string, after map[string]any, active []domain.Share, now time.Time) error, rectified func(changed []string) []string) (Member, bool, error)
+	// keys themselves. It also reads whether the member restricts
+	// processing.
+	SaveProfile(ctx context.Context, memberID string, changes map[string]any, guard ProfileGuard,
+		rectified func(changed []string) []string) (ProfileSave, error)
 	GetMember(ctx context.Context, memberID string) (Member, error)
 }
 
@@ -47,10 +76,12 @@ func NewMembers(store MemberRepository, catalog domain.Catalog) *Members {
 }
 
 // Enrol enrols or rectifies: every key must be a stored catalogue category
-// and every value fit its type; all problems are reported at once.
-func (s *Members) Enrol(ctx context.Context, p Principal, attributes map[string]any) (Member, bool, error) {
+// and every value fit its type; all problems are reported at once. The
+// answer says whether the subject was enrolled and which exchanges a
+// corrected birthdate ended.
+func (s *Members) Enrol(ctx context.Context, p Principal, attributes map[string]any) (ProfileSave, error) {
 	if err := p.Require(RoleMember); err != nil {
-		return Member{}, false, err
+		return ProfileSave{}, err
 	}
 	var v domain.Violations
 	keys := make([]string, 0, len(attributes))
@@ -73,22 +104,24 @@ func (s *Members) Enrol(ctx context.Context, p Principal, attributes map[string]
 		}
 	}
 	if err := v.Err(); err != nil {
-		return Member{}, false, err
+		return ProfileSave{}, err
 	}
 	// Rule 9: an attribute an active exchange shares can be corrected but
 	// not removed while the exchange is active. Rule 10: nor can the
-	// birthdate change so that an active exchange's age rule fails.
-	guard := func(removed []string, after map[string]any, active []domain.Share, now time.Time) error {
+	// birthdate be removed while an exchange's age rule needs it; a
+	// corrected birthdate is accepted and ends the exchanges whose age
+	// rule it no longer meets.
+	guard := func(removed []string, after map[string]any, active []domain.Share, now time.Time) ([]string, error) {
 		if err := s.catalog.CheckRemovals(removed, active); err != nil {
-			return err
+			return nil, err
 		}
 		return s.catalog.CheckAgeRules(after, active, now)
 	}
-	m, created, err := s.store.SaveProfile(ctx, p.Subject, attributes, guard, s.catalog.Rectified)
+	saved, err := s.store.SaveProfile(ctx, p.Subject, attributes, guard, s.catalog.Rectified)
 	if err != nil {
-		return Member{}, false, fmt.Errorf("save profile: %w", err)
+		return ProfileSave{}, fmt.Errorf("save profile: %w", err)
 	}
-	return m, created, nil
+	return saved, nil
 }
 
 // Get is the member's own profile and balance.

@@ -174,24 +174,31 @@ type Share struct {
 	Recipients map[string]Recipient
 }
 
-// CheckAgeRules refuses a profile change after which the member no longer
-// meets the age rule of an active exchange (DESIGN rule 10): a birthdate
-// removed, or corrected to an age below it. The error is 409
-// age-rule-shared naming the exchanges to cancel first; a correction that
-// keeps every rule met is rectification and allowed.
-func (c Catalog) CheckAgeRules(after map[string]any, active []Share, now time.Time) error {
+// CheckAgeRules applies DESIGN rule 10 to a profile change, given the
+// profile after it and the member's active exchanges. Removing the
+// birthdate while an active exchange's age rule needs it is refused: 409
+// age-rule-shared naming those exchanges to cancel first (a removal, as
+// attribute-shared is for a shared attribute). A corrected birthdate is
+// rectification (GDPR Art. 16) and is never refused: the exchanges whose
+// age rule the corrected age no longer meets are returned, sorted, for the
+// caller to end in the same transaction; none when every rule still holds.
+func (c Catalog) CheckAgeRules(after map[string]any, active []Share, now time.Time) ([]string, error) {
+	_, known := after[BirthdateCategory]
 	var ids []string
 	for _, sh := range active {
-		if age := c.AgeRequirement(sh.Terms, sh.Recipients); age > 0 && CheckAge(after[BirthdateCategory], age, now) != nil {
+		if age := c.AgeRequirement(sh.Terms, sh.Recipients); age > 0 && (!known || CheckAge(after[BirthdateCategory], age, now) != nil) {
 			ids = append(ids, sh.ExchangeID)
 		}
 	}
 	if len(ids) == 0 {
-		return nil
+		return nil, nil
 	}
 	sort.Strings(ids)
-	return (&Error{Kind: KindConflict, Code: "age-rule-shared",
-		Message:     "active exchanges require a known age they would no longer meet after this change: cancel the exchanges listed in exchange_ids first",
+	if known {
+		return ids, nil
+	}
+	return nil, (&Error{Kind: KindConflict, Code: "age-rule-shared",
+		Message:     "active exchanges require a known age: the date of birth cannot be removed while they are active; cancel the exchanges listed in exchange_ids first, or correct the date instead",
 		ExchangeIDs: ids}).At("/attributes/" + BirthdateCategory)
 }
 

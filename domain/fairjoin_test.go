@@ -118,3 +118,43 @@ func TestCatalogueRefusesAnAdvertisingPurposeNotFlaggedAsAdvertising(t *testing.
 		}
 	}
 }
+
+// TestACorrectedBirthdateIsNeverRefusedButNamesTheExchangesToEnd: rule 10
+// after a profile change. A corrected birthdate is accepted and names the
+// exchanges whose age rule it fails (sorted), none when every rule holds; a
+// removed birthdate that an age rule needs is 409 age-rule-shared.
+func TestACorrectedBirthdateIsNeverRefusedButNamesTheExchangesToEnd(t *testing.T) {
+	cat := fairCatalog(t)
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	op := func(minAge int, recipients ...string) domain.Terms {
+		return fairTerms(minAge, domain.Item{Category: "location.city", Purpose: "loyalty.programme_operation", Recipients: recipients})
+	}
+	active := []domain.Share{
+		{ExchangeID: "c-third", Terms: op(0, "p"), Recipients: people},   // 16
+		{ExchangeID: "a-adults", Terms: op(18, "b"), Recipients: people}, // 18
+		{ExchangeID: "b-anyone", Terms: op(0, "b"), Recipients: people},  // no rule
+	}
+	born := func(s string) map[string]any { return map[string]any{domain.BirthdateCategory: s} }
+	for _, c := range []struct {
+		name  string
+		after map[string]any
+		want  []string
+	}{
+		{"adult", born("1990-01-01"), nil},
+		{"17", born("2009-01-01"), []string{"a-adults"}},
+		{"15", born("2011-01-01"), []string{"a-adults", "c-third"}},
+	} {
+		got, err := cat.CheckAgeRules(c.after, active, now)
+		if err != nil || !slices.Equal(got, c.want) {
+			t.Errorf("%s: %v, %v; want %v and no error", c.name, got, err, c.want)
+		}
+	}
+	got, err := cat.CheckAgeRules(map[string]any{}, active, now)
+	var de *domain.Error
+	if !errors.As(err, &de) || de.Code != "age-rule-shared" || !slices.Equal(de.ExchangeIDs, []string{"a-adults", "c-third"}) || got != nil {
+		t.Fatalf("removal: %v, %v; want 409 age-rule-shared naming a-adults and c-third", got, err)
+	}
+	if got, err := cat.CheckAgeRules(map[string]any{}, active[2:], now); err != nil || got != nil {
+		t.Fatalf("removal with no age rule active: %v, %v", got, err)
+	}
+}

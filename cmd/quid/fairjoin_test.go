@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -142,22 +143,159 @@ func TestSharedAttributeCannotBeRemovedWhileActiveButCanBeCorrected(t *testing.T
 // corrected to an age the active exchange's rule does not admit is refused
 // like a removal, writing nothing; a correction that keeps the rule met is
 // rectification.
-func TestBirthdateCannotBeCorrectedBelowAnActiveExchangesAgeRule(t *testing.T) {
+// putProfile sends PUT /v1/me with attrs as the member holding tok.
+func (a *api) putProfile(tok string, attrs map[string]any) response {
+	a.t.Helper()
+	return a.do(req{Method: "PUT", Path: "/v1/me", Token: tok, Body: map[string]any{"attributes": attrs}})
+}
+
+// endedBy is the ended_exchanges list of a PUT /v1/me answer.
+func endedBy(t *testing.T, r response) []string {
+	t.Helper()
+	var body struct {
+		Ended *[]string `json:"ended_exchanges"`
+	}
+	r.decode(t, &body)
+	if body.Ended == nil {
+		t.Fatalf("PUT /v1/me answered without ended_exchanges: %s", r.Body)
+	}
+	return *body.Ended
+}
+
+// consentEndings lists the export's ending consent events as
+// "<exchange> <kind> by <actor>".
+func (a *api) consentEndings(tok string) []string {
+	a.t.Helper()
+	export := expect(a.t, a.do(req{Method: "GET", Path: "/v1/me/export", Token: tok}), 200).json(a.t)
+	var out []string
+	for _, e := range export["consent_log"].([]any) {
+		e := e.(map[string]any)
+		if e["kind"] != "joined" {
+			out = append(out, fmt.Sprintf("%s %s by %s", e["exchange_id"], e["kind"], e["actor"]))
+		}
+	}
+	return out
+}
+
+// TestBirthdateCorrectedBelowAnAgeRuleIsAcceptedAndEndsTheExchange: a member
+// in a third-party contract (16 or older) who tells Quid they are really
+// 15 is not refused (GDPR Art. 16). In the same transaction the exchange
+// ends as cancelled by the actor age_rule with a member cancel's effects:
+// the pending bonus is voided, no later period will be paid, the partner
+// can no longer read the data, and every recipient gets exchange.cancelled
+// and owes deletion.
+func TestBirthdateCorrectedBelowAnAgeRuleIsAcceptedAndEndsTheExchange(t *testing.T) {
 	t.Parallel()
-	a, f, _, ex := withJoinedMember(t) // a contract that shares with a third party: 16 or older
-	put := func(attrs map[string]any) response {
-		return a.do(req{Method: "PUT", Path: "/v1/me", Token: f.member, Body: map[string]any{"attributes": attrs}})
+	a, f, _, ex := withJoinedMember(t) // shares with a third party: 16 or older
+	exID := ex["id"].(string)
+	read := func() response {
+		return a.do(req{Method: "GET", Path: "/v1/partner/members/alice/data?purpose=loyalty.personalised_offers", Token: f.partner})
 	}
-	child := time.Now().UTC().AddDate(-12, 0, 0).Format(time.DateOnly)
+	expect(t, read(), 200)
+
+	r := expect(t, a.putProfile(f.member, map[string]any{"demographic.birthdate": bornYearsAgo(15)}), 200)
+	if ended := endedBy(t, r); !slices.Equal(ended, []string{exID}) {
+		t.Fatalf("ended_exchanges %v, want [%s]", ended, exID)
+	}
+	if born := r.json(t)["attributes"].(map[string]any)["demographic.birthdate"]; born != bornYearsAgo(15) {
+		t.Fatalf("the corrected birthdate was not stored: %v", born)
+	}
+	got := expect(t, a.do(req{Method: "GET", Path: "/v1/me/exchanges/" + exID, Token: f.member}), 200).json(t)
+	if got["status"] != "cancelled" || got["bonus"].(map[string]any)["state"] != "voided" {
+		t.Fatalf("the exchange after the correction: status %v, bonus %v; want cancelled with the bonus voided", got["status"], got["bonus"])
+	}
+	if want := []string{exID + " cancelled by age_rule"}; !slices.Equal(a.consentEndings(f.member), want) {
+		t.Fatalf("consent log endings %v, want %v", a.consentEndings(f.member), want)
+	}
+	if me := expect(t, a.do(req{Method: "GET", Path: "/v1/me", Token: f.member}), 200).json(t); me["balance"].(map[string]any)["pending"] != float64(0) {
+		t.Errorf("pending balance %v: want 0, the bonus voided", me["balance"])
+	}
+	var unpaid bool
+	if err := a.svc.db.Raw(`SELECT next_period_end IS NULL FROM exchanges WHERE id = ?`, exID).Scan(&unpaid).Error; err != nil || !unpaid {
+		t.Errorf("a later period is still due (%v)", err)
+	}
+	expect(t, read(), 403)
+	var told []string
+	for _, e := range a.webhookEvents("exchange.cancelled") {
+		if e.Payload["data"].(map[string]any)["exchange_id"] == exID {
+			told = append(told, e.Recipient)
+		}
+	}
+	want := []string{f.brand, f.partnerCo}
+	sort.Strings(told)
+	sort.Strings(want)
+	if !slices.Equal(told, want) {
+		t.Errorf("exchange.cancelled went to %v, want %v", told, want)
+	}
+	var owed int
+	if err := a.svc.db.Raw(`SELECT count(*) FROM deletion_acks WHERE exchange_id = ? AND recipient_id = ?`, exID, f.partnerCo).
+		Scan(&owed).Error; err != nil || owed != 1 {
+		t.Errorf("the partner's deletion duty: %d (%v), want 1", owed, err)
+	}
+	t.Log(mustVerify(t, a.cfg.DatabaseURL))
+}
+
+// TestBirthdateCorrectionEndsOnlyTheExchangesWhoseAgeRuleFails: a member in
+// a third-party contract (16) and a first-party one with min_age 18 who
+// corrects their age to 17 keeps the first and loses the second; a further
+// correction that keeps 16 met ends nothing.
+func TestBirthdateCorrectionEndsOnlyTheExchangesWhoseAgeRuleFails(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	thirdParty := a.publishContract(f, oneItemContract("location.city", "loyalty.personalised_offers", []string{f.brand, f.partnerCo}, nil))
+	adultsOnly := a.publishContract(f, oneItemContract("location.city", "loyalty.programme_operation", []string{f.brand}, 18))
+	a.enrolWith(f.member, map[string]any{"location.city": "Oslo", "demographic.birthdate": bornYearsAgo(30)})
+	kept := a.joinContract(f.member, thirdParty)["id"].(string)
+	ended := a.joinContract(f.member, adultsOnly)["id"].(string)
+
+	r := expect(t, a.putProfile(f.member, map[string]any{"demographic.birthdate": bornYearsAgo(17)}), 200)
+	if got := endedBy(t, r); !slices.Equal(got, []string{ended}) {
+		t.Fatalf("correcting to 17 ended %v, want only the min_age 18 exchange %s", got, ended)
+	}
+	for id, status := range map[string]string{kept: "active", ended: "cancelled"} {
+		if v := expect(t, a.do(req{Method: "GET", Path: "/v1/me/exchanges/" + id, Token: f.member}), 200).json(t); v["status"] != status {
+			t.Errorf("exchange %s is %v, want %s", id, v["status"], status)
+		}
+	}
+	before := len(a.webhookEvents("exchange.cancelled"))
+	r = expect(t, a.putProfile(f.member, map[string]any{"demographic.birthdate": bornYearsAgo(16)}), 200)
+	if got := endedBy(t, r); len(got) != 0 {
+		t.Fatalf("a correction that keeps 16 met ended %v", got)
+	}
+	if v := expect(t, a.do(req{Method: "GET", Path: "/v1/me/exchanges/" + kept, Token: f.member}), 200).json(t); v["status"] != "active" {
+		t.Errorf("the third-party exchange is %v after a correction that keeps its rule met", v["status"])
+	}
+	if after := len(a.webhookEvents("exchange.cancelled")); after != before {
+		t.Errorf("a correction that ends nothing sent %d exchange.cancelled", after-before)
+	}
+	// Any other change answers an empty list too.
+	if got := endedBy(t, expect(t, a.putProfile(f.member, map[string]any{"location.city": "Bergen"}), 200)); len(got) != 0 {
+		t.Fatalf("a city change ended %v", got)
+	}
+}
+
+// TestBirthdateRemovalWhileAnAgeRuleNeedsItIsRefusedWritingNothing: the
+// birthdate is not shared, but a third-party contract's age rule needs it;
+// removing it (null) is 409 age-rule-shared naming the exchange, writing
+// nothing; after the member cancels, it can be removed.
+func TestBirthdateRemovalWhileAnAgeRuleNeedsItIsRefusedWritingNothing(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	id := a.publishContract(f, oneItemContract("location.city", "loyalty.personalised_offers", []string{f.brand, f.partnerCo}, nil))
+	a.enrolWith(f.member, map[string]any{"location.city": "Oslo", "demographic.birthdate": bornYearsAgo(30)})
+	exID := a.joinContract(f.member, id)["id"].(string)
 	var r response
-	a.unchangedBy("a birthdate making the member 12", func() { r = put(map[string]any{"demographic.birthdate": child}) })
+	a.unchangedBy("removing the birthdate an age rule needs", func() {
+		r = a.putProfile(f.member, map[string]any{"demographic.birthdate": nil})
+	})
 	expect(t, r, 409)
-	if p := problemOf(t, r); p.Code != "age-rule-shared" || !slices.Equal(p.ExchangeIDs, []string{ex["id"].(string)}) {
-		t.Fatalf("under-age correction: %s", r.Body)
+	if p := problemOf(t, r); p.Code != "age-rule-shared" || !slices.Equal(p.ExchangeIDs, []string{exID}) {
+		t.Fatalf("removal: %s", r.Body)
 	}
-	expect(t, put(map[string]any{"demographic.birthdate": "1985-07-14"}), 200)
-	expect(t, a.do(req{Method: "DELETE", Path: "/v1/me/exchanges/" + ex["id"].(string), Token: f.member}), 200)
-	expect(t, put(map[string]any{"demographic.birthdate": child}), 200)
+	expect(t, a.do(req{Method: "DELETE", Path: "/v1/me/exchanges/" + exID, Token: f.member}), 200)
+	expect(t, a.putProfile(f.member, map[string]any{"demographic.birthdate": nil}), 200)
 }
 
 func TestChildCannotJoinThirdPartyOrAdvertisingContracts(t *testing.T) {

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/quidpro/quid/app"
@@ -96,4 +98,49 @@ func TestASubjectErasedByAnOlderReleaseMayEnrolAgain(t *testing.T) {
 	if again := a.joinContract(f.member, contract); again["bonus"] != nil {
 		t.Fatalf("the old identity's bonus was paid again: %v", again["bonus"])
 	}
+}
+
+// TestProfileUpdateRacingErasureAppliesBeforeItOrEnrolsAfresh: PUT /v1/me
+// sent together with DELETE /v1/me for the same subject either applies
+// first (200, then erased with the rest) or, when the erasure commits while
+// it waits for the member's lock, enrols a fresh member after it (201) —
+// never an undocumented 404 that loses the enrolment — and the database
+// keeps every invariant.
+func TestProfileUpdateRacingErasureAppliesBeforeItOrEnrolsAfresh(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	tok := token(t, app.RoleMember, "racer")
+	erase := req{Method: "DELETE", Path: "/v1/me", Token: tok}
+	update := req{Method: "PUT", Path: "/v1/me", Token: tok, Body: map[string]any{"attributes": map[string]any{"location.city": "Bergen"}}}
+	outcomes := map[string]int{}
+	for round := range 30 {
+		if r := a.putProfile(tok, map[string]any{"location.city": "Oslo"}); r.Status != 200 && r.Status != 201 {
+			t.Fatalf("round %d: enrol: %d %s", round, r.Status, r.Body)
+		}
+		var del, put response
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); del = a.send(erase) }()
+		go func() { defer wg.Done(); put = a.send(update) }()
+		wg.Wait()
+		a.checkSpec(erase, erase.raw(), del)
+		a.checkSpec(update, update.raw(), put)
+		if del.Status != 200 {
+			t.Fatalf("round %d: the erasure answered %d %s", round, del.Status, del.Body)
+		}
+		me := a.do(req{Method: "GET", Path: "/v1/me", Token: tok})
+		switch put.Status {
+		case 200: // applied first, then erased
+			expect(t, me, 404)
+		case 201: // enrolled afresh after the erasure
+			if city := expect(t, me, 200).json(t)["attributes"].(map[string]any)["location.city"]; city != "Bergen" {
+				t.Fatalf("round %d: the fresh member holds city %v, want Bergen", round, city)
+			}
+		default:
+			t.Fatalf("round %d: PUT /v1/me racing the erasure answered %d %s", round, put.Status, put.Body)
+		}
+		outcomes[fmt.Sprintf("DELETE %d, PUT %d", del.Status, put.Status)]++
+	}
+	t.Logf("outcomes over 30 rounds: %v", outcomes)
+	t.Log(mustVerify(t, a.cfg.DatabaseURL))
 }

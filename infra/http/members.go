@@ -49,6 +49,9 @@ type memberDTO struct {
 	CreatedAt  string         `json:"created_at"`
 	// Restricted is shown by GET /v1/me: processing is restricted (Art. 18).
 	Restricted *bool `json:"restricted,omitempty"`
+	// EndedExchanges is shown by PUT /v1/me only: the exchanges a corrected
+	// birthdate ended because their age rule no longer holds.
+	EndedExchanges *[]string `json:"ended_exchanges,omitempty"`
 }
 
 func memberOf(m app.Member) memberDTO {
@@ -64,15 +67,23 @@ func (h *handlers) putMe(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
-	m, created, err := h.svc.Members.Enrol(c.UserContext(), principal(c), in.Attributes)
+	saved, err := h.svc.Members.Enrol(c.UserContext(), principal(c), in.Attributes)
 	if err != nil {
 		return err
 	}
-	d, err := h.memberView(c, m)
-	if err != nil {
-		return err
+	// The restriction state comes from the save's own transaction: read
+	// afterwards, an erasure committed in between would turn a PUT that
+	// succeeded into a 404.
+	d := memberOf(saved.Member)
+	if h.svc.Restrictions != nil {
+		d.Restricted = &saved.Restricted
 	}
-	if created {
+	ended := saved.Ended
+	if ended == nil {
+		ended = []string{}
+	}
+	d.EndedExchanges = &ended
+	if saved.Created {
 		c.Status(fiber.StatusCreated)
 	}
 	return c.JSON(d)
@@ -90,8 +101,9 @@ func (h *handlers) getMe(c *fiber.Ctx) error {
 	return c.JSON(d)
 }
 
-// memberView is the member as GET and PUT /v1/me show them: the profile
-// and balances, and whether processing is restricted.
+// memberView is the member as GET /v1/me shows them: the profile and
+// balances, and whether processing is restricted. (PUT /v1/me takes the
+// restriction state from its own transaction instead.)
 func (h *handlers) memberView(c *fiber.Ctx, m app.Member) (memberDTO, error) {
 	d := memberOf(m)
 	if h.svc.Restrictions != nil {

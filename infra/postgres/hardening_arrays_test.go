@@ -30,7 +30,7 @@ func TestArraysRoundTripEveryCharacter(t *testing.T) {
 	for _, k := range awkward {
 		changes[k] = "v"
 	}
-	if _, _, err := w.store.SaveProfile(ctx, memberID, changes, nil, nil); err != nil {
+	if _, err := w.store.SaveProfile(ctx, memberID, changes, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	var keysJSON string

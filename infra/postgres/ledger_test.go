@@ -130,7 +130,7 @@ func (w *world) publish(o offer) domain.Contract {
 
 func (w *world) enrol(id string) app.Principal {
 	w.t.Helper()
-	if _, _, err := w.members.Enrol(context.Background(), member(id), map[string]any{"location.city": "Oslo",
+	if _, err := w.members.Enrol(context.Background(), member(id), map[string]any{"location.city": "Oslo",
 		"contact.email": "m@example.com", "demographic.birthdate": "1990-05-01", "demographic.gender": "woman"}); err != nil {
 		w.t.Fatal(err)
 	}

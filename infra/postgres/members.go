@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"sort"
@@ -89,23 +90,47 @@ func (s *Store) activeShares(tx *gorm.DB, memberID string) ([]domain.Share, erro
 	return out, nil
 }
 
-func (s *Store) SaveProfile(ctx context.Context, memberID string, changes map[string]any,
-	guard func(removed []string, after map[string]any, active []domain.Share, now time.Time) error, rectified func([]string) []string) (app.Member, bool, error) {
-	var out app.Member
-	var created bool
+// enrolAttempts bounds how often SaveProfile enrols again after the row
+// its insert met was erased while it waited for the row's lock: each retry
+// needs another erasure of the same subject to commit in between.
+const enrolAttempts = 3
+
+// enrolOrLock enrols memberID unless a row has that id and locks the row.
+// An erasure holding the row's lock replaces its id by a pseudonym: the
+// insert, which met the row before that, did nothing, and the lock, taken
+// once the erasure committed, finds the row no longer has the id (READ
+// COMMITTED re-reads the row the lock waited for). The next statement sees
+// the erasure, so the insert is retried and enrols the subject afresh, as a
+// PUT after the erasure would.
+func enrolOrLock(tx *gorm.DB, memberID string, now time.Time) (memberRecord, bool, error) {
+	for attempt := 1; ; attempt++ {
+		ins := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&memberRecord{ID: memberID, Attributes: []byte("{}"), CreatedAt: now, UpdatedAt: now})
+		if ins.Error != nil {
+			return memberRecord{}, false, fmt.Errorf("enrol member: %w", ins.Error)
+		}
+		var rec memberRecord
+		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).First(&rec, "id = ?", memberID).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) && attempt < enrolAttempts {
+			continue
+		}
+		if err != nil {
+			return memberRecord{}, false, fmt.Errorf("lock member: %w", translate(err, "member"))
+		}
+		return rec, ins.RowsAffected == 1, nil
+	}
+}
+
+func (s *Store) SaveProfile(ctx context.Context, memberID string, changes map[string]any, guard app.ProfileGuard,
+	rectified func([]string) []string) (app.ProfileSave, error) {
+	out := app.ProfileSave{Ended: []string{}}
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		now, err := dbNow(tx)
 		if err != nil {
 			return fmt.Errorf("read clock: %w", err)
 		}
-		ins := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&memberRecord{ID: memberID, Attributes: []byte("{}"), CreatedAt: now, UpdatedAt: now})
-		if ins.Error != nil {
-			return fmt.Errorf("enrol member: %w", ins.Error)
-		}
-		created = ins.RowsAffected == 1
-		var rec memberRecord
-		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).First(&rec, "id = ?", memberID).Error; err != nil {
-			return fmt.Errorf("lock member: %w", translate(err, "member"))
+		rec, created, err := enrolOrLock(tx, memberID, now)
+		if err != nil {
+			return err
 		}
 		if rec.ErasedAt != nil {
 			// Erased by an older release, which kept the subject as the
@@ -152,8 +177,26 @@ func (s *Store) SaveProfile(ctx context.Context, memberID string, changes map[st
 					after[k] = v
 				}
 			}
-			if err := guard(removed, after, active, now); err != nil {
+			end, err := guard(removed, after, active, now)
+			if err != nil {
 				return err
+			}
+			if len(end) > 0 {
+				// A corrected birthdate below an exchange's age rule ends
+				// it as a member's cancel would, before the recipients
+				// still granted the birthdate are told of the change.
+				closed, err := endExchanges(tx, "e.member_id = @member AND e.id = ANY(CAST(@ids AS uuid[]))",
+					[]any{"member", memberID, "ids", textArray(end), "now", now}, "cancelled", "CAST(@now AS timestamptz)", "age_rule")
+				if err != nil {
+					return fmt.Errorf("end exchanges whose age rule no longer holds: %w", err)
+				}
+				if err := s.afterEnded(tx, closed, "exchange.cancelled"); err != nil {
+					return fmt.Errorf("notify cancellations: %w", err)
+				}
+				for _, e := range closed {
+					out.Ended = append(out.Ended, e.ID)
+				}
+				sort.Strings(out.Ended)
 			}
 		}
 		var changed []string
@@ -195,10 +238,16 @@ func (s *Store) SaveProfile(ctx context.Context, memberID string, changes map[st
 				return fmt.Errorf("tell recipients of the rectification: %w", err)
 			}
 		}
-		out = m
+		if out.Restricted, err = restrictedNow(tx, memberID); err != nil {
+			return fmt.Errorf("read restriction: %w", err)
+		}
+		out.Member, out.Created = m, created
 		return nil
 	})
-	return out, created, err
+	if err != nil {
+		return app.ProfileSave{}, err
+	}
+	return out, nil
 }
 
 func (s *Store) RequireEnrolled(ctx context.Context, memberID string) error {

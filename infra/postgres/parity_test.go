@@ -929,7 +929,7 @@ func TestWebhookPayloadsMatchOpenAPI(t *testing.T) {
 	// corrects a category it shares.
 	rectifying := w.enrol("hooks-rectify")
 	w.join(rectifying, publish("", false))
-	if _, _, err := w.members.Enrol(ctx, rectifying, map[string]any{"location.city": "Bergen"}); err != nil {
+	if _, err := w.members.Enrol(ctx, rectifying, map[string]any{"location.city": "Bergen"}); err != nil {
 		t.Fatal(err)
 	}
 	// exchange.expiring: a renewal notice longer than the consent is due at
