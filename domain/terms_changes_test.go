@@ -204,3 +204,43 @@ func TestRenewalNotOpenShowsATimeThatIsNeverEarly(t *testing.T) {
 		t.Fatalf("an exact second stays: got %s", got)
 	}
 }
+
+// Publishing writes the notice that applies into the terms, so a published
+// version keeps it whatever the default becomes; the next version's draft
+// takes the default again when the notice was the default, or when it is
+// not shorter than the duration (a version published before that rule), so
+// it can be published.
+func TestPublishedVersionKeepsTheNoticeItWasPublishedWith(t *testing.T) {
+	t.Parallel()
+	week := domain.MustParseDuration("P7D")
+	x := terms()
+	x.Duration = &week
+	c := domain.NewDraft("c1", "f1", 1, x, t0)
+	if err := c.Publish(recipients(), t0); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.Terms().RenewalNotice; n == nil || n.String() != "P3DT12H" || !strings.Contains(string(c.CanonicalTerms()), `"renewal_notice":"P3DT12H"`) {
+		t.Fatalf("published notice %v, canonical %s", n, c.CanonicalTerms())
+	}
+	next, err := c.NextVersion("c2", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.Terms().RenewalNotice != nil {
+		t.Fatalf("the default notice became explicit in the next draft: %v", next.Terms().RenewalNotice)
+	}
+	legacy := x
+	old := domain.DefaultRenewalNotice
+	legacy.RenewalNotice = &old // as a store reads a version published under P14D
+	p := domain.RehydrateContract("c3", "f3", 1, domain.ContractPublished, legacy, nil, "sha256:x", t0, &t0, nil)
+	if next, err = p.NextVersion("c4", t0); err != nil || next.Terms().RenewalNotice != nil {
+		t.Fatalf("a P14D notice on P7D carried into the next draft: %v %v", next.Terms().RenewalNotice, err)
+	}
+	set := domain.MustParseDuration("P2D")
+	kept := x
+	kept.RenewalNotice = &set
+	p = domain.RehydrateContract("c5", "f5", 1, domain.ContractPublished, kept, nil, "sha256:x", t0, &t0, nil)
+	if next, err = p.NextVersion("c6", t0); err != nil || next.Terms().RenewalNotice == nil || *next.Terms().RenewalNotice != set {
+		t.Fatalf("a notice the marketer set was dropped: %v %v", next.Terms().RenewalNotice, err)
+	}
+}
