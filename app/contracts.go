@@ -70,7 +70,8 @@ type TermsInput struct {
 	Items     []ItemInput
 	Retention string
 	Duration  *string
-	// RenewalNotice is an ISO 8601 duration; nil takes the default (P14D).
+	// RenewalNotice is an ISO 8601 duration; nil takes the default
+	// (domain.DefaultNoticeFor the duration).
 	RenewalNotice *string
 	Reward        RewardInput
 	MinAge        *int // nil: the contract sets no minimum age of its own

@@ -49,7 +49,7 @@ type ExchangeRepository interface {
 	// the RenewalContext, lets plan renew, and saves the new expiry, the
 	// period grid and receipt with a renewed consent event, in one
 	// transaction.
-	RenewExchange(ctx context.Context, memberID, exchangeID string, plan func(RenewalContext) (domain.Exchange, error)) (domain.Exchange, error)
+	RenewExchange(ctx context.Context, memberID, exchangeID string, gpc bool, plan func(RenewalContext) (domain.Exchange, error)) (domain.Exchange, error)
 }
 
 // ConsentEvent is one line of the append-only consent log.

@@ -32,8 +32,10 @@ type Changes struct {
 	Reward            []FieldChange
 	Durations         []FieldChange
 	Wording           []FieldChange
-	Material          bool
-	MaterialReasons   []string
+	// Eligibility is who may join: min_age.
+	Eligibility     []FieldChange
+	Material        bool
+	MaterialReasons []string
 }
 
 // Grants lists every permission of the terms.
@@ -47,9 +49,13 @@ func (t Terms) Grants() []Grant {
 	return out
 }
 
-// CompareTerms says what next changes against prev. A change is material when
-// it adds a category, purpose or recipient (or gives an existing recipient
-// data or a purpose it did not have), or lengthens retention or duration.
+// CompareTerms says what next changes against prev: every field of the
+// terms (a test walks them all, so a field added later cannot be left
+// out). A change is material when it adds a category, purpose or
+// recipient (or gives an existing recipient data or a purpose it did not
+// have), lengthens retention or duration, shortens the renewal notice (the
+// member is reminded later) or raises the minimum age (members on the old
+// version may no longer be able to join the new one).
 // recipientName labels recipients in the reasons; nil leaves their ids.
 func CompareTerms(prevVersion int, prev, next Terms, recipientName func(id string) string) Changes {
 	ch := Changes{PreviousVersion: prevVersion}
@@ -108,6 +114,32 @@ func CompareTerms(prevVersion int, prev, next Terms, recipientName func(id strin
 		ch.Durations = append(ch.Durations, FieldChange{"duration", durationText(prev.Duration), durationText(next.Duration)})
 		if next.Duration == nil || (prev.Duration != nil && next.Duration.Approx() > prev.Duration.Approx()) {
 			reason("lengthens duration")
+		}
+	}
+	// The notice that applies (the default included), as the canonical
+	// terms show it; terms without a duration have none.
+	noticeText := func(t Terms) string {
+		if t.Duration == nil {
+			return "none"
+		}
+		return t.Notice().String()
+	}
+	if pn, nn := noticeText(prev), noticeText(next); pn != nn {
+		ch.Durations = append(ch.Durations, FieldChange{"renewal_notice", pn, nn})
+		if prev.Duration != nil && next.Duration != nil && next.Notice().Approx() < prev.Notice().Approx() {
+			reason("shortens the renewal notice")
+		}
+	}
+	if prev.MinAge != next.MinAge {
+		age := func(n int) string {
+			if n == 0 {
+				return "none"
+			}
+			return strconv.Itoa(n)
+		}
+		ch.Eligibility = append(ch.Eligibility, FieldChange{"min_age", age(prev.MinAge), age(next.MinAge)})
+		if next.MinAge > prev.MinAge {
+			reason("raises the minimum age")
 		}
 	}
 	pw, nw := prev.Reward, next.Reward

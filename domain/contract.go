@@ -132,6 +132,13 @@ func (p ContractPolicy) ValidateTerms(t Terms, recipientExists func(string) bool
 		v.Add("/renewal_notice", "applies only to a contract with a duration; set duration, or renewal_notice to null")
 	} else if t.RenewalNotice != nil && t.RenewalNotice.Approx() > 10*365*24*time.Hour {
 		v.Add("/renewal_notice", "must be at most 10 years")
+	} else if t.RenewalNotice != nil && t.RenewalNotice.Longest() >= t.Duration.Shortest() {
+		// A notice as long as the duration would open the renewal window
+		// again right after a renewal: renewals would stack. Compared at
+		// the notice's longest and the duration's shortest (P1M notice,
+		// P30D duration), so it holds in every month.
+		v.Add("/renewal_notice", fmt.Sprintf("must be shorter than the duration (%s) in every month; set a shorter notice, or null for the default (%s)",
+			t.Duration, DefaultNoticeFor(*t.Duration)))
 	}
 	r := t.Reward
 	if r.JoinBonus < 0 || r.JoinBonus > MaxPoints {
@@ -232,6 +239,13 @@ func (c *Contract) Publish(recipients map[string]Recipient, at time.Time) error 
 	if c.status != ContractDraft {
 		return Conflict("contract-not-draft", fmt.Sprintf("version %d is already %s", c.version, c.status))
 	}
+	if c.terms.Duration != nil && c.terms.RenewalNotice == nil {
+		// The notice that applies is written into the published terms, as
+		// it is into their canonical form: a later change to the default
+		// (Terms.Notice) never changes what this version promised.
+		n := c.terms.Notice()
+		c.terms.RenewalNotice = &n
+	}
 	canonical, err := CanonicalTerms(c.terms, recipients)
 	if err != nil {
 		return err
@@ -259,7 +273,16 @@ func (c Contract) NextVersion(id string, at time.Time) (Contract, error) {
 	if c.status == ContractDraft {
 		return Contract{}, Conflict("contract-not-published", "a draft cannot be versioned; edit it instead")
 	}
-	return NewDraft(id, c.familyID, c.version+1, c.terms.clone(), at), nil
+	t := c.terms.clone()
+	if t.RenewalNotice != nil && t.Duration != nil &&
+		(*t.RenewalNotice == DefaultNoticeFor(*t.Duration) || t.RenewalNotice.Longest() >= t.Duration.Shortest()) {
+		// The notice published as the default (Publish writes it in) stays
+		// the default in the draft, so it follows an edited duration; one
+		// a version published before notices had to be shorter than the
+		// duration cannot be published again and takes the default.
+		t.RenewalNotice = nil
+	}
+	return NewDraft(id, c.familyID, c.version+1, t, at), nil
 }
 
 // DeleteBy is when recipients must have deleted what they received under

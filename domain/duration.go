@@ -130,6 +130,14 @@ func (d Duration) length(monthDays int64) time.Duration {
 	return time.Duration(seconds) * time.Second
 }
 
+// Longest is the most d can last (a month counts 31 days, a year 366), the
+// counterpart of Shortest for "always shorter than" rules.
+func (d Duration) Longest() time.Duration {
+	days := d.Years*366 + d.Months*31 + d.Weeks*7 + d.Days
+	return time.Duration(days)*24*time.Hour + time.Duration(d.Hours)*time.Hour +
+		time.Duration(d.Minutes)*time.Minute + time.Duration(d.Seconds)*time.Second
+}
+
 // Shortest is the least length d can take (a month counts 28 days), used to
 // enforce a minimum so that no calendar month falls below it.
 func (d Duration) Shortest() time.Duration { return d.length(28) }

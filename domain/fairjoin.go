@@ -150,9 +150,9 @@ func CheckAge(birthdate any, minAge int, now time.Time) error {
 	return nil
 }
 
-// CheckGPC refuses a join sent with the Global Privacy Control signal for
-// terms that share with a third party or for advertising, unless the
-// member affirmed that they want to join anyway (the California rule that a
+// CheckGPC refuses a join or a renewal (consent given again) sent with the
+// Global Privacy Control signal for terms that share with a third party or
+// for advertising, unless the member affirmed that they want it anyway (the California rule that a
 // business may ask the consumer to affirm a financial incentive over the
 // signal).
 func (c Catalog) CheckGPC(gpc, affirmed bool, t Terms, recipients map[string]Recipient) error {
@@ -161,7 +161,7 @@ func (c Catalog) CheckGPC(gpc, affirmed bool, t Terms, recipients map[string]Rec
 	}
 	return Conflict("gpc-conflict", "Your browser or device sends a Global Privacy Control signal, which asks that your data "+
 		"not be sold or shared. This offer shares your data with another company or uses it for advertising. "+
-		"Join only if you want to make this exchange anyway: confirm to continue.").At("/affirm_despite_gpc")
+		"Join or renew only if you want to make this exchange anyway: confirm to continue.").At("/affirm_despite_gpc")
 }
 
 // Share is one active exchange: the categories it shares, and its frozen

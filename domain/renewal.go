@@ -7,16 +7,50 @@ import (
 
 // DefaultRenewalNotice is how long before a consent with a duration
 // expires the member is reminded and may renew it, unless the contract
-// sets its own renewal_notice.
+// sets its own renewal_notice or its duration is too short for it (see
+// DefaultNoticeFor).
 var DefaultRenewalNotice = Duration{Days: 14}
 
-// Notice is the terms' renewal notice (the default when unset). It only
-// means something for terms with a duration.
+// DefaultNoticeFor is the notice terms with duration d take when they set
+// none: DefaultRenewalNotice, or half the duration (in whole seconds,
+// rounded down) when d is not longer than twice DefaultRenewalNotice. The
+// notice is so always shorter than the duration: a renewal moves the
+// window past the present and renewals cannot stack.
+func DefaultNoticeFor(d Duration) Duration {
+	if d.Approx() > 2*DefaultRenewalNotice.Approx() {
+		return DefaultRenewalNotice
+	}
+	half := int(d.Approx()/time.Second) / 2
+	return Duration{Days: half / 86400, Hours: half % 86400 / 3600, Minutes: half % 3600 / 60, Seconds: half % 60}
+}
+
+// Notice is the terms' renewal notice (the default for their duration when
+// unset). It only means something for terms with a duration.
+//
+// A published version's terms always hold the notice they were published
+// with (Contract.Publish writes it in), so a later change to the default
+// never changes what a published version promised and hashed; versions
+// published before that hold none and were published under P14D, which
+// stores read back (infra/postgres contractRecord.toDomain).
 func (t Terms) Notice() Duration {
 	if t.RenewalNotice != nil {
 		return *t.RenewalNotice
 	}
-	return DefaultRenewalNotice
+	if t.Duration == nil {
+		return DefaultRenewalNotice
+	}
+	return DefaultNoticeFor(*t.Duration)
+}
+
+// NotBeforeText shows a time before which something is refused, in whole
+// seconds (RFC 3339, UTC) rounded up: a client that retries at the time
+// shown is never early. Every "not before" time in a problem detail is
+// written with it.
+func NotBeforeText(t time.Time) string {
+	if r := t.Truncate(time.Second); !r.Equal(t) {
+		t = r.Add(time.Second)
+	}
+	return t.UTC().Format(time.RFC3339)
 }
 
 // RenewalOpensAt is when consent on t that expires at expires may be
@@ -61,7 +95,7 @@ func (e Exchange) CanRenew(c Contract, newer *Contract, now time.Time) error {
 	}
 	if opens := RenewalOpensAt(t, *e.ExpiresAt()); now.Before(opens) {
 		return Conflict("renewal-not-open", fmt.Sprintf("renewal opens at %s, %s before this consent expires",
-			opens.UTC().Format(time.RFC3339), t.Notice()))
+			NotBeforeText(opens), t.Notice()))
 	}
 	return nil
 }

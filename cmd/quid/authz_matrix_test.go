@@ -183,12 +183,13 @@ var authzMatrix = []authzRow{
 			ex := m.a.joinContract(m.f.member, m.freshContract())["id"].(string)
 			return req{Method: "DELETE", Path: "/v1/me/exchanges/" + ex}
 		}},
-	// Renewal of alice's one-hour consent (the default notice is open at once).
+	// Renewal of alice's one-hour consent, its window opened.
 	{route: "POST /v1/me/exchanges/:id/renew", want: [principalCount]int{401, 200, 404, 403, 403, 403, 403, 403},
 		req: func(m *matrixWorld) req {
 			body := contractBody(m.f)
 			body["duration"] = "PT1H"
 			ex := m.a.joinContract(m.f.member, m.a.publishContract(m.f, body))["id"].(string)
+			m.a.openRenewalWindow(ex)
 			return req{Method: "POST", Path: "/v1/me/exchanges/" + ex + "/renew"}
 		}},
 	{route: "GET /v1/me/points", req: get("/v1/me/points"), want: memberReads},

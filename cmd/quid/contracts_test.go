@@ -448,3 +448,47 @@ func TestNoDurationWrapsPastItsBound(t *testing.T) {
 		}
 	}
 }
+
+// TestVersionDiffShowsMinAgeAndRenewalNoticeChanges: the attacker's case —
+// a new version that only raises min_age, or only shortens the renewal
+// notice, changes the terms hash, so changes_since_previous must say so
+// (eligibility, durations) and call it material; lowering min_age or
+// lengthening the notice is shown and not material.
+func TestVersionDiffShowsMinAgeAndRenewalNoticeChanges(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	body := contractBody(f)
+	body["duration"], body["renewal_notice"], body["min_age"] = "P30D", "P10D", 18
+	v1 := a.publishContract(f, body)
+	newVersion := func(from string, patch map[string]any) (string, map[string]any) {
+		d := expect(t, a.do(req{Method: "POST", Path: "/v1/contracts/" + from + "/versions", Token: f.marketer}), 201).json(t)
+		expect(t, a.do(req{Method: "PATCH", Path: "/v1/contracts/" + d["id"].(string), Token: f.marketer, Body: patch}), 200)
+		expect(t, a.do(req{Method: "POST", Path: "/v1/contracts/" + d["id"].(string) + "/publish", Token: f.marketer}), 200)
+		st := expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + d["id"].(string) + "/transparency"}), 200).json(t)
+		return d["id"].(string), st["changes_since_previous"].(map[string]any)
+	}
+	field := func(list any, name, from, to string) bool {
+		for _, c := range list.([]any) {
+			if m := c.(map[string]any); m["field"] == name && m["from"] == from && m["to"] == to {
+				return true
+			}
+		}
+		return false
+	}
+	v2, ch := newVersion(v1, map[string]any{"min_age": 21})
+	if ch["material"] != true || !field(ch["eligibility"], "min_age", "18", "21") {
+		t.Fatalf("raising min_age: %v", ch)
+	}
+	v3, ch := newVersion(v2, map[string]any{"min_age": nil})
+	if ch["material"] != false || !field(ch["eligibility"], "min_age", "21", "none") {
+		t.Fatalf("removing min_age: %v", ch)
+	}
+	v4, ch := newVersion(v3, map[string]any{"renewal_notice": "P1D"})
+	if ch["material"] != true || !field(ch["durations"], "renewal_notice", "P10D", "P1D") {
+		t.Fatalf("shortening the notice: %v", ch)
+	}
+	if _, ch = newVersion(v4, map[string]any{"renewal_notice": nil}); ch["material"] != false || !field(ch["durations"], "renewal_notice", "P1D", "P14D") {
+		t.Fatalf("returning to the default notice: %v", ch)
+	}
+}

@@ -31,17 +31,18 @@ func sampleBodies() map[string]map[string]any {
 		"min_age": 18,
 	}
 	return map[string]map[string]any{
-		"POST /v1/recipients":           {"name": "Acme", "kind": "third_party", "country": "NO", "privacy_policy_url": "https://acme.example/privacy"},
-		"POST /v1/contracts":            contract,
-		"PATCH /v1/contracts/:id":       contract,
-		"POST /v1/contracts/:id/retire": {"terminate_active": true},
-		"PUT /v1/me":                    {"attributes": map[string]any{"contact.email": "m@example.com", "location.city": "Oslo"}},
-		"POST /v1/me/exchanges":         {"contract_id": zeroUUID, "affirm_despite_gpc": true},
-		"POST /v1/me/redemptions":       {"points": 1, "reference": "gift card"},
-		"PUT /v1/partner/webhook":       {"url": "https://hooks.example/quid", "secret": "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="},
-		"POST /v1/partner/deletions":    {"exchange_id": zeroUUID},
-		"PUT /v1/me/restriction":        {"restricted": true},
-		"POST /v1/me/objections":        {"purpose": "research.market"},
+		"POST /v1/recipients":             {"name": "Acme", "kind": "third_party", "country": "NO", "privacy_policy_url": "https://acme.example/privacy"},
+		"POST /v1/contracts":              contract,
+		"PATCH /v1/contracts/:id":         contract,
+		"POST /v1/contracts/:id/retire":   {"terminate_active": true},
+		"PUT /v1/me":                      {"attributes": map[string]any{"contact.email": "m@example.com", "location.city": "Oslo"}},
+		"POST /v1/me/exchanges":           {"contract_id": zeroUUID, "affirm_despite_gpc": true},
+		"POST /v1/me/exchanges/:id/renew": {"affirm_despite_gpc": true},
+		"POST /v1/me/redemptions":         {"points": 1, "reference": "gift card"},
+		"PUT /v1/partner/webhook":         {"url": "https://hooks.example/quid", "secret": "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="},
+		"POST /v1/partner/deletions":      {"exchange_id": zeroUUID},
+		"PUT /v1/me/restriction":          {"restricted": true},
+		"POST /v1/me/objections":          {"purpose": "research.market"},
 	}
 }
 

@@ -41,6 +41,22 @@ func verifiedReceipt(t *testing.T, a *api, receipt string) map[string]any {
 	return claims
 }
 
+// openRenewalWindowSQL brings one exchange's expiry forward to the
+// contract's notice from now, so that its renewal window opens now: a
+// notice is always shorter than the duration, so a test cannot have the
+// window open at the join. The renewal then sets the expiry on the grid
+// from joined_at again, which quid verify checks.
+const openRenewalWindowSQL = `UPDATE exchanges e SET expires_at = clock_timestamp() + CAST(c.terms->>'renewal_notice' AS interval)
+FROM contracts c WHERE c.id = e.contract_id AND e.id = ?
+    AND e.expires_at > clock_timestamp() + CAST(c.terms->>'renewal_notice' AS interval)`
+
+func (a *api) openRenewalWindow(exchangeID string) {
+	a.t.Helper()
+	if err := a.svc.db.Exec(openRenewalWindowSQL, exchangeID).Error; err != nil {
+		a.t.Fatalf("open the renewal window of %s: %v", exchangeID, err)
+	}
+}
+
 func renew(a *api, tok, id string) response {
 	return a.do(req{Method: "POST", Path: "/v1/me/exchanges/" + id + "/renew", Token: tok})
 }
@@ -63,18 +79,20 @@ func TestRenewalKeepsTheTermsHashAndIssuesAReceiptThatVerifies(t *testing.T) {
 	id := a.publishContract(f, body)
 	// The statement says how renewal works, and the notice is in the hashed terms.
 	st := expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + id + "/transparency"}), 200).json(t)
-	if plain, _ := st["duration_plain"].(string); !strings.Contains(plain, "renew") || st["terms"].(map[string]any)["renewal_notice"] != "P14D" {
+	// The default notice for a 2-second consent is half of it.
+	if plain, _ := st["duration_plain"].(string); !strings.Contains(plain, "renew") || st["terms"].(map[string]any)["renewal_notice"] != "PT1S" {
 		t.Fatalf("the statement does not describe renewal: %v / %v", st["duration_plain"], st["terms"])
 	}
 	a.enrol(f.member)
 	joined := a.joinContract(f.member, id)
 	exID := joined["id"].(string)
+	joinedAt, _ := time.Parse(time.RFC3339Nano, joined["joined_at"].(string))
+	time.Sleep(time.Until(joinedAt.Add(1050 * time.Millisecond))) // the window opens a second before expiry
 	view := a.exchangeByID(f.member, exID)
 	if view["renewable"] != true || view["expires_at"] == nil {
 		t.Fatalf("the view does not offer renewal: %v", view)
 	}
 	r := expect(t, renew(a, f.member, exID), 200).json(t)
-	joinedAt, _ := time.Parse(time.RFC3339Nano, joined["joined_at"].(string))
 	expires, _ := time.Parse(time.RFC3339Nano, r["expires_at"].(string))
 	if !expires.Equal(joinedAt.Add(4 * time.Second)) {
 		t.Fatalf("renewed expiry %v, want joined_at + 2 durations (%v)", expires, joinedAt.Add(4*time.Second))
@@ -165,7 +183,6 @@ func TestRenewalIsRefusedWhenTheTermsMovedOnOrConsentCannotBeRenewed(t *testing.
 	short := contractBody(f)
 	short["title"] = "Short club"
 	short["duration"] = "PT1H"
-	short["renewal_notice"] = "PT2H"
 	v1 := a.publishContract(f, short)
 	onV1 := a.joinContract(f.member, v1)
 	bob := token(t, app.RoleMember, "bob")
@@ -202,8 +219,9 @@ func TestExpiringConsentRemindsTheBrandOncePerExpiry(t *testing.T) {
 	a.enrol(f.member)
 	due := contractBody(f)
 	due["duration"] = "PT1H"
-	due["renewal_notice"] = "PT2H"
+	due["renewal_notice"] = "PT20M"
 	dueEx := a.joinContract(f.member, a.publishContract(f, due))["id"].(string)
+	a.openRenewalWindow(dueEx)
 	notDue := contractBody(f)
 	notDue["title"] = "Long club"
 	a.joinContract(f.member, a.publishContract(f, notDue)) // P12M, notice P14D
@@ -233,14 +251,20 @@ func TestExpiringConsentRemindsTheBrandOncePerExpiry(t *testing.T) {
 		t.Fatalf("the brand was not reminded: %v", keys(anyMap(got)))
 	}
 	d := brand["data"].(map[string]any)
-	if d["exchange_id"] != dueEx || d["renewable"] != true || d["renewal_notice"] != "PT2H" || d["newer_version"] != nil {
+	if d["exchange_id"] != dueEx || d["renewable"] != true || d["renewal_notice"] != "PT20M" || d["newer_version"] != nil {
 		t.Fatalf("reminder data: %v", d)
 	}
 	remind()
 	if again := outboxEvents(t, a, "exchange.expiring"); len(again) != 0 {
 		t.Fatalf("reminded twice for one expiry: %v", keys(anyMap(again)))
 	}
-	renewed := expect(t, renew(a, f.member, dueEx), 200).json(t)
+	expect(t, renew(a, f.member, dueEx), 200)
+	remind()
+	if early := outboxEvents(t, a, "exchange.expiring"); len(early) != 0 {
+		t.Fatalf("reminded of the new expiry before its window: %v", keys(anyMap(early)))
+	}
+	a.openRenewalWindow(dueEx)
+	renewed := a.exchangeByID(f.member, dueEx)
 	remind()
 	next := outboxEvents(t, a, "exchange.expiring")
 	if b, ok := next["Brand"]; !ok || len(next) != 1 || b["data"].(map[string]any)["expires_at"] != renewed["expires_at"] {
@@ -280,13 +304,16 @@ func TestRenewalTellsEveryRecipientOfTheTermsTheNewExpiry(t *testing.T) {
 	}
 
 	body := contractBody(f)
-	body["title"], body["duration"], body["renewal_notice"] = "Short club", "PT1H", "PT2H" // open at once
+	body["title"], body["duration"] = "Short club", "PT1H"
 	contract := a.publishContract(f, body)
 	joined := a.joinContract(f.member, contract)
 	a.joinContract(bob, contract)
 	exID := joined["id"].(string)
-	previous := joined["expires_at"]
 	for renewal := 1; renewal <= 2; renewal++ {
+		// The expiry the renewal moves on from: the window opened brings
+		// it forward.
+		a.openRenewalWindow(exID)
+		previous := a.exchangeByID(f.member, exID)["expires_at"]
 		r := expect(t, renew(a, f.member, exID), 200).json(t)
 		got := outboxEvents(t, a, "exchange.renewed") // one per recipient, each valid per openapi.yaml
 		if len(got) != 2 || got["Brand"] == nil || got["PartnerCo"] == nil {
@@ -317,7 +344,6 @@ func TestRenewalTellsEveryRecipientOfTheTermsTheNewExpiry(t *testing.T) {
 				}
 			}
 		}
-		previous = r["expires_at"]
 	}
 }
 
@@ -350,7 +376,7 @@ func TestRenewalsRacingATerminatingRetirementNeitherDeadlockNorFail(t *testing.T
 	// Members renewers..renewers+2 cancel, object and erase instead.
 	const cancels, objects, erases = renewers, renewers + 1, renewers + 2
 	body := contractBody(f)
-	body["duration"], body["renewal_notice"] = "PT1H", "PT2H" // the window is open at once
+	body["duration"] = "PT1H"
 	stories := map[string]int{}
 	for round := range rounds {
 		body["title"] = fmt.Sprintf("Race %d", round)
@@ -360,6 +386,7 @@ func TestRenewalsRacingATerminatingRetirementNeitherDeadlockNorFail(t *testing.T
 			toks[i] = token(t, app.RoleMember, fmt.Sprintf("race-%d-%d", round, i))
 			a.enrol(toks[i])
 			exchanges[i] = a.joinContract(toks[i], contract)["id"].(string)
+			a.openRenewalWindow(exchanges[i])
 		}
 		out := releasedTogether(t, a, addr, len(toks)+1, func(i int) req {
 			switch {
@@ -450,4 +477,161 @@ func TestConsentWithADurationNamesTheBrandToRemind(t *testing.T) {
 	delete(body, "duration")
 	body["items"].([]any)[0].(map[string]any)["recipients"] = []string{f.partnerCo}
 	expect(t, a.do(req{Method: "POST", Path: "/v1/contracts", Token: f.marketer, Body: body}), 201)
+}
+
+// renewalGPC is the gpc flag of each renewed consent event of exchange id
+// in the member's export, oldest first.
+func renewalGPC(t *testing.T, a *api, tok, id string) []bool {
+	t.Helper()
+	var export struct {
+		ConsentLog []struct {
+			ExchangeID string `json:"exchange_id"`
+			Kind       string
+			GPC        bool
+		} `json:"consent_log"`
+	}
+	expect(t, a.do(req{Method: "GET", Path: "/v1/me/export", Token: tok}), 200).decode(t, &export)
+	var out []bool
+	for _, e := range export.ConsentLog {
+		if e.ExchangeID == id && e.Kind == "renewed" {
+			out = append(out, e.GPC)
+		}
+	}
+	return out
+}
+
+// TestRenewalUnderGlobalPrivacyControlNeedsAffirmationAndIsRecorded:
+// renewal gives consent again, so the join's GPC rule holds. With Sec-GPC:
+// 1 (alone or in a list, as the join reads it), renewing terms that share
+// with a third party is 409 gpc-conflict writing nothing, unless the
+// optional body affirms it; the renewed consent event then records gpc
+// true, and a renewal without the signal records false. The body is
+// decoded strictly, as every other body.
+func TestRenewalUnderGlobalPrivacyControlNeedsAffirmationAndIsRecorded(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	a.enrol(f.member)
+	bob := token(t, app.RoleMember, "bob")
+	a.enrol(bob)
+	body := contractBody(f) // shares with PartnerCo, a third party
+	body["duration"] = "PT1H"
+	contract := a.publishContract(f, body)
+	ex := a.joinContract(f.member, contract)["id"].(string)
+	bobEx := a.joinContract(bob, contract)["id"].(string)
+	a.openRenewalWindow(ex)
+	a.openRenewalWindow(bobEx)
+	path := "/v1/me/exchanges/" + ex + "/renew"
+
+	for _, r := range []req{
+		{Method: "POST", Path: path, Token: f.member, Headers: map[string]string{"Sec-GPC": "1"}},
+		{Method: "POST", Path: path, Token: f.member, Headers: map[string]string{"Sec-GPC": "0, 1"}},
+		{Method: "POST", Path: path, Token: f.member, Headers: map[string]string{"Sec-GPC": "1"}, Body: map[string]any{"affirm_despite_gpc": false}},
+		{Method: "POST", Path: path, Token: f.member, Headers: map[string]string{"Sec-GPC": "1"}, Body: map[string]any{}},
+	} {
+		a.unchangedBy("a renewal under GPC without affirmation", func() {
+			refusedWith(t, a.do(r), 409, "gpc-conflict")
+		})
+	}
+	a.unchangedBy("a renewal with a body it does not take", func() {
+		problemAt(t, a.do(req{Method: "POST", Path: path, Token: f.member, Headers: map[string]string{"Sec-GPC": "1"},
+			Body: map[string]any{"affirm_despite_gpc": true, "contract_id": contract}}), 422, "/contract_id")
+		expect(t, a.do(req{Method: "POST", Path: path, Token: f.member, Headers: map[string]string{"Sec-GPC": "1", "Content-Type": "text/plain"},
+			Body: `{"affirm_despite_gpc":true}`}), 415)
+		expect(t, a.do(req{Method: "POST", Path: path, Token: f.member, Body: `{"affirm_despite_gpc":true,"affirm_despite_gpc":false}`}), 422)
+	})
+	if got := renewalGPC(t, a, f.member, ex); len(got) != 0 {
+		t.Fatalf("refused renewals wrote renewed events: %v", got)
+	}
+
+	expect(t, a.do(req{Method: "POST", Path: path, Token: f.member, Headers: map[string]string{"Sec-GPC": "1"},
+		Body: map[string]any{"affirm_despite_gpc": true}}), 200)
+	if got := renewalGPC(t, a, f.member, ex); len(got) != 1 || !got[0] {
+		t.Fatalf("the affirmed renewal under GPC is logged as %v, want one renewed event with gpc true", got)
+	}
+	expect(t, renew(a, bob, bobEx), 200)
+	if got := renewalGPC(t, a, bob, bobEx); len(got) != 1 || got[0] {
+		t.Fatalf("a renewal without GPC is logged as %v, want one renewed event with gpc false", got)
+	}
+}
+
+// TestRenewingTwiceInARowIsRefusedSoRenewalsCannotStack: the renewal
+// notice is always shorter than the duration, so a renewal moves the window
+// past the present and a second renewal (a double-submit) is 409
+// renewal-not-open. A notice not shorter than the duration is 422 at
+// /renewal_notice on create and on a draft's PATCH; a short contract that
+// sets none takes half its duration (P7D: P3DT12H), so it is not renewable
+// at the join.
+func TestRenewingTwiceInARowIsRefusedSoRenewalsCannotStack(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	a.enrol(f.member)
+	for _, c := range []struct{ duration, notice string }{{"PT1H", "PT2H"}, {"P7D", "P7D"}, {"PT2M", "P1Y"}, {"P30D", "P1M"}} {
+		body := contractBody(f)
+		body["duration"], body["renewal_notice"] = c.duration, c.notice
+		problemAt(t, a.do(req{Method: "POST", Path: "/v1/contracts", Token: f.marketer, Body: body}), 422, "/renewal_notice")
+	}
+	body := contractBody(f)
+	body["duration"] = "P7D"
+	draft := expect(t, a.do(req{Method: "POST", Path: "/v1/contracts", Token: f.marketer, Body: body}), 201).json(t)
+	if draft["renewal_notice"] != "P3DT12H" {
+		t.Fatalf("default notice for P7D: %v, want half the duration", draft["renewal_notice"])
+	}
+	draftPath := "/v1/contracts/" + draft["id"].(string)
+	problemAt(t, a.do(req{Method: "PATCH", Path: draftPath, Token: f.marketer, Body: map[string]any{"renewal_notice": "P14D"}}), 422, "/renewal_notice")
+	expect(t, a.do(req{Method: "PATCH", Path: draftPath, Token: f.marketer, Body: map[string]any{"renewal_notice": "P1D"}}), 200)
+	problemAt(t, a.do(req{Method: "PATCH", Path: draftPath, Token: f.marketer, Body: map[string]any{"duration": "PT12H"}}), 422, "/renewal_notice")
+	expect(t, a.do(req{Method: "PATCH", Path: draftPath, Token: f.marketer, Body: map[string]any{"renewal_notice": nil}}), 200)
+	expect(t, a.do(req{Method: "POST", Path: draftPath + "/publish", Token: f.marketer}), 200)
+	st := expect(t, a.do(req{Method: "GET", Path: draftPath + "/transparency"}), 200).json(t)
+	if st["terms"].(map[string]any)["renewal_notice"] != "P3DT12H" {
+		t.Fatalf("published terms: %v", st["terms"])
+	}
+
+	ex := a.joinContract(f.member, draft["id"].(string))["id"].(string)
+	if v := a.exchangeByID(f.member, ex); v["renewable"] != false {
+		t.Fatalf("renewable at the join: %v", v)
+	}
+	refusedWith(t, renew(a, f.member, ex), 409, "renewal-not-open")
+	a.openRenewalWindow(ex)
+	expect(t, renew(a, f.member, ex), 200)
+	a.unchangedBy("a second renewal in a row", func() {
+		refusedWith(t, renew(a, f.member, ex), 409, "renewal-not-open")
+	})
+	if v := a.exchangeByID(f.member, ex); v["renewable"] != false {
+		t.Fatalf("renewable right after a renewal: %v", v)
+	}
+}
+
+// TestRenewalNotOpenShowsAnOpeningTimeThatIsNeverEarly: the detail of
+// renewal-not-open names when the window opens, rounded up to the second,
+// so a client that retries at that time is not refused again.
+func TestRenewalNotOpenShowsAnOpeningTimeThatIsNeverEarly(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	a.enrol(f.member)
+	body := contractBody(f)
+	body["duration"], body["renewal_notice"] = "PT1H", "PT30M"
+	contract := a.publishContract(f, body)
+	for range 3 { // each join lands at another fraction of a second
+		ex := a.joinContract(f.member, contract)["id"].(string)
+		expires, _ := time.Parse(time.RFC3339Nano, a.exchangeByID(f.member, ex)["expires_at"].(string))
+		opens := expires.Add(-30 * time.Minute)
+		p := refusedWith(t, renew(a, f.member, ex), 409, "renewal-not-open")
+		detail, _ := p["detail"].(string)
+		var shown string
+		if _, err := fmt.Sscanf(detail, "renewal opens at %s", &shown); err != nil {
+			t.Fatalf("detail %q: %v", detail, err)
+		}
+		at, err := time.Parse(time.RFC3339, strings.TrimSuffix(shown, ","))
+		if err != nil {
+			t.Fatalf("detail %q: %v", detail, err)
+		}
+		if at.Before(opens) || at.Sub(opens) >= time.Second {
+			t.Fatalf("detail shows %v; the window opens at %v: a retry then would be early", at, opens)
+		}
+		expect(t, a.do(req{Method: "DELETE", Path: "/v1/me/exchanges/" + ex, Token: f.member}), 200)
+	}
 }

@@ -130,8 +130,9 @@ func buildVerifyWorkload(t *onceT) (w verifyWorkload) {
 	}
 	expect(t, a.do(req{Method: "DELETE", Path: "/v1/me/exchanges/" + w.exchanges["bob"], Token: tok["bob"]}), 200)
 	expect(t, a.do(req{Method: "POST", Path: "/v1/me/redemptions", Token: tok["carol"], Body: map[string]any{"points": 30, "reference": "coffee"}}), 201)
-	// carol renews her one-hour consent twice (the default notice, 14 days, is open at once).
+	// carol renews her one-hour consent twice, each time in its window.
 	for range 2 {
+		a.openRenewalWindow(w.exchanges["carol"])
 		expect(t, a.do(req{Method: "POST", Path: "/v1/me/exchanges/" + w.exchanges["carol"] + "/renew", Token: tok["carol"]}), 200)
 	}
 	expect(t, a.do(req{Method: "POST", Path: "/v1/contracts/" + c1 + "/retire", Token: f.marketer, Body: map[string]any{"terminate_active": true}}), 200)

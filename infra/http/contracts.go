@@ -129,7 +129,7 @@ type contractIn struct {
 	Items     []itemDTO `json:"items" validate:"required,dive"`
 	Retention string    `json:"retention" validate:"required"`
 	Duration  *string   `json:"duration"`
-	// RenewalNotice: absent or null takes the default, P14D.
+	// RenewalNotice: absent or null takes the default (domain.DefaultNoticeFor).
 	RenewalNotice *string    `json:"renewal_notice"`
 	Reward        *rewardDTO `json:"reward" validate:"required"`
 	MinAge        *int       `json:"min_age"`
@@ -182,7 +182,7 @@ type contractPatch struct {
 	Items     *[]itemDTO       `json:"items" validate:"omitempty,dive"`
 	Retention *string          `json:"retention"`
 	Duration  nullable[string] `json:"duration"`
-	// RenewalNotice: null returns to the default, P14D.
+	// RenewalNotice: null returns to the default (domain.DefaultNoticeFor).
 	RenewalNotice nullable[string] `json:"renewal_notice"`
 	Reward        *rewardPatch     `json:"reward"`
 	MinAge        nullable[int]    `json:"min_age"`

@@ -17,7 +17,7 @@ func (h *handlers) memberRoutes(v1 fiber.Router, auth roleGate) {
 	me.Post("/exchanges", member, h.join)
 	me.Get("/exchanges/:id", member, h.snapshot, h.getExchange)
 	me.Delete("/exchanges/:id", member, noBody, h.cancelExchange)
-	me.Post("/exchanges/:id/renew", member, noBody, h.renewExchange)
+	me.Post("/exchanges/:id/renew", member, h.renewExchange)
 	me.Get("/points", member, h.snapshot, h.points)
 	me.Post("/redemptions", member, h.redeem)
 	me.Get("/transparency", member, h.snapshot, h.myTransparency)

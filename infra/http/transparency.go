@@ -126,6 +126,7 @@ type stmtChanges struct {
 	Reward            []stmtFieldChange `json:"reward"`
 	Durations         []stmtFieldChange `json:"durations"`
 	Wording           []stmtFieldChange `json:"wording"`
+	Eligibility       []stmtFieldChange `json:"eligibility"`
 	Material          bool              `json:"material"`
 	MaterialReasons   []string          `json:"material_reasons"`
 }
@@ -235,7 +236,7 @@ func statementOf(st app.Statement) statementDTO {
 			PurposesAdded: nonNil(ch.PurposesAdded), PurposesRemoved: nonNil(ch.PurposesRemoved),
 			RecipientsAdded: nonNil(names(ch.RecipientsAdded, st)), RecipientsRemoved: nonNil(names(ch.RecipientsRemoved, st)),
 			Reward: fieldChanges(ch.Reward), Durations: fieldChanges(ch.Durations), Wording: fieldChanges(ch.Wording),
-			Material: ch.Material, MaterialReasons: nonNil(ch.MaterialReasons)}
+			Eligibility: fieldChanges(ch.Eligibility), Material: ch.Material, MaterialReasons: nonNil(ch.MaterialReasons)}
 	}
 	return d
 }

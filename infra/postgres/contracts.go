@@ -138,6 +138,12 @@ func (r contractRecord) toDomain() (domain.Contract, error) {
 	if tj.RenewalNotice != nil {
 		d := parse(*tj.RenewalNotice)
 		t.RenewalNotice = &d
+	} else if t.Duration != nil && r.Status != string(domain.ContractDraft) {
+		// Published before Publish wrote the notice into the terms: under
+		// the default of the time, P14D, which its canonical terms (when
+		// they name a notice) hash and renewalNoticeSQL falls back to.
+		d := domain.DefaultRenewalNotice
+		t.RenewalNotice = &d
 	}
 	t.Reward = domain.Reward{JoinBonus: tj.Reward.JoinBonus, Vesting: parse(tj.Reward.Vesting),
 		PointsPerPeriod: tj.Reward.PointsPerPeriod, Period: parse(tj.Reward.Period), MaxPeriods: tj.Reward.MaxPeriods}

@@ -65,6 +65,11 @@ var errExchangeNotFound = domain.NotFound("exchange-not-found", "no exchange of 
 const consentEventSQL = `INSERT INTO consent_events (exchange_id, member_id, contract_id, terms_hash, kind, actor, at)
 VALUES (@exchange, @member, @contract, @hash, @kind, @actor, @at)`
 
+// consentEventGPCSQL is consentEventSQL for an event given by a request
+// that may carry Global Privacy Control (@gpc).
+const consentEventGPCSQL = `INSERT INTO consent_events (exchange_id, member_id, contract_id, terms_hash, kind, actor, at, gpc)
+VALUES (@exchange, @member, @contract, @hash, @kind, @actor, @at, @gpc)`
+
 func consentEventArgs(e domain.Exchange, kind, actor string, at time.Time) map[string]any {
 	return map[string]any{"exchange": e.ID(), "member": e.MemberID(), "contract": e.ContractID(), "hash": e.TermsHash(),
 		"kind": kind, "actor": actor, "at": at}

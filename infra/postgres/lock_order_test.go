@@ -25,7 +25,7 @@ func TestWritersHoldTheVersionLockBeforeWaitingForTheMember(t *testing.T) {
 	renewable := func() domain.Contract {
 		d, err := w.contracts.CreateDraft(ctx, marketer, app.TermsInput{Title: "Renewable", Retention: "P30D",
 			Items:    []app.ItemInput{{Category: "location.city", Purpose: "loyalty.personalised_offers", Recipients: []string{w.brand.ID}}},
-			Duration: str("PT1H"), RenewalNotice: str("PT2H"), Reward: app.RewardInput{JoinBonus: 1}})
+			Duration: str("PT1H"), Reward: app.RewardInput{JoinBonus: 1}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -39,6 +39,7 @@ func TestWritersHoldTheVersionLockBeforeWaitingForTheMember(t *testing.T) {
 	joiner := w.enrol("lock-joiner")
 	renewer := w.enrol("lock-renewer")
 	onRenewing := w.join(renewer, renewing)
+	openRenewalWindow(t, w.db, onRenewing.ID())
 
 	for _, writer := range []struct {
 		name     string

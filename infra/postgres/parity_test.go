@@ -932,11 +932,11 @@ func TestWebhookPayloadsMatchOpenAPI(t *testing.T) {
 	if _, err := w.members.Enrol(ctx, rectifying, map[string]any{"location.city": "Bergen"}); err != nil {
 		t.Fatal(err)
 	}
-	// exchange.expiring: a renewal notice longer than the consent is due at
-	// once; the brand is a first-party recipient.
+	// exchange.expiring: the renewal window opened (the exchange moved
+	// back in time); the brand is a first-party recipient.
 	renewing, err := w.contracts.CreateDraft(ctx, marketer, app.TermsInput{Title: "Hooks renewal", Retention: "P30D",
 		Items:    []app.ItemInput{{Category: "location.city", Purpose: purposes[0], Recipients: []string{w.brand.ID}}},
-		Duration: str("P1Y"), RenewalNotice: str("P2Y"), Reward: app.RewardInput{JoinBonus: 1}})
+		Duration: str("P1Y"), Reward: app.RewardInput{JoinBonus: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -945,6 +945,7 @@ func TestWebhookPayloadsMatchOpenAPI(t *testing.T) {
 	}
 	expiring := w.enrol("hooks-expiring")
 	onRenewing := w.join(expiring, renewing)
+	openRenewalWindow(t, w.db, onRenewing.ID())
 	if _, err := w.store.RemindExpiring(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -17,9 +17,9 @@ import (
 // it. Under the member's lock lapsed consent is expired first and the
 // exchange row is locked. The renewal writes the new expiry, the period
 // grid's next end and the receipt, appends a renewed consent event with
-// the same terms hash, and queues exchange.renewed for every recipient of
+// the same terms hash and the request's GPC signal, and queues exchange.renewed for every recipient of
 // the terms, all in one transaction.
-func (s *Store) RenewExchange(ctx context.Context, memberID, exchangeID string,
+func (s *Store) RenewExchange(ctx context.Context, memberID, exchangeID string, gpc bool,
 	plan func(app.RenewalContext) (domain.Exchange, error)) (domain.Exchange, error) {
 	if !isUUID(exchangeID) {
 		return domain.Exchange{}, errExchangeNotFound
@@ -71,7 +71,11 @@ func (s *Store) RenewExchange(ctx context.Context, memberID, exchangeID string,
 			st.ExpiresAt, st.NextPeriodEnd, st.ReceiptID, st.Receipt, st.ID).Error; err != nil {
 			return err
 		}
-		if err := insertConsentEvent(tx, e, "renewed", "member", rc.Now); err != nil {
+		// The renewed event records the request's GPC signal, as the
+		// joined one does; the seal covers it (migration 00017).
+		args := consentEventArgs(e, "renewed", "member", rc.Now)
+		args["gpc"] = gpc
+		if err := tx.Exec(consentEventGPCSQL, args).Error; err != nil {
 			return err
 		}
 		if err := tx.Exec(notifyRenewedSQL, map[string]any{"exchange": st.ID, "now": rc.Now, "previous": rec.ExpiresAt}).Error; err != nil {
@@ -106,8 +110,11 @@ SELECT gen_random_uuid(), g.recipient_id, 'exchange.renewed', jsonb_build_object
 FROM exchanges e JOIN contracts c ON c.id = e.contract_id ` + grantsByRecipient + `
 WHERE e.id = @exchange`
 
-// renewalNoticeSQL is a contract's renewal notice as an interval: the one
-// its terms set (ISO 8601, which PostgreSQL reads), or the default P14D.
+// renewalNoticeSQL is a published contract's renewal notice as an
+// interval: the one its terms hold (ISO 8601, which PostgreSQL reads; a
+// version published now always holds one, see domain.Contract.Publish), or
+// P14D, the default a version published before that was published under
+// (contractRecord.toDomain reads it back the same way). Drafts never reach it.
 const renewalNoticeSQL = `COALESCE(CAST(c.terms->>'renewal_notice' AS interval), interval '14 days')`
 
 // remindExpiringSQL queues, for at most @batch exchanges in force whose
