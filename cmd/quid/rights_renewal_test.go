@@ -267,7 +267,7 @@ func TestExpiringConsentRemindsTheBrandOncePerExpiry(t *testing.T) {
 	renewed := a.exchangeByID(f.member, dueEx)
 	remind()
 	next := outboxEvents(t, a, "exchange.expiring")
-	if b, ok := next["Brand"]; !ok || len(next) != 1 || b["data"].(map[string]any)["expires_at"] != renewed["expires_at"] {
+	if b, ok := next["Brand"]; !ok || len(next) != 1 || !sameInstant(b["data"].(map[string]any)["expires_at"], renewed["expires_at"]) {
 		t.Fatalf("after the renewal, reminders %v, want one for the new expiry %v", next, renewed["expires_at"])
 	}
 	// The worker loop runs the reminders too.
