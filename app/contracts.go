@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -95,10 +96,15 @@ type RewardInput struct {
 // registry and the minimum period, reporting every problem at once.
 func (s *Contracts) terms(ctx context.Context, in TermsInput) (domain.Terms, error) {
 	var v domain.Violations
+	// unread are the fields whose value could not be read: the rules over
+	// the terms would report them again as missing (and what depends on
+	// them as wrong), so only the reading error is reported.
+	unread := map[string]bool{}
 	parse := func(ptr, raw string) domain.Duration {
 		d, err := domain.ParseDuration(raw)
 		if err != nil {
 			v.Add(ptr, err.Error())
+			unread[ptr] = true
 		}
 		return d
 	}
@@ -125,6 +131,7 @@ func (s *Contracts) terms(ctx context.Context, in TermsInput) (domain.Terms, err
 		d, err := domain.ParseOptionalDuration(*in.Reward.Vesting)
 		if err != nil {
 			v.Add("/reward/vesting", err.Error())
+			unread["/reward/vesting"] = true
 		}
 		t.Reward.Vesting = d
 	}
@@ -148,8 +155,18 @@ func (s *Contracts) terms(ctx context.Context, in TermsInput) (domain.Terms, err
 	if err != nil {
 		return domain.Terms{}, fmt.Errorf("look up recipients: %w", err)
 	}
-	if err := s.policy.ValidateTerms(t, func(id string) bool { _, ok := known[id]; return ok }); err != nil {
-		v.Merge("", err)
+	if unread["/duration"] {
+		unread["/renewal_notice"] = true // its rules read the duration
+	}
+	var de *domain.Error
+	if err := s.policy.ValidateTerms(t, func(id string) bool { _, ok := known[id]; return ok }); errors.As(err, &de) {
+		for _, f := range de.Fields {
+			if !unread[f.Pointer] {
+				v.Add(f.Pointer, f.Reason)
+			}
+		}
+	} else if err != nil {
+		return domain.Terms{}, err
 	}
 	// Consent with a duration is renewed, not left to lapse silently: the
 	// brand (a first-party recipient) is the one reminded before it ends.

@@ -95,12 +95,12 @@ func (s *Members) Enrol(ctx context.Context, p Principal, attributes map[string]
 	for _, k := range keys {
 		if attributes[k] == nil {
 			if _, ok := s.catalog.Category(k); !ok {
-				v.Add("/attributes/"+k, "is not a category of the catalogue")
+				v.Add("/attributes/"+domain.PointerToken(k), "is not a category of the catalogue")
 			}
 			continue
 		}
 		if err := s.catalog.ValidateAttribute(k, attributes[k]); err != nil {
-			v.Add("/attributes/"+k, err.Error())
+			v.Add("/attributes/"+domain.PointerToken(k), err.Error())
 		}
 	}
 	if err := v.Err(); err != nil {

@@ -61,3 +61,23 @@ func TestInvisibleTextAndImpossibleBirthdatesAreNotData(t *testing.T) {
 		t.Errorf("birthdate 1900-01-01 was refused: %v", err)
 	}
 }
+
+// An e-mail address is data only when every character of it shows and its
+// domain is a dotted name (rule 9).
+func TestInvisibleEmailAddressesAreNotData(t *testing.T) {
+	t.Parallel()
+	c, err := domain.NewCatalog([]domain.Category{{Key: "contact.email", Label: "E-mail", Description: "d", Type: domain.TypeEmail}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"\u3164@\u3164", "\u2800@\u2800", "a@\ufe0f", "\u034f@x.no", "\u200b@x.com", "a@b", "a\u200b@x.no", "a@x.\u3164", "a@x..no"} {
+		if err := c.ValidateAttribute("contact.email", s); err == nil {
+			t.Errorf("%q was accepted as an e-mail address", s)
+		}
+	}
+	for _, s := range []string{"alex@example.com", "josé@exämple.no", "a.b+c@x.co.uk"} {
+		if err := c.ValidateAttribute("contact.email", s); err != nil {
+			t.Errorf("%q was refused: %v", s, err)
+		}
+	}
+}

@@ -78,6 +78,7 @@ type Catalog struct {
 	purposes   map[string]Purpose
 	catOrder   []string
 	purOrder   []string
+	countries  func(string) bool
 }
 
 var catalogKey = regexp.MustCompile(`^[a-z]+(?:_[a-z0-9]+)*\.[a-z0-9]+(?:_[a-z0-9]+)*$`)
@@ -192,6 +193,41 @@ func blank(s string) bool {
 	return true
 }
 
+// deliverable tells an address whose every character shows (rule 9: an
+// address of invisible characters is no address given) and whose domain
+// is a dotted name with visible labels, so "ㅤ@ㅤ" and "a@b" are refused.
+func deliverable(addr string) bool {
+	at := strings.LastIndexByte(addr, '@')
+	local, domain := addr[:at], addr[at+1:]
+	for _, part := range append([]string{local}, strings.Split(domain, ".")...) {
+		// A part may not start with a mark that has nothing to combine with.
+		if first, _ := utf8.DecodeRuneInString(part); part == "" || unicode.In(first, unicode.Mn, unicode.Me) {
+			return false
+		}
+		for _, r := range part {
+			if unicode.IsSpace(r) || unicode.In(r, unicode.Cf, unicode.Cc) || drawnEmpty[r] {
+				return false
+			}
+		}
+	}
+	return strings.Contains(domain, ".")
+}
+
+// IsCountry tells an ISO 3166-1 alpha-2 code assigned to a country or
+// territory: two capital letters, and, when the catalogue's loader supplied
+// the official list (WithCountries; the standard library has none), one of
+// it, so a user-assigned code such as ZZ, XX or QO is no country.
+func (c Catalog) IsCountry(s string) bool {
+	return countryCode.MatchString(s) && (c.countries == nil || c.countries(s))
+}
+
+// WithCountries is c with the list of assigned ISO 3166-1 alpha-2 codes
+// that IsCountry checks.
+func (c Catalog) WithCountries(assigned func(string) bool) Catalog {
+	c.countries = assigned
+	return c
+}
+
 // drawnEmpty are graphic characters that render as nothing.
 var drawnEmpty = map[rune]bool{'\u2800': true, '\u3164': true, '\u115f': true, '\u1160': true, '\uffa0': true, '\u17b4': true, '\u17b5': true}
 
@@ -218,7 +254,7 @@ func (c Catalog) ValidateAttribute(key string, value any) error {
 		// RFC 5321 §4.5.3.1.3: a path is at most 256 octets with its angle
 		// brackets, so an address is at most 254.
 		addr, err := mail.ParseAddress(str)
-		if !isString || len(str) > 254 || err != nil || addr.Address != str {
+		if !isString || len(str) > 254 || err != nil || addr.Address != str || !deliverable(str) {
 			return fmt.Errorf("must be an email address such as alex@example.com, of at most 254 bytes")
 		}
 	case TypePhone:
@@ -234,7 +270,7 @@ func (c Catalog) ValidateAttribute(key string, value any) error {
 			return fmt.Errorf("must be a date in YYYY-MM-DD form, from %d-01-01 to today", MinDateYear)
 		}
 	case TypeCountryCode:
-		if !isString || !countryCode.MatchString(str) {
+		if !isString || !c.IsCountry(str) {
 			return fmt.Errorf("must be an ISO 3166-1 alpha-2 country code such as NO")
 		}
 	case TypeNumber:
@@ -267,7 +303,7 @@ func (c Catalog) ValidateAttribute(key string, value any) error {
 					return fmt.Errorf("%s must be a non-empty string of at most 200 characters", k)
 				}
 			case "country":
-				if !isStr || !countryCode.MatchString(s) {
+				if !isStr || !c.IsCountry(s) {
 					return fmt.Errorf("country must be an ISO 3166-1 alpha-2 code")
 				}
 			default:

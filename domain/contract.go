@@ -122,15 +122,15 @@ func (p ContractPolicy) ValidateTerms(t Terms, recipientExists func(string) bool
 	}
 	if t.Retention.IsZero() {
 		v.Add("/retention", "is required: how long recipients may keep the data after the exchange ends")
-	} else if t.Retention.Approx() > 10*365*24*time.Hour {
+	} else if t.Retention.Exceeds(longestTerm) {
 		v.Add("/retention", "must be at most 10 years")
 	}
-	if t.Duration != nil && t.Duration.Approx() > 10*365*24*time.Hour {
+	if t.Duration != nil && t.Duration.Exceeds(longestTerm) {
 		v.Add("/duration", "must be at most 10 years")
 	}
 	if t.RenewalNotice != nil && t.Duration == nil {
 		v.Add("/renewal_notice", "applies only to a contract with a duration; set duration, or renewal_notice to null")
-	} else if t.RenewalNotice != nil && t.RenewalNotice.Approx() > 10*365*24*time.Hour {
+	} else if t.RenewalNotice != nil && t.RenewalNotice.Exceeds(longestTerm) {
 		v.Add("/renewal_notice", "must be at most 10 years")
 	} else if t.RenewalNotice != nil && t.RenewalNotice.Longest() >= t.Duration.Shortest() {
 		// A notice as long as the duration would open the renewal window
@@ -155,10 +155,10 @@ func (p ContractPolicy) ValidateTerms(t Terms, recipientExists func(string) bool
 	}
 	if !r.Period.IsZero() && r.Period.Shortest() < p.MinPeriod {
 		v.Add("/reward/period", fmt.Sprintf("must be at least %s", p.MinPeriod))
-	} else if r.Period.Approx() > 10*365*24*time.Hour {
+	} else if r.Period.Exceeds(longestTerm) {
 		v.Add("/reward/period", "must be at most 10 years")
 	}
-	if r.Vesting.Approx() > 2*365*24*time.Hour {
+	if r.Vesting.Exceeds(longestVesting) {
 		v.Add("/reward/vesting", "must be at most 2 years")
 	}
 	if r.JoinBonus == 0 && r.PointsPerPeriod == 0 {

@@ -114,6 +114,21 @@ func (d Duration) AddTo(t time.Time, n int) time.Time {
 	return t.Add(time.Duration(n) * (time.Duration(d.Hours)*time.Hour + time.Duration(d.Minutes)*time.Minute + time.Duration(d.Seconds)*time.Second))
 }
 
+// longestTerm and longestVesting bound the durations of terms.
+var (
+	longestTerm    = Duration{Years: 10}
+	longestVesting = Duration{Years: 2}
+)
+
+// Exceeds tells whether d is longer than limit on the calendar: added to
+// the same instant (2000-01-01, so leap years count as they come), d ends
+// after limit does. Unlike a fixed month length it orders P121M, P3652D and
+// P10Y as the calendar does.
+func (d Duration) Exceeds(limit Duration) bool {
+	ref := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	return d.AddTo(ref, 1).After(limit.AddTo(ref, 1))
+}
+
 // Approx is a length for comparisons only (a month counts 30 days, a year
 // 365). It saturates at the longest time.Duration (about 292 years) instead
 // of wrapping, so every bound checked through it holds for any part the

@@ -3,6 +3,7 @@ package domain
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Kind classifies an error so that adapters can map it to a transport status
@@ -90,6 +91,13 @@ func (e *Error) At(pointers ...string) *Error {
 }
 func Forbidden(code, msg string) *Error {
 	return &Error{Kind: KindForbidden, Code: code, Message: msg}
+}
+
+// PointerToken escapes one reference token of a JSON pointer (RFC 6901
+// section 3: "~" is "~0", "/" is "~1"), so a key such as "a/b" names one
+// member, not a path of two.
+func PointerToken(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
 }
 
 // Invalid reports one failing field.

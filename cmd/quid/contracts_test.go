@@ -439,13 +439,19 @@ func TestNoDurationWrapsPastItsBound(t *testing.T) {
 		"/reward/vesting": func(b map[string]any, v string) { b["reward"].(map[string]any)["vesting"] = v },
 	}
 	for pointer, set := range fields {
-		for _, v := range []string{"P100000Y", "P1000Y", "P99999M", "PT100000H", "P3660D"} {
+		for _, v := range []string{"P100000Y", "P1000Y", "P99999M", "PT100000H", "P3660D", "P121M", "P120M1D", "P10YT1S"} {
 			body := contractBody(f)
 			set(body, v)
 			var r response
 			a.unchangedBy(pointer+" = "+v, func() { r = a.do(req{Method: "POST", Path: "/v1/contracts", Token: f.marketer, Body: body}) })
 			problemAt(t, r, 422, pointer)
 		}
+	}
+	// Ten years on the calendar, however it is spelt, is within the bound.
+	for _, v := range []string{"P10Y", "P120M", "P3653D", "P520W"} {
+		body := contractBody(f)
+		body["duration"] = v
+		expect(t, a.do(req{Method: "POST", Path: "/v1/contracts", Token: f.marketer, Body: body}), 201)
 	}
 }
 
@@ -490,5 +496,27 @@ func TestVersionDiffShowsMinAgeAndRenewalNoticeChanges(t *testing.T) {
 	}
 	if _, ch = newVersion(v4, map[string]any{"renewal_notice": nil}); ch["material"] != false || !field(ch["durations"], "renewal_notice", "P1D", "P14D") {
 		t.Fatalf("returning to the default notice: %v", ch)
+	}
+}
+
+// TestAnUnreadableDurationIsReportedOnceAtItsField: a value that cannot be
+// read is one error at its own field, not also "is required" there, nor an
+// error at a field whose rule reads it (the notice reads the duration).
+func TestAnUnreadableDurationIsReportedOnceAtItsField(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	for pointer, set := range map[string]func(map[string]any){
+		"/retention":      func(b map[string]any) { b["retention"] = "one month" },
+		"/duration":       func(b map[string]any) { b["duration"] = "P1.5Y" },
+		"/reward/period":  func(b map[string]any) { b["reward"].(map[string]any)["period"] = "monthly" },
+		"/reward/vesting": func(b map[string]any) { b["reward"].(map[string]any)["vesting"] = "P-1D" },
+	} {
+		body := contractBody(f)
+		set(body)
+		r := a.do(req{Method: "POST", Path: "/v1/contracts", Token: f.marketer, Body: body})
+		if p := problemOf(t, r); r.Status != 422 || len(p.Errors) != 1 || p.Errors[0].Pointer != pointer {
+			t.Errorf("%s unreadable: %d %s", pointer, r.Status, r.Body)
+		}
 	}
 }

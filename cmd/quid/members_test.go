@@ -53,6 +53,11 @@ func TestEnrolmentValidatesEveryAttribute(t *testing.T) {
 		{"demographic.age_over_18", true, "/attributes/demographic.age_over_18"},
 		{"contact.shoe_size", "44", "/attributes/contact.shoe_size"},
 		{"commerce.purchase_history", "espresso", "/attributes/commerce.purchase_history"},
+		{"commerce.purchase_history", []any{}, "/attributes/commerce.purchase_history"},
+		{"contact.email", "\u3164@\u3164", "/attributes/contact.email"},
+		{"location.address", map[string]any{"city": "Oslo", "country": "ZZ"}, "/attributes/location.address"},
+		// RFC 6901: a key holding "/" or "~" is one token, escaped.
+		{"a/b~c", "x", "/attributes/a~1b~0c"},
 	}
 	for _, tt := range tests {
 		r := a.do(req{Method: "PUT", Path: "/v1/me", Token: alice, Body: map[string]any{"attributes": map[string]any{tt.key: tt.value}}})

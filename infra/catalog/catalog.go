@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/go-playground/validator/v10"
+
 	"github.com/quidpro/quid/domain"
 )
 
@@ -73,5 +75,12 @@ func Load() (domain.Catalog, error) {
 		purs = append(purs, domain.Purpose{Key: p.Key, Label: p.Label, Description: p.Description, Fideslang: p.Fideslang, DPV: p.DPV,
 			Advertising: *p.Advertising, DirectMarketing: *p.DirectMarketing, AutomatedProcessing: *p.AutomatedProcessing})
 	}
-	return domain.NewCatalog(cats, purs)
+	c, err := domain.NewCatalog(cats, purs)
+	return c.WithCountries(assignedCountry), err
 }
+
+// countries checks ISO 3166-1 alpha-2 codes against the official list, the
+// same one recipients' countries are validated with at the HTTP edge.
+var countries = validator.New()
+
+func assignedCountry(code string) bool { return countries.Var(code, "iso3166_1_alpha2") == nil }

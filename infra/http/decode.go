@@ -16,6 +16,8 @@ import (
 
 	"github.com/go-playground/validator/v10"
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/quidpro/quid/domain"
 )
 
 var jsonMarshal = json.Marshal
@@ -346,7 +348,7 @@ func (s *jsonScan) object(t reflect.Type, ptr string, depth int) error {
 			return err
 		}
 		key, _ := tok.(string)
-		kptr := ptr + "/" + pointerEscape(key)
+		kptr := ptr + "/" + domain.PointerToken(key)
 		if err := checkString(kptr, key, raw, maxKeyBytes); err != nil {
 			return err
 		}

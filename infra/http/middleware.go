@@ -301,7 +301,7 @@ func checkQuery(c *fiber.Ctx) error {
 			return
 		}
 		name := string(key)
-		ptr := "/query/" + pointerEscape(name)
+		ptr := "/query/" + domain.PointerToken(name)
 		switch {
 		case !utf8.Valid(key) || bytes.IndexByte(key, 0) >= 0:
 			err = invalidInput("/query", "a parameter name is not valid UTF-8 or holds NUL")
@@ -324,9 +324,4 @@ func checkQuery(c *fiber.Ctx) error {
 func invalidInput(pointer, detail string) error {
 	return &httpError{status: fiber.StatusUnprocessableEntity, code: "validation-failed", detail: "the request is not valid",
 		fields: []problemField{{Pointer: pointer, Detail: detail}}}
-}
-
-// pointerEscape escapes one JSON Pointer reference token (RFC 6901).
-func pointerEscape(s string) string {
-	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
 }

@@ -20,6 +20,8 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/quidpro/quid/app"
+
+	"github.com/quidpro/quid/domain"
 )
 
 // TokenVerifier turns a bearer token into a principal.
@@ -186,7 +188,7 @@ func refuseAmbiguousFraming(a *fiber.App, count func(*fasthttp.RequestCtx)) {
 		defer a.ReleaseCtx(c)
 		he := &httpError{status: fiber.StatusBadRequest, code: "malformed-request", detail: detail, anonymous: true}
 		if header != "" {
-			he.fields = []problemField{{Pointer: "/headers/" + pointerEscape(header), Detail: detail}}
+			he.fields = []problemField{{Pointer: "/headers/" + domain.PointerToken(header), Detail: detail}}
 		}
 		if err := a.ErrorHandler(c, he); err != nil {
 			fctx.SetStatusCode(fiber.StatusBadRequest)

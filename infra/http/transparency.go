@@ -178,9 +178,14 @@ func statementOf(st app.Statement) statementDTO {
 	d.RetentionPlain = "Recipients must delete your data within " + plainDuration(t.Retention) + " after the exchange ends."
 	d.DurationPlain = "Your consent lasts until you cancel it."
 	if t.Duration != nil {
-		d.DurationPlain = "Your consent lasts " + plainDuration(*t.Duration) + " from when you join, unless you cancel it sooner. " +
-			"It does not renew by itself: from " + plainDuration(t.Notice()) + " before it ends you are reminded and may renew it " +
-			"for another " + plainDuration(*t.Duration) + " on the same terms, with a new receipt."
+		d.DurationPlain = "Your consent lasts " + plainDuration(*t.Duration) + " from when you join, unless you cancel it sooner. "
+		if t.Notice().IsZero() {
+			// Too short to have a renewal window (under two seconds).
+			d.DurationPlain += "It does not renew: join again to consent anew."
+		} else {
+			d.DurationPlain += "It does not renew by itself: from " + plainDuration(t.Notice()) + " before it ends you are reminded and may renew it " +
+				"for another " + plainDuration(*t.Duration) + " on the same terms, with a new receipt."
+		}
 	}
 	if h := c.TermsHash(); h != "" {
 		d.TermsHash = &h

@@ -1,0 +1,28 @@
+package catalog_test
+
+import (
+	"testing"
+
+	"github.com/quidpro/quid/infra/catalog"
+)
+
+// A country held in a profile is one ISO 3166-1 assigns, as a recipient's
+// is: a code of the right shape that no country has (ZZ, XX, QO, UK, EU) is
+// refused in a country attribute and in an address.
+func TestOnlyAssignedCountryCodesAreCountries(t *testing.T) {
+	t.Parallel()
+	c, err := catalog.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, code := range []string{"ZZ", "XX", "QO", "AA", "UK", "EU", "no", "NOR"} {
+		if c.ValidateAttribute("location.address", map[string]any{"city": "X", "country": code}) == nil {
+			t.Errorf("%s accepted as an address's country", code)
+		}
+	}
+	for _, code := range []string{"NO", "SE", "US", "GB", "AQ", "JP"} {
+		if err := c.ValidateAttribute("location.address", map[string]any{"city": "X", "country": code}); err != nil {
+			t.Errorf("%s refused: %v", code, err)
+		}
+	}
+}
