@@ -512,6 +512,51 @@ func TestNoChildIsPaidForMarketingProfilingOrSensitiveData(t *testing.T) {
 	}
 }
 
+// TestStatementListsEveryRightWithTheCallThatExercisesIt: issue 11 asks
+// the statement (JSON and HTML) to describe every right; each names its
+// basis and a call, and every call is a route the API serves (openapi.yaml).
+func TestStatementListsEveryRightWithTheCallThatExercisesIt(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	id := a.publishContract(f, contractBody(f))
+	var st struct {
+		Rights []struct{ Key, Basis, Plain, Call string }
+	}
+	expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + id + "/transparency"}), 200).decode(t, &st)
+	want := []string{"withdraw", "access", "recipients", "rectification", "erasure", "restriction", "portability", "objection",
+		"automated_decisions", "global_privacy_control", "renewal"}
+	var got []string
+	for _, r := range st.Rights {
+		got = append(got, r.Key)
+		if r.Basis == "" || r.Plain == "" || r.Call == "" {
+			t.Errorf("right %s is not described: %+v", r.Key, r)
+		}
+		for _, call := range strings.Split(r.Call, ", ") {
+			method, path, ok := strings.Cut(call, " ")
+			if ok && strings.HasPrefix(path, "/v1/") && !specHasOperation(t, method, path) {
+				t.Errorf("right %s names %s, which openapi.yaml does not serve", r.Key, call)
+			}
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("rights %v, want %v", got, want)
+	}
+	html := string(expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + id + "/transparency", Headers: map[string]string{"Accept": "text/html"}}), 200).Body)
+	for _, w := range []string{"Your rights", "GDPR Art. 18", "PUT /v1/me/restriction", "GDPR Art. 21", "Global Privacy Control", "GET /v1/me/export", "DELETE /v1/me"} {
+		if !strings.Contains(html, w) {
+			t.Errorf("HTML statement lacks %q", w)
+		}
+	}
+}
+
+// specHasOperation tells whether openapi.yaml declares method on path.
+func specHasOperation(t *testing.T, method, path string) bool {
+	t.Helper()
+	item := specDoc(t).Paths.Find(path)
+	return item != nil && item.GetOperation(method) != nil
+}
+
 func TestStatementShowsTheAgeRuleAndTheRightToObject(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t)

@@ -147,10 +147,37 @@ type statementDTO struct {
 	Reward               stmtReward             `json:"reward"`
 	AgeRule              stmtAgeRule            `json:"age_rule"`
 	OnCancellation       string                 `json:"on_cancellation"`
+	Rights               []stmtRight            `json:"rights"`
 	TermsHash            *string                `json:"terms_hash"`
 	Terms                json.RawMessage        `json:"terms"`
 	PublishedAt          *string                `json:"published_at"`
 	ChangesSincePrevious *stmtChanges           `json:"changes_since_previous"`
+}
+
+// stmtRight is one right the member holds over the data this contract
+// shares: its GDPR article (or rule), what it means in plain words, and the
+// call that exercises it.
+type stmtRight struct {
+	Key   string `json:"key"`
+	Basis string `json:"basis"`
+	Plain string `json:"plain"`
+	Call  string `json:"call"`
+}
+
+// memberRights are the rights every statement lists, in the order a member
+// meets them: the same for every contract, since every contract is consent.
+var memberRights = []stmtRight{
+	{"withdraw", "GDPR Art. 7(3)", "You can cancel this exchange at any time, in as many steps as it took to join; what follows is under \"If you cancel\".", "DELETE /v1/me/exchanges/{id}"},
+	{"access", "GDPR Art. 15", "You can see everything held about you: your profile, your exchanges with their receipts, your points, and every read of your data.", "GET /v1/me, GET /v1/me/transparency, GET /v1/me/access-log"},
+	{"recipients", "GDPR Art. 15(1)(c), 19", "You can see every company that ever received your data, what it got, for what, until when, how often it read it, and whether it confirmed deleting it.", "GET /v1/me/recipients"},
+	{"rectification", "GDPR Art. 16, 19", "You can correct your data at any time; every company that receives it is told which data changed (never the values).", "PUT /v1/me"},
+	{"erasure", "GDPR Art. 17", "You can erase your account: your data is deleted and every recipient must delete it too. The consent log and points history are kept with nothing that identifies you, and a keyed hash remains so that a join bonus already paid is not paid again if you come back.", "DELETE /v1/me"},
+	{"restriction", "GDPR Art. 18", "You can restrict the use of your data: it is kept, but no company may read it and you earn no points while the restriction lasts.", "PUT /v1/me/restriction"},
+	{"portability", "GDPR Art. 20", "You can download everything held about you in one file.", "GET /v1/me/export"},
+	{"objection", "GDPR Art. 21", "You can object to a purpose: every exchange that uses it ends, and you cannot be asked to join one until you lift the objection. You may object to direct marketing at any time, for any reason.", "POST /v1/me/objections"},
+	{"automated_decisions", "GDPR Art. 22", "Where a purpose above involves automated decisions, you may ask for a person to review a decision, give your view and contest it.", "POST /v1/me/objections"},
+	{"global_privacy_control", "Cal. Code Regs. tit. 11 §7025", "If your browser or device sends the Global Privacy Control signal, joining or renewing an exchange that shares your data with another company or uses it for advertising needs your explicit confirmation.", "Sec-GPC: 1"},
+	{"renewal", "DESIGN rule 3", "Consent with an end date does not renew by itself: you are reminded before it ends and renew it yourself, on the same terms.", "POST /v1/me/exchanges/{id}/renew"},
 }
 
 func nonNil(s []string) []string {
@@ -228,6 +255,7 @@ func statementOf(st app.Statement) statementDTO {
 	}
 	d.Reward.Plain = plainReward(r)
 	d.AgeRule = ageRuleOf(st.Catalog, t, st.Recipients)
+	d.Rights = memberRights
 	d.OnCancellation = "You can cancel at any time, as easily as you joined. Points stop at once: no period that ends after you cancel is paid"
 	if r.JoinBonus > 0 {
 		d.OnCancellation += fmt.Sprintf(", and a join bonus that has not vested yet (%d points) is voided", r.JoinBonus)
