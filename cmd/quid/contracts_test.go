@@ -151,6 +151,7 @@ func TestContractLifecycleAndForbiddenTransitions(t *testing.T) {
 		t.Fatalf("list by status: %v", list)
 	}
 	problemAt(t, a.do(req{Method: "GET", Path: "/v1/contracts?status=lost", Token: f.marketer}), 422, "/query/status")
+	problemAt(t, a.do(req{Method: "GET", Path: "/v1/contracts?status=", Token: f.marketer}), 422, "/query/status")
 }
 
 func TestTermsHashIsStableAcrossRestartsAndRecomputable(t *testing.T) {

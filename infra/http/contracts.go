@@ -409,7 +409,11 @@ func (h *handlers) listContracts(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	cs, next, err := h.svc.Contracts.List(c.UserContext(), principal(c), c.Query("status"), page)
+	status, err := enumQuery(c, "status")
+	if err != nil {
+		return err
+	}
+	cs, next, err := h.svc.Contracts.List(c.UserContext(), principal(c), status, page)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,11 @@ func feedPageOf(c *fiber.Ctx) (app.Page, error) {
 	if err != nil {
 		return p, err
 	}
-	switch c.Query("order") {
+	order, err := enumQuery(c, "order")
+	if err != nil {
+		return p, err
+	}
+	switch order {
 	case "", "newest":
 	case "commit":
 		p.Feed = true

@@ -132,6 +132,17 @@ func identifierQuery(c *fiber.Ctx, name string) (string, error) {
 	return v, nil
 }
 
+// enumQuery reads an optional query parameter whose values are an enum:
+// absent is "", but sent empty ("?status=") is no value of the enum, so it
+// is refused rather than read as absent.
+func enumQuery(c *fiber.Ctx, name string) (string, error) {
+	args := c.Request().URI().QueryArgs()
+	if args.Has(name) && len(args.Peek(name)) == 0 {
+		return "", domain.Invalid("/query/"+name, "is empty: give one of its values, or leave the parameter out")
+	}
+	return c.Query(name), nil
+}
+
 // resourcePath is the URL path of a resource under prefix, with its id
 // encoded as one path segment.
 func resourcePath(prefix, id string) string {
