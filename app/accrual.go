@@ -15,6 +15,10 @@ type AccrualResult struct {
 	Vested  int
 	Credits int
 	Points  int64
+	// PointsExpiries counts the expiry entries written (one per member a
+	// pass expires points of), ExpiredPoints the points they expired.
+	PointsExpiries int
+	ExpiredPoints  int64
 }
 
 func (r *AccrualResult) add(o AccrualResult) {
@@ -23,17 +27,20 @@ func (r *AccrualResult) add(o AccrualResult) {
 	r.Vested += o.Vested
 	r.Credits += o.Credits
 	r.Points += o.Points
+	r.PointsExpiries += o.PointsExpiries
+	r.ExpiredPoints += o.ExpiredPoints
 }
 
 // AccrualStore does accrual in set-based batches.
 type AccrualStore interface {
 	// DueMembers lists, in id order, the first limit members whose id sorts
-	// after after and who have a period to credit, a bonus to vest or
-	// consent to expire now ("" sorts before every member id: none is
+	// after after and who have a period to credit, a bonus to vest,
+	// consent to expire or points lots to expire now ("" sorts before every member id: none is
 	// empty). It locks nothing.
 	DueMembers(ctx context.Context, after string, limit int) ([]string, error)
 	// AccrueMembers expires exchanges whose duration ran out, vests due
-	// bonuses and credits every fully earned period, in one transaction,
+	// bonuses, credits every fully earned period and expires points lots
+	// whose time has come, in one transaction,
 	// for those of members whose rows it could lock without waiting.
 	AccrueMembers(ctx context.Context, members []string) (AccrualResult, error)
 }
@@ -184,7 +191,8 @@ func (a *Accrual) Run(ctx context.Context, interval time.Duration) {
 		case err != nil && ctx.Err() == nil:
 			a.log.Error("accrual failed", "error", err)
 		case r.Members > 0:
-			a.log.Info("accrual", "members", r.Members, "expired", r.Expired, "vested", r.Vested, "credits", r.Credits, "points", r.Points)
+			a.log.Info("accrual", "members", r.Members, "expired", r.Expired, "vested", r.Vested, "credits", r.Credits, "points", r.Points,
+				"points_expiries", r.PointsExpiries, "expired_points", r.ExpiredPoints)
 		}
 		if ctx.Err() == nil {
 			if err := a.Housekeeping(ctx); err != nil && ctx.Err() == nil {

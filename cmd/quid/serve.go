@@ -116,7 +116,8 @@ type statementTracer struct{}
 func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, error) {
 	tracer, _ := ctx.Value(statementTracer{}).(pgx.QueryTracer)
 	db, err := postgres.Open(ctx, cfg.DatabaseURL, log, postgres.Settings{
-		StatementTimeout: cfg.DBStatementTimeout, IdleInTransactionTimeout: cfg.DBIdleInTransactionTimeout, Tracer: tracer})
+		StatementTimeout: cfg.DBStatementTimeout, IdleInTransactionTimeout: cfg.DBIdleInTransactionTimeout,
+		PointsExpireAfter: cfg.PointsExpireAfter, Tracer: tracer})
 	if err != nil {
 		return nil, err
 	}

@@ -304,11 +304,19 @@ func (s *Store) Redeem(ctx context.Context, memberID string, points int64, refer
 			replayed = true
 			return json.Unmarshal(prior, &res)
 		}
-		after, err := fn(domain.Balance{Available: m.Available, Pending: m.Pending})
+		now, err := dbNow(tx)
 		if err != nil {
 			return err
 		}
-		now, err := dbNow(tx)
+		// Points whose lots' time has come are expired first, under the
+		// member's lock, so a redemption never spends them however late
+		// the expiry job runs (and, if the redemption fails, this
+		// expiry rolls back with it).
+		_, expired, err := expirePoints(tx, textArray([]string{memberID}), now)
+		if err != nil {
+			return err
+		}
+		after, err := fn(domain.Balance{Available: m.Available - expired, Pending: m.Pending})
 		if err != nil {
 			return err
 		}

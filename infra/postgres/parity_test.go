@@ -663,6 +663,13 @@ func TestEntryKindBalanceEffectsAgreeWithPostgres(t *testing.T) {
 		var fold domain.Balance
 		at := time.Date(2024, 1, 31, 0, 0, 0, 0, time.UTC)
 		for i, kind := range domain.EntryKinds {
+			if kind == domain.EntryExpiry {
+				// Written only for lots past their time (the lots trigger
+				// refuses any other), which these entries, written with no
+				// points_expire_after, never open; its effect is available's
+				// like a redemption's, and cmd/quid's expiry tests run it.
+				continue
+			}
 			points := int64(1000 + r.Intn(1000)) // what comes in
 			switch kind {
 			case domain.EntryBonusVested, domain.EntryBonusVoided, domain.EntryRedemption, domain.EntryReversal:
