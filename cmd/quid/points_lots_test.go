@@ -314,3 +314,29 @@ func TestEveryTransactionSumsToZeroAfterRedemptionsReversalsAndExpiries(t *testi
 	}
 	mustVerify(t, a.cfg.DatabaseURL)
 }
+
+// A redemption never spends points whose time has come, even when the
+// worker has not expired them yet: it expires them itself, under the
+// member's lock, before it checks the balance (and a refused redemption
+// writes nothing, that expiry included).
+func TestARedemptionNeverSpendsPointsWhoseTimeHasComeBeforeTheWorkerRuns(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, pointsExpireAfter("P30D"))
+	f := a.fixtures()
+	a.secondLots(f, 6, "alice")
+	a.spreadExpiry("alice", 2) // 20 of alice's 60 points are past their time
+	a.unchangedBy("a refused redemption", func() {
+		r := a.do(req{Method: "POST", Path: "/v1/me/redemptions", Token: f.member, Body: map[string]any{"points": 41, "reference": "too much"}})
+		if p := problemOf(t, r); r.Status != 422 || p.Code != "insufficient-points" {
+			t.Fatalf("redeeming 41 of 40 unexpired points: %d %s", r.Status, r.Body)
+		}
+	})
+	r := expect(t, a.do(req{Method: "POST", Path: "/v1/me/redemptions", Token: f.member, Body: map[string]any{"points": 40, "reference": "all"}}), 201).json(t)
+	if b := r["balance"].(map[string]any); b["available"] != float64(0) {
+		t.Fatalf("balance after redeeming every unexpired point: %v", b)
+	}
+	if got := a.expiriesOf("alice"); len(got) != 1 || got[0] != -20 {
+		t.Fatalf("alice's expiry entries %v, want the redemption's own expiry of -20", got)
+	}
+	mustVerify(t, a.cfg.DatabaseURL)
+}
