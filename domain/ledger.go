@@ -120,6 +120,13 @@ type Entry struct {
 	Postings []Posting
 }
 
+// Expiring is what of a member's available points expires at one time:
+// the remaining points of their lots with that expires_at.
+type Expiring struct {
+	Points int64
+	On     time.Time
+}
+
 // Balance is what a member holds: available to spend, pending until vested.
 type Balance struct {
 	Available int64

@@ -53,9 +53,9 @@ func (a *api) spreadExpiry(member string, due int) {
 }
 
 type lotRow struct {
-	ID                        string
+	ID                         string
 	Points, Remaining, Expired int64
-	ExpiresAt                 *time.Time
+	ExpiresAt                  *time.Time
 }
 
 // lotsOf lists a member's lots in FEFO order (first to expire first, then
@@ -339,4 +339,39 @@ func TestARedemptionNeverSpendsPointsWhoseTimeHasComeBeforeTheWorkerRuns(t *test
 		t.Fatalf("alice's expiry entries %v, want the redemption's own expiry of -20", got)
 	}
 	mustVerify(t, a.cfg.DatabaseURL)
+}
+
+// A member sees "N points expire on D" in GET /v1/me and GET /v1/me/points:
+// their lots' remaining points per expiry time, soonest first, the first
+// three, lots a redemption emptied left out; none when points never expire.
+func TestMembersSeeWhenTheirPointsExpireSoonestFirst(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, pointsExpireAfter("P30D"))
+	f := a.fixtures()
+	a.secondLots(f, 5, "alice")
+	a.spreadExpiry("alice", 0)
+	expect(t, a.do(req{Method: "POST", Path: "/v1/me/redemptions", Token: f.member, Body: map[string]any{"points": 15, "reference": "x"}}), 201)
+	lots := a.lotsOf("alice")
+	want := []any{}
+	for _, l := range lots[1:4] {
+		want = append(want, map[string]any{"points": float64(l.Remaining), "on": l.ExpiresAt.UTC().Format(time.RFC3339Nano)})
+	}
+	if want[0].(map[string]any)["points"] != float64(5) {
+		t.Fatalf("lots after the redemption: %+v", lots)
+	}
+	for _, path := range []string{"/v1/me", "/v1/me/points"} {
+		got := expect(t, a.do(req{Method: "GET", Path: path, Token: f.member}), 200).json(t)["expiring"]
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s shows expiring %v, want %v", path, got, want)
+		}
+	}
+
+	never := newAPI(t)
+	g := never.fixtures()
+	never.enrol(g.member)
+	for _, path := range []string{"/v1/me", "/v1/me/points"} {
+		if got := expect(t, never.do(req{Method: "GET", Path: path, Token: g.member}), 200).json(t)["expiring"]; fmt.Sprint(got) != "[]" {
+			t.Errorf("%s shows expiring %v where points never expire", path, got)
+		}
+	}
 }

@@ -356,6 +356,23 @@ func (s *Store) Points(ctx context.Context, memberID string, page app.Page) (dom
 	return domain.Balance{Available: m.Available, Pending: m.Pending}, out, next, nil
 }
 
+// ExpiringPoints implements app.ExchangeRepository: the member's lots with
+// points left and an expiry, summed per expiry time, soonest first.
+func (s *Store) ExpiringPoints(ctx context.Context, memberID string, limit int) ([]domain.Expiring, error) {
+	var out []domain.Expiring
+	err := s.db.WithContext(ctx).Raw(`SELECT sum(l.remaining) AS points, l.expires_at AS "on"
+		FROM ledger_entries c JOIN points_lots l ON l.entry_id = c.id
+		WHERE c.member_id = ? AND l.remaining > 0 AND l.expires_at IS NOT NULL
+		GROUP BY l.expires_at ORDER BY l.expires_at LIMIT ?`, memberID, limit).Scan(&out).Error
+	for i := range out {
+		out[i].On = out[i].On.UTC()
+	}
+	if out == nil {
+		out = []domain.Expiring{}
+	}
+	return out, err
+}
+
 func (s *Store) ConsentLog(ctx context.Context, memberID string) ([]app.ConsentEvent, error) {
 	var out []app.ConsentEvent
 	err := s.db.WithContext(ctx).Raw(`SELECT exchange_id, contract_id, terms_hash, kind, actor, at, gpc FROM consent_events
