@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/quidpro/quid/domain"
 )
 
 // AccrualResult counts what one accrual pass did.
@@ -63,6 +65,10 @@ type Accrual struct {
 	// Reminders, when set, sends exchange.expiring reminders on the same
 	// timer (see ExpiryReminders).
 	Reminders ExpiryReminders
+	// PointsReminders, when set and PointsNotice is not zero, sends
+	// points.expiring PointsNotice before points expire, on the same timer.
+	PointsReminders PointsExpiryReminders
+	PointsNotice    domain.Duration
 	// BatchSize is how many members one batch takes (default 5000).
 	BatchSize int
 	// Workers run batches side by side; SKIP LOCKED hands each a disjoint
@@ -76,6 +82,13 @@ type Accrual struct {
 // BatchSize and Workers before running it.
 func NewAccrual(store AccrualStore, expiry IdempotencyExpiry, erasures ErasureRequestRetention, log *slog.Logger) *Accrual {
 	return &Accrual{store: store, expiry: expiry, erasures: erasures, log: log}
+}
+
+// PointsExpiryReminders sends points.expiring to the brand (the first-party
+// recipients of the contract whose credit opened the lot) once per lot
+// whose expiry is within notice, set-based and safe on many replicas.
+type PointsExpiryReminders interface {
+	RemindPointsExpiring(ctx context.Context, notice domain.Duration) (int64, error)
 }
 
 // ErasureRequestRetention bounds how long a member.erasure_requested event
@@ -103,6 +116,11 @@ func (a *Accrual) Housekeeping(ctx context.Context) error {
 	if a.Reminders != nil {
 		if _, err := a.Reminders.RemindExpiring(ctx); err != nil {
 			return fmt.Errorf("remind of expiring consent: %w", err)
+		}
+	}
+	if a.PointsReminders != nil && !a.PointsNotice.IsZero() {
+		if _, err := a.PointsReminders.RemindPointsExpiring(ctx, a.PointsNotice); err != nil {
+			return fmt.Errorf("remind of expiring points: %w", err)
 		}
 	}
 	return nil

@@ -20,10 +20,14 @@ CREATE TABLE points_lots (
     points     bigint NOT NULL CHECK (points > 0),
     remaining  bigint NOT NULL CHECK (remaining >= 0 AND remaining <= points),
     expired    bigint NOT NULL DEFAULT 0 CHECK (expired >= 0),
-    expires_at timestamptz
+    expires_at timestamptz,
+    -- points.expiring was queued for this lot (once, QUID_POINTS_EXPIRING_NOTICE before).
+    expiring_sent boolean NOT NULL DEFAULT false
 );
 -- What the expiry job looks for: lots past their time with points left.
 CREATE INDEX points_lots_due ON points_lots (expires_at) WHERE remaining > 0 AND expires_at IS NOT NULL;
+-- What the points.expiring reminder looks for.
+CREATE INDEX points_lots_expiring ON points_lots (expires_at) WHERE remaining > 0 AND expires_at IS NOT NULL AND NOT expiring_sent;
 
 -- What each debit of available (a redemption, an expiry, a negative
 -- reversal) took from which lot; restored counts what reversals gave back.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -372,6 +373,50 @@ func TestMembersSeeWhenTheirPointsExpireSoonestFirst(t *testing.T) {
 	for _, path := range []string{"/v1/me", "/v1/me/points"} {
 		if got := expect(t, never.do(req{Method: "GET", Path: path, Token: g.member}), 200).json(t)["expiring"]; fmt.Sprint(got) != "[]" {
 			t.Errorf("%s shows expiring %v where points never expire", path, got)
+		}
+	}
+}
+
+// The brand is told once, QUID_POINTS_EXPIRING_NOTICE before, that a
+// member's points will expire: one points.expiring per lot whose expiry is
+// within the notice, however many replicas run the reminder and however
+// often, none for lots further off.
+func TestTheBrandIsToldOnceBeforePointsExpire(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, pointsExpireAfter("P30D"), func(c *config.Config) { c.PointsExpiringNotice = domain.MustParseDuration("P14D") })
+	f := a.fixtures()
+	a.secondLots(f, 5, "alice")
+	a.spreadExpiry("alice", -10) // lot r expires in r+10½ days: lots 0..3 within 14 days
+	ctx := context.Background()
+	for range 2 {
+		concurrently(t, 3, func() error { return a.svc.accrual.Housekeeping(ctx) })
+	}
+	var events []struct {
+		RecipientID string
+		Payload     []byte
+	}
+	if err := a.svc.db.Raw(`SELECT recipient_id, payload FROM webhook_outbox WHERE event_type = 'points.expiring'
+		ORDER BY payload->'data'->>'expires_at'`).Scan(&events).Error; err != nil {
+		t.Fatal(err)
+	}
+	lots := a.lotsOf("alice")
+	if len(events) != 4 {
+		t.Fatalf("%d points.expiring events, want one for each of the 4 lots within the notice", len(events))
+	}
+	for i, e := range events {
+		checkWebhookPayload(t, "points.expiring", e.Payload)
+		var p struct {
+			Data struct {
+				MemberID  string `json:"member_id"`
+				Points    int64
+				ExpiresAt time.Time `json:"expires_at"`
+			}
+		}
+		if err := json.Unmarshal(e.Payload, &p); err != nil {
+			t.Fatal(err)
+		}
+		if e.RecipientID != f.brand || p.Data.MemberID != "alice" || p.Data.Points != 10 || !p.Data.ExpiresAt.Equal(*lots[i].ExpiresAt) {
+			t.Errorf("event %d to %s: %s; want 10 of alice's points expiring at %v, to the brand", i, e.RecipientID, e.Payload, lots[i].ExpiresAt)
 		}
 	}
 }

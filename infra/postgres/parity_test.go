@@ -960,6 +960,17 @@ func TestWebhookPayloadsMatchOpenAPI(t *testing.T) {
 	if _, err := w.exchanges.Renew(ctx, expiring, onRenewing.ID()); err != nil {
 		t.Fatal(err)
 	}
+	// points.expiring: the lot of the join bonus (earned under a contract
+	// naming the brand) is moved to expire within the notice.
+	var lots int64
+	if err := w.db.Raw(`WITH moved AS (UPDATE points_lots l SET expires_at = now() + interval '1 day' FROM ledger_entries c
+		WHERE c.id = l.entry_id AND c.member_id = ? AND c.contract_id = ? RETURNING 1) SELECT count(*) FROM moved`,
+		expiring.Subject, renewing.ID()).Scan(&lots).Error; err != nil || lots == 0 {
+		t.Fatalf("moved %d lots: %v", lots, err)
+	}
+	if _, err := w.store.RemindPointsExpiring(ctx, domain.MustParseDuration("P14D")); err != nil {
+		t.Fatal(err)
+	}
 	var rows []struct {
 		EventType string
 		Payload   []byte
