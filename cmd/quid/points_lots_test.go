@@ -37,6 +37,16 @@ func (a *api) secondLots(f fixtures, n int, members ...string) map[string]string
 	if r := a.accrueNow(); r.Credits != n*len(members) || r.ExpiredPoints != 0 {
 		a.t.Fatalf("accrual: %+v, want %d credits and nothing expired", r, n*len(members))
 	}
+	// Each lot expires QUID_POINTS_EXPIRE_AFTER after the end of the period
+	// that earned it (the service's sessions carry the setting).
+	var lots, off int
+	if err := a.svc.db.Raw(`SELECT count(*), count(*) FILTER (WHERE l.expires_at IS DISTINCT FROM c.period_end + CAST(? AS interval))
+		FROM points_lots l JOIN ledger_entries c ON c.id = l.entry_id`, a.cfg.PointsExpireAfter.String()).Row().Scan(&lots, &off); err != nil {
+		a.t.Fatal(err)
+	}
+	if lots != n*len(members) || off != 0 {
+		a.t.Fatalf("%d lots, %d of them not expiring %s after their period's end", lots, off, a.cfg.PointsExpireAfter)
+	}
 	return out
 }
 
