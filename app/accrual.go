@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/quidpro/quid/domain"
 )
 
 // AccrualResult counts what one accrual pass did.
@@ -15,6 +17,10 @@ type AccrualResult struct {
 	Vested  int
 	Credits int
 	Points  int64
+	// PointsExpiries counts the expiry entries written (one per member a
+	// pass expires points of), ExpiredPoints the points they expired.
+	PointsExpiries int
+	ExpiredPoints  int64
 }
 
 func (r *AccrualResult) add(o AccrualResult) {
@@ -23,17 +29,20 @@ func (r *AccrualResult) add(o AccrualResult) {
 	r.Vested += o.Vested
 	r.Credits += o.Credits
 	r.Points += o.Points
+	r.PointsExpiries += o.PointsExpiries
+	r.ExpiredPoints += o.ExpiredPoints
 }
 
 // AccrualStore does accrual in set-based batches.
 type AccrualStore interface {
 	// DueMembers lists, in id order, the first limit members whose id sorts
-	// after after and who have a period to credit, a bonus to vest or
-	// consent to expire now ("" sorts before every member id: none is
+	// after after and who have a period to credit, a bonus to vest,
+	// consent to expire or points lots to expire now ("" sorts before every member id: none is
 	// empty). It locks nothing.
 	DueMembers(ctx context.Context, after string, limit int) ([]string, error)
 	// AccrueMembers expires exchanges whose duration ran out, vests due
-	// bonuses and credits every fully earned period, in one transaction,
+	// bonuses, credits every fully earned period and expires points lots
+	// whose time has come, in one transaction,
 	// for those of members whose rows it could lock without waiting.
 	AccrueMembers(ctx context.Context, members []string) (AccrualResult, error)
 }
@@ -56,6 +65,10 @@ type Accrual struct {
 	// Reminders, when set, sends exchange.expiring reminders on the same
 	// timer (see ExpiryReminders).
 	Reminders ExpiryReminders
+	// PointsReminders, when set and PointsNotice is not zero, sends
+	// points.expiring PointsNotice before points expire, on the same timer.
+	PointsReminders PointsExpiryReminders
+	PointsNotice    domain.Duration
 	// BatchSize is how many members one batch takes (default 5000).
 	BatchSize int
 	// Workers run batches side by side; SKIP LOCKED hands each a disjoint
@@ -69,6 +82,13 @@ type Accrual struct {
 // BatchSize and Workers before running it.
 func NewAccrual(store AccrualStore, expiry IdempotencyExpiry, erasures ErasureRequestRetention, log *slog.Logger) *Accrual {
 	return &Accrual{store: store, expiry: expiry, erasures: erasures, log: log}
+}
+
+// PointsExpiryReminders sends points.expiring to the brand (the first-party
+// recipients of the contract whose credit opened the lot) once per lot
+// whose expiry is within notice, set-based and safe on many replicas.
+type PointsExpiryReminders interface {
+	RemindPointsExpiring(ctx context.Context, notice domain.Duration) (int64, error)
 }
 
 // ErasureRequestRetention bounds how long a member.erasure_requested event
@@ -96,6 +116,11 @@ func (a *Accrual) Housekeeping(ctx context.Context) error {
 	if a.Reminders != nil {
 		if _, err := a.Reminders.RemindExpiring(ctx); err != nil {
 			return fmt.Errorf("remind of expiring consent: %w", err)
+		}
+	}
+	if a.PointsReminders != nil && !a.PointsNotice.IsZero() {
+		if _, err := a.PointsReminders.RemindPointsExpiring(ctx, a.PointsNotice); err != nil {
+			return fmt.Errorf("remind of expiring points: %w", err)
 		}
 	}
 	return nil
@@ -184,7 +209,8 @@ func (a *Accrual) Run(ctx context.Context, interval time.Duration) {
 		case err != nil && ctx.Err() == nil:
 			a.log.Error("accrual failed", "error", err)
 		case r.Members > 0:
-			a.log.Info("accrual", "members", r.Members, "expired", r.Expired, "vested", r.Vested, "credits", r.Credits, "points", r.Points)
+			a.log.Info("accrual", "members", r.Members, "expired", r.Expired, "vested", r.Vested, "credits", r.Credits, "points", r.Points,
+				"points_expiries", r.PointsExpiries, "expired_points", r.ExpiredPoints)
 		}
 		if ctx.Err() == nil {
 			if err := a.Housekeeping(ctx); err != nil && ctx.Err() == nil {

@@ -42,6 +42,9 @@ type ExchangeRepository interface {
 	Redeem(ctx context.Context, memberID string, points int64, reference string, idem *IdempotencyKey,
 		fn func(b domain.Balance) (domain.Balance, error)) (domain.Entry, domain.Balance, bool, error)
 	Points(ctx context.Context, memberID string, page Page) (domain.Balance, []domain.Entry, string, error)
+	// ExpiringPoints lists, soonest first, the first limit times at which
+	// some of the member's available points expire, with how many.
+	ExpiringPoints(ctx context.Context, memberID string, limit int) ([]domain.Expiring, error)
 	// ConsentLog lists every consent event of the member, oldest first.
 	ConsentLog(ctx context.Context, memberID string) ([]ConsentEvent, error)
 	// RenewExchange locks the member, expires lapsed consent, locks the

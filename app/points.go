@@ -22,6 +22,18 @@ func (s *Exchanges) Redeem(ctx context.Context, p Principal, points int64, refer
 	})
 }
 
+// ExpiringShown is how many upcoming expiry times a member is shown.
+const ExpiringShown = 3
+
+// Expiring is when the member's available points expire, soonest first:
+// the first ExpiringShown times and how many points expire at each.
+func (s *Exchanges) Expiring(ctx context.Context, p Principal) ([]domain.Expiring, error) {
+	if err := p.Require(RoleMember); err != nil {
+		return nil, err
+	}
+	return s.store.ExpiringPoints(ctx, p.Subject, ExpiringShown)
+}
+
 // Points is the member's balance and one page of its ledger, newest first.
 func (s *Exchanges) Points(ctx context.Context, p Principal, page Page) (domain.Balance, []domain.Entry, string, error) {
 	if err := p.Require(RoleMember); err != nil {

@@ -58,6 +58,16 @@ var (
 	RuleBalanceEqualsPostings = InvariantRule{ID: "balance-equals-postings",
 		Title:  "every account's balance equals the sum of its postings, and all accounts sum to zero",
 		Source: "DESIGN.md rules 3 and 12", Counts: "accounts"}
+	// RuleLotsEqualAvailable: a member's available balance is held in
+	// points lots (points_lots, one per entry that credited available),
+	// so the remaining points of their lots sum to members.available; no
+	// lot holds more than it was opened with or less than nothing, every
+	// lot belongs to an existing entry, and every record of what a
+	// redemption took from a lot joins a redemption and a lot of the same
+	// member. DESIGN.md rule 3 and issue 14 (lots and expiry).
+	RuleLotsEqualAvailable = InvariantRule{ID: "lots-equal-available",
+		Title:  "every member's points lots hold exactly their available balance",
+		Source: "DESIGN.md rule 3; issue 14 (lots)", Counts: "lots"}
 	// RuleCreditInsideConsent: every period credit belongs to an existing
 	// exchange of the same member, and its period [start, end) lies inside
 	// that exchange's consent window [joined_at, min(ended_at, expires_at))
@@ -135,7 +145,7 @@ var (
 
 // InvariantRules lists every rule in report order.
 var InvariantRules = []InvariantRule{
-	RuleBalanceEqualsEntries, RuleBalanceNotNegative, RuleTransactionsBalanced, RuleBalanceEqualsPostings,
+	RuleBalanceEqualsEntries, RuleBalanceNotNegative, RuleTransactionsBalanced, RuleBalanceEqualsPostings, RuleLotsEqualAvailable,
 	RuleCreditInsideConsent, RuleCreditOutsideRestriction, RuleOneCreditPerPeriod, RuleConsentEventsComplete, RuleBonusOncePerFamily, RuleDeletionDuties, RuleHistoryUnchanged, RuleGuardsInPlace,
 }
 

@@ -17,12 +17,15 @@ const (
 	EntryPeriodCredit EntryKind = "period_credit"
 	EntryRedemption   EntryKind = "redemption"
 	EntryReversal     EntryKind = "reversal"
+	// EntryExpiry takes points whose lots' time has come out of available
+	// into the programme's expired account (points < 0).
+	EntryExpiry EntryKind = "expiry"
 )
 
 // EntryKinds is every kind of entry, in the order above; Balance.Apply
 // knows each, and the SQL that writes or sums entries must agree with it
 // (infra/postgres parity tests go through this list).
-var EntryKinds = []EntryKind{EntryBonusPending, EntryBonusVested, EntryBonusVoided, EntryPeriodCredit, EntryRedemption, EntryReversal}
+var EntryKinds = []EntryKind{EntryBonusPending, EntryBonusVested, EntryBonusVoided, EntryPeriodCredit, EntryRedemption, EntryReversal, EntryExpiry}
 
 // Account names one balance of the double-entry ledger. A member holds
 // AccountAvailable and AccountPending; the programme holds the others,
@@ -77,6 +80,8 @@ func PostingsOf(kind EntryKind, points int64) ([]Posting, error) {
 		return leg(AccountIssued, AccountAvailable, points), nil
 	case EntryRedemption, EntryReversal: // points < 0 (redemption) or > 0 (reversal): between available and redeemed
 		return leg(AccountRedeemed, AccountAvailable, points), nil
+	case EntryExpiry: // points < 0: available to expired
+		return leg(AccountExpired, AccountAvailable, points), nil
 	}
 	return nil, fmt.Errorf("unknown entry kind %q", kind)
 }
@@ -113,6 +118,13 @@ type Entry struct {
 	// (available, pending), as stored; the programme's counterparts are
 	// not shown to members.
 	Postings []Posting
+}
+
+// Expiring is what of a member's available points expires at one time:
+// the remaining points of their lots with that expires_at.
+type Expiring struct {
+	Points int64
+	On     time.Time
 }
 
 // Balance is what a member holds: available to spend, pending until vested.

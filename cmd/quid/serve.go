@@ -116,7 +116,8 @@ type statementTracer struct{}
 func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, error) {
 	tracer, _ := ctx.Value(statementTracer{}).(pgx.QueryTracer)
 	db, err := postgres.Open(ctx, cfg.DatabaseURL, log, postgres.Settings{
-		StatementTimeout: cfg.DBStatementTimeout, IdleInTransactionTimeout: cfg.DBIdleInTransactionTimeout, Tracer: tracer})
+		StatementTimeout: cfg.DBStatementTimeout, IdleInTransactionTimeout: cfg.DBIdleInTransactionTimeout,
+		PointsExpireAfter: cfg.PointsExpireAfter, Tracer: tracer})
 	if err != nil {
 		return nil, err
 	}
@@ -151,6 +152,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 	accrual := app.NewAccrual(store, store, store, log.With("worker", "accrual"))
 	accrual.Workers = app.DefaultAccrualWorkers
 	accrual.Reminders = store
+	accrual.PointsReminders, accrual.PointsNotice = store, cfg.PointsExpiringNotice
 	enforcement := app.NewEnforcement(store, store, store, cat, webhook.Guard{AllowPrivate: cfg.WebhookAllowPrivate}, webhook.Secrets{})
 	dispatcher := app.NewDispatcher(store, webhook.NewSender(cfg.WebhookAllowPrivate, 10*time.Second, systemClock{}),
 		systemClock{}, log.With("worker", "webhooks"))

@@ -25,7 +25,8 @@ const verifyUsage = `Usage: quid verify [--json] [--max-shown N]
 Checks every ledger and consent invariant on the database at DATABASE_URL and
 prints a report: per rule, what it checked and every violation (member, rows,
 what is wrong). Rules: balance-equals-entries, balance-not-negative,
-transactions-balanced, balance-equals-postings, credit-inside-consent,
+transactions-balanced, balance-equals-postings, lots-equal-available,
+credit-inside-consent,
 credit-outside-restriction, one-credit-per-period, consent-events-complete,
 bonus-once-per-family, deletion-duties-recorded, history-unchanged,
 guards-in-place (see app/verify.go for each rule and its source in DESIGN.md).

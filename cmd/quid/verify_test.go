@@ -372,7 +372,7 @@ func TestVerifyNamesTheRuleAndMemberOfEveryKindOfTampering(t *testing.T) {
 			[]string{`INSERT INTO ledger_entries (member_id, kind, points, created_at) VALUES ('carol', 'redemption', -1000, '2000-01-01T00:00:00Z'),
 				('carol', 'reversal', 1000, now())`}},
 		{"a cached balance is negative", app.RuleBalanceNotNegative, "carol", "members/carol",
-			[]string{`ALTER TABLE members DROP CONSTRAINT members_available_check`,
+			[]string{`ALTER TABLE members DROP CONSTRAINT members_available_check`, `DROP TRIGGER ledger_lots ON ledger_entries`,
 				`INSERT INTO ledger_entries (member_id, kind, points, created_at) VALUES ('carol', 'redemption', -100000, now())`,
 				`UPDATE members SET available = available - 100000 WHERE id = 'carol'`}},
 		{"a period credited after the member cancelled", app.RuleCreditInsideConsent, "bob", "exchanges/" + bobEx,
@@ -463,6 +463,13 @@ func TestVerifyNamesTheRuleAndMemberOfEveryKindOfTampering(t *testing.T) {
 			[]string{`SET session_replication_role = replica`,
 				`UPDATE ledger_postings SET account = 'voided' WHERE account = 'redeemed'`,
 				`INSERT INTO ledger_postings (entry_id, account, amount) SELECT id, 'redeemed', -1000 FROM ledger_entries WHERE member_id = 'carol' AND kind = 'redemption'`}},
+		{"a lot's remaining points moved without an entry", app.RuleLotsEqualAvailable, "alice", "members/alice",
+			[]string{`UPDATE points_lots l SET remaining = remaining - 1 FROM ledger_entries c
+				   WHERE c.id = l.entry_id AND c.member_id = 'alice' AND l.remaining > 0 AND l.entry_id = (
+				     SELECT l2.entry_id FROM points_lots l2 JOIN ledger_entries c2 ON c2.id = l2.entry_id
+				     WHERE c2.member_id = 'alice' AND l2.remaining > 0 LIMIT 1)`}},
+		{"the lots trigger dropped", app.RuleGuardsInPlace, "", "triggers/ledger_entries.ledger_lots",
+			[]string{`DROP TRIGGER ledger_lots ON ledger_entries`}},
 		{"the posting trigger dropped", app.RuleGuardsInPlace, "", "triggers/ledger_entries.ledger_post",
 			[]string{`DROP TRIGGER ledger_post ON ledger_entries`}},
 		{"an append-only trigger left disabled", app.RuleGuardsInPlace, "", "triggers/ledger_entries.ledger_append_only",

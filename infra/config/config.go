@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/quidpro/quid/domain"
 )
 
 // Config is everything the service can be told at start.
@@ -48,6 +50,12 @@ type Config struct {
 	RateLimitAddress   Quota
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
+	// PointsExpireAfter is how long after it is credited a point expires
+	// (each credit opens a lot that expires then); zero: never.
+	PointsExpireAfter domain.Duration
+	// PointsExpiringNotice is how long before points expire the brand is
+	// sent points.expiring; zero: never.
+	PointsExpiringNotice domain.Duration
 }
 
 // Quota is at most Requests within any Window, refilled evenly; the zero
@@ -127,6 +135,8 @@ var Vars = []Var{
 	{"QUID_JWT_LEEWAY", "30s", "clock skew allowed when checking a token's exp, nbf and iat (0s to 5m)"},
 	{"QUID_MIN_REWARD_PERIOD", "1h", "shortest reward `period` a contract may use"},
 	{"QUID_ACCRUAL_INTERVAL", "1m", "how often the in-process accrual worker runs"},
+	{"QUID_POINTS_EXPIRING_NOTICE", "P14D", "how long before points expire (QUID_POINTS_EXPIRE_AFTER) the brand (the first-party recipients of the contract that earned them) is sent points.expiring, once per lot, as an ISO 8601 duration; zero (PT0S): never"},
+	{"QUID_POINTS_EXPIRE_AFTER", "", "how long after it is credited a point expires, as an ISO 8601 duration (e.g. P24M): each credit to a member's available balance opens a lot that expires then, redemptions take from the lots that expire first, and the accrual worker expires what is due; empty or zero: points never expire. A change applies to points credited after it"},
 	{"QUID_WEBHOOK_INTERVAL", "1s", "how often the webhook outbox is polled"},
 	{"QUID_SIGNING_KEY", "", "path to a PEM (PKCS#8) Ed25519 private key for consent receipts; generated and stored in the database when unset"},
 	{"QUID_WEBHOOK_ALLOW_PRIVATE", "false", "allow webhook URLs on loopback, private or link-local addresses (development only)"},
@@ -244,6 +254,18 @@ func Load(getenv func(string) string) (Config, error) {
 	if err := cfg.LogLevel.UnmarshalText([]byte(get("QUID_LOG_LEVEL"))); err != nil {
 		errs = append(errs, fmt.Errorf("QUID_LOG_LEVEL: %q is not debug, info, warn or error", get("QUID_LOG_LEVEL")))
 	}
+	if v := get("QUID_POINTS_EXPIRE_AFTER"); v != "" {
+		d, err := domain.ParseOptionalDuration(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("QUID_POINTS_EXPIRE_AFTER: %w", err))
+		}
+		cfg.PointsExpireAfter = d
+	}
+	if d, err := domain.ParseOptionalDuration(get("QUID_POINTS_EXPIRING_NOTICE")); err != nil {
+		errs = append(errs, fmt.Errorf("QUID_POINTS_EXPIRING_NOTICE: %w", err))
+	} else {
+		cfg.PointsExpiringNotice = d
+	}
 	if cfg.LogFormat != "json" && cfg.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("QUID_LOG_FORMAT: %q is not json or text", cfg.LogFormat))
 	}
@@ -268,6 +290,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("jwt_leeway", c.JWTLeeway),
 		slog.Duration("min_reward_period", c.MinRewardPeriod),
 		slog.Duration("accrual_interval", c.AccrualInterval),
+		slog.String("points_expire_after", c.PointsExpireAfter.String()),
+		slog.String("points_expiring_notice", c.PointsExpiringNotice.String()),
 		slog.Bool("webhook_allow_private", c.WebhookAllowPrivate),
 		slog.Int("max_header_bytes", c.MaxHeaderBytes),
 		slog.Duration("db_statement_timeout", c.DBStatementTimeout),

@@ -49,6 +49,8 @@ type memberDTO struct {
 	CreatedAt  string         `json:"created_at"`
 	// Restricted is shown by GET /v1/me: processing is restricted (Art. 18).
 	Restricted *bool `json:"restricted,omitempty"`
+	// Expiring is shown by GET /v1/me: when available points expire.
+	Expiring *[]expiringDTO `json:"expiring,omitempty"`
 	// EndedExchanges is shown by PUT /v1/me only: the exchanges a corrected
 	// birthdate ended because their age rule no longer holds.
 	EndedExchanges *[]string `json:"ended_exchanges,omitempty"`
@@ -98,6 +100,11 @@ func (h *handlers) getMe(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	exp, err := h.expiring(c)
+	if err != nil {
+		return err
+	}
+	d.Expiring = &exp
 	return c.JSON(d)
 }
 

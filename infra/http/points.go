@@ -44,10 +44,26 @@ func entryOf(e domain.Entry) entryDTO {
 }
 
 type pointsDTO struct {
-	Available  int64      `json:"available"`
-	Pending    int64      `json:"pending"`
-	Items      []entryDTO `json:"items"`
-	NextCursor string     `json:"next_cursor,omitempty"`
+	Available  int64         `json:"available"`
+	Pending    int64         `json:"pending"`
+	Expiring   []expiringDTO `json:"expiring"`
+	Items      []entryDTO    `json:"items"`
+	NextCursor string        `json:"next_cursor,omitempty"`
+}
+
+// expiringDTO is "N points expire on D".
+type expiringDTO struct {
+	Points int64  `json:"points"`
+	On     string `json:"on"`
+}
+
+func (h *handlers) expiring(c *fiber.Ctx) ([]expiringDTO, error) {
+	xs, err := h.svc.Exchanges.Expiring(c.UserContext(), principal(c))
+	out := make([]expiringDTO, 0, len(xs))
+	for _, x := range xs {
+		out = append(out, expiringDTO{Points: x.Points, On: timeText(x.On)})
+	}
+	return out, err
 }
 
 func (h *handlers) points(c *fiber.Ctx) error {
@@ -59,7 +75,11 @@ func (h *handlers) points(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	out := pointsDTO{Available: b.Available, Pending: b.Pending, Items: make([]entryDTO, 0, len(entries)), NextCursor: next}
+	exp, err := h.expiring(c)
+	if err != nil {
+		return err
+	}
+	out := pointsDTO{Available: b.Available, Pending: b.Pending, Expiring: exp, Items: make([]entryDTO, 0, len(entries)), NextCursor: next}
 	for _, e := range entries {
 		out.Items = append(out.Items, entryOf(e))
 	}

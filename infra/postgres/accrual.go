@@ -32,12 +32,14 @@ ORDER BY id LIMIT @limit FOR UPDATE SKIP LOCKED`, map[string]any{"limit": limit,
 }
 
 // dueMembersSQL selects the members with a period to credit, a bonus to
-// vest or consent to expire now, whose id sorts after @after. Each branch
-// has its partial index for when few are due.
+// vest, consent to expire or points to expire now, whose id sorts after
+// @after. Each branch has its partial index for when few are due.
 var dueMembersSQL = `
     SELECT member_id FROM exchanges WHERE next_period_end <= now() AND member_id > @after
     UNION SELECT member_id FROM exchanges WHERE bonus_state = 'pending' AND bonus_vests_at <= now() AND member_id > @after
-    UNION SELECT member_id FROM exchanges e WHERE e.status = 'active' AND ` + lapsedAt("now()") + ` AND member_id > @after`
+    UNION SELECT member_id FROM exchanges e WHERE e.status = 'active' AND ` + lapsedAt("now()") + ` AND member_id > @after
+    UNION SELECT c.member_id FROM points_lots l JOIN ledger_entries c ON c.id = l.entry_id
+          WHERE l.remaining > 0 AND l.expires_at <= now() AND c.member_id > @after`
 
 // DueMembers implements app.AccrualStore: the first limit members, in id
 // order after after, with something due now. It locks nothing; one call
@@ -97,6 +99,7 @@ func (s *Store) accrueLocked(tx *gorm.DB, members []string) (app.AccrualResult, 
 	}
 	got, err := s.accrueMembers(tx, textArray(members), now)
 	res.Expired, res.Vested, res.Credits, res.Points = got.Expired, got.Vested, got.Credits, got.Points
+	res.PointsExpiries, res.ExpiredPoints = got.PointsExpiries, got.ExpiredPoints
 	return res, err
 }
 
@@ -130,8 +133,40 @@ func (s *Store) accrueMembers(tx *gorm.DB, ids any, now time.Time) (app.AccrualR
 		return res, err
 	}
 	res.Credits, res.Points = credited.N, credited.Points+vested.Points
-	return res, nil
+	res.PointsExpiries, res.ExpiredPoints, err = expirePoints(tx, ids, now)
+	return res, err
 }
+
+// expirePoints writes, for each of the members (whose rows the caller has
+// locked) with lots whose time has come by now, one expiry entry of what
+// those lots hold, and takes it from available; the lots trigger (migration
+// 00024) empties exactly those lots and refuses an entry that does not
+// match them. Set-based: one statement however many members. Lots are
+// found by their time, not by when the job last ran, so a run however late
+// expires every lot due, and an emptied lot is never due again: exactly once.
+func expirePoints(tx *gorm.DB, ids any, now time.Time) (int, int64, error) {
+	var out struct {
+		N      int
+		Points int64
+	}
+	err := tx.Raw(expirePointsSQL, map[string]any{"members": ids, "now": now}).Scan(&out).Error
+	return out.N, out.Points, err
+}
+
+const expirePointsSQL = `
+WITH due AS (
+    SELECT c.member_id, sum(l.remaining) AS points
+    FROM ledger_entries c JOIN points_lots l ON l.entry_id = c.id
+    WHERE c.member_id = ANY(CAST(@members AS text[])) AND l.remaining > 0 AND l.expires_at <= @now
+    GROUP BY c.member_id
+), entries AS (
+    INSERT INTO ledger_entries (member_id, kind, points, created_at)
+    SELECT member_id, 'expiry', -points, @now FROM due
+    RETURNING member_id, points
+), balances AS (
+    UPDATE members m SET available = m.available + e.points FROM entries e WHERE m.id = e.member_id
+)
+SELECT count(*) AS n, coalesce(-sum(points), 0) AS points FROM entries`
 
 // vestBonusesSQL vests every pending bonus whose time has come
 // (domain.Exchange.VestDue): consent that ended before it voided it, so an

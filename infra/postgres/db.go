@@ -26,6 +26,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/quidpro/quid/app"
+	"github.com/quidpro/quid/domain"
 	"github.com/quidpro/quid/migrations"
 )
 
@@ -41,6 +42,10 @@ type Settings struct {
 	// a process stuck between two statements of a transaction cannot keep
 	// members locked.
 	IdleInTransactionTimeout time.Duration
+	// PointsExpireAfter, when not zero, is how long after its credit a
+	// points lot expires: the session setting quid.points_expire_after,
+	// which the lots trigger reads (migration 00024); zero: never.
+	PointsExpireAfter domain.Duration
 	// Tracer, when set, sees every statement sent on the pool's
 	// connections, gorm's and the pipelined paths' alike (pgx calls it for
 	// each query and each statement of a batch). Tests count with it.
@@ -89,6 +94,9 @@ func Open(ctx context.Context, url string, log *slog.Logger, settings Settings) 
 		if d > 0 {
 			pgCfg.RuntimeParams[name] = strconv.FormatInt(d.Milliseconds(), 10)
 		}
+	}
+	if !settings.PointsExpireAfter.IsZero() {
+		pgCfg.RuntimeParams["quid.points_expire_after"] = settings.PointsExpireAfter.String()
 	}
 	pgCfg.Tracer = settings.Tracer
 	o := &outage{}

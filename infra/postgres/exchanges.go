@@ -304,11 +304,19 @@ func (s *Store) Redeem(ctx context.Context, memberID string, points int64, refer
 			replayed = true
 			return json.Unmarshal(prior, &res)
 		}
-		after, err := fn(domain.Balance{Available: m.Available, Pending: m.Pending})
+		now, err := dbNow(tx)
 		if err != nil {
 			return err
 		}
-		now, err := dbNow(tx)
+		// Points whose lots' time has come are expired first, under the
+		// member's lock, so a redemption never spends them however late
+		// the expiry job runs (and, if the redemption fails, this
+		// expiry rolls back with it).
+		_, expired, err := expirePoints(tx, textArray([]string{memberID}), now)
+		if err != nil {
+			return err
+		}
+		after, err := fn(domain.Balance{Available: m.Available - expired, Pending: m.Pending})
 		if err != nil {
 			return err
 		}
@@ -346,6 +354,23 @@ func (s *Store) Points(ctx context.Context, memberID string, page app.Page) (dom
 	}
 	out := mapAll(recs, entryRecord.toDomain)
 	return domain.Balance{Available: m.Available, Pending: m.Pending}, out, next, nil
+}
+
+// ExpiringPoints implements app.ExchangeRepository: the member's lots with
+// points left and an expiry, summed per expiry time, soonest first.
+func (s *Store) ExpiringPoints(ctx context.Context, memberID string, limit int) ([]domain.Expiring, error) {
+	var out []domain.Expiring
+	err := s.db.WithContext(ctx).Raw(`SELECT sum(l.remaining) AS points, l.expires_at AS "on"
+		FROM ledger_entries c JOIN points_lots l ON l.entry_id = c.id
+		WHERE c.member_id = ? AND l.remaining > 0 AND l.expires_at IS NOT NULL
+		GROUP BY l.expires_at ORDER BY l.expires_at LIMIT ?`, memberID, limit).Scan(&out).Error
+	for i := range out {
+		out[i].On = out[i].On.UTC()
+	}
+	if out == nil {
+		out = []domain.Expiring{}
+	}
+	return out, err
 }
 
 func (s *Store) ConsentLog(ctx context.Context, memberID string) ([]app.ConsentEvent, error) {

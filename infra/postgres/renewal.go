@@ -179,3 +179,58 @@ func (s *Store) RemindExpiring(ctx context.Context) (int64, error) {
 		}
 	}
 }
+
+// RemindPointsExpiring implements app.PointsExpiryReminders, a batch at a
+// time until nothing more is due.
+func (s *Store) RemindPointsExpiring(ctx context.Context, notice domain.Duration) (int64, error) {
+	const batch = 1000
+	var total int64
+	for {
+		var n struct{ Lots, Events int64 }
+		if err := s.db.WithContext(ctx).Raw(remindPointsExpiringSQL, map[string]any{"batch": batch, "notice": notice.String()}).Scan(&n).Error; err != nil {
+			return total, markUnreachable(err)
+		}
+		total += n.Lots
+		if n.Lots < batch {
+			return total, nil
+		}
+	}
+}
+
+// remindPointsExpiringSQL queues, for at most @batch lots with points left
+// that expire within @notice and whose reminder is still owed, one
+// points.expiring event per member, contract and expiry time and
+// first-party recipient of the contract, and marks the lots, in the same
+// statement: exactly once per lot, however late the worker runs (it looks
+// at the lots' times, never after they expired) and however many replicas
+// run it (lots another one holds are skipped). A lot no contract earned (a
+// reversal's) is marked with no event.
+var remindPointsExpiringSQL = `
+WITH due AS (
+    SELECT l.entry_id, l.expires_at, l.remaining, c.member_id, c.contract_id
+    FROM points_lots l JOIN ledger_entries c ON c.id = l.entry_id
+    WHERE l.remaining > 0 AND l.expires_at IS NOT NULL AND NOT l.expiring_sent
+      AND l.expires_at > clock_timestamp() AND l.expires_at <= clock_timestamp() + CAST(@notice AS interval)
+    ORDER BY l.expires_at LIMIT @batch
+    FOR UPDATE OF l SKIP LOCKED
+), marked AS (
+    UPDATE points_lots x SET expiring_sent = true FROM due WHERE x.entry_id = due.entry_id
+    RETURNING x.entry_id
+), grouped AS (
+    SELECT member_id, contract_id, expires_at, sum(remaining) AS points FROM due WHERE contract_id IS NOT NULL
+    GROUP BY member_id, contract_id, expires_at
+), ins AS (
+    INSERT INTO webhook_outbox (id, recipient_id, event_type, payload, created_at, next_attempt_at)
+    SELECT gen_random_uuid(), r.id, 'points.expiring', jsonb_build_object(
+        'type', 'points.expiring',
+        'timestamp', ` + utc("clock_timestamp()") + `,
+        'data', jsonb_build_object(
+            'member_id', g.member_id, 'contract_id', g.contract_id, 'points', g.points,
+            'expires_at', ` + utc("g.expires_at") + `)),
+        clock_timestamp(), clock_timestamp()
+    FROM grouped g JOIN contracts c ON c.id = g.contract_id
+    JOIN recipients r ON r.kind = 'first_party' AND r.id IN (
+        SELECT CAST(rid AS uuid) FROM jsonb_array_elements(c.terms->'items') i, jsonb_array_elements_text(i->'recipients') rid)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM marked) AS lots, (SELECT count(*) FROM ins) AS events`

@@ -32,6 +32,9 @@ func TestTheSchemaRefusesRewritingHistory(t *testing.T) {
 		{"a consent event kind is one of the known ones", `INSERT INTO consent_events (exchange_id, member_id, contract_id, terms_hash, kind, actor, at)
 			SELECT id, member_id, contract_id, terms_hash, 'shrugged', 'member', now() FROM exchanges WHERE id = ?`, []any{ex.ID()}},
 		{"a ledger entry kind is one of the known ones", `INSERT INTO ledger_entries (member_id, kind, points, created_at) VALUES ('alice', 'gift', 5, now())`, nil},
+		{"an expiry expires exactly what its member's lots past their time hold", `INSERT INTO ledger_entries (member_id, kind, points, created_at) VALUES ('alice', 'expiry', -5, now())`, nil},
+		{"a redemption takes no more than its member's unexpired lots hold", `INSERT INTO ledger_entries (member_id, kind, points, created_at) VALUES ('alice', 'redemption', -5, now())`, nil},
+		{"a reversal reverses a redemption of its member", `INSERT INTO ledger_entries (member_id, kind, points, reverses, created_at) VALUES ('alice', 'reversal', 5, gen_random_uuid(), now())`, nil},
 		{"members are not deleted", `DELETE FROM members WHERE id = 'alice'`, nil},
 		{"members are not renumbered", `UPDATE members SET id = 'mallory' WHERE id = 'alice'`, nil},
 		{"exchanges are not deleted", `DELETE FROM exchanges WHERE id = ?`, []any{ex.ID()}},

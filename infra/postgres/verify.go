@@ -54,6 +54,8 @@ const guards = `want (kind, tbl, name) AS (VALUES
     ('trigger', 'ledger_entries', 'ledger_post'),
     ('trigger', 'ledger_postings', 'ledger_postings_balanced'),
     ('trigger', 'ledger_postings', 'ledger_postings_append_only'),
+    ('trigger', 'ledger_entries', 'ledger_lots'),
+    ('trigger', 'points_lot_consumptions', 'points_lot_consumptions_append_only'),
     ('trigger', 'consent_events', 'consent_events_append_only'),
     ('trigger', 'consent_events', 'consent_events_seal'),
     ('trigger', 'access_log', 'access_log_append_only'),
@@ -77,6 +79,31 @@ const guards = `want (kind, tbl, name) AS (VALUES
 const endingKinds = `'cancelled', 'expired', 'terminated', 'superseded', 'erased'`
 
 var invariantChecks = []invariantCheck{
+	{app.RuleLotsEqualAvailable, `WITH lots AS (
+    SELECT c.member_id, sum(l.remaining) AS remaining, count(*) AS n
+    FROM points_lots l JOIN ledger_entries c ON c.id = l.entry_id GROUP BY c.member_id
+)
+SELECT m.id, ARRAY['members/' || m.id],
+       format('available is %s but its %s lots hold %s points', m.available, coalesce(s.n, 0), coalesce(s.remaining, 0))
+FROM members m LEFT JOIN lots s ON s.member_id = m.id
+WHERE m.available <> coalesce(s.remaining, 0)
+UNION ALL
+SELECT '', ARRAY['points_lots/' || l.entry_id], format('lot of %s points belongs to ledger entry %s, which does not exist', l.points, l.entry_id)
+FROM points_lots l WHERE NOT EXISTS (SELECT 1 FROM ledger_entries c WHERE c.id = l.entry_id)
+UNION ALL
+SELECT c.member_id, ARRAY['points_lots/' || l.entry_id],
+       format('lot of %s points has %s remaining and %s expired', l.points, l.remaining, l.expired)
+FROM points_lots l JOIN ledger_entries c ON c.id = l.entry_id
+WHERE l.remaining < 0 OR l.remaining > l.points OR l.expired < 0
+UNION ALL
+SELECT c.member_id, ARRAY['points_lot_consumptions/' || k.entry_id || ',' || k.lot_id],
+       format('what a ledger entry took from a lot (%s points, %s restored) is not a debit''s from a lot of the same member', k.points, k.restored)
+FROM points_lot_consumptions k
+LEFT JOIN ledger_entries r ON r.id = k.entry_id
+LEFT JOIN ledger_entries c ON c.id = k.lot_id
+WHERE r.id IS NULL OR c.id IS NULL OR r.points >= 0 OR r.member_id <> c.member_id OR k.restored > k.points
+   OR (r.kind <> 'redemption' AND k.restored > 0)`},
+
 	{app.RuleBalanceEqualsEntries, `WITH ` + entryEffects + `, sums AS (
     SELECT member_id, sum(avail) AS avail, sum(pend) AS pend, count(*) AS n FROM fx GROUP BY member_id
 )
@@ -317,7 +344,8 @@ SELECT now(),
        (SELECT count(*) FROM exchanges WHERE status <> 'active'),
        (SELECT count(*) FROM ledger_entries) + (SELECT count(*) FROM consent_events) + (SELECT count(*) FROM ledger_postings),
        (SELECT count(*) FROM want),
-       (SELECT count(*) FROM ledger_entries)`
+       (SELECT count(*) FROM ledger_entries),
+       (SELECT count(*) FROM points_lots)`
 
 // CheckInvariants implements app.InvariantStore.
 func (v *Invariants) CheckInvariants(ctx context.Context, found func(app.Violation) error) (map[string]int64, time.Time, error) {
@@ -332,8 +360,8 @@ func (v *Invariants) CheckInvariants(ctx context.Context, found func(app.Violati
 		return nil, time.Time{}, err
 	}
 	var snap time.Time
-	var members, credits, exchanges, bonuses, ended, history, guardCount, entries int64
-	if err := tx.QueryRowContext(ctx, checkedCounts).Scan(&snap, &members, &credits, &exchanges, &bonuses, &ended, &history, &guardCount, &entries); err != nil {
+	var members, credits, exchanges, bonuses, ended, history, guardCount, entries, lots int64
+	if err := tx.QueryRowContext(ctx, checkedCounts).Scan(&snap, &members, &credits, &exchanges, &bonuses, &ended, &history, &guardCount, &entries, &lots); err != nil {
 		return nil, time.Time{}, fmt.Errorf("count: %w", err)
 	}
 	checked := map[string]int64{
@@ -342,7 +370,7 @@ func (v *Invariants) CheckInvariants(ctx context.Context, found func(app.Violati
 		app.RuleTransactionsBalanced.ID: entries, app.RuleBalanceEqualsPostings.ID: 2*members + 4,
 		app.RuleCreditInsideConsent.ID: credits, app.RuleCreditOutsideRestriction.ID: credits, app.RuleOneCreditPerPeriod.ID: credits,
 		app.RuleConsentEventsComplete.ID: exchanges, app.RuleBonusOncePerFamily.ID: bonuses,
-		app.RuleDeletionDuties.ID: ended, app.RuleHistoryUnchanged.ID: history, app.RuleGuardsInPlace.ID: guardCount,
+		app.RuleLotsEqualAvailable.ID: lots, app.RuleDeletionDuties.ID: ended, app.RuleHistoryUnchanged.ID: history, app.RuleGuardsInPlace.ID: guardCount,
 	}
 	for _, c := range invariantChecks {
 		if err := streamViolations(ctx, tx, c, found); err != nil {
