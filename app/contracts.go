@@ -179,8 +179,17 @@ func (s *Contracts) terms(ctx context.Context, in TermsInput) (domain.Terms, err
 		if e.Per != "" {
 			per = parse("/value_estimate/per", e.Per)
 		}
+		var ev domain.Violations
 		est := domain.ValidateValueEstimate(domain.ValueEstimate{Amount: e.Amount, Currency: e.Currency, Per: per},
-			pointCurrency, s.policy.Catalog.Currency, &v)
+			pointCurrency, s.policy.Catalog.Currency, &ev)
+		var de *domain.Error
+		if errors.As(ev.Err(), &de) {
+			for _, f := range de.Fields {
+				if !unread[f.Pointer] { // an unreadable per is reported once
+					v.Add(f.Pointer, f.Reason)
+				}
+			}
+		}
 		t.Value = &est
 	}
 	if in.ValueMethod != nil {

@@ -5,6 +5,7 @@ import (
 	"math/big"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // Money amounts are decimal strings everywhere: in requests, views and
@@ -133,17 +134,17 @@ type RewardValue struct {
 // MaxTotalPoints is the most points one consent term pays: the join bonus
 // plus the periods it can hold, max_periods when set, otherwise as many
 // periods as fit in the consent duration. ok is false when nothing bounds
-// it. Durations and periods both in months (or years), or both of fixed
-// length, count exactly; a month period against a day duration (or the
-// reverse) counts the most the calendar allows at most: the duration at
-// its longest over the period at its shortest.
+// it. The periods are counted on the calendar, at the join instant that
+// fits the most (periodsIn): P12M holds 12 periods of P1M and 8784 of PT1H
+// (a leap year), P90D holds 3 of P1M (from 1 February).
 func (t Terms) MaxTotalPoints() (total int64, ok bool) {
 	r := t.Reward
 	if r.PointsPerPeriod == 0 || r.Period.IsZero() {
 		return r.JoinBonus, true
 	}
 	n := int64(r.MaxPeriods)
-	if t.Duration != nil {
+	if t.Duration != nil && (n == 0 || n > int64(t.Duration.Shortest()/r.Period.Longest())) {
+		// The duration may end the term before max_periods do.
 		fit := periodsIn(*t.Duration, r.Period)
 		if n == 0 || fit < n {
 			n = fit
@@ -155,18 +156,43 @@ func (t Terms) MaxTotalPoints() (total int64, ok bool) {
 	return r.JoinBonus + r.PointsPerPeriod*n, true
 }
 
+// periodsIn is the most whole periods p that end within one d, over every
+// join instant. Durations follow the calendar (AddTo), so the count depends
+// on where the term starts; it is taken at the first, 29th, 30th and 31st
+// of each month of a four-year leap cycle, in UTC, which covers every
+// month length and end-of-month clamp there is (a century year without
+// 29 February only makes February as short as any other year's).
 func periodsIn(d, p Duration) int64 {
-	dm, pm := d.Years*12+d.Months, p.Years*12+p.Months
-	dFixed, pFixed := d.length(0), p.length(0)
+	months, fixed := p.Years*12+p.Months, p.length(0)
+	dMonths, dFixed := d.Years*12+d.Months, d.length(0)
 	switch {
-	case dm > 0 && pm > 0 && dFixed == 0 && pFixed == 0:
-		return int64(dm / pm)
-	case dm == 0 && pm == 0 && pFixed > 0:
-		return int64(dFixed / pFixed)
-	case p.Shortest() > 0:
-		return int64(d.Longest() / p.Shortest())
+	case months == 0 && fixed <= 0:
+		return 0
+	case months > 0 && fixed == 0 && dFixed == 0:
+		// Whole months both: n periods end within the term exactly when
+		// n × months ≤ its months (adding months is monotonic).
+		return int64(dMonths / months)
+	case months == 0 && dMonths == 0:
+		return int64(dFixed / fixed) // fixed lengths both (UTC days)
 	}
-	return 0
+	var best int64
+	for m := range 48 {
+		for _, day := range []int{1, 29, 30, 31} {
+			start := time.Date(2024, time.Month(1+m), day, 0, 0, 0, 0, time.UTC)
+			end := d.AddTo(start, 1)
+			// p never lasts longer than Longest, so at least this many
+			// fit; count up from there.
+			k := int64(end.Sub(start) / p.Longest())
+			if months == 0 {
+				k = int64(end.Sub(start) / fixed)
+			}
+			for !p.AddTo(start, int(k+1)).After(end) {
+				k++
+			}
+			best = max(best, k)
+		}
+	}
+	return best
 }
 
 // ValueOf is the reward of t in money at the point value pv, the

@@ -61,6 +61,10 @@ func TestMaxTotalCountsThePeriodsOfTheConsentDuration(t *testing.T) {
 		{d("P1Y"), "P3M", 0, 100 + 4*10, true},
 		{d("P30D"), "P1D", 0, 100 + 30*10, true},
 		{d("P90D"), "P1M", 0, 100 + 3*10, true},
+		{d("P12M"), "PT1H", 0, 100 + 366*24*10, true},
+		{d("P1M"), "P1D", 0, 100 + 31*10, true},
+		{d("P1M"), "P1W", 0, 100 + 4*10, true},
+		{d("P2M"), "P30D", 0, 100 + 2*10, true},
 		{nil, "P1M", 24, 100 + 24*10, true},
 		{nil, "P1M", 0, 0, false},
 	}

@@ -68,6 +68,11 @@ func TestAContractWithoutAValueEstimateCannotBePublishedOverHTTP(t *testing.T) {
 	for _, p := range []string{"/value_estimate", "/value_method", "/value_explanation"} {
 		problemAt(t, r, 422, p)
 	}
+	bad := contractBody(f)
+	bad["value_estimate"] = map[string]any{"amount": "4.80", "currency": "EUR", "per": "a year"}
+	if p := problemOf(t, expect(t, a.do(req{Method: "POST", Path: "/v1/contracts", Token: f.marketer, Body: bad}), 422)); len(p.Errors) != 1 || p.Errors[0].Pointer != "/value_estimate/per" {
+		t.Fatalf("an unreadable per: %+v, want one error at /value_estimate/per", p.Errors)
+	}
 	usd := contractBody(f)
 	usd["value_estimate"] = map[string]any{"amount": "4.80", "currency": "USD", "per": "P1Y"}
 	problemAt(t, a.do(req{Method: "POST", Path: "/v1/contracts", Token: f.marketer, Body: usd}), 422, "/value_estimate/currency")
