@@ -21,6 +21,12 @@ CREATE TABLE programme_versions (
     jurisdictions         text[] NOT NULL CHECK (cardinality(jurisdictions) > 0),
     created_at            timestamptz NOT NULL
 );
+-- The reward in money of drafts and of versions published before identities
+-- existed follows the current point value: a new version changes cached
+-- offers and statements, so it empties the response caches like a contract
+-- change does (00009).
+CREATE TRIGGER programme_versions_public_change AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON programme_versions
+    FOR EACH STATEMENT EXECUTE FUNCTION notify_public_change();
 
 -- +goose Down
 DROP TABLE programme_versions;

@@ -1,7 +1,15 @@
 package main
 
 import (
+	"context"
+	"io"
+	"log/slog"
 	"testing"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/quidpro/quid/infra/config"
 )
 
 // Issue 12, first stage: who answers for the data, what the data is worth,
@@ -165,5 +173,57 @@ func TestTermsHashChangesWithTheProgrammeVersionAndTheValueEstimateOverHTTP(t *t
 	h3 := hashOf(body)
 	if h3 == h1 || h3 == hashOf(contractBody(f)) {
 		t.Error("another value estimate does not change the hash")
+	}
+}
+
+// A version published before programme identities existed has no point
+// value of its own: its reward in money follows the programme's current
+// one, and a reader on another replica (response cache TTL an hour) sees a
+// new point value as soon as it is set.
+func TestAnOlderVersionsMoneyFollowsTheCurrentPointValueOnEveryReplica(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, func(c *config.Config) { c.PublicCacheTTL = time.Hour })
+	svcB, err := build(context.Background(), a.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svcB.close)
+	b := &api{t: t, svc: svcB, cfg: a.cfg}
+	a.svc.runWorkers(t)
+	svcB.runWorkers(t)
+	f := a.fixtures()
+	id := a.publishContract(f, contractBody(f))
+	// As stored before this change: no programme, no value keys (past the
+	// guard that keeps published terms immutable, as history is).
+	if err := a.svc.db.Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec(`SET LOCAL session_replication_role = replica`).Error; err != nil {
+			return err
+		}
+		return tx.Exec(`UPDATE contracts SET terms = terms - 'programme' - 'value_estimate' - 'value_method' - 'value_explanation' WHERE id = ?`, id).Error
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The update bypassed the triggers: let B's cache forget the published
+	// offer through a write that notifies, then read it as stored now.
+	expect(t, a.do(req{Method: "POST", Path: "/v1/recipients", Token: f.admin, Body: map[string]any{
+		"name": "Other", "kind": "third_party", "country": "DK", "privacy_policy_url": "https://other.example/privacy"}}), 201)
+	joinBonus := func() any {
+		t.Helper()
+		rv, _ := expect(t, b.do(req{Method: "GET", Path: "/v1/offers"}), 200).json(t)["items"].([]any)[0].(map[string]any)["reward_value"].(map[string]any)
+		return rv["join_bonus"] // nil when the offer has no money value
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for joinBonus() != "2.00" {
+		if time.Now().After(deadline) {
+			t.Fatalf("200 points at 0.01 EUR: %v", joinBonus())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	expect(t, a.do(req{Method: "PUT", Path: "/v1/programme", Token: f.admin, Body: programmeBody("EUR", "0.02")}), 200)
+	for joinBonus() != "4.00" {
+		if time.Now().After(deadline) {
+			t.Fatalf("replica B still shows %v after the point value doubled", joinBonus())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
