@@ -30,6 +30,11 @@ type ContractRepository interface {
 	// ContractVersion finds a version of a family; ok is false when absent.
 	ContractVersion(ctx context.Context, familyID string, version int) (c domain.Contract, ok bool, err error)
 	ContractStats(ctx context.Context, id string) (ContractStats, error)
+	// AddProgramme stores p as the next version of the programme identity
+	// and returns it numbered; CurrentProgramme reads the latest (ok false
+	// before the first).
+	AddProgramme(ctx context.Context, p domain.Programme) (domain.Programme, error)
+	CurrentProgramme(ctx context.Context) (p domain.Programme, ok bool, err error)
 }
 
 // ContractStats are aggregates only: never a member id or an attribute.
@@ -76,6 +81,16 @@ type TermsInput struct {
 	RenewalNotice *string
 	Reward        RewardInput
 	MinAge        *int // nil: the contract sets no minimum age of its own
+	// ValueEstimate, ValueMethod and ValueExplanation may be nil in a
+	// draft; publishing requires them.
+	ValueEstimate    *ValueEstimateInput
+	ValueMethod      *string
+	ValueExplanation *string
+}
+
+// ValueEstimateInput is a value estimate as a client sends it.
+type ValueEstimateInput struct {
+	Amount, Currency, Per string
 }
 
 type ItemInput struct {
@@ -149,6 +164,44 @@ func (s *Contracts) terms(ctx context.Context, in TermsInput) (domain.Terms, err
 			v.Add("/min_age", fmt.Sprintf("must be between 1 and %d, or null for none", domain.MaxMinAge))
 		} else {
 			t.MinAge = *in.MinAge
+		}
+	}
+	if e := in.ValueEstimate; e != nil {
+		prog, ok, err := s.store.CurrentProgramme(ctx)
+		if err != nil {
+			return domain.Terms{}, fmt.Errorf("read programme: %w", err)
+		}
+		pointCurrency := ""
+		if ok {
+			pointCurrency = prog.PointValue.Currency
+		}
+		var per domain.Duration
+		if e.Per != "" {
+			per = parse("/value_estimate/per", e.Per)
+		}
+		var ev domain.Violations
+		est := domain.ValidateValueEstimate(domain.ValueEstimate{Amount: e.Amount, Currency: e.Currency, Per: per},
+			pointCurrency, s.policy.Catalog.Currency, &ev)
+		var de *domain.Error
+		if errors.As(ev.Err(), &de) {
+			for _, f := range de.Fields {
+				if !unread[f.Pointer] { // an unreadable per is reported once
+					v.Add(f.Pointer, f.Reason)
+				}
+			}
+		}
+		t.Value = &est
+	}
+	if in.ValueMethod != nil {
+		t.ValueMethod = *in.ValueMethod
+		if t.ValueMethod == "" {
+			v.Add("/value_method", "must be one of "+strings.Join(domain.ValueMethods, ", ")+", or null")
+		}
+	}
+	if in.ValueExplanation != nil {
+		t.ValueExplanation = strings.TrimSpace(*in.ValueExplanation)
+		if t.ValueExplanation == "" {
+			v.Add("/value_explanation", "must say in words how the estimate was calculated, or be null")
 		}
 	}
 	known, err := s.recipients.RecipientsByID(ctx, t.RecipientIDs())
@@ -244,6 +297,17 @@ func InputOf(t domain.Terms) TermsInput {
 		a := t.MinAge
 		in.MinAge = &a
 	}
+	if e := t.Value; e != nil {
+		in.ValueEstimate = &ValueEstimateInput{Amount: e.Amount, Currency: e.Currency, Per: e.Per.String()}
+	}
+	if t.ValueMethod != "" {
+		m := t.ValueMethod
+		in.ValueMethod = &m
+	}
+	if t.ValueExplanation != "" {
+		x := t.ValueExplanation
+		in.ValueExplanation = &x
+	}
 	return in
 }
 
@@ -259,8 +323,14 @@ func (s *Contracts) Publish(ctx context.Context, p Principal, id string) (domain
 	if err != nil {
 		return domain.Contract{}, fmt.Errorf("look up recipients: %w", err)
 	}
+	var programme *domain.Programme
+	if p, ok, err := s.store.CurrentProgramme(ctx); err != nil {
+		return domain.Contract{}, fmt.Errorf("read programme: %w", err)
+	} else if ok {
+		programme = &p
+	}
 	now := s.clock.Now()
-	return s.store.PublishContract(ctx, id, func(c *domain.Contract) error { return c.Publish(recipients, now) })
+	return s.store.PublishContract(ctx, id, func(c *domain.Contract) error { return c.Publish(recipients, programme, now) })
 }
 
 // Retire closes a version to new joins; terminate also ends its active

@@ -16,6 +16,9 @@ type Statement struct {
 	// Dropped are the recipients the previous version named and this one
 	// does not, so the changes can name them.
 	Dropped map[string]domain.Recipient
+	// RewardValue is the reward in money (RewardValues); nil while no
+	// programme identity gives points a value.
+	RewardValue *domain.RewardValue
 }
 
 // Transparency is the public statement of a version: what it shares with
@@ -31,6 +34,13 @@ func (s *Contracts) Transparency(ctx context.Context, p *Principal, id string) (
 		return Statement{}, fmt.Errorf("look up recipients: %w", err)
 	}
 	st := Statement{Contract: c, Recipients: recipients, Catalog: s.policy.Catalog}
+	values, err := s.RewardValues(ctx, c)
+	if err != nil {
+		return Statement{}, err
+	}
+	if v, ok := values[c.ID()]; ok {
+		st.RewardValue = &v
+	}
 	if c.Version() > 1 {
 		prev, ok, err := s.store.ContractVersion(ctx, c.FamilyID(), c.Version()-1)
 		if err != nil {

@@ -79,6 +79,7 @@ type Catalog struct {
 	catOrder   []string
 	purOrder   []string
 	countries  func(string) bool
+	currencies Currencies
 }
 
 var catalogKey = regexp.MustCompile(`^[a-z]+(?:_[a-z0-9]+)*\.[a-z0-9]+(?:_[a-z0-9]+)*$`)

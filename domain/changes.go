@@ -3,6 +3,7 @@ package domain
 import (
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // FieldChange is one value that differs between two versions.
@@ -173,6 +174,26 @@ func CompareTerms(prevVersion int, prev, next Terms, recipientName func(id strin
 	if prev.Summary != next.Summary {
 		ch.Wording = append(ch.Wording, FieldChange{"summary", prev.Summary, next.Summary})
 	}
+	// What the data is worth and who answers for it are disclosures: a
+	// change shows, and is no material change of what the member gives.
+	estimate := func(e *ValueEstimate) string {
+		if e == nil {
+			return "none"
+		}
+		return e.Amount + " " + e.Currency + " per " + e.Per.String()
+	}
+	for _, fc := range []FieldChange{
+		{"value_estimate", estimate(prev.Value), estimate(next.Value)},
+		{"value_method", prev.ValueMethod, next.ValueMethod},
+		{"value_explanation", prev.ValueExplanation, next.ValueExplanation},
+	} {
+		if fc.From != fc.To {
+			ch.Wording = append(ch.Wording, fc)
+		}
+	}
+	if pp, np := programmeText(prev.Programme), programmeText(next.Programme); pp != np {
+		ch.Wording = append(ch.Wording, FieldChange{"programme", pp, np})
+	}
 	return ch
 }
 
@@ -188,4 +209,14 @@ func diffKeys(prev, next map[string]bool) (added, removed []string) {
 		}
 	}
 	return added, removed
+}
+
+// programmeText is a programme identity in words, as a change shows it.
+func programmeText(p *Programme) string {
+	if p == nil {
+		return "none"
+	}
+	return fmt.Sprintf("version %d: %s, %s; contact %s; data-protection officer %s; supervisory authority %s (%s); a point is worth %s %s; serves %s",
+		p.Version, p.LegalName, p.Address, p.ContactEmail, p.DPOContact, p.AuthorityName, p.ComplaintURL,
+		p.PointValue.Amount, p.PointValue.Currency, strings.Join(p.Jurisdictions, ", "))
 }

@@ -54,6 +54,17 @@ type Terms struct {
 	// sets none (the floor of MinAgeFloor still applies to third-party and
 	// advertising sharing, see AgeRequirement).
 	MinAge int
+	// Value is the brand's estimate of what the data is worth, with the
+	// §7081 method (ValueMethods) and the inputs in words. Drafts may lack
+	// them; Publish requires all three. nil/"" in terms published before
+	// they existed.
+	Value            *ValueEstimate
+	ValueMethod      string
+	ValueExplanation string
+	// Programme is the programme identity the version was published under,
+	// frozen into its terms (nil in drafts and in versions published before
+	// programme identities existed).
+	Programme *Programme
 }
 
 // Limits that keep a contract meaningful to a member.
@@ -167,6 +178,12 @@ func (p ContractPolicy) ValidateTerms(t Terms, recipientExists func(string) bool
 	if t.MinAge < 0 || t.MinAge > MaxMinAge {
 		v.Add("/min_age", fmt.Sprintf("must be between 1 and %d, or null for none", MaxMinAge))
 	}
+	if t.ValueMethod != "" && !IsValueMethod(t.ValueMethod) {
+		v.Add("/value_method", "must be one of "+strings.Join(ValueMethods, ", ")+" (Cal. Code Regs. tit. 11 §7081(a)(1)-(8))")
+	}
+	if utf8.RuneCountInString(t.ValueExplanation) > 4000 {
+		v.Add("/value_explanation", "must be at most 4000 characters")
+	}
 	return v.Err()
 }
 
@@ -234,11 +251,36 @@ func (c *Contract) Edit(terms Terms) error {
 }
 
 // Publish freezes the terms: it fixes their canonical JSON, with the
-// recipients' details as they are now, and the hash of that JSON.
-func (c *Contract) Publish(recipients map[string]Recipient, at time.Time) error {
+// recipients' details as they are now and the programme identity in force,
+// and the hash of that JSON. A version is published only with a value
+// estimate, its method and explanation, in the programme's point currency
+// (Cal. Code Regs. tit. 11 §7016(b)(5)), and under a programme identity
+// (who answers for the data, GDPR Art. 13(1)(a)).
+func (c *Contract) Publish(recipients map[string]Recipient, programme *Programme, at time.Time) error {
 	if c.status != ContractDraft {
 		return Conflict("contract-not-draft", fmt.Sprintf("version %d is already %s", c.version, c.status))
 	}
+	var v Violations
+	if programme == nil {
+		v.Add("/programme", "no programme identity is set: an admin sets it with PUT /v1/programme before a contract can be published")
+	}
+	if c.terms.Value == nil {
+		v.Add("/value_estimate", "is required to publish: a good-faith estimate of what the member's data is worth, such as {\"amount\": \"4.80\", \"currency\": \"EUR\", \"per\": \"P1Y\"}")
+	} else if programme != nil && c.terms.Value.Currency != programme.PointValue.Currency {
+		v.Add("/value_estimate/currency", fmt.Sprintf("must be %s, the currency the programme values its points in", programme.PointValue.Currency))
+	}
+	if c.terms.ValueMethod == "" {
+		v.Add("/value_method", "is required to publish: one of "+strings.Join(ValueMethods, ", "))
+	}
+	if strings.TrimSpace(c.terms.ValueExplanation) == "" {
+		v.Add("/value_explanation", "is required to publish: the inputs of the estimate, in words")
+	}
+	if err := v.Err(); err != nil {
+		return err
+	}
+	frozen := *programme
+	frozen.Jurisdictions = append([]string(nil), programme.Jurisdictions...)
+	c.terms.Programme = &frozen
 	if c.terms.Duration != nil && c.terms.RenewalNotice == nil {
 		// The notice that applies is written into the published terms, as
 		// it is into their canonical form: a later change to the default
@@ -274,6 +316,7 @@ func (c Contract) NextVersion(id string, at time.Time) (Contract, error) {
 		return Contract{}, Conflict("contract-not-published", "a draft cannot be versioned; edit it instead")
 	}
 	t := c.terms.clone()
+	t.Programme = nil // the next version is published under the identity of its day
 	if t.RenewalNotice != nil && t.Duration != nil &&
 		(*t.RenewalNotice == DefaultNoticeFor(*t.Duration) || t.RenewalNotice.Longest() >= t.Duration.Shortest()) {
 		// The notice published as the default (Publish writes it in) stays
@@ -304,6 +347,15 @@ func (t Terms) clone() Terms {
 	if t.RenewalNotice != nil {
 		d := *t.RenewalNotice
 		out.RenewalNotice = &d
+	}
+	if t.Value != nil {
+		e := *t.Value
+		out.Value = &e
+	}
+	if t.Programme != nil {
+		p := *t.Programme
+		p.Jurisdictions = append([]string(nil), p.Jurisdictions...)
+		out.Programme = &p
 	}
 	return out
 }
@@ -386,6 +438,23 @@ func CanonicalTerms(t Terms, recipients map[string]Recipient) ([]byte, error) {
 	if t.Duration != nil {
 		// The notice that applies is part of the terms (the default too).
 		doc["renewal_notice"] = t.Notice().String()
+	}
+	// The value estimate and the programme identity are written only when
+	// set, like min_age: terms published before they existed keep their
+	// canonical form and hash. The programme's fields, version included,
+	// are in the hash, so the hash pins who answers for the data and what
+	// a point is worth.
+	if t.Value != nil {
+		doc["value_estimate"] = map[string]any{"amount": t.Value.Amount, "currency": t.Value.Currency, "per": t.Value.Per.String()}
+	}
+	if t.ValueMethod != "" {
+		doc["value_method"] = t.ValueMethod
+	}
+	if t.ValueExplanation != "" {
+		doc["value_explanation"] = t.ValueExplanation
+	}
+	if t.Programme != nil {
+		doc["programme"] = t.Programme.canonical()
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

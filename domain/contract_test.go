@@ -38,8 +38,25 @@ func terms() domain.Terms {
 		Title:     "Coffee club",
 		Items:     []domain.Item{{Category: "location.city", Purpose: "loyalty.personalised_offers", Recipients: []string{"r1", "r2"}}},
 		Retention: domain.MustParseDuration("P30D"), Duration: &year,
-		Reward: domain.Reward{JoinBonus: 200, Vesting: domain.MustParseDuration("P14D"), PointsPerPeriod: 50, Period: domain.MustParseDuration("P1M"), MaxPeriods: 12},
+		Reward:      domain.Reward{JoinBonus: 200, Vesting: domain.MustParseDuration("P14D"), PointsPerPeriod: 50, Period: domain.MustParseDuration("P1M"), MaxPeriods: 12},
+		Value:       &domain.ValueEstimate{Amount: "4.80", Currency: "EUR", Per: domain.MustParseDuration("P1Y")},
+		ValueMethod: "revenue_attributable", ValueExplanation: "Revenue from personalised offers per member and year.",
 	}
+}
+
+// legacyTerms are terms() as a contract published before value estimates
+// and programme identities existed holds them.
+func legacyTerms() domain.Terms {
+	t := terms()
+	t.Value, t.ValueMethod, t.ValueExplanation = nil, "", ""
+	return t
+}
+
+func programme() *domain.Programme {
+	return &domain.Programme{Version: 1, LegalName: "Quid Coffee AS", Address: "Storgata 1, 0155 Oslo, Norway",
+		ContactEmail: "privacy@coffee.example", DPOContact: "dpo@coffee.example", AuthorityName: "Datatilsynet",
+		ComplaintURL: "https://www.datatilsynet.no/en/", PointValue: domain.PointValue{Currency: "EUR", Amount: "0.01"},
+		Jurisdictions: []string{"NO", "SE"}}
 }
 
 func recipients() map[string]domain.Recipient {
@@ -104,13 +121,13 @@ func TestContractLifecycleForbidsEveryOtherTransition(t *testing.T) {
 	if _, err := c.NextVersion("c2", t0); !errors.Is(err, domain.ErrConflict) {
 		t.Fatalf("version a draft: %v", err)
 	}
-	if err := c.Publish(recipients(), t0); err != nil {
+	if err := c.Publish(recipients(), programme(), t0); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Edit(terms()); !errors.Is(err, domain.ErrConflict) {
 		t.Fatalf("edit published: %v", err)
 	}
-	if err := c.Publish(recipients(), t0); !errors.Is(err, domain.ErrConflict) {
+	if err := c.Publish(recipients(), programme(), t0); !errors.Is(err, domain.ErrConflict) {
 		t.Fatalf("publish twice: %v", err)
 	}
 	next, err := c.NextVersion("c2", t0)
@@ -132,7 +149,7 @@ func TestTermsHashIsStableAndEqualForIdenticalTerms(t *testing.T) {
 	shuffled.Items[0].Recipients = []string{"r2", "r1"}
 	s := domain.NewDraft("s", "fs", 1, shuffled, t0)
 	for _, c := range []*domain.Contract{&a, &b, &s} {
-		if err := c.Publish(recipients(), t0); err != nil {
+		if err := c.Publish(recipients(), programme(), t0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -142,9 +159,92 @@ func TestTermsHashIsStableAndEqualForIdenticalTerms(t *testing.T) {
 	if !strings.HasPrefix(a.TermsHash(), "sha256:") || domain.TermsHash(a.CanonicalTerms()) != a.TermsHash() {
 		t.Fatalf("hash %s does not match its canonical JSON", a.TermsHash())
 	}
-	want := `{"duration":"P12M","items":[{"category":"location.city","purpose":"loyalty.personalised_offers","recipients":[{"country":"NO","id":"r1","kind":"first_party","name":"Brand","privacy_policy_url":"https://b.example/p"},{"country":"SE","id":"r2","kind":"third_party","name":"PartnerCo","privacy_policy_url":"https://p.example/p"}]}],"renewal_notice":"P14D","retention":"P30D","reward":{"join_bonus":200,"max_periods":12,"period":"P1M","points_per_period":50,"vesting":"P14D"},"summary":"","title":"Coffee club"}`
+	want := `{"duration":"P12M","items":[{"category":"location.city","purpose":"loyalty.personalised_offers","recipients":[{"country":"NO","id":"r1","kind":"first_party","name":"Brand","privacy_policy_url":"https://b.example/p"},{"country":"SE","id":"r2","kind":"third_party","name":"PartnerCo","privacy_policy_url":"https://p.example/p"}]}],"programme":{"address":"Storgata 1, 0155 Oslo, Norway","contact_email":"privacy@coffee.example","dpo_contact":"dpo@coffee.example","jurisdictions":["NO","SE"],"legal_name":"Quid Coffee AS","point_value":{"amount":"0.01","currency":"EUR"},"supervisory_authority":{"complaint_url":"https://www.datatilsynet.no/en/","name":"Datatilsynet"},"version":1},"renewal_notice":"P14D","retention":"P30D","reward":{"join_bonus":200,"max_periods":12,"period":"P1M","points_per_period":50,"vesting":"P14D"},"summary":"","title":"Coffee club","value_estimate":{"amount":"4.80","currency":"EUR","per":"P1Y"},"value_explanation":"Revenue from personalised offers per member and year.","value_method":"revenue_attributable"}`
 	if string(a.CanonicalTerms()) != want {
 		t.Fatalf("canonical JSON changed:\n%s\nwant\n%s", a.CanonicalTerms(), want)
+	}
+}
+
+// Terms published before value estimates and programme identities existed
+// have the same canonical form, and so the same hash, as they were
+// published with: the new fields are written only when set.
+func TestTermsPublishedBeforeValueAndProgrammeKeepTheirHash(t *testing.T) {
+	t.Parallel()
+	canonical, err := domain.CanonicalTerms(legacyTerms(), recipients())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const published = `{"duration":"P12M","items":[{"category":"location.city","purpose":"loyalty.personalised_offers","recipients":[{"country":"NO","id":"r1","kind":"first_party","name":"Brand","privacy_policy_url":"https://b.example/p"},{"country":"SE","id":"r2","kind":"third_party","name":"PartnerCo","privacy_policy_url":"https://p.example/p"}]}],"renewal_notice":"P14D","retention":"P30D","reward":{"join_bonus":200,"max_periods":12,"period":"P1M","points_per_period":50,"vesting":"P14D"},"summary":"","title":"Coffee club"}`
+	if string(canonical) != published || domain.TermsHash(canonical) != domain.TermsHash([]byte(published)) {
+		t.Fatalf("canonical terms of a contract published before value estimates changed:\n%s\nwant\n%s", canonical, published)
+	}
+}
+
+// The hash pins who answers for the data and what the data is worth: a
+// new programme identity version, or another value estimate, method or
+// explanation, is another hash.
+func TestTermsHashChangesWithTheProgrammeVersionAndTheValueEstimate(t *testing.T) {
+	t.Parallel()
+	hash := func(tm domain.Terms, p *domain.Programme) string {
+		c := domain.NewDraft("c", "f", 1, tm, t0)
+		if err := c.Publish(recipients(), p, t0); err != nil {
+			t.Fatal(err)
+		}
+		return c.TermsHash()
+	}
+	base := hash(terms(), programme())
+	next := programme()
+	next.Version = 2
+	if hash(terms(), next) == base {
+		t.Error("the programme identity's version is not in the hash")
+	}
+	moved := programme()
+	moved.Address = "Kirkegata 2, 0153 Oslo, Norway"
+	if hash(terms(), moved) == base {
+		t.Error("the controller's address is not in the hash")
+	}
+	for name, mutate := range map[string]func(*domain.Terms){
+		"amount":      func(x *domain.Terms) { x.Value.Amount = "5.00" },
+		"per":         func(x *domain.Terms) { x.Value.Per = domain.MustParseDuration("P1M") },
+		"method":      func(x *domain.Terms) { x.ValueMethod = "expenses_related" },
+		"explanation": func(x *domain.Terms) { x.ValueExplanation = "Costs of running the offers." },
+	} {
+		tm := terms()
+		mutate(&tm)
+		if hash(tm, programme()) == base {
+			t.Errorf("the value estimate's %s is not in the hash", name)
+		}
+	}
+}
+
+// A contract without a value estimate, its method and explanation, or
+// without a programme identity, is refused at publish, each missing field
+// named; the currency must be the programme's point currency.
+func TestAContractWithoutAValueEstimateCannotBePublished(t *testing.T) {
+	t.Parallel()
+	c := domain.NewDraft("c", "f", 1, legacyTerms(), t0)
+	err := c.Publish(recipients(), nil, t0)
+	var de *domain.Error
+	if !errors.As(err, &de) || de.Kind != domain.KindInvalid {
+		t.Fatalf("published without a value estimate: %v", err)
+	}
+	got := map[string]bool{}
+	for _, f := range de.Fields {
+		got[f.Pointer] = true
+	}
+	for _, p := range []string{"/programme", "/value_estimate", "/value_method", "/value_explanation"} {
+		if !got[p] {
+			t.Errorf("%s is not named: %v", p, de.Fields)
+		}
+	}
+	if c.Status() != domain.ContractDraft || c.TermsHash() != "" {
+		t.Fatal("a refused publish changed the draft")
+	}
+	tm := terms()
+	tm.Value.Currency = "USD"
+	c = domain.NewDraft("c", "f", 1, tm, t0)
+	if err := c.Publish(recipients(), programme(), t0); !errors.As(err, &de) || len(de.Fields) != 1 || de.Fields[0].Pointer != "/value_estimate/currency" {
+		t.Fatalf("published a USD estimate under a EUR programme: %v", err)
 	}
 }
 

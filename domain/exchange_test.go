@@ -11,7 +11,7 @@ import (
 func published(t *testing.T) domain.Contract {
 	t.Helper()
 	c := domain.NewDraft("c1", "f1", 1, terms(), t0)
-	if err := c.Publish(recipients(), t0); err != nil {
+	if err := c.Publish(recipients(), programme(), t0); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -66,7 +66,7 @@ func TestSupersedeCarriesThePendingBonusToTheNewVersion(t *testing.T) {
 	t.Parallel()
 	old, _ := domain.Join("e1", "m1", published(t), t0, true)
 	c2 := domain.NewDraft("c2", "f1", 2, terms(), t0)
-	_ = c2.Publish(recipients(), t0)
+	_ = c2.Publish(recipients(), programme(), t0)
 	next, _ := domain.Join("e2", "m1", c2, t0.Add(time.Hour), false)
 	old.Supersede(&next, t0.Add(time.Hour))
 	if old.Status() != domain.ExchangeSuperseded || old.BonusState() != domain.BonusTransferred {

@@ -28,7 +28,7 @@ func TestABonusWithoutVestingVestsInTheJoin(t *testing.T) {
 	tm := terms()
 	tm.Reward.Vesting = domain.Duration{}
 	c := domain.NewDraft("c1", "f1", 1, tm, t0)
-	if err := c.Publish(recipients(), t0); err != nil {
+	if err := c.Publish(recipients(), programme(), t0); err != nil {
 		t.Fatal(err)
 	}
 	e, err := domain.Join("e1", "m1", c, t0, true)

@@ -51,6 +51,17 @@ func accrueCmd(ctx context.Context, args []string, getenv func(string) string, s
 	return nil
 }
 
+// The demo programme identity and value estimate: fictitious, on
+// example.* addresses, so nobody mistakes the demo for a real controller.
+var (
+	demoProgramme = app.ProgrammeInput{LegalName: "Quid Coffee AS (demo)", Address: "Storgata 1, 0155 Oslo, Norway",
+		ContactEmail: "privacy@coffee.example", DPOContact: "Data-protection officer, dpo@coffee.example",
+		AuthorityName: "Datatilsynet", ComplaintURL: "https://www.datatilsynet.no/en/",
+		PointValue: domain.PointValue{Currency: "EUR", Amount: "0.01"}, Jurisdictions: []string{"NO", "SE"}}
+	demoValueMethod      = "revenue_attributable"
+	demoValueExplanation = "Revenue from personalised offers in a year, divided by the members who share their city and purchases: 4.80 EUR each."
+)
+
 // seedDemo publishes a demo contract whose period is the shortest the
 // deployment allows, so a person can watch points arrive. It returns what
 // to log (key-value pairs) rather than logging: it runs under a lock.
@@ -72,6 +83,15 @@ func seedDemo(ctx context.Context, s *service) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A contract is published under a programme identity: the demo's,
+	// unless an admin has set one.
+	if _, ok, err := s.contracts.Programme(ctx); err != nil {
+		return nil, err
+	} else if !ok {
+		if _, err := s.contracts.PutProgramme(ctx, admin, demoProgramme); err != nil {
+			return nil, err
+		}
+	}
 	period := s.contracts.MinPeriod()
 	periodISO := domain.Duration{Seconds: int(period.Seconds())}.String()
 	if period >= 3600e9 {
@@ -87,9 +107,11 @@ func seedDemo(ctx context.Context, s *service) ([]any, error) {
 			{Category: "commerce.purchase_history", Purpose: "loyalty.personalised_offers", Recipients: []string{brand.ID}},
 			{Category: "demographic.age_over_18", Purpose: "loyalty.programme_operation", Recipients: []string{brand.ID}},
 		},
-		Retention: "P30D",
-		Duration:  &duration,
-		Reward:    app.RewardInput{JoinBonus: 200, Vesting: &vesting, PointsPerPeriod: 50, Period: &periodISO},
+		Retention:     "P30D",
+		Duration:      &duration,
+		Reward:        app.RewardInput{JoinBonus: 200, Vesting: &vesting, PointsPerPeriod: 50, Period: &periodISO},
+		ValueEstimate: &app.ValueEstimateInput{Amount: "4.80", Currency: "EUR", Per: "P1Y"},
+		ValueMethod:   &demoValueMethod, ValueExplanation: &demoValueExplanation,
 	})
 	if err != nil {
 		return nil, err

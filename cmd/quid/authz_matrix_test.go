@@ -119,6 +119,10 @@ var authzMatrix = []authzRow{
 	{route: "GET /v1/catalog/categories", req: get("/v1/catalog/categories"), want: public},
 	{route: "GET /v1/catalog/purposes", req: get("/v1/catalog/purposes"), want: public},
 	{route: "GET /v1/offers", req: get("/v1/offers"), want: public},
+	{route: "GET /v1/programme", req: get("/v1/programme"), want: public},
+	{route: "PUT /v1/programme", want: adminOnly, req: func(*matrixWorld) req {
+		return req{Method: "PUT", Path: "/v1/programme", Body: programmeBody("EUR", "0.01")}
+	}},
 
 	{route: "POST /v1/recipients", want: [principalCount]int{401, 403, 403, 403, 403, 403, 403, 201},
 		req: func(*matrixWorld) req {

@@ -21,6 +21,16 @@ type fixtures struct {
 
 func (a *api) fixtures() fixtures {
 	a.t.Helper()
+	f := a.fixturesWithoutProgramme()
+	// Contracts are published under a programme identity.
+	expect(a.t, a.do(req{Method: "PUT", Path: "/v1/programme", Token: f.admin, Body: programmeBody("EUR", "0.01")}), 200)
+	return f
+}
+
+// fixturesWithoutProgramme are the fixtures of a deployment whose admin has
+// not set the programme identity yet.
+func (a *api) fixturesWithoutProgramme() fixtures {
+	a.t.Helper()
 	f := fixtures{
 		admin:    token(a.t, app.RoleAdmin, "root"),
 		marketer: token(a.t, app.RoleMarketer, "mark"),
@@ -36,6 +46,17 @@ func (a *api) fixtures() fixtures {
 	return f
 }
 
+// programmeBody is a programme identity whose points are worth amount of currency.
+func programmeBody(currency, amount string) map[string]any {
+	return map[string]any{
+		"legal_name": "Brand AS", "address": "Storgata 1, 0155 Oslo, Norway", "contact_email": "privacy@brand.example",
+		"dpo_contact":           "dpo@brand.example",
+		"supervisory_authority": map[string]any{"name": "Datatilsynet", "complaint_url": "https://www.datatilsynet.no/en/"},
+		"point_value":           map[string]any{"currency": currency, "amount": amount},
+		"jurisdictions":         []string{"NO", "SE", "US-CA"},
+	}
+}
+
 func contractBody(f fixtures) map[string]any {
 	return map[string]any{
 		"title": "Coffee club", "summary": "City and purchases for coffee.",
@@ -45,7 +66,9 @@ func contractBody(f fixtures) map[string]any {
 			map[string]any{"category": "demographic.age_over_18", "purpose": "loyalty.programme_operation", "recipients": []string{f.partnerCo}},
 		},
 		"retention": "P30D", "duration": "P12M",
-		"reward": map[string]any{"join_bonus": 200, "vesting": "P14D", "points_per_period": 50, "period": "P1M", "max_periods": 12},
+		"reward":         map[string]any{"join_bonus": 200, "vesting": "P14D", "points_per_period": 50, "period": "P1M", "max_periods": 12},
+		"value_estimate": map[string]any{"amount": "4.80", "currency": "EUR", "per": "P1Y"},
+		"value_method":   "revenue_attributable", "value_explanation": "Revenue from personalised offers per member and year.",
 	}
 }
 

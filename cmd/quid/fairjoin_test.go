@@ -64,9 +64,11 @@ func problemOf(t *testing.T, r response) problemBody {
 func oneItemContract(category, purpose string, recipients []string, minAge any) map[string]any {
 	body := map[string]any{
 		"title": "One item", "summary": "One item.",
-		"items":     []any{map[string]any{"category": category, "purpose": purpose, "recipients": recipients}},
-		"retention": "P30D",
-		"reward":    map[string]any{"join_bonus": 10},
+		"items":          []any{map[string]any{"category": category, "purpose": purpose, "recipients": recipients}},
+		"retention":      "P30D",
+		"reward":         map[string]any{"join_bonus": 10},
+		"value_estimate": map[string]any{"amount": "4.80", "currency": "EUR", "per": "P1Y"},
+		"value_method":   "revenue_attributable", "value_explanation": "Revenue per member and year.",
 	}
 	if minAge != nil {
 		body["min_age"] = minAge

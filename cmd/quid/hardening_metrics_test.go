@@ -153,8 +153,11 @@ func setupExchangeWorld(t testing.TB, a *api) exchangeWorld {
 	var ct struct{ ID string }
 	expect(t, a.do(req{Method: "POST", Path: "/v1/contracts", Token: marketer, Body: map[string]any{
 		"title": "Newsletter", "summary": "Your e-mail for points.", "retention": "P30D",
-		"items":  []map[string]any{{"category": "contact.email", "purpose": "communications.service_messages", "recipients": []string{rec.ID}}},
-		"reward": map[string]any{"join_bonus": 10}}}), 201).decode(t, &ct)
+		"items":          []map[string]any{{"category": "contact.email", "purpose": "communications.service_messages", "recipients": []string{rec.ID}}},
+		"reward":         map[string]any{"join_bonus": 10},
+		"value_estimate": map[string]any{"amount": "4.80", "currency": "EUR", "per": "P1Y"},
+		"value_method":   "revenue_attributable", "value_explanation": "Revenue per member and year."}}), 201).decode(t, &ct)
+	expect(t, a.do(req{Method: "PUT", Path: "/v1/programme", Token: admin, Body: programmeBody("EUR", "0.01")}), 200)
 	expect(t, a.do(req{Method: "POST", Path: "/v1/contracts/" + ct.ID + "/publish", Token: marketer}), 200)
 	member := token(t, app.RoleMember, "member-wire")
 	expect(t, a.do(req{Method: "PUT", Path: "/v1/me", Token: member, Body: map[string]any{

@@ -56,10 +56,11 @@ func tour(w world, sub string, call func(routeCall) response) {
 		return call(routeCall{route: route, r: req{Method: method, Path: path, Token: tok, Body: body}})
 	}
 	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/openapi.yaml", "/.well-known/jwks.json", "/.well-known/gpc.json",
-		"/v1/catalog/categories", "/v1/catalog/purposes", "/v1/offers"} {
+		"/v1/catalog/categories", "/v1/catalog/purposes", "/v1/offers", "/v1/programme"} {
 		do("GET "+p, "GET", p, "", nil)
 	}
 	f := w.f
+	do("PUT /v1/programme", "PUT", "/v1/programme", f.admin, programmeBody("EUR", "0.01"))
 	do("POST /v1/recipients", "POST", "/v1/recipients", f.admin, map[string]any{
 		"name": "R " + sub, "kind": "third_party", "country": "DE", "privacy_policy_url": "https://r.example/privacy"})
 	do("GET /v1/recipients", "GET", "/v1/recipients", f.admin, nil)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 
 	"github.com/go-playground/validator/v10"
+	"golang.org/x/text/currency"
 
 	"github.com/quidpro/quid/domain"
 )
@@ -76,7 +77,7 @@ func Load() (domain.Catalog, error) {
 			Advertising: *p.Advertising, DirectMarketing: *p.DirectMarketing, AutomatedProcessing: *p.AutomatedProcessing})
 	}
 	c, err := domain.NewCatalog(cats, purs)
-	return c.WithCountries(assignedCountry), err
+	return c.WithCountries(assignedCountry).WithCurrencies(isoCurrency), err
 }
 
 // countries checks ISO 3166-1 alpha-2 codes against the official list, the
@@ -84,3 +85,20 @@ func Load() (domain.Catalog, error) {
 var countries = validator.New()
 
 func assignedCountry(code string) bool { return countries.Var(code, "iso3166_1_alpha2") == nil }
+
+// isoCurrency tells an ISO 4217 code and its minor units from the CLDR
+// data golang.org/x/text/currency maintains: its standard rounding's scale
+// is the digits after the point (EUR 2, JPY 0, KWD 3). The codes for no
+// currency, testing, precious metals and units of account are refused: a
+// point is worth money a member can spend.
+func isoCurrency(code string) (int, bool) {
+	u, err := currency.ParseISO(code)
+	if err != nil || u.String() != code || notMoney[code] {
+		return 0, false
+	}
+	scale, _ := currency.Standard.Rounding(u)
+	return scale, true
+}
+
+var notMoney = map[string]bool{"XXX": true, "XTS": true, "XAU": true, "XAG": true, "XPD": true, "XPT": true,
+	"XDR": true, "XBA": true, "XBB": true, "XBC": true, "XBD": true, "XSU": true, "XUA": true}

@@ -26,3 +26,24 @@ func TestOnlyAssignedCountryCodesAreCountries(t *testing.T) {
 		}
 	}
 }
+
+// A point's currency is one ISO 4217 lists for money in use, with its
+// minor units from the maintained CLDR data: EUR 2, JPY 0, KWD 3; the codes
+// for no currency, testing and precious metals, and other spellings, are none.
+func TestCurrenciesAreISO4217WithTheirMinorUnits(t *testing.T) {
+	t.Parallel()
+	c, err := catalog.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for code, want := range map[string]int{"EUR": 2, "USD": 2, "NOK": 2, "JPY": 0, "KWD": 3, "XOF": 0} {
+		if got, ok := c.Currency(code); !ok || got != want {
+			t.Errorf("%s: %d digits, known %v; want %d", code, got, ok, want)
+		}
+	}
+	for _, code := range []string{"XXX", "XTS", "XAU", "eur", "EURO", "ZZZ", ""} {
+		if _, ok := c.Currency(code); ok {
+			t.Errorf("%q accepted as a currency", code)
+		}
+	}
+}

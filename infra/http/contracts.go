@@ -17,6 +17,8 @@ func (h *handlers) contractRoutes(v1 fiber.Router, auth roleGate, optional fiber
 	v1.Get("/catalog/categories", h.categories)
 	v1.Get("/catalog/purposes", h.purposes)
 	v1.Get("/offers", optional, h.offers)
+	v1.Get("/programme", h.getProgramme)
+	v1.Put("/programme", auth(app.RoleAdmin), h.putProgramme)
 
 	v1.Post("/recipients", auth(app.RoleAdmin), h.createRecipient)
 	v1.Get("/recipients", auth(app.RoleAdmin, app.RoleMarketer), h.listRecipients)
@@ -133,11 +135,29 @@ type contractIn struct {
 	RenewalNotice *string    `json:"renewal_notice"`
 	Reward        *rewardDTO `json:"reward" validate:"required"`
 	MinAge        *int       `json:"min_age"`
+	// The value of the data: optional in a draft, required to publish.
+	ValueEstimate    *valueEstimateDTO `json:"value_estimate"`
+	ValueMethod      *string           `json:"value_method"`
+	ValueExplanation *string           `json:"value_explanation"`
+}
+
+type valueEstimateDTO struct {
+	Amount   string `json:"amount" validate:"required"`
+	Currency string `json:"currency" validate:"required"`
+	Per      string `json:"per" validate:"required"`
+}
+
+func (e *valueEstimateDTO) input() *app.ValueEstimateInput {
+	if e == nil {
+		return nil
+	}
+	return &app.ValueEstimateInput{Amount: e.Amount, Currency: e.Currency, Per: e.Per}
 }
 
 func (in contractIn) toInput() app.TermsInput {
 	t := app.TermsInput{Title: in.Title, Summary: in.Summary, Retention: in.Retention, Duration: in.Duration,
-		RenewalNotice: in.RenewalNotice, Reward: app.RewardInput(*in.Reward), MinAge: in.MinAge}
+		RenewalNotice: in.RenewalNotice, Reward: app.RewardInput(*in.Reward), MinAge: in.MinAge,
+		ValueEstimate: in.ValueEstimate.input(), ValueMethod: in.ValueMethod, ValueExplanation: in.ValueExplanation}
 	for _, it := range in.Items {
 		t.Items = append(t.Items, app.ItemInput(it))
 	}
@@ -186,6 +206,10 @@ type contractPatch struct {
 	RenewalNotice nullable[string] `json:"renewal_notice"`
 	Reward        *rewardPatch     `json:"reward"`
 	MinAge        nullable[int]    `json:"min_age"`
+	// The value fields: null clears them (a draft may lack them).
+	ValueEstimate    nullable[valueEstimateDTO] `json:"value_estimate"`
+	ValueMethod      nullable[string]           `json:"value_method"`
+	ValueExplanation nullable[string]           `json:"value_explanation"`
 }
 
 // notNullable are the PATCH fields a draft cannot be without: null is refused
@@ -255,6 +279,15 @@ func (p contractPatch) apply(t app.TermsInput) app.TermsInput {
 	if p.RenewalNotice.Set {
 		t.RenewalNotice = p.RenewalNotice.Value
 	}
+	if p.ValueEstimate.Set {
+		t.ValueEstimate = p.ValueEstimate.Value.input()
+	}
+	if p.ValueMethod.Set {
+		t.ValueMethod = p.ValueMethod.Value
+	}
+	if p.ValueExplanation.Set {
+		t.ValueExplanation = p.ValueExplanation.Value
+	}
 	if r := p.Reward; r != nil {
 		if r.JoinBonus != nil {
 			t.Reward.JoinBonus = *r.JoinBonus
@@ -293,18 +326,52 @@ type contractDTO struct {
 	// RequiredAge is the youngest age that may join: min_age, raised to 16
 	// when the contract shares with a third party or for advertising (GDPR
 	// Art. 8, CCPA's under-16 rule); null when no age rule applies.
-	RequiredAge *int    `json:"required_age"`
-	TermsHash   *string `json:"terms_hash"`
-	CreatedAt   string  `json:"created_at"`
-	PublishedAt *string `json:"published_at"`
-	RetiredAt   *string `json:"retired_at"`
+	RequiredAge *int `json:"required_age"`
+	// ValueEstimate, ValueMethod and ValueExplanation: what the brand
+	// estimates the data is worth and how (null in drafts that lack them
+	// and in versions published before they existed).
+	ValueEstimate    *valueEstimateDTO `json:"value_estimate"`
+	ValueMethod      *string           `json:"value_method"`
+	ValueExplanation *string           `json:"value_explanation"`
+	// RewardValue is the reward in money; null while no programme
+	// identity gives points a value.
+	RewardValue *rewardValueDTO `json:"reward_value"`
+	// ProgrammeVersion is the programme identity version the terms were
+	// published under (null for drafts and earlier versions).
+	ProgrammeVersion *int    `json:"programme_version"`
+	TermsHash        *string `json:"terms_hash"`
+	CreatedAt        string  `json:"created_at"`
+	PublishedAt      *string `json:"published_at"`
+	RetiredAt        *string `json:"retired_at"`
 	// ConflictsWithObjection marks, for a member's own GET /v1/offers, an
 	// offer that uses a purpose the member objects to.
 	ConflictsWithObjection *bool `json:"conflicts_with_objection,omitempty"`
 }
 
+// rewardValueDTO is a reward in money: each figure a decimal string with
+// exactly the currency's minor units, computed exactly and rounded half to
+// even (domain.FormatMoney).
+type rewardValueDTO struct {
+	Currency   string  `json:"currency"`
+	PointValue string  `json:"point_value"`
+	JoinBonus  string  `json:"join_bonus"`
+	PerPeriod  string  `json:"per_period"`
+	MaxTotal   *string `json:"max_total"`
+}
+
+func rewardValueOf(v domain.RewardValue, ok bool) *rewardValueDTO {
+	if !ok {
+		return nil
+	}
+	d := &rewardValueDTO{Currency: v.Currency, PointValue: v.Point, JoinBonus: v.JoinBonus, PerPeriod: v.PerPeriod}
+	if v.MaxTotal != "" {
+		d.MaxTotal = &v.MaxTotal
+	}
+	return d
+}
+
 // contractOf is the view of c; age is the age it requires (0 for none).
-func contractOf(c domain.Contract, age int) contractDTO {
+func contractOf(c domain.Contract, age int, value *rewardValueDTO) contractDTO {
 	in := app.InputOf(c.Terms())
 	d := contractDTO{ID: c.ID(), FamilyID: c.FamilyID(), Version: c.Version(), Status: string(c.Status()),
 		Title: in.Title, Summary: in.Summary, Retention: in.Retention, Duration: in.Duration,
@@ -318,6 +385,14 @@ func contractOf(c domain.Contract, age int) contractDTO {
 	}
 	if age > 0 {
 		d.RequiredAge = &age
+	}
+	if e := in.ValueEstimate; e != nil {
+		d.ValueEstimate = &valueEstimateDTO{Amount: e.Amount, Currency: e.Currency, Per: e.Per}
+	}
+	d.ValueMethod, d.ValueExplanation, d.RewardValue = in.ValueMethod, in.ValueExplanation, value
+	if p := c.Terms().Programme; p != nil {
+		v := p.Version
+		d.ProgrammeVersion = &v
 	}
 	if t := c.Terms(); t.Duration != nil {
 		n := t.Notice().String()
@@ -333,8 +408,13 @@ func (h *handlers) contractList(ctx context.Context, cs []domain.Contract, next 
 	if err != nil {
 		return out, err
 	}
+	values, err := h.svc.Contracts.RewardValues(ctx, cs...)
+	if err != nil {
+		return out, err
+	}
 	for _, c := range cs {
-		out.Items = append(out.Items, contractOf(c, ages[c.ID()]))
+		v, ok := values[c.ID()]
+		out.Items = append(out.Items, contractOf(c, ages[c.ID()], rewardValueOf(v, ok)))
 	}
 	return out, nil
 }

@@ -1,6 +1,8 @@
 package http
 
 import (
+	"context"
+
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/quidpro/quid/app"
@@ -29,7 +31,10 @@ type exchangeDTO struct {
 	PointsEarned *int64           `json:"points_earned,omitempty"`
 	NewerVersion *newerVersionDTO `json:"newer_version,omitempty"`
 	Renewable    *bool            `json:"renewable,omitempty"`
-	Receipt      string           `json:"receipt,omitempty"`
+	// RewardValue is the contract's reward in money (member views only;
+	// null while no programme identity gives points a value).
+	RewardValue *rewardValueDTO `json:"reward_value,omitempty"`
+	Receipt     string          `json:"receipt,omitempty"`
 }
 
 type bonusDTO struct {
@@ -51,8 +56,10 @@ func exchangeOf(ex domain.Exchange) exchangeDTO {
 	return d
 }
 
-func exchangeViewOf(v app.ExchangeView) exchangeDTO {
+func exchangeViewOf(v app.ExchangeView, values map[string]domain.RewardValue) exchangeDTO {
 	d := exchangeOf(v.Exchange)
+	rv, ok := values[v.Contract.ID()]
+	d.RewardValue = rewardValueOf(rv, ok)
 	d.Version, d.Title = v.Contract.Version(), v.Contract.Terms().Title
 	earned := v.PointsEarned
 	d.PointsEarned = &earned
@@ -74,8 +81,12 @@ func (h *handlers) listExchanges(c *fiber.Ctx) error {
 		return err
 	}
 	out := list[exchangeDTO]{Items: make([]exchangeDTO, 0, len(vs)), NextCursor: next}
+	values, err := h.rewardValuesOf(c.UserContext(), vs)
+	if err != nil {
+		return err
+	}
 	for _, v := range vs {
-		out.Items = append(out.Items, exchangeViewOf(v))
+		out.Items = append(out.Items, exchangeViewOf(v, values))
 	}
 	return c.JSON(out)
 }
@@ -89,7 +100,11 @@ func (h *handlers) getExchange(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	d := exchangeViewOf(v)
+	values, err := h.svc.Contracts.RewardValues(c.UserContext(), v.Contract)
+	if err != nil {
+		return err
+	}
+	d := exchangeViewOf(v, values)
 	d.Receipt = v.Exchange.Receipt()
 	return c.JSON(d)
 }
@@ -104,4 +119,13 @@ func (h *handlers) cancelExchange(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(exchangeOf(e))
+}
+
+// rewardValuesOf is the reward in money of each exchange's contract.
+func (h *handlers) rewardValuesOf(ctx context.Context, vs []app.ExchangeView) (map[string]domain.RewardValue, error) {
+	cs := make([]domain.Contract, 0, len(vs))
+	for _, v := range vs {
+		cs = append(cs, v.Contract)
+	}
+	return h.svc.Contracts.RewardValues(ctx, cs...)
 }

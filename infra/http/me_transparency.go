@@ -56,8 +56,12 @@ func (h *handlers) myTransparency(c *fiber.Ctx) error {
 		}
 		out.AccessLog, out.OlderAccess = accessList(log, "").Items, older
 	}
+	values, err := h.rewardValuesOf(c.UserContext(), st.Exchanges)
+	if err != nil {
+		return err
+	}
 	for _, v := range st.Exchanges {
-		d := myExchangeDTO{exchangeDTO: exchangeViewOf(v), Shares: []shareDTO{}, Deletions: []ackDTO{}}
+		d := myExchangeDTO{exchangeDTO: exchangeViewOf(v, values), Shares: []shareDTO{}, Deletions: []ackDTO{}}
 		list := acks[v.Exchange.ID()]
 		if ended := v.Exchange.EndedAt(); len(list) == 0 && ended != nil && v.Exchange.Status() == domain.ExchangeExpired {
 			// Consent lapsed and no write has recorded it yet, so its
@@ -141,8 +145,12 @@ func (h *handlers) export(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	values, err := h.rewardValuesOf(ctx, st.Exchanges)
+	if err != nil {
+		return err
+	}
 	for _, v := range st.Exchanges {
-		d := exchangeViewOf(v)
+		d := exchangeViewOf(v, values)
 		d.Receipt = v.Exchange.Receipt()
 		out.Exchanges = append(out.Exchanges, d)
 	}

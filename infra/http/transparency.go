@@ -145,6 +145,10 @@ type statementDTO struct {
 	Duration             *string                `json:"duration"`
 	DurationPlain        string                 `json:"duration_plain"`
 	Reward               stmtReward             `json:"reward"`
+	RewardValue          *rewardValueDTO        `json:"reward_value"`
+	ValueEstimate        *valueEstimateDTO      `json:"value_estimate"`
+	ValueMethod          *string                `json:"value_method"`
+	ValueExplanation     *string                `json:"value_explanation"`
 	AgeRule              stmtAgeRule            `json:"age_rule"`
 	OnCancellation       string                 `json:"on_cancellation"`
 	Rights               []stmtRight            `json:"rights"`
@@ -254,6 +258,13 @@ func statementOf(st app.Statement) statementDTO {
 		d.Reward.MaxTotalPoints = &total
 	}
 	d.Reward.Plain = plainReward(r)
+	if st.RewardValue != nil {
+		d.RewardValue = rewardValueOf(*st.RewardValue, true)
+	}
+	if e := in.ValueEstimate; e != nil {
+		d.ValueEstimate = &valueEstimateDTO{Amount: e.Amount, Currency: e.Currency, Per: e.Per}
+	}
+	d.ValueMethod, d.ValueExplanation = in.ValueMethod, in.ValueExplanation
 	d.AgeRule = ageRuleOf(st.Catalog, t, st.Recipients)
 	d.Rights = memberRights
 	d.OnCancellation = "You can cancel at any time, as easily as you joined. Points stop at once: no period that ends after you cancel is paid"

@@ -31,6 +31,32 @@ type termsJSON struct {
 		MaxPeriods      int    `json:"max_periods"`
 	} `json:"reward"`
 	MinAge int `json:"min_age,omitempty"`
+	// The value estimate and the programme identity frozen at publish are
+	// absent from terms stored before they existed.
+	ValueEstimate    *valueEstimateJSON `json:"value_estimate,omitempty"`
+	ValueMethod      string             `json:"value_method,omitempty"`
+	ValueExplanation string             `json:"value_explanation,omitempty"`
+	Programme        *programmeJSON     `json:"programme,omitempty"`
+}
+
+type valueEstimateJSON struct {
+	Amount   string `json:"amount"`
+	Currency string `json:"currency"`
+	Per      string `json:"per"`
+}
+
+type programmeJSON struct {
+	Version       int       `json:"version"`
+	LegalName     string    `json:"legal_name"`
+	Address       string    `json:"address"`
+	ContactEmail  string    `json:"contact_email"`
+	DPOContact    string    `json:"dpo_contact"`
+	AuthorityName string    `json:"authority_name"`
+	ComplaintURL  string    `json:"complaint_url"`
+	PointCurrency string    `json:"point_currency"`
+	PointAmount   string    `json:"point_amount"`
+	Jurisdictions []string  `json:"jurisdictions"`
+	CreatedAt     time.Time `json:"created_at"`
 }
 
 type itemJSON struct {
@@ -86,6 +112,14 @@ func contractToRecord(c domain.Contract) (contractRecord, error) {
 	}
 	tj.Reward.JoinBonus, tj.Reward.PointsPerPeriod, tj.Reward.MaxPeriods = t.Reward.JoinBonus, t.Reward.PointsPerPeriod, t.Reward.MaxPeriods
 	tj.Reward.Vesting, tj.Reward.Period = durationOrEmpty(t.Reward.Vesting), durationOrEmpty(t.Reward.Period)
+	if e := t.Value; e != nil {
+		tj.ValueEstimate = &valueEstimateJSON{e.Amount, e.Currency, durationOrEmpty(e.Per)}
+	}
+	tj.ValueMethod, tj.ValueExplanation = t.ValueMethod, t.ValueExplanation
+	if p := t.Programme; p != nil {
+		tj.Programme = &programmeJSON{p.Version, p.LegalName, p.Address, p.ContactEmail, p.DPOContact, p.AuthorityName,
+			p.ComplaintURL, p.PointValue.Currency, p.PointValue.Amount, p.Jurisdictions, p.CreatedAt}
+	}
 	raw, err := json.Marshal(tj)
 	if err != nil {
 		return contractRecord{}, err
@@ -147,6 +181,15 @@ func (r contractRecord) toDomain() (domain.Contract, error) {
 	}
 	t.Reward = domain.Reward{JoinBonus: tj.Reward.JoinBonus, Vesting: parse(tj.Reward.Vesting),
 		PointsPerPeriod: tj.Reward.PointsPerPeriod, Period: parse(tj.Reward.Period), MaxPeriods: tj.Reward.MaxPeriods}
+	if e := tj.ValueEstimate; e != nil {
+		t.Value = &domain.ValueEstimate{Amount: e.Amount, Currency: e.Currency, Per: parse(e.Per)}
+	}
+	t.ValueMethod, t.ValueExplanation = tj.ValueMethod, tj.ValueExplanation
+	if p := tj.Programme; p != nil {
+		t.Programme = &domain.Programme{Version: p.Version, LegalName: p.LegalName, Address: p.Address, ContactEmail: p.ContactEmail,
+			DPOContact: p.DPOContact, AuthorityName: p.AuthorityName, ComplaintURL: p.ComplaintURL,
+			PointValue: domain.PointValue{Currency: p.PointCurrency, Amount: p.PointAmount}, Jurisdictions: p.Jurisdictions, CreatedAt: p.CreatedAt.UTC()}
+	}
 	var canonical []byte
 	var hash string
 	if r.CanonicalTerms != nil {

@@ -78,9 +78,21 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := w.contracts.PutProgramme(ctx, admin, testProgramme); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(w.assertLedgerBalances)
 	return w
 }
+
+// Contracts are published under a programme identity and with a value estimate.
+var (
+	testProgramme = app.ProgrammeInput{LegalName: "Brand AS", Address: "Storgata 1, 0155 Oslo, Norway",
+		ContactEmail: "privacy@brand.example", DPOContact: "dpo@brand.example", AuthorityName: "Datatilsynet",
+		ComplaintURL: "https://www.datatilsynet.no/en/", PointValue: domain.PointValue{Currency: "EUR", Amount: "0.01"},
+		Jurisdictions: []string{"NO"}}
+	testEstimate = app.ValueEstimateInput{Amount: "4.80", Currency: "EUR", Per: "P1Y"}
+)
 
 // accrualWorker is an accrual worker without housekeeping that takes batch
 // members per batch.
@@ -101,7 +113,7 @@ type offer struct {
 
 func (w *world) publish(o offer) domain.Contract {
 	w.t.Helper()
-	in := app.TermsInput{Title: "Offer", Retention: "P30D",
+	in := app.TermsInput{ValueEstimate: &testEstimate, ValueMethod: str("revenue_attributable"), ValueExplanation: str("Revenue per member."), Title: "Offer", Retention: "P30D",
 		Items:  []app.ItemInput{{Category: "location.city", Purpose: "loyalty.personalised_offers", Recipients: []string{w.brand.ID}}},
 		Reward: app.RewardInput{JoinBonus: o.bonus, PointsPerPeriod: o.perPeriod}}
 	if o.vesting != "" {

@@ -23,7 +23,7 @@ func TestWritersHoldTheVersionLockBeforeWaitingForTheMember(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
 	renewable := func() domain.Contract {
-		d, err := w.contracts.CreateDraft(ctx, marketer, app.TermsInput{Title: "Renewable", Retention: "P30D",
+		d, err := w.contracts.CreateDraft(ctx, marketer, app.TermsInput{ValueEstimate: &testEstimate, ValueMethod: str("revenue_attributable"), ValueExplanation: str("Revenue per member."), Title: "Renewable", Retention: "P30D",
 			Items:    []app.ItemInput{{Category: "location.city", Purpose: "loyalty.personalised_offers", Recipients: []string{w.brand.ID}}},
 			Duration: str("PT1H"), Reward: app.RewardInput{JoinBonus: 1}})
 		if err != nil {

@@ -170,7 +170,7 @@ func parityContracts(t *testing.T, w *world, r *rand.Rand, n int) []domain.Contr
 	fixedDurations := []string{"", "PT90S", "P45D", "P1Y", ""}
 	var out []domain.Contract
 	for len(out) < n {
-		in := app.TermsInput{Title: "Parity", Retention: retentions[r.Intn(len(retentions))],
+		in := app.TermsInput{ValueEstimate: &testEstimate, ValueMethod: str("revenue_attributable"), ValueExplanation: str("Revenue per member."), Title: "Parity", Retention: retentions[r.Intn(len(retentions))],
 			Items: []app.ItemInput{{Category: "location.city", Purpose: "loyalty.personalised_offers", Recipients: []string{w.brand.ID}}}}
 		if i := len(out); i < len(fixed) && n > len(fixed) {
 			in.Reward = fixed[i]
@@ -855,7 +855,7 @@ func TestWebhookPayloadsMatchOpenAPI(t *testing.T) {
 		}
 	}
 	publish := func(duration string, vesting bool) domain.Contract {
-		in := app.TermsInput{Title: "Hooks", Retention: []string{"P30D", "P1M", "PT1S"}[r.Intn(3)], Items: items(),
+		in := app.TermsInput{ValueEstimate: &testEstimate, ValueMethod: str("revenue_attributable"), ValueExplanation: str("Revenue per member."), Title: "Hooks", Retention: []string{"P30D", "P1M", "PT1S"}[r.Intn(3)], Items: items(),
 			Reward: app.RewardInput{JoinBonus: int64(1 + r.Intn(200)), PointsPerPeriod: 1, Period: str("P1D")}}
 		if vesting {
 			in.Reward.Vesting = str("P7D")
@@ -941,7 +941,7 @@ func TestWebhookPayloadsMatchOpenAPI(t *testing.T) {
 	}
 	// exchange.expiring: the renewal window opened (the exchange moved
 	// back in time); the brand is a first-party recipient.
-	renewing, err := w.contracts.CreateDraft(ctx, marketer, app.TermsInput{Title: "Hooks renewal", Retention: "P30D",
+	renewing, err := w.contracts.CreateDraft(ctx, marketer, app.TermsInput{ValueEstimate: &testEstimate, ValueMethod: str("revenue_attributable"), ValueExplanation: str("Revenue per member."), Title: "Hooks renewal", Retention: "P30D",
 		Items:    []app.ItemInput{{Category: "location.city", Purpose: purposes[0], Recipients: []string{w.brand.ID}}},
 		Duration: str("P1Y"), Reward: app.RewardInput{JoinBonus: 1}})
 	if err != nil {
