@@ -167,10 +167,22 @@ func run(o options) error {
 	if err := call(hc, "POST", b.base+"/v1/recipients", admin, map[string]any{"name": partnerName, "kind": "third_party", "country": "SE", "privacy_policy_url": "https://partner.example/p"}, &partner); err != nil {
 		return err
 	}
+	// A contract is published under the programme's identity and with a
+	// value estimate (issue 12).
+	if err := call(hc, "PUT", b.base+"/v1/programme", admin, map[string]any{
+		"legal_name": "Bench AS", "address": "Storgata 1, 0155 Oslo, Norway", "contact_email": "privacy@bench.example",
+		"dpo_contact":           "dpo@bench.example",
+		"supervisory_authority": map[string]any{"name": "Datatilsynet", "complaint_url": "https://www.datatilsynet.no/en/"},
+		"point_value":           map[string]any{"currency": "EUR", "amount": "0.01"},
+		"jurisdictions":         []string{"NO"}}, nil); err != nil {
+		return err
+	}
 	var draft struct{ ID string }
 	if err := call(hc, "POST", b.base+"/v1/contracts", marketer, map[string]any{"title": "Bench", "retention": "P30D",
-		"items":  []any{map[string]any{"category": "location.city", "purpose": purpose, "recipients": []string{brand.ID, partner.ID}}},
-		"reward": map[string]any{"join_bonus": 100, "vesting": "P7D", "points_per_period": 10, "period": "PT1H"}}, &draft); err != nil {
+		"items":          []any{map[string]any{"category": "location.city", "purpose": purpose, "recipients": []string{brand.ID, partner.ID}}},
+		"reward":         map[string]any{"join_bonus": 100, "vesting": "P7D", "points_per_period": 10, "period": "PT1H"},
+		"value_estimate": map[string]any{"amount": "4.80", "currency": "EUR", "per": "P1Y"}, "value_method": "revenue_attributable",
+		"value_explanation": "Offer revenue per member who shares a city, a year."}, &draft); err != nil {
 		return err
 	}
 	if err := call(hc, "POST", b.base+"/v1/contracts/"+draft.ID+"/publish", marketer, nil, nil); err != nil {
