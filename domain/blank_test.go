@@ -1,6 +1,7 @@
 package domain_test
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -78,6 +79,27 @@ func TestInvisibleEmailAddressesAreNotData(t *testing.T) {
 	for _, s := range []string{"alex@example.com", "josé@exämple.no", "a.b+c@x.co.uk"} {
 		if err := c.ValidateAttribute("contact.email", s); err != nil {
 			t.Errorf("%q was refused: %v", s, err)
+		}
+	}
+}
+
+// Text a member reads and a hash pins shows what it holds: no control
+// characters, no bidirectional overrides (CVE-2021-42574), in a contract's
+// texts and in the programme's identity.
+func TestTextThatHidesWhatItSaysIsRefused(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{"a\u0007b", "pay \u202eevil\u202c", "x\u2066y\u2069", "a\u0000b"} {
+		terms := domain.Terms{Title: "T", Summary: s}
+		err := domain.ContractPolicy{}.ValidateTerms(terms, func(string) bool { return true })
+		var de *domain.Error
+		found := false
+		if errors.As(err, &de) {
+			for _, f := range de.Fields {
+				found = found || f.Pointer == "/summary"
+			}
+		}
+		if !found {
+			t.Errorf("summary %q accepted", s)
 		}
 	}
 }

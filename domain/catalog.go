@@ -229,6 +229,17 @@ func (c Catalog) WithCountries(assigned func(string) bool) Catalog {
 	return c
 }
 
+// hidesText tells text that can show something other than what it holds:
+// control characters (a line break in a title aside, none belongs in a
+// one-line text) and the bidirectional embeddings, overrides and isolates
+// (U+202A–U+202E, U+2066–U+2069) that reorder what a reader sees (the
+// "Trojan Source" trick, CVE-2021-42574).
+func hidesText(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool {
+		return (unicode.IsControl(r) && r != '\n' && r != '\t') || (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069')
+	})
+}
+
 // drawnEmpty are graphic characters that render as nothing.
 var drawnEmpty = map[rune]bool{'\u2800': true, '\u3164': true, '\u115f': true, '\u1160': true, '\uffa0': true, '\u17b4': true, '\u17b5': true}
 

@@ -95,6 +95,12 @@ func (p ContractPolicy) ValidateTerms(t Terms, recipientExists func(string) bool
 	if utf8.RuneCountInString(t.Summary) > 2000 {
 		v.Add("/summary", "must be at most 2000 characters")
 	}
+	// Text a member reads and the terms hash pins shows what it says.
+	for ptr, s := range map[string]string{"/title": t.Title, "/summary": t.Summary, "/value_explanation": t.ValueExplanation} {
+		if hidesText(s) {
+			v.Add(ptr, "must not hold control characters or bidirectional overrides")
+		}
+	}
 	if len(t.Items) == 0 {
 		v.Add("/items", "must ask for at least one data item")
 	}
@@ -181,8 +187,10 @@ func (p ContractPolicy) ValidateTerms(t Terms, recipientExists func(string) bool
 	if t.ValueMethod != "" && !IsValueMethod(t.ValueMethod) {
 		v.Add("/value_method", "must be one of "+strings.Join(ValueMethods, ", ")+" (Cal. Code Regs. tit. 11 §7081(a)(1)-(8))")
 	}
-	if utf8.RuneCountInString(t.ValueExplanation) > 4000 {
-		v.Add("/value_explanation", "must be at most 4000 characters")
+	// The bound every string of a body has at the HTTP edge, stated here
+	// so that the rule and openapi.yaml say the same.
+	if utf8.RuneCountInString(t.ValueExplanation) > 500 {
+		v.Add("/value_explanation", "must be at most 500 characters")
 	}
 	return v.Err()
 }

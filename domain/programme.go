@@ -47,6 +47,8 @@ func (c Catalog) ValidateProgramme(p Programme) (Programme, error) {
 		*s = strings.TrimSpace(*s)
 		if blank(*s) || utf8.RuneCountInString(*s) > max {
 			v.Add(at, fmt.Sprintf("must be 1 to %d visible characters", max))
+		} else if hidesText(*s) {
+			v.Add(at, "must not hold control characters or bidirectional overrides")
 		}
 	}
 	text("/legal_name", &p.LegalName, 200)

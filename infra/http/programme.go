@@ -8,7 +8,7 @@ import (
 )
 
 type authorityDTO struct {
-	Name         string `json:"name" validate:"required"`
+	Name         string `json:"name" validate:"required,max=200"`
 	ComplaintURL string `json:"complaint_url" validate:"required"`
 }
 
@@ -20,10 +20,10 @@ type moneyAmountDTO struct {
 // programmeIn is the body of PUT /v1/programme: every field, each time
 // (a new version replaces the whole identity).
 type programmeIn struct {
-	LegalName            string          `json:"legal_name" validate:"required"`
-	Address              string          `json:"address" validate:"required"`
+	LegalName            string          `json:"legal_name" validate:"required,max=200"`
+	Address              string          `json:"address" validate:"required,max=500"`
 	ContactEmail         string          `json:"contact_email" validate:"required"`
-	DPOContact           string          `json:"dpo_contact" validate:"required"`
+	DPOContact           string          `json:"dpo_contact" validate:"required,max=500"`
 	SupervisoryAuthority *authorityDTO   `json:"supervisory_authority" validate:"required"`
 	PointValue           *moneyAmountDTO `json:"point_value" validate:"required"`
 	Jurisdictions        []string        `json:"jurisdictions" validate:"required"`
