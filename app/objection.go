@@ -32,6 +32,9 @@ type ObjectionRepository interface {
 	// ObjectionHistory is every objection, standing or lifted, oldest
 	// first.
 	ObjectionHistory(ctx context.Context, memberID string) ([]Objection, error)
+	// StandingObjections is every objection in force, oldest first (at
+	// most one per catalogue purpose).
+	StandingObjections(ctx context.Context, memberID string) ([]Objection, error)
 }
 
 // Objections is the right to object.
@@ -113,12 +116,18 @@ func (s *Objections) History(ctx context.Context, p Principal) ([]Objection, err
 // objection-not-found when there is none (the Location a POST answered
 // with, read after the objection was lifted).
 func (s *Objections) Get(ctx context.Context, p Principal, purpose string) (Objection, error) {
-	all, err := s.History(ctx, p)
+	if err := p.Require(RoleMember); err != nil {
+		return Objection{}, err
+	}
+	if err := s.store.RequireEnrolled(ctx, p.Subject); err != nil {
+		return Objection{}, err
+	}
+	standing, err := s.store.StandingObjections(ctx, p.Subject)
 	if err != nil {
 		return Objection{}, err
 	}
-	for _, o := range all {
-		if o.Purpose == purpose && o.LiftedAt == nil {
+	for _, o := range standing {
+		if o.Purpose == purpose {
 			return o, nil
 		}
 	}
@@ -131,15 +140,13 @@ func (s *Objections) Objected(ctx context.Context, p Principal) (map[string]bool
 	if p.Role != RoleMember {
 		return nil, nil
 	}
-	list, err := s.store.ObjectionHistory(ctx, p.Subject)
+	list, err := s.store.StandingObjections(ctx, p.Subject)
 	if err != nil {
 		return nil, err
 	}
 	out := make(map[string]bool, len(list))
 	for _, o := range list {
-		if o.LiftedAt == nil {
-			out[o.Purpose] = true
-		}
+		out[o.Purpose] = true
 	}
 	return out, nil
 }

@@ -101,5 +101,8 @@ func TestTextThatHidesWhatItSaysIsRefused(t *testing.T) {
 		if !found {
 			t.Errorf("summary %q accepted", s)
 		}
+		if _, err := domain.NewRecipient("r", "Partner"+s, domain.ThirdParty, "SE", "https://r.example/p", time.Now()); err == nil {
+			t.Errorf("recipient name %q accepted", s)
+		}
 	}
 }

@@ -125,6 +125,21 @@ func (s *Store) Objections(ctx context.Context, memberID string, page app.Page) 
 	return out, next, nil
 }
 
+// StandingObjections implements app.ObjectionRepository: the objections in
+// force, which a member's offers page reads on every request.
+func (s *Store) StandingObjections(ctx context.Context, memberID string) ([]app.Objection, error) {
+	var rows []objectionRow
+	if err := s.db.WithContext(ctx).Raw(`SELECT purpose, created_at FROM member_objections WHERE member_id = ? ORDER BY created_at, purpose`,
+		memberID).Scan(&rows).Error; err != nil {
+		return nil, err
+	}
+	out := make([]app.Objection, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, r.objection())
+	}
+	return out, nil
+}
+
 // ObjectionHistory implements app.ObjectionRepository: every objection the
 // member made, standing or lifted, oldest first.
 func (s *Store) ObjectionHistory(ctx context.Context, memberID string) ([]app.Objection, error) {

@@ -10,6 +10,12 @@ import (
 	"github.com/quidpro/quid/domain"
 )
 
+// brandOfContractSQL joins, as r, the brand of contract c: the first-party
+// recipients its terms name, the ones reminded before consent or points
+// lapse.
+const brandOfContractSQL = `r.kind = 'first_party' AND r.id IN (
+        SELECT CAST(rid AS uuid) FROM jsonb_array_elements(c.terms->'items') i, jsonb_array_elements_text(i->'recipients') rid)`
+
 // RenewExchange implements app.ExchangeRepository. Its version's advisory
 // lock is taken in shared mode as a join takes it, before the member's row
 // (memberLock.versionOf; see the lock order in tx.go): publishing a newer
@@ -157,8 +163,7 @@ WITH longest AS (
                 WHERE n.family_id = c.family_id AND n.status = 'published' AND n.version > c.version))),
         clock_timestamp(), clock_timestamp()
     FROM due JOIN exchanges e ON e.id = due.id JOIN contracts c ON c.id = e.contract_id
-    JOIN recipients r ON r.kind = 'first_party' AND r.id IN (
-        SELECT CAST(rid AS uuid) FROM jsonb_array_elements(c.terms->'items') i, jsonb_array_elements_text(i->'recipients') rid)
+    JOIN recipients r ON ` + brandOfContractSQL + `
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM marked) AS exchanges, (SELECT count(*) FROM ins) AS events`
@@ -229,8 +234,7 @@ WITH due AS (
             'expires_at', ` + utc("g.expires_at") + `)),
         clock_timestamp(), clock_timestamp()
     FROM grouped g JOIN contracts c ON c.id = g.contract_id
-    JOIN recipients r ON r.kind = 'first_party' AND r.id IN (
-        SELECT CAST(rid AS uuid) FROM jsonb_array_elements(c.terms->'items') i, jsonb_array_elements_text(i->'recipients') rid)
+    JOIN recipients r ON ` + brandOfContractSQL + `
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM marked) AS lots, (SELECT count(*) FROM ins) AS events`
