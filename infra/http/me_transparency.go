@@ -127,6 +127,9 @@ type exportDTO struct {
 	// Restriction periods (Art. 18) and objections (Art. 21).
 	Restrictions []restrictionPeriodDTO `json:"restrictions"`
 	Objections   []objectionDTO         `json:"objections"`
+	// ConsentRecords are GET /v1/me/exchanges/{id}/record of every
+	// exchange: ISO/IEC TS 27560 consent records (DPV-27560 profile).
+	ConsentRecords []consentRecordLD `json:"consent_records"`
 }
 
 // export is the right to data portability: everything Quid holds about the
@@ -140,7 +143,7 @@ func (h *handlers) export(c *fiber.Ctx) error {
 	out := exportDTO{Format: "quid-export/1", ExportedAt: timeText(time.Now()), Member: memberOf(m),
 		Exchanges: []exchangeDTO{}, ConsentLog: []consentDTO{}, Ledger: []entryDTO{}, AccessLog: []accessDTO{}, Deletions: []ackDTO{},
 		Recipients: []memberRecipientDTO{}, Renewals: []consentDTO{},
-		Restrictions: []restrictionPeriodDTO{}, Objections: []objectionDTO{}}
+		Restrictions: []restrictionPeriodDTO{}, Objections: []objectionDTO{}, ConsentRecords: []consentRecordLD{}}
 	st, err := h.svc.Exchanges.Transparency(ctx, p)
 	if err != nil {
 		return err
@@ -157,6 +160,23 @@ func (h *handlers) export(c *fiber.Ctx) error {
 	events, err := h.svc.Exchanges.ConsentLog(ctx, p)
 	if err != nil {
 		return err
+	}
+	contracts := make([]domain.Contract, 0, len(st.Exchanges))
+	for _, v := range st.Exchanges {
+		contracts = append(contracts, v.Contract)
+	}
+	current, err := h.currentProgramme(ctx, contracts...)
+	if err != nil {
+		return err
+	}
+	byExchange := map[string][]app.ConsentEvent{}
+	for _, e := range events {
+		byExchange[e.ExchangeID] = append(byExchange[e.ExchangeID], e)
+	}
+	now := time.Now()
+	for _, v := range st.Exchanges {
+		out.ConsentRecords = append(out.ConsentRecords, consentRecordOf(v.Exchange, v.Contract, st.Recipients, h.svc.Catalog,
+			answeringProgramme(v.Contract, current), byExchange[v.Exchange.ID()], now))
 	}
 	for _, e := range events {
 		d := consentDTO{e.ExchangeID, e.ContractID, e.TermsHash, e.Kind, e.Actor, timeText(e.At), e.GPC}

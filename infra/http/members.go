@@ -16,6 +16,7 @@ func (h *handlers) memberRoutes(v1 fiber.Router, auth roleGate) {
 	me.Get("/exchanges", member, h.snapshot, h.listExchanges)
 	me.Post("/exchanges", member, h.join)
 	me.Get("/exchanges/:id", member, h.snapshot, h.getExchange)
+	me.Get("/exchanges/:id/record", member, h.snapshot, h.exchangeRecord)
 	me.Delete("/exchanges/:id", member, noBody, h.cancelExchange)
 	me.Post("/exchanges/:id/renew", member, h.renewExchange)
 	me.Get("/points", member, h.snapshot, h.points)

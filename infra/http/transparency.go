@@ -352,9 +352,13 @@ func (h *handlers) transparency(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	html := wantsHTML(c)
+	html, ld := wantsHTML(c), wantsLD(c)
 	p := optionalPrincipal(c)
-	key := "transparency|" + id + "|" + map[bool]string{true: "html", false: "json"}[html]
+	format := map[bool]string{true: "html", false: "json"}[html]
+	if ld {
+		format = "ld"
+	}
+	key := "transparency|" + id + "|" + format
 	if p != nil {
 		key = "" // a marketer may be previewing a draft: never shared
 	}
@@ -370,7 +374,12 @@ func (h *handlers) transparency(c *fiber.Ctx) error {
 		if st.Contract.IsDraft() {
 			r.cacheControl = "private, no-store"
 		}
-		if html {
+		if ld {
+			if r.body, err = jsonMarshal(statementLDOf(st)); err != nil {
+				return cachedResponse{}, false, err
+			}
+			r.contentType = MIMEApplicationLDJSON
+		} else if html {
 			var buf bytes.Buffer
 			if err := statementTemplate.Execute(&buf, dto); err != nil {
 				return cachedResponse{}, false, err
@@ -393,5 +402,5 @@ func (h *handlers) transparency(c *fiber.Ctx) error {
 
 // wantsHTML is true when the client prefers text/html over JSON.
 func wantsHTML(c *fiber.Ctx) bool {
-	return c.Accepts(fiber.MIMEApplicationJSON, fiber.MIMETextHTML) == fiber.MIMETextHTML
+	return c.Accepts(fiber.MIMEApplicationJSON, fiber.MIMETextHTML, MIMEApplicationLDJSON) == fiber.MIMETextHTML
 }
