@@ -182,6 +182,9 @@ var authzMatrix = []authzRow{
 	// Another member's exchange does not exist for bob (DESIGN rule 8).
 	{route: "GET /v1/me/exchanges/:id", want: [principalCount]int{401, 200, 404, 403, 403, 403, 403, 403},
 		req: func(m *matrixWorld) req { return req{Method: "GET", Path: "/v1/me/exchanges/" + m.aliceEx} }},
+	// The consent record follows the exchange: bob's is not found either.
+	{route: "GET /v1/me/exchanges/:id/record", want: [principalCount]int{401, 200, 404, 403, 403, 403, 403, 403},
+		req: func(m *matrixWorld) req { return req{Method: "GET", Path: "/v1/me/exchanges/" + m.aliceEx + "/record"} }},
 	{route: "DELETE /v1/me/exchanges/:id", want: [principalCount]int{401, 200, 404, 403, 403, 403, 403, 403},
 		req: func(m *matrixWorld) req {
 			ex := m.a.joinContract(m.f.member, m.freshContract())["id"].(string)

@@ -82,6 +82,7 @@ func tour(w world, sub string, call func(routeCall) response) {
 	ex := id(do("POST /v1/me/exchanges", "POST", "/v1/me/exchanges", member, map[string]any{"contract_id": w.contract}), w.exchange)
 	do("GET /v1/me/exchanges", "GET", "/v1/me/exchanges", member, nil)
 	do("GET /v1/me/exchanges/:id", "GET", "/v1/me/exchanges/"+ex, member, nil)
+	do("GET /v1/me/exchanges/:id/record", "GET", "/v1/me/exchanges/"+ex+"/record", member, nil)
 	do("POST /v1/me/exchanges/:id/renew", "POST", "/v1/me/exchanges/"+ex+"/renew", member, nil)
 	do("GET /v1/me/points", "GET", "/v1/me/points", member, nil)
 	do("POST /v1/me/redemptions", "POST", "/v1/me/redemptions", member, map[string]any{"points": 1, "reference": "coffee"})
