@@ -68,7 +68,9 @@ func (f *fakeStreamOutbox) MarkPublishFailed(_ context.Context, id, _ string, _ 
 	return nil
 }
 
-func (f *fakeStreamOutbox) OldestUnpublished(context.Context) (time.Time, error) { return time.Time{}, nil }
+func (f *fakeStreamOutbox) OldestUnpublished(context.Context) (time.Time, error) {
+	return time.Time{}, nil
+}
 
 type fakePublisher struct {
 	ready error
