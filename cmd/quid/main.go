@@ -25,6 +25,7 @@ Usage:
   quid token --role R --sub S       mint a development JWT (HS256, QUID_JWT_SECRET)
   quid verify [--json]              check every ledger and consent invariant, read-only
                                     (exit 0 all hold, 1 a rule is broken, 2 could not run)
+  quid stream status|off            show or stop recording outbox events for the NATS event stream
 
 Every command reads its configuration from the environment (see README).
 Run 'quid <command> --help' for the command's flags.
@@ -65,6 +66,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return tokenCmd(args[1:], getenv, stdout, stderr)
 	case "verify":
 		return verifyCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "stream":
+		return streamCmd(ctx, args[1:], getenv, stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])

@@ -28,6 +28,7 @@ import (
 	"github.com/quidpro/quid/infra/auth"
 	"github.com/quidpro/quid/infra/catalog"
 	"github.com/quidpro/quid/infra/config"
+	"github.com/quidpro/quid/infra/eventstream"
 	httpapi "github.com/quidpro/quid/infra/http"
 	"github.com/quidpro/quid/infra/postgres"
 	"github.com/quidpro/quid/infra/webhook"
@@ -91,6 +92,8 @@ type service struct {
 	contracts  *app.Contracts
 	accrual    *app.Accrual
 	dispatcher *app.Dispatcher
+	relay      *app.StreamRelay       // nil without QUID_NATS_URL
+	publisher  *eventstream.Publisher // nil without QUID_NATS_URL
 	workers    []func(ctx context.Context)
 }
 
@@ -182,7 +185,37 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 		func(ctx context.Context) { accrual.Run(ctx, cfg.AccrualInterval) },
 		func(ctx context.Context) { dispatcher.Run(ctx, cfg.WebhookInterval) },
 		changes.Run)
+	if err := s.wireEventStream(ctx, cfg, reg); err != nil {
+		sqlDB.Close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// wireEventStream starts the event stream relay when QUID_NATS_URL is set,
+// after switching on the recording of outbox events for it. NATS being
+// down does not stop the start, nor make the replica unready: events wait
+// in the outbox, and the relay publishes them once NATS is back.
+func (s *service) wireEventStream(ctx context.Context, cfg config.Config, reg *prometheus.Registry) error {
+	if !cfg.NATS.On() {
+		if on, err := s.store.StreamRecording(ctx); err == nil && on {
+			s.log.Warn("event stream recording is on but QUID_NATS_URL is not set here: events wait for a replica that has it ('quid stream off' stops recording)")
+		}
+		return nil
+	}
+	if err := s.store.SetStreamRecording(ctx, true); err != nil {
+		return fmt.Errorf("event stream: switch recording on: %w", err)
+	}
+	pub, err := eventstream.Open(eventstream.Options{URL: cfg.NATS.URL, CredsFile: cfg.NATS.CredsFile, Stream: cfg.NATS.Stream,
+		Duplicates: cfg.NATS.Duplicates, MaxAge: cfg.NATS.MaxAge, Replicas: cfg.NATS.Replicas, Log: s.log.With("worker", "event-stream")})
+	if err != nil {
+		return fmt.Errorf("event stream: %w", err)
+	}
+	relay := app.NewStreamRelay(s.store, pub, systemClock{}, s.log.With("worker", "event-stream"))
+	relay.Metrics = eventstream.NewMetrics(reg)
+	s.relay, s.publisher = relay, pub
+	s.workers = append(s.workers, func(ctx context.Context) { relay.Run(ctx, cfg.WebhookInterval) })
+	return nil
 }
 
 // receiptSigner uses QUID_SIGNING_KEY when set; otherwise the oldest active
@@ -232,6 +265,9 @@ func receiptSigner(ctx context.Context, cfg config.Config, store *postgres.Store
 }
 
 func (s *service) close() {
+	if s.publisher != nil {
+		s.publisher.Close()
+	}
 	if sqlDB, err := s.db.DB(); err == nil {
 		_ = sqlDB.Close()
 	}

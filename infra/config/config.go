@@ -56,7 +56,31 @@ type Config struct {
 	// PointsExpiringNotice is how long before points expire the brand is
 	// sent points.expiring; zero: never.
 	PointsExpiringNotice domain.Duration
+	// NATS is the event stream's connection (issue 15); off when URL is empty.
+	NATS NATS
 }
+
+// NATS configures the optional event stream: every outbox event published
+// to JetStream subject quid.events.<type>.
+type NATS struct {
+	// URL lists the servers (nats://, tls://, ws://, wss://; comma-separated),
+	// possibly with a user and password or token. Empty: no event stream.
+	URL string
+	// CredsFile is a NATS credentials file (user JWT and NKey seed).
+	CredsFile string
+	// Stream is the JetStream stream: used when it exists (it must take
+	// quid.events.>), created when it does not.
+	Stream string
+	// Duplicates and MaxAge are the duplicate window and message age limit
+	// of a stream Quid creates (MaxAge 0: kept for ever).
+	Duplicates time.Duration
+	MaxAge     time.Duration
+	// Replicas is the replica count of a stream Quid creates.
+	Replicas int
+}
+
+// On reports whether the event stream is configured.
+func (n NATS) On() bool { return n.URL != "" }
 
 // Quota is at most Requests within any Window, refilled evenly; the zero
 // value means no limit.
@@ -150,6 +174,12 @@ var Vars = []Var{
 	{"QUID_RATE_LIMIT_PRINCIPAL", "60/10s", "writes (POST, PUT, PATCH, DELETE) one token's subject and role may make: N/WINDOW, at most N within any WINDOW (whole seconds), refilled evenly; 0 turns it off. Per replica"},
 	{"QUID_RATE_LIMIT_ADDRESS", "1000/10s", "writes one client address (an IPv6 /64) may make, as QUID_RATE_LIMIT_PRINCIPAL; 0 turns it off. Behind a proxy set QUID_TRUSTED_PROXIES, or every client shares the proxy's address"},
 	{"QUID_TRUSTED_PROXIES", "", "comma-separated IPs or CIDR prefixes of reverse proxies whose X-Forwarded-For names the client address; empty: the TCP peer is the client"},
+	{"QUID_NATS_URL", "", "NATS server URL(s) of the optional event stream (`nats://`, `tls://`, comma-separated; a user and password or token may be in the URL, never logged): every outbox event is also published to JetStream subject `quid.events.<type>` with the event id as `Nats-Msg-Id`, at least once. Empty: no event stream"},
+	{"QUID_NATS_CREDS", "", "path to a NATS credentials file (user JWT and NKey seed) for `QUID_NATS_URL`"},
+	{"QUID_NATS_STREAM", "QUID_EVENTS", "JetStream stream that holds the events: used as it is when it exists (its subjects must take `quid.events.>`), created on first connection otherwise"},
+	{"QUID_NATS_DUPLICATE_WINDOW", "10m", "duplicate window of a stream Quid creates (1m to 24h): an event published again within it (a replica died between publishing and recording it) is dropped by id"},
+	{"QUID_NATS_MAX_AGE", "168h", "how long a stream Quid creates keeps an event (0s: for ever). Published events carry member ids as webhooks do, and erasure cannot reach them: keep this short"},
+	{"QUID_NATS_REPLICAS", "1", "replica count (1 to 5) of a stream Quid creates; 3 on a three-server JetStream cluster"},
 	{"QUID_MAX_HEADER_BYTES", "16384", "largest request line plus headers accepted, in bytes (1024 to 1048576); larger requests get 431. Raise it for identity-provider tokens with many claims"},
 }
 
@@ -266,6 +296,7 @@ func Load(getenv func(string) string) (Config, error) {
 	} else {
 		cfg.PointsExpiringNotice = d
 	}
+	cfg.NATS = loadNATS(get, &errs)
 	if cfg.LogFormat != "json" && cfg.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("QUID_LOG_FORMAT: %q is not json or text", cfg.LogFormat))
 	}
@@ -300,6 +331,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("rate_limit_address", c.RateLimitAddress.String()),
 		slog.Int("trusted_proxies", len(c.TrustedProxies)),
 		slog.String("log_level", c.LogLevel.String()),
+		slog.String("nats_url", redactNATSURL(c.NATS.URL)),
+		slog.String("nats_creds", c.NATS.CredsFile),
+		slog.String("nats_stream", c.NATS.Stream),
 	)
 }
 
@@ -326,4 +360,65 @@ func redactDatabaseURL(raw string) string {
 		}
 	}
 	return scheme + "://" + urlQuerySecret.ReplaceAllString(rest, "${1}***")
+}
+
+var streamName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// loadNATS reads the QUID_NATS_* variables; they are checked only when
+// QUID_NATS_URL is set.
+func loadNATS(get func(string) string, errs *[]error) NATS {
+	n := NATS{URL: get("QUID_NATS_URL"), CredsFile: get("QUID_NATS_CREDS"), Stream: get("QUID_NATS_STREAM")}
+	if n.URL == "" {
+		return n
+	}
+	for part := range strings.SplitSeq(n.URL, ",") {
+		u, err := url.Parse(strings.TrimSpace(part))
+		if err != nil || u.Host == "" || (u.Scheme != "nats" && u.Scheme != "tls" && u.Scheme != "ws" && u.Scheme != "wss") {
+			// The value is not repeated: it may hold a password.
+			*errs = append(*errs, errors.New("QUID_NATS_URL: must be nats://, tls://, ws:// or wss:// URLs with a host, comma-separated"))
+			break
+		}
+	}
+	if n.CredsFile != "" {
+		if _, err := os.Stat(n.CredsFile); err != nil {
+			*errs = append(*errs, fmt.Errorf("QUID_NATS_CREDS: cannot read %s", n.CredsFile))
+		}
+	}
+	if !streamName.MatchString(n.Stream) {
+		*errs = append(*errs, fmt.Errorf("QUID_NATS_STREAM: %q is not 1 to 64 letters, digits, '_' or '-'", n.Stream))
+	}
+	if d, err := time.ParseDuration(get("QUID_NATS_DUPLICATE_WINDOW")); err != nil || d < time.Minute || d > 24*time.Hour {
+		*errs = append(*errs, fmt.Errorf("QUID_NATS_DUPLICATE_WINDOW: %q is not a duration from 1m to 24h", get("QUID_NATS_DUPLICATE_WINDOW")))
+	} else {
+		n.Duplicates = d
+	}
+	if d, err := time.ParseDuration(get("QUID_NATS_MAX_AGE")); err != nil || d < 0 || (d > 0 && d < n.Duplicates) {
+		*errs = append(*errs, fmt.Errorf("QUID_NATS_MAX_AGE: %q is not 0s (for ever) or a duration at least QUID_NATS_DUPLICATE_WINDOW", get("QUID_NATS_MAX_AGE")))
+	} else {
+		n.MaxAge = d
+	}
+	if r, err := strconv.Atoi(get("QUID_NATS_REPLICAS")); err != nil || r < 1 || r > 5 {
+		*errs = append(*errs, fmt.Errorf("QUID_NATS_REPLICAS: %q is not a number from 1 to 5", get("QUID_NATS_REPLICAS")))
+	} else {
+		n.Replicas = r
+	}
+	return n
+}
+
+// redactNATSURL keeps only each server's scheme and host: a NATS URL may
+// carry a user and password or a token.
+func redactNATSURL(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	var hosts []string
+	for part := range strings.SplitSeq(raw, ",") {
+		u, err := url.Parse(strings.TrimSpace(part))
+		if err != nil || u.Host == "" {
+			hosts = append(hosts, "***")
+			continue
+		}
+		hosts = append(hosts, u.Scheme+"://"+u.Host)
+	}
+	return strings.Join(hosts, ",")
 }

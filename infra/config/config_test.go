@@ -177,3 +177,45 @@ func TestRateLimitsParseQuotasOffAndTrustedProxies(t *testing.T) {
 		}
 	}
 }
+
+// The event stream is off unless QUID_NATS_URL is set; its settings are
+// checked only then, and an error or a logged configuration never repeats
+// the URL's credentials.
+func TestNATSSettingsAreCheckedAndItsCredentialsNeverShown(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(env(map[string]string{"QUID_NATS_STREAM": "not a stream"}))
+	if err != nil || cfg.NATS.On() {
+		t.Fatalf("without QUID_NATS_URL: on %v, %v", cfg.NATS.On(), err)
+	}
+	cfg, err = config.Load(env(map[string]string{"QUID_NATS_URL": "nats://quid:s3cret@nats-1.example:4222,tls://tok3n@nats-2.example"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.NATS.On() || cfg.NATS.Stream != "QUID_EVENTS" || cfg.NATS.Duplicates != 10*time.Minute || cfg.NATS.MaxAge != 168*time.Hour || cfg.NATS.Replicas != 1 {
+		t.Fatalf("defaults: %+v", cfg.NATS)
+	}
+	logged := fmt.Sprint(cfg.LogValue())
+	if strings.Contains(logged, "s3cret") || strings.Contains(logged, "tok3n") || !strings.Contains(logged, "nats-1.example:4222") {
+		t.Fatalf("logged configuration: %s", logged)
+	}
+	bad := map[string]string{
+		"QUID_NATS_URL":              "http://quid:s3cret@nats.example",
+		"QUID_NATS_STREAM":           "quid.events",
+		"QUID_NATS_DUPLICATE_WINDOW": "10s",
+		"QUID_NATS_MAX_AGE":          "-1h",
+		"QUID_NATS_REPLICAS":         "7",
+		"QUID_NATS_CREDS":            "/no/such/file.creds",
+	}
+	_, err = config.Load(env(bad))
+	if err == nil {
+		t.Fatal("bad NATS settings accepted")
+	}
+	for name := range bad {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error does not name %s:\n%v", name, err)
+		}
+	}
+	if strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("error repeats the URL's password:\n%v", err)
+	}
+}
