@@ -264,6 +264,7 @@ var authzMatrix = []authzRow{
 	{route: "GET /v1/audit", req: get("/v1/audit"), want: adminOnly},
 	{route: "GET /v1/audit/overdue-deletions", req: get("/v1/audit/overdue-deletions"), want: adminOnly},
 	{route: "GET /v1/audit/webhook-deliveries", req: get("/v1/audit/webhook-deliveries"), want: adminOnly},
+	{route: "GET /v1/reports/points-liability", req: get("/v1/reports/points-liability?from=2026-01-01&to=2026-02-01"), want: adminOnly},
 
 	// Last: erasure ends alice's and bob's data for every row after it.
 	{route: "DELETE /v1/me", want: [principalCount]int{401, 200, 200, 403, 403, 403, 403, 403},

@@ -433,7 +433,7 @@ func schemaForPointerIn(v any, ptr string) any {
 
 // validQueryValues are well-formed values of required query parameters,
 // so a hostile value of one parameter is judged with the others valid.
-var validQueryValues = map[string]string{"purpose": "loyalty.personalised_offers"}
+var validQueryValues = map[string]string{"purpose": "loyalty.personalised_offers", "from": "2026-01-01", "to": "2026-02-01"}
 
 // hostileQueryValues are the table's rows for one query parameter: the
 // raw (already escaped) value, and whether it may be data.

@@ -104,6 +104,7 @@ func tour(w world, sub string, call func(routeCall) response) {
 	do("GET /v1/audit", "GET", "/v1/audit", f.admin, nil)
 	do("GET /v1/audit/overdue-deletions", "GET", "/v1/audit/overdue-deletions", f.admin, nil)
 	do("GET /v1/audit/webhook-deliveries", "GET", "/v1/audit/webhook-deliveries", f.admin, nil)
+	do("GET /v1/reports/points-liability", "GET", "/v1/reports/points-liability?from=2026-01-01&to=2026-02-01", f.admin, nil)
 	do("DELETE /v1/me", "DELETE", "/v1/me", member, nil)
 }
 

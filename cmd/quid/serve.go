@@ -178,7 +178,8 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 			TrustedProxies: cfg.TrustedProxies},
 		Services: httpapi.Services{Contracts: contracts, Members: members, Exchanges: exchanges, Enforcement: enforcement, Catalog: cat,
 			Restrictions: app.NewRestrictions(store), Objections: app.NewObjections(store, cat),
-			JWKS: func() any { return signer.JWKS() }, Snapshot: store.ReadSnapshot},
+			Reports: app.NewReports(store, store, cat.Currency),
+			JWKS:    func() any { return signer.JWKS() }, Snapshot: store.ReadSnapshot},
 	})
 	s := &service{db: db, store: store, app: a, log: log, contracts: contracts, accrual: accrual, dispatcher: dispatcher}
 	s.workers = append(s.workers,

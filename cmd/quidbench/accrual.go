@@ -103,7 +103,7 @@ func accrualSummary(ctx context.Context, pool *pgxpool.Pool) (string, error) {
 // checkpoint writes out dirty buffers so neither timed run pays for the
 // other's (or the seeding's) writes. Needs superuser; skipped otherwise.
 func (b *bench) checkpoint(ctx context.Context) {
-	_, _ = b.pool.Exec(ctx, "CHECKPOINT")
+	_, _ = b.admin.Exec(ctx, "CHECKPOINT") // cluster-wide; the admin pool exists in every mode
 }
 
 // seedDueExchanges inserts n active exchanges on ten published versions

@@ -47,6 +47,8 @@ type options struct {
 	rate, pacedRuns                     int
 	pacedFor, readFor                   time.Duration
 	readClients, accrualN               int
+	expiryN                             int
+	only                                string
 }
 
 func main() {
@@ -68,7 +70,13 @@ func main() {
 	flag.DurationVar(&o.readFor, "read-duration", 5*time.Second, "length of each read scenario and of its baseline (partner, offers, transparency)")
 	flag.IntVar(&o.readClients, "read-clients", 64, "concurrent clients for reads")
 	flag.IntVar(&o.accrualN, "accrual-exchanges", 1_000_000, "due exchanges for the accrual comparison (0 skips it)")
+	flag.IntVar(&o.expiryN, "expiry-lots", 1_000_000, "points lots past their time for the expiry comparison (0 skips it)")
+	flag.StringVar(&o.only, "only", "", "run only this comparison (expiry), not the whole bench")
 	flag.Parse()
+	if o.only != "" && o.only != "expiry" {
+		fmt.Fprintln(os.Stderr, "quidbench: -only takes expiry")
+		os.Exit(2)
+	}
 	if o.joins < 2 || o.clients < 1 || o.rate < 1 || o.readClients < 1 {
 		fmt.Fprintln(os.Stderr, "quidbench: -joins ≥ 2, -clients, -rate and -read-clients ≥ 1")
 		os.Exit(2)
@@ -109,6 +117,20 @@ func run(o options) error {
 		return err
 	}
 	b.postmaster, _ = strconv.Atoi(ppid(strconv.Itoa(backend)))
+	serverEnv := append(os.Environ(), "QUID_JWT_SECRET="+secret, "QUID_LOG_LEVEL=error")
+	if o.only == "expiry" {
+		t := &table{}
+		exp, err := b.measureExpiry(ctx, o.expiryN, serverEnv)
+		if err != nil {
+			return err
+		}
+		exp.report(t)
+		fmt.Printf("\nquidbench -only expiry %s UTC, %.1f min; load average %s at the start, %s at the end (the machine may be shared)\n",
+			started.Format("2006-01-02 15:04"), time.Since(started).Minutes(), loadBefore, loadAverage())
+		t.print(os.Stdout)
+		exp.notes()
+		return nil
+	}
 	var drop func()
 	if b.dbURL, drop, err = b.createDatabase(ctx, ""); err != nil {
 		return err
@@ -120,7 +142,6 @@ func run(o options) error {
 		return err
 	}
 	b.base = fmt.Sprintf("http://127.0.0.1:%d", port)
-	serverEnv := append(os.Environ(), "QUID_JWT_SECRET="+secret, "QUID_LOG_LEVEL=error")
 	srv := exec.Command(filepath.Join("bin", "quid"), "serve")
 	srv.Env = append(serverEnv, "DATABASE_URL="+b.dbURL, "QUID_ADDR=127.0.0.1:"+strconv.Itoa(port),
 		"QUID_MIN_REWARD_PERIOD=1s", "QUID_ACCRUAL_INTERVAL=24h", "QUID_PPROF_ADDR="+os.Getenv("QUID_PPROF_ADDR"),
@@ -370,6 +391,14 @@ func run(o options) error {
 		}
 		acc = &r
 	}
+	var exp *expiryResult
+	if o.expiryN > 0 {
+		r, err := b.measureExpiry(ctx, o.expiryN, serverEnv)
+		if err != nil {
+			return err
+		}
+		exp = &r
+	}
 
 	t := &table{}
 	raw := rawJ.rate()
@@ -417,6 +446,9 @@ func run(o options) error {
 			ratio(acc.service.Seconds(), acc.raw.Seconds()), "≤ 2× raw",
 			same && acc.service <= 2*acc.raw)
 	}
+	if exp != nil {
+		exp.report(t)
+	}
 	t.add("7", "partner reads with access logging", rateText(partnerPh[0], false),
 		"raw SQL select + insert "+perSec(partnerPh[1].rate()), ratio(partnerPh[0].rate(), partnerPh[1].rate()),
 		"≥ 5000/s", partnerPh[0].rate() >= 5000 && partnerPh[0].errs == 0)
@@ -436,6 +468,9 @@ func run(o options) error {
 		fmt.Printf("\naccrue said: %s\nboth sides after accrual: %s\n", acc.serviceOut, acc.serviceSum)
 		fmt.Printf("accrual CPU: quid accrue %.1f s + PostgreSQL %.1f s; raw SQL: PostgreSQL %.1f s\n",
 			acc.serviceCPU.loadgen.Seconds(), acc.serviceCPU.postgres.Seconds(), acc.rawCPU.postgres.Seconds())
+	}
+	if exp != nil {
+		exp.notes()
 	}
 	return nil
 }
