@@ -153,6 +153,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 	accrual.Workers = app.DefaultAccrualWorkers
 	accrual.Reminders = store
 	accrual.PointsReminders, accrual.PointsNotice = store, cfg.PointsExpiringNotice
+	accrual.TierChanges = store
 	enforcement := app.NewEnforcement(store, store, store, cat, webhook.Guard{AllowPrivate: cfg.WebhookAllowPrivate}, webhook.Secrets{})
 	dispatcher := app.NewDispatcher(store, webhook.NewSender(cfg.WebhookAllowPrivate, 10*time.Second, systemClock{}),
 		systemClock{}, log.With("worker", "webhooks"))
@@ -174,7 +175,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 		RateLimits: httpapi.RateLimits{Principal: httpapi.Quota(cfg.RateLimitPrincipal), Address: httpapi.Quota(cfg.RateLimitAddress),
 			TrustedProxies: cfg.TrustedProxies},
 		Services: httpapi.Services{Contracts: contracts, Members: members, Exchanges: exchanges, Enforcement: enforcement, Catalog: cat,
-			Restrictions: app.NewRestrictions(store), Objections: app.NewObjections(store, cat),
+			Restrictions: app.NewRestrictions(store), Objections: app.NewObjections(store, cat), Tiers: app.NewTiers(store, systemClock{}),
 			JWKS: func() any { return signer.JWKS() }, Snapshot: store.ReadSnapshot},
 	})
 	s := &service{db: db, store: store, app: a, log: log, contracts: contracts, accrual: accrual, dispatcher: dispatcher}

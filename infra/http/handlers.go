@@ -26,8 +26,11 @@ type Services struct {
 	// and objection (Art. 21).
 	Restrictions *app.Restrictions
 	Objections   *app.Objections
-	Catalog      domain.Catalog
-	JWKS         func() any
+	// Tiers is the programme's tiers (PUT/GET /v1/programme/tiers and the
+	// member's standing in GET /v1/me).
+	Tiers   *app.Tiers
+	Catalog domain.Catalog
+	JWKS    func() any
 	// Snapshot runs fn with a context whose reads see one consistent
 	// snapshot of the database; nil runs fn as is.
 	Snapshot func(ctx context.Context, fn func(ctx context.Context) error) error
@@ -55,6 +58,10 @@ func (h *handlers) routes(a *fiber.App, auth roleGate, optional fiber.Handler) {
 	}
 	if h.svc.Enforcement != nil {
 		h.enforcementRoutes(v1, auth)
+	}
+	if h.svc.Tiers != nil {
+		v1.Get("/programme/tiers", h.getTiers)
+		v1.Put("/programme/tiers", auth(app.RoleAdmin), h.putTiers)
 	}
 	// The Global Privacy Control support resource (GPC specification,
 	// section 4.1): Quid honours the signal on joins (see join).
