@@ -227,7 +227,7 @@ func TestTierChangesAreAnnouncedOnceAndTiersDropAsTheWindowRolls(t *testing.T) {
 	contract := a.publishContract(f, body)
 	alice, bob := token(t, app.RoleMember, "alice"), token(t, app.RoleMember, "bob")
 	a.enrol(alice) // attributes include "Oslo" and "espresso", which no event may carry
-	a.enrol(bob) // bob earns nothing: no tier, no event
+	a.enrol(bob)   // bob earns nothing: no tier, no event
 	a.joinContract(alice, contract)
 	time.Sleep(3300 * time.Millisecond)
 	a.accrueNow()
@@ -338,4 +338,39 @@ func TestTiersNeverChangeAContractsReward(t *testing.T) {
 		t.Errorf("the statement changed with tiers:\nbefore %s\nafter  %s", jsonBefore, jsonAfter)
 	}
 	mustVerify(t, a.cfg.DatabaseURL)
+}
+
+// Erasure forgets a member's tier: the stored tier goes with the member's
+// id, and the job never announces a tier for what the ledger keeps under
+// the pseudonym.
+func TestErasureForgetsAMembersTier(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	expect(t, a.do(req{Method: "PUT", Path: "/v1/programme/tiers", Token: f.admin, Body: map[string]any{"window": "P12M", "tiers": []any{
+		map[string]any{"name": "Bronze", "threshold": 5, "benefits": ""},
+	}}}), 200)
+	body := contractBody(f)
+	body["reward"] = map[string]any{"join_bonus": 10, "vesting": "PT0S"}
+	tok := token(t, app.RoleMember, "alice")
+	a.enrol(tok)
+	a.joinContract(tok, a.publishContract(f, body))
+	ctx := context.Background()
+	if err := a.svc.accrual.Housekeeping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(a.tierEvents()); n != 1 {
+		t.Fatalf("%d tier events, want alice to Bronze", n)
+	}
+	expect(t, a.do(req{Method: "DELETE", Path: "/v1/me", Token: tok}), 200)
+	if err := a.svc.accrual.Housekeeping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var rows int
+	if err := a.svc.db.Raw(`SELECT count(*) FROM member_tiers`).Scan(&rows).Error; err != nil || rows != 0 {
+		t.Fatalf("%d member_tiers rows after erasure (%v), want none", rows, err)
+	}
+	if n := len(a.tierEvents()); n != 1 {
+		t.Fatalf("%d tier events after erasure, want still 1 (none for the pseudonym)", n)
+	}
 }
