@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -372,5 +373,53 @@ func TestErasureForgetsAMembersTier(t *testing.T) {
 	}
 	if n := len(a.tierEvents()); n != 1 {
 		t.Fatalf("%d tier events after erasure, want still 1 (none for the pseudonym)", n)
+	}
+}
+
+// Many replicas running the tier job at the same instant announce each
+// member's change exactly once.
+func TestManyWorkersAnnounceEachTierChangeExactlyOnce(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	expect(t, a.do(req{Method: "PUT", Path: "/v1/programme/tiers", Token: f.admin, Body: map[string]any{"window": "P12M", "tiers": []any{
+		map[string]any{"name": "Bronze", "threshold": 5, "benefits": ""},
+	}}}), 200)
+	body := contractBody(f)
+	body["reward"] = map[string]any{"join_bonus": 10, "vesting": "PT0S"}
+	id := a.publishContract(f, body)
+	const members = 100
+	for i := range members {
+		tok := token(t, app.RoleMember, fmt.Sprintf("m%03d", i))
+		a.enrol(tok)
+		a.joinContract(tok, id)
+	}
+	ctx := context.Background()
+	start := make(chan struct{})
+	var total atomic.Int64
+	done := make(chan error, 8)
+	for range 8 {
+		go func() {
+			<-start
+			n, err := a.svc.store.AnnounceTierChanges(ctx)
+			total.Add(n)
+			done <- err
+		}()
+	}
+	close(start)
+	for range 8 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := a.svc.store.AnnounceTierChanges(ctx); n != 0 || total.Load() != members {
+		t.Fatalf("workers stored %d changes, a later run %d; want %d then 0", total.Load(), n, members)
+	}
+	var events, distinct int
+	if err := a.svc.db.Raw(`SELECT count(*), count(DISTINCT payload->'data'->>'member_id') FROM webhook_outbox WHERE event_type = 'member.tier_changed'`).Row().Scan(&events, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if events != members || distinct != members {
+		t.Fatalf("%d member.tier_changed events for %d members, want one each for %d", events, distinct, members)
 	}
 }
