@@ -28,7 +28,7 @@ type TierSchedule struct {
 // Limits of a tier schedule, as openapi.yaml states them.
 const (
 	MaxTiers             = 20
-	MaxTierNameRunes     = 50
+	MaxTierNameRunes     = 100
 	MaxTierBenefitsRunes = 1000
 	// MaxTierThreshold bounds a threshold: more points than a member can
 	// earn in ten years from a thousand contracts paying MaxPoints a day

@@ -75,7 +75,7 @@ func TestInvalidTiersAreRefusedAtTheirFieldAndWriteNothing(t *testing.T) {
 		{"duplicate names", map[string]any{"window": "P12M", "tiers": []any{tier("Gold", 10, ""), tier("gold", 20, "")}}, "/tiers/1/name"},
 		{"blank name", map[string]any{"window": "P12M", "tiers": []any{tier("   ", 10, "")}}, "/tiers/0/name"},
 		{"invisible name", map[string]any{"window": "P12M", "tiers": []any{tier("\u200b\u2800", 10, "")}}, "/tiers/0/name"},
-		{"long name", map[string]any{"window": "P12M", "tiers": []any{tier(strings.Repeat("é", 51), 10, "")}}, "/tiers/0/name"},
+		{"long name", map[string]any{"window": "P12M", "tiers": []any{tier(strings.Repeat("é", 101), 10, "")}}, "/tiers/0/name"},
 		{"bidi name", map[string]any{"window": "P12M", "tiers": []any{tier("Gold\u202eevil", 10, "")}}, "/tiers/0/name"},
 		{"NUL name", map[string]any{"window": "P12M", "tiers": []any{tier("Go\x00ld", 10, "")}}, "/tiers/0/name"},
 		{"newline name", map[string]any{"window": "P12M", "tiers": []any{tier("Go\nld", 10, "")}}, "/tiers/0/name"},

@@ -7,7 +7,7 @@ import (
 )
 
 type tierDTO struct {
-	Name      string `json:"name" validate:"required,max=50"`
+	Name      string `json:"name" validate:"required,max=100"`
 	Threshold int64  `json:"threshold"`
 	Benefits  string `json:"benefits" validate:"max=1000"`
 }
