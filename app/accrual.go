@@ -69,6 +69,10 @@ type Accrual struct {
 	// points.expiring PointsNotice before points expire, on the same timer.
 	PointsReminders PointsExpiryReminders
 	PointsNotice    domain.Duration
+	// TierChanges, when set, announces members' tier changes
+	// (member.tier_changed) on the same timer: the window rolls, so a tier
+	// can drop with no new activity.
+	TierChanges TierChanges
 	// BatchSize is how many members one batch takes (default 5000).
 	BatchSize int
 	// Workers run batches side by side; SKIP LOCKED hands each a disjoint
@@ -121,6 +125,11 @@ func (a *Accrual) Housekeeping(ctx context.Context) error {
 	if a.PointsReminders != nil && !a.PointsNotice.IsZero() {
 		if _, err := a.PointsReminders.RemindPointsExpiring(ctx, a.PointsNotice); err != nil {
 			return fmt.Errorf("remind of expiring points: %w", err)
+		}
+	}
+	if a.TierChanges != nil {
+		if _, err := a.TierChanges.AnnounceTierChanges(ctx); err != nil {
+			return fmt.Errorf("announce tier changes: %w", err)
 		}
 	}
 	return nil

@@ -81,6 +81,9 @@ type TermsInput struct {
 	RenewalNotice *string
 	Reward        RewardInput
 	MinAge        *int // nil: the contract sets no minimum age of its own
+	// PointsExpireAfter is an ISO 8601 duration no longer than the
+	// programme's points expiry; nil: the programme's applies.
+	PointsExpireAfter *string
 	// ValueEstimate, ValueMethod and ValueExplanation may be nil in a
 	// draft; publishing requires them.
 	ValueEstimate    *ValueEstimateInput
@@ -139,6 +142,10 @@ func (s *Contracts) terms(ctx context.Context, in TermsInput) (domain.Terms, err
 	if in.RenewalNotice != nil {
 		d := parse("/renewal_notice", *in.RenewalNotice)
 		t.RenewalNotice = &d
+	}
+	if in.PointsExpireAfter != nil {
+		d := parse("/points_expire_after", *in.PointsExpireAfter)
+		t.PointsExpireAfter = &d
 	}
 	t.Reward = domain.Reward{JoinBonus: in.Reward.JoinBonus, PointsPerPeriod: in.Reward.PointsPerPeriod}
 	if in.Reward.Vesting != nil {
@@ -296,6 +303,10 @@ func InputOf(t domain.Terms) TermsInput {
 	if t.MinAge > 0 {
 		a := t.MinAge
 		in.MinAge = &a
+	}
+	if t.PointsExpireAfter != nil {
+		d := t.PointsExpireAfter.String()
+		in.PointsExpireAfter = &d
 	}
 	if e := t.Value; e != nil {
 		in.ValueEstimate = &ValueEstimateInput{Amount: e.Amount, Currency: e.Currency, Per: e.Per.String()}

@@ -55,7 +55,7 @@ func (t Terms) Grants() []Grant {
 // out). A change is material when it adds a category, purpose or
 // recipient (or gives an existing recipient data or a purpose it did not
 // have), lengthens retention or duration, shortens the renewal notice (the
-// member is reminded later) or raises the minimum age (members on the old
+// member is reminded later) or its points expiry, or raises the minimum age (members on the old
 // version may no longer be able to join the new one).
 // recipientName labels recipients in the reasons; nil leaves their ids.
 func CompareTerms(prevVersion int, prev, next Terms, recipientName func(id string) string) Changes {
@@ -129,6 +129,20 @@ func CompareTerms(prevVersion int, prev, next Terms, recipientName func(id strin
 		ch.Durations = append(ch.Durations, FieldChange{"renewal_notice", pn, nn})
 		if prev.Duration != nil && next.Duration != nil && next.Notice().Approx() < prev.Notice().Approx() {
 			reason("shortens the renewal notice")
+		}
+	}
+	// A contract's own points expiry: shorter (or newly set, under the
+	// programme's) is material, as the member's points expire sooner.
+	expiryText := func(d *Duration) string {
+		if d == nil {
+			return "programme's"
+		}
+		return d.String()
+	}
+	if pe, ne := expiryText(prev.PointsExpireAfter), expiryText(next.PointsExpireAfter); pe != ne {
+		ch.Durations = append(ch.Durations, FieldChange{"points_expire_after", pe, ne})
+		if next.PointsExpireAfter != nil && (prev.PointsExpireAfter == nil || prev.PointsExpireAfter.ExceedsAnyMonth(*next.PointsExpireAfter)) {
+			reason("shortens how long its points last before they expire")
 		}
 	}
 	if prev.MinAge != next.MinAge {

@@ -61,6 +61,11 @@ type Terms struct {
 	Value            *ValueEstimate
 	ValueMethod      string
 	ValueExplanation string
+	// PointsExpireAfter, when set, is how long after it is credited a point
+	// this contract pays expires: no longer than the programme's setting
+	// (ContractPolicy.PointsExpireAfter) when that is set. nil: the
+	// programme's setting applies.
+	PointsExpireAfter *Duration
 	// Programme is the programme identity the version was published under,
 	// frozen into its terms (nil in drafts and in versions published before
 	// programme identities existed).
@@ -83,6 +88,9 @@ const MaxPoints int64 = 1_000_000
 type ContractPolicy struct {
 	Catalog   Catalog
 	MinPeriod time.Duration
+	// PointsExpireAfter is the programme's points expiry
+	// (QUID_POINTS_EXPIRE_AFTER); zero: points never expire.
+	PointsExpireAfter Duration
 }
 
 // ValidateTerms reports every problem of t at once. recipientExists tells
@@ -156,6 +164,16 @@ func (p ContractPolicy) ValidateTerms(t Terms, recipientExists func(string) bool
 		// P30D duration), so it holds in every month.
 		v.Add("/renewal_notice", fmt.Sprintf("must be shorter than the duration (%s) in every month; set a shorter notice, or null for the default (%s)",
 			t.Duration, DefaultNoticeFor(*t.Duration)))
+	}
+	if e := t.PointsExpireAfter; e != nil {
+		switch {
+		case e.IsZero():
+			v.Add("/points_expire_after", "must be a positive duration, or null for the programme's points expiry")
+		case !p.PointsExpireAfter.IsZero() && e.ExceedsAnyMonth(p.PointsExpireAfter):
+			v.Add("/points_expire_after", fmt.Sprintf("must be at most the programme's points expiry (%s) from any day a point is credited; a contract may only shorten it", p.PointsExpireAfter))
+		case e.Exceeds(longestTerm):
+			v.Add("/points_expire_after", "must be at most 10 years")
+		}
 	}
 	r := t.Reward
 	if r.JoinBonus < 0 || r.JoinBonus > MaxPoints {
@@ -360,6 +378,10 @@ func (t Terms) clone() Terms {
 		e := *t.Value
 		out.Value = &e
 	}
+	if t.PointsExpireAfter != nil {
+		d := *t.PointsExpireAfter
+		out.PointsExpireAfter = &d
+	}
 	if t.Programme != nil {
 		p := *t.Programme
 		p.Jurisdictions = append([]string(nil), p.Jurisdictions...)
@@ -454,6 +476,11 @@ func CanonicalTerms(t Terms, recipients map[string]Recipient) ([]byte, error) {
 	// a point is worth.
 	if t.Value != nil {
 		doc["value_estimate"] = map[string]any{"amount": t.Value.Amount, "currency": t.Value.Currency, "per": t.Value.Per.String()}
+	}
+	// Written only when set, like min_age, so terms published before it
+	// existed keep their hash; set, it is in the hash.
+	if t.PointsExpireAfter != nil {
+		doc["points_expire_after"] = t.PointsExpireAfter.String()
 	}
 	if t.ValueMethod != "" {
 		doc["value_method"] = t.ValueMethod

@@ -129,6 +129,28 @@ func (d Duration) Exceeds(limit Duration) bool {
 	return d.AddTo(ref, 1).After(limit.AddTo(ref, 1))
 }
 
+// ExceedsAnyMonth tells whether d, added to some instant, ends after limit
+// added to the same instant: it compares them from every day-of-month
+// ending (1, 28, 29, 30, 31) of every month of a four-year cycle, which is
+// every way calendar clamping and leap years can order them. P30D exceeds
+// P1M (from 1 February), P1M does not exceed P31D, P12M does not exceed
+// P12M.
+func (d Duration) ExceedsAnyMonth(limit Duration) bool {
+	for m := 0; m < 48; m++ {
+		for _, day := range []int{1, 28, 29, 30, 31} {
+			first := time.Date(2000, time.Month(1+m), 1, 0, 0, 0, 0, time.UTC)
+			if day > 1 && first.AddDate(0, 0, day-1).Month() != first.Month() {
+				continue
+			}
+			ref := first.AddDate(0, 0, day-1)
+			if d.AddTo(ref, 1).After(limit.AddTo(ref, 1)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Approx is a length for comparisons only (a month counts 30 days, a year
 // 365). It saturates at the longest time.Duration (about 292 years) instead
 // of wrapping, so every bound checked through it holds for any part the

@@ -123,6 +123,11 @@ var authzMatrix = []authzRow{
 	{route: "PUT /v1/programme", want: adminOnly, req: func(*matrixWorld) req {
 		return req{Method: "PUT", Path: "/v1/programme", Body: programmeBody("EUR", "0.01")}
 	}},
+	// The PUT row comes first: GET answers 404 until tiers are set.
+	{route: "PUT /v1/programme/tiers", want: adminOnly, req: func(*matrixWorld) req {
+		return req{Method: "PUT", Path: "/v1/programme/tiers", Body: tiersBody()}
+	}},
+	{route: "GET /v1/programme/tiers", req: get("/v1/programme/tiers"), want: public},
 
 	{route: "POST /v1/recipients", want: [principalCount]int{401, 403, 403, 403, 403, 403, 403, 201},
 		req: func(*matrixWorld) req {

@@ -26,15 +26,16 @@ const zeroUUID = "00000000-0000-0000-0000-000000000000"
 func sampleBodies() map[string]map[string]any {
 	contract := map[string]any{
 		"title": "Coffee club", "summary": "City for coffee.", "retention": "P30D", "duration": "P1Y", "renewal_notice": "P7D",
-		"items":          []any{map[string]any{"category": "location.city", "purpose": "loyalty.personalised_offers", "recipients": []any{zeroUUID}}},
-		"reward":         map[string]any{"join_bonus": 10, "vesting": "P1D", "points_per_period": 1, "period": "P1D", "max_periods": 12},
-		"min_age":        18,
+		"items":   []any{map[string]any{"category": "location.city", "purpose": "loyalty.personalised_offers", "recipients": []any{zeroUUID}}},
+		"reward":  map[string]any{"join_bonus": 10, "vesting": "P1D", "points_per_period": 1, "period": "P1D", "max_periods": 12},
+		"min_age": 18, "points_expire_after": "P6M",
 		"value_estimate": map[string]any{"amount": "4.80", "currency": "EUR", "per": "P1Y"},
 		"value_method":   "revenue_attributable", "value_explanation": "Revenue per member and year.",
 	}
 	return map[string]map[string]any{
 		"POST /v1/recipients":             {"name": "Acme", "kind": "third_party", "country": "NO", "privacy_policy_url": "https://acme.example/privacy"},
 		"PUT /v1/programme":               programmeBody("EUR", "0.01"),
+		"PUT /v1/programme/tiers":         tiersBody(),
 		"POST /v1/contracts":              contract,
 		"PATCH /v1/contracts/:id":         contract,
 		"POST /v1/contracts/:id/retire":   {"terminate_active": true},

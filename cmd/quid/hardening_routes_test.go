@@ -61,6 +61,8 @@ func tour(w world, sub string, call func(routeCall) response) {
 	}
 	f := w.f
 	do("PUT /v1/programme", "PUT", "/v1/programme", f.admin, programmeBody("EUR", "0.01"))
+	do("PUT /v1/programme/tiers", "PUT", "/v1/programme/tiers", f.admin, tiersBody())
+	do("GET /v1/programme/tiers", "GET", "/v1/programme/tiers", "", nil)
 	do("POST /v1/recipients", "POST", "/v1/recipients", f.admin, map[string]any{
 		"name": "R " + sub, "kind": "third_party", "country": "DE", "privacy_policy_url": "https://r.example/privacy"})
 	do("GET /v1/recipients", "GET", "/v1/recipients", f.admin, nil)

@@ -149,13 +149,14 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 	if err != nil {
 		return nil, err
 	}
-	contracts := app.NewContracts(store, store, domain.ContractPolicy{Catalog: cat, MinPeriod: cfg.MinRewardPeriod}, systemClock{}, uuidIDs{})
+	contracts := app.NewContracts(store, store, domain.ContractPolicy{Catalog: cat, MinPeriod: cfg.MinRewardPeriod, PointsExpireAfter: cfg.PointsExpireAfter}, systemClock{}, uuidIDs{})
 	members := app.NewMembers(store, cat)
 	exchanges := app.NewExchanges(store, store, store, signer, uuidIDs{}, cat)
 	accrual := app.NewAccrual(store, store, store, log.With("worker", "accrual"))
 	accrual.Workers = app.DefaultAccrualWorkers
 	accrual.Reminders = store
 	accrual.PointsReminders, accrual.PointsNotice = store, cfg.PointsExpiringNotice
+	accrual.TierChanges = store
 	enforcement := app.NewEnforcement(store, store, store, cat, webhook.Guard{AllowPrivate: cfg.WebhookAllowPrivate}, webhook.Secrets{})
 	dispatcher := app.NewDispatcher(store, webhook.NewSender(cfg.WebhookAllowPrivate, 10*time.Second, systemClock{}),
 		systemClock{}, log.With("worker", "webhooks"))
@@ -177,7 +178,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 		RateLimits: httpapi.RateLimits{Principal: httpapi.Quota(cfg.RateLimitPrincipal), Address: httpapi.Quota(cfg.RateLimitAddress),
 			TrustedProxies: cfg.TrustedProxies},
 		Services: httpapi.Services{Contracts: contracts, Members: members, Exchanges: exchanges, Enforcement: enforcement, Catalog: cat,
-			Restrictions: app.NewRestrictions(store), Objections: app.NewObjections(store, cat),
+			Restrictions: app.NewRestrictions(store), Objections: app.NewObjections(store, cat), Tiers: app.NewTiers(store, systemClock{}),
 			Reports: app.NewReports(store, store, cat.Currency),
 			JWKS:    func() any { return signer.JWKS() }, Snapshot: store.ReadSnapshot},
 	})

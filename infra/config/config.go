@@ -160,7 +160,7 @@ var Vars = []Var{
 	{"QUID_MIN_REWARD_PERIOD", "1h", "shortest reward `period` a contract may use"},
 	{"QUID_ACCRUAL_INTERVAL", "1m", "how often the in-process accrual worker runs"},
 	{"QUID_POINTS_EXPIRING_NOTICE", "P14D", "how long before points expire (QUID_POINTS_EXPIRE_AFTER) the brand (the first-party recipients of the contract that earned them) is sent points.expiring, once per lot, as an ISO 8601 duration; zero (PT0S): never"},
-	{"QUID_POINTS_EXPIRE_AFTER", "", "how long after it is credited a point expires, as an ISO 8601 duration (e.g. P24M): each credit to a member's available balance opens a lot that expires then, redemptions take from the lots that expire first, and the accrual worker expires what is due; empty or zero: points never expire. A change applies to points credited after it"},
+	{"QUID_POINTS_EXPIRE_AFTER", "", "how long after it is credited a point expires, as an ISO 8601 duration (e.g. P24M): each credit to a member's available balance opens a lot that expires then, redemptions take from the lots that expire first, and the accrual worker expires what is due; empty or zero: points never expire. A change applies to points credited after it. A contract may shorten it for its own points (points_expire_after, at most this)"},
 	{"QUID_WEBHOOK_INTERVAL", "1s", "how often the webhook outbox is polled"},
 	{"QUID_SIGNING_KEY", "", "path to a PEM (PKCS#8) Ed25519 private key for consent receipts; generated and stored in the database when unset"},
 	{"QUID_WEBHOOK_ALLOW_PRIVATE", "false", "allow webhook URLs on loopback, private or link-local addresses (development only)"},

@@ -135,6 +135,8 @@ type contractIn struct {
 	RenewalNotice *string    `json:"renewal_notice"`
 	Reward        *rewardDTO `json:"reward" validate:"required"`
 	MinAge        *int       `json:"min_age"`
+	// PointsExpireAfter: absent or null, the programme's points expiry applies.
+	PointsExpireAfter *string `json:"points_expire_after"`
 	// The value of the data: optional in a draft, required to publish.
 	ValueEstimate    *valueEstimateDTO `json:"value_estimate"`
 	ValueMethod      *string           `json:"value_method"`
@@ -157,7 +159,7 @@ func (e *valueEstimateDTO) input() *app.ValueEstimateInput {
 func (in contractIn) toInput() app.TermsInput {
 	t := app.TermsInput{Title: in.Title, Summary: in.Summary, Retention: in.Retention, Duration: in.Duration,
 		RenewalNotice: in.RenewalNotice, Reward: app.RewardInput(*in.Reward), MinAge: in.MinAge,
-		ValueEstimate: in.ValueEstimate.input(), ValueMethod: in.ValueMethod, ValueExplanation: in.ValueExplanation}
+		PointsExpireAfter: in.PointsExpireAfter, ValueEstimate: in.ValueEstimate.input(), ValueMethod: in.ValueMethod, ValueExplanation: in.ValueExplanation}
 	for _, it := range in.Items {
 		t.Items = append(t.Items, app.ItemInput(it))
 	}
@@ -206,6 +208,8 @@ type contractPatch struct {
 	RenewalNotice nullable[string] `json:"renewal_notice"`
 	Reward        *rewardPatch     `json:"reward"`
 	MinAge        nullable[int]    `json:"min_age"`
+	// PointsExpireAfter: null returns to the programme's points expiry.
+	PointsExpireAfter nullable[string] `json:"points_expire_after"`
 	// The value fields: null clears them (a draft may lack them).
 	ValueEstimate    nullable[valueEstimateDTO] `json:"value_estimate"`
 	ValueMethod      nullable[string]           `json:"value_method"`
@@ -279,6 +283,9 @@ func (p contractPatch) apply(t app.TermsInput) app.TermsInput {
 	if p.RenewalNotice.Set {
 		t.RenewalNotice = p.RenewalNotice.Value
 	}
+	if p.PointsExpireAfter.Set {
+		t.PointsExpireAfter = p.PointsExpireAfter.Value
+	}
 	if p.ValueEstimate.Set {
 		t.ValueEstimate = p.ValueEstimate.Value.input()
 	}
@@ -327,6 +334,10 @@ type contractDTO struct {
 	// when the contract shares with a third party or for advertising (GDPR
 	// Art. 8, CCPA's under-16 rule); null when no age rule applies.
 	RequiredAge *int `json:"required_age"`
+	// PointsExpireAfter is how long after it is credited a point this
+	// contract pays expires, when the contract shortens the programme's
+	// points expiry; null: the programme's applies.
+	PointsExpireAfter *string `json:"points_expire_after"`
 	// ValueEstimate, ValueMethod and ValueExplanation: what the brand
 	// estimates the data is worth and how (null in drafts that lack them
 	// and in versions published before they existed).
@@ -375,7 +386,7 @@ func contractOf(c domain.Contract, age int, value *rewardValueDTO) contractDTO {
 	in := app.InputOf(c.Terms())
 	d := contractDTO{ID: c.ID(), FamilyID: c.FamilyID(), Version: c.Version(), Status: string(c.Status()),
 		Title: in.Title, Summary: in.Summary, Retention: in.Retention, Duration: in.Duration,
-		Reward: rewardDTO(in.Reward), MinAge: in.MinAge, CreatedAt: timeText(c.CreatedAt()),
+		Reward: rewardDTO(in.Reward), MinAge: in.MinAge, PointsExpireAfter: in.PointsExpireAfter, CreatedAt: timeText(c.CreatedAt()),
 		PublishedAt: optTime(c.PublishedAt()), RetiredAt: optTime(c.RetiredAt()), Items: []itemDTO{}}
 	for _, it := range in.Items {
 		d.Items = append(d.Items, itemDTO(it))

@@ -28,6 +28,9 @@ type Services struct {
 	Objections   *app.Objections
 	// Reports are the finance reports (the points liability).
 	Reports *app.Reports
+	// Tiers is the programme's tiers (PUT/GET /v1/programme/tiers and the
+	// member's standing in GET /v1/me).
+	Tiers   *app.Tiers
 	Catalog domain.Catalog
 	JWKS    func() any
 	// Snapshot runs fn with a context whose reads see one consistent
@@ -60,6 +63,10 @@ func (h *handlers) routes(a *fiber.App, auth roleGate, optional fiber.Handler) {
 	}
 	if h.svc.Reports != nil {
 		h.reportRoutes(v1, auth)
+	}
+	if h.svc.Tiers != nil {
+		v1.Get("/programme/tiers", h.getTiers)
+		v1.Put("/programme/tiers", auth(app.RoleAdmin), h.putTiers)
 	}
 	// The Global Privacy Control support resource (GPC specification,
 	// section 4.1): Quid honours the signal on joins (see join).

@@ -52,6 +52,9 @@ type memberDTO struct {
 	Restricted *bool `json:"restricted,omitempty"`
 	// Expiring is shown by GET /v1/me: when available points expire.
 	Expiring *[]expiringDTO `json:"expiring,omitempty"`
+	// Tier is shown by GET /v1/me: the member's tier and progress to the
+	// next, null while the programme has no tiers.
+	Tier **tierStandingDTO `json:"tier,omitempty"`
 	// EndedExchanges is shown by PUT /v1/me only: the exchanges a corrected
 	// birthdate ended because their age rule no longer holds.
 	EndedExchanges *[]string `json:"ended_exchanges,omitempty"`
@@ -106,6 +109,13 @@ func (h *handlers) getMe(c *fiber.Ctx) error {
 		return err
 	}
 	d.Expiring = &exp
+	if h.svc.Tiers != nil {
+		t, err := h.tierStanding(c)
+		if err != nil {
+			return err
+		}
+		d.Tier = &t
+	}
 	return c.JSON(d)
 }
 

@@ -107,6 +107,10 @@ type stmtReward struct {
 	rewardDTO
 	MaxTotalPoints *int64 `json:"max_total_points"`
 	Plain          string `json:"plain"`
+	// PointsExpireAfter is the contract's own, shorter points expiry (null:
+	// the programme's applies), PointsExpiryPlain it in words ("" then).
+	PointsExpireAfter *string `json:"points_expire_after"`
+	PointsExpiryPlain string  `json:"points_expiry_plain"`
 }
 
 type stmtFieldChange struct {
@@ -258,6 +262,11 @@ func statementOf(st app.Statement) statementDTO {
 		d.Reward.MaxTotalPoints = &total
 	}
 	d.Reward.Plain = plainReward(r)
+	if e := t.PointsExpireAfter; e != nil {
+		s := e.String()
+		d.Reward.PointsExpireAfter = &s
+		d.Reward.PointsExpiryPlain = "Points from this contract expire " + plainDuration(*e) + " after they are credited, unless you spend them first."
+	}
 	if st.RewardValue != nil {
 		d.RewardValue = rewardValueOf(*st.RewardValue, true)
 	}

@@ -31,6 +31,9 @@ type termsJSON struct {
 		MaxPeriods      int    `json:"max_periods"`
 	} `json:"reward"`
 	MinAge int `json:"min_age,omitempty"`
+	// PointsExpireAfter is read by the ledger_lots trigger (00027) as an
+	// interval: the expiry of the lots this contract's credits open.
+	PointsExpireAfter *string `json:"points_expire_after,omitempty"`
 	// The value estimate and the programme identity frozen at publish are
 	// absent from terms stored before they existed.
 	ValueEstimate    *valueEstimateJSON `json:"value_estimate,omitempty"`
@@ -110,6 +113,10 @@ func contractToRecord(c domain.Contract) (contractRecord, error) {
 		d := t.RenewalNotice.String()
 		tj.RenewalNotice = &d
 	}
+	if t.PointsExpireAfter != nil {
+		d := t.PointsExpireAfter.String()
+		tj.PointsExpireAfter = &d
+	}
 	tj.Reward.JoinBonus, tj.Reward.PointsPerPeriod, tj.Reward.MaxPeriods = t.Reward.JoinBonus, t.Reward.PointsPerPeriod, t.Reward.MaxPeriods
 	tj.Reward.Vesting, tj.Reward.Period = durationOrEmpty(t.Reward.Vesting), durationOrEmpty(t.Reward.Period)
 	if e := t.Value; e != nil {
@@ -168,6 +175,10 @@ func (r contractRecord) toDomain() (domain.Contract, error) {
 	if tj.Duration != nil {
 		d := parse(*tj.Duration)
 		t.Duration = &d
+	}
+	if tj.PointsExpireAfter != nil {
+		d := parse(*tj.PointsExpireAfter)
+		t.PointsExpireAfter = &d
 	}
 	if tj.RenewalNotice != nil {
 		d := parse(*tj.RenewalNotice)

@@ -119,6 +119,12 @@ func pseudonymise(tx *gorm.DB, memberID string, now any) error {
 		`DELETE FROM idempotency_keys WHERE member_id = @member`,
 		`DELETE FROM member_objections WHERE member_id = @member`,
 		`DELETE FROM lifted_objections WHERE member_id = @member`,
+		// The tier job takes this lock exclusively for its one statement:
+		// held shared until the erasure commits, the job's next statement
+		// sees the member erased and never announces or stores their tier
+		// again under their id.
+		`SELECT pg_advisory_xact_lock_shared(` + tierJobLock + `)`,
+		`DELETE FROM member_tiers WHERE member_id = @member`,
 		// Restriction periods are times only; they keep the pseudonym so
 		// that quid verify still sees that no credit overlapped one.
 		`UPDATE member_restrictions SET member_id = @pseudonym, ended_at = COALESCE(ended_at, @now) WHERE member_id = @member`,

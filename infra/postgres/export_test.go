@@ -51,3 +51,7 @@ func OverdueAt(at string) string { return overdueAt(at) }
 
 // ClaimDueSQL is what ClaimDue sends, for looking at its plan.
 const ClaimDueSQL = claimDueSQL
+
+// AnnounceTierChangesSQL is the tier job's statement, without the
+// advisory lock AnnounceTierChanges runs it under.
+var AnnounceTierChangesSQL = announceTierChangesSQL

@@ -971,6 +971,15 @@ func TestWebhookPayloadsMatchOpenAPI(t *testing.T) {
 	if _, err := w.store.RemindPointsExpiring(ctx, domain.MustParseDuration("P14D")); err != nil {
 		t.Fatal(err)
 	}
+	// member.tier_changed: a tier of one point earned reaches the members
+	// whose bonus vested.
+	if _, err := w.store.AddTierSchedule(ctx, domain.TierSchedule{Window: domain.MustParseDuration("P10Y"),
+		Tiers: []domain.Tier{{Name: "Bronze", Threshold: 1, Benefits: "A badge."}}, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.store.AnnounceTierChanges(ctx); err != nil {
+		t.Fatal(err)
+	}
 	var rows []struct {
 		EventType string
 		Payload   []byte
