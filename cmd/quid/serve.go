@@ -149,6 +149,8 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 	contracts := app.NewContracts(store, store, domain.ContractPolicy{Catalog: cat, MinPeriod: cfg.MinRewardPeriod}, systemClock{}, uuidIDs{})
 	members := app.NewMembers(store, cat)
 	exchanges := app.NewExchanges(store, store, store, signer, uuidIDs{}, cat)
+	rewards := app.NewRewards(store, systemClock{}, uuidIDs{})
+	rewards.CancelWindow = cfg.RedemptionCancelWindow
 	accrual := app.NewAccrual(store, store, store, log.With("worker", "accrual"))
 	accrual.Workers = app.DefaultAccrualWorkers
 	accrual.Reminders = store
@@ -174,7 +176,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 		RateLimits: httpapi.RateLimits{Principal: httpapi.Quota(cfg.RateLimitPrincipal), Address: httpapi.Quota(cfg.RateLimitAddress),
 			TrustedProxies: cfg.TrustedProxies},
 		Services: httpapi.Services{Contracts: contracts, Members: members, Exchanges: exchanges, Enforcement: enforcement, Catalog: cat,
-			Restrictions: app.NewRestrictions(store), Objections: app.NewObjections(store, cat),
+			Restrictions: app.NewRestrictions(store), Objections: app.NewObjections(store, cat), Rewards: rewards,
 			JWKS: func() any { return signer.JWKS() }, Snapshot: store.ReadSnapshot},
 	})
 	s := &service{db: db, store: store, app: a, log: log, contracts: contracts, accrual: accrual, dispatcher: dispatcher}

@@ -26,8 +26,10 @@ type Services struct {
 	// and objection (Art. 21).
 	Restrictions *app.Restrictions
 	Objections   *app.Objections
-	Catalog      domain.Catalog
-	JWKS         func() any
+	// Rewards is the reward catalogue.
+	Rewards *app.Rewards
+	Catalog domain.Catalog
+	JWKS    func() any
 	// Snapshot runs fn with a context whose reads see one consistent
 	// snapshot of the database; nil runs fn as is.
 	Snapshot func(ctx context.Context, fn func(ctx context.Context) error) error
@@ -55,6 +57,9 @@ func (h *handlers) routes(a *fiber.App, auth roleGate, optional fiber.Handler) {
 	}
 	if h.svc.Enforcement != nil {
 		h.enforcementRoutes(v1, auth)
+	}
+	if h.svc.Rewards != nil {
+		h.rewardRoutes(v1, auth, optional)
 	}
 	// The Global Privacy Control support resource (GPC specification,
 	// section 4.1): Quid honours the signal on joins (see join).
