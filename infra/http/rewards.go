@@ -42,9 +42,11 @@ type catalogueRewardIn struct {
 // replaces the reward's; null clears the optional ones (no image, stock
 // unlimited, no per-member limit, no start or end).
 type rewardPatchIn struct {
-	Name           *string          `json:"name" validate:"omitempty,max=200"`
-	Description    *string          `json:"description" validate:"omitempty,max=2000"`
-	ImageURL       nullable[string] `json:"image_url" validate:"max=2000"`
+	Name        *string `json:"name" validate:"omitempty,max=200"`
+	Description *string `json:"description" validate:"omitempty,max=2000"`
+	// ImageURL is a pointer, not a nullable, for its length tag; a null
+	// sent for it is seen in the raw body (imageSet).
+	ImageURL       *string          `json:"image_url" validate:"omitempty,max=2000"`
 	Cost           *int64           `json:"cost"`
 	Stock          nullable[int64]  `json:"stock"`
 	PerMemberLimit nullable[int64]  `json:"per_member_limit"`
@@ -152,7 +154,9 @@ func (h *handlers) patchReward(c *fiber.Ctx) error {
 		return err
 	}
 	var top map[string]json.RawMessage
+	var imageSet bool
 	if json.Unmarshal(c.Body(), &top) == nil {
+		_, imageSet = top["image_url"]
 		for _, k := range notNullReward {
 			if raw, ok := top[k]; ok && strings.TrimSpace(string(raw)) == "null" {
 				return domain.Invalid("/"+k, "must not be null: leave the field out to keep it")
@@ -174,8 +178,8 @@ func (h *handlers) patchReward(c *fiber.Ctx) error {
 		if p.Description != nil {
 			in.Description = *p.Description
 		}
-		if p.ImageURL.Set {
-			in.ImageURL = deref(p.ImageURL.Value)
+		if imageSet {
+			in.ImageURL = deref(p.ImageURL)
 		}
 		if p.Cost != nil {
 			in.Cost = *p.Cost

@@ -263,7 +263,7 @@ func (s *Store) RedeemReward(ctx context.Context, memberID, rewardID string, cod
 		}
 		after, err := domain.Balance{Available: m.Available - expired, Pending: m.Pending}.Redeem(reward.Cost)
 		if err != nil {
-			return err
+			return errInsufficientForReward
 		}
 		entry := entryRecord{MemberID: memberID, Kind: string(domain.EntryRedemption), Points: -reward.Cost, CreatedAt: now}
 		if entry.Postings, err = memberPostingsJSON(domain.EntryRedemption, -reward.Cost); err != nil {
@@ -298,6 +298,10 @@ func (s *Store) RedeemReward(ctx context.Context, memberID, rewardID string, cod
 	return app.RewardRedemptionResult{Redemption: res.Redemption.toDomain(), Entry: res.Entry.toDomain(), Balance: res.Balance},
 		replayed, translateRewardErr(err)
 }
+
+// errInsufficientForReward is insufficient-points at the field this body has.
+var errInsufficientForReward = &domain.Error{Kind: domain.KindInvalid, Code: "insufficient-points", Message: "the balance is too low for this",
+	Fields: []domain.FieldError{{Pointer: "/reward_id", Reason: "costs more points than are available"}}}
 
 // translateRewardErr keeps the domain's answers and maps the rest.
 func translateRewardErr(err error) error {
