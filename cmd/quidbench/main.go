@@ -47,6 +47,7 @@ type options struct {
 	rate, pacedRuns                     int
 	pacedFor, readFor                   time.Duration
 	readClients, accrualN               int
+	redemptions                         int
 }
 
 func main() {
@@ -68,12 +69,13 @@ func main() {
 	flag.DurationVar(&o.readFor, "read-duration", 5*time.Second, "length of each read scenario and of its baseline (partner, offers, transparency)")
 	flag.IntVar(&o.readClients, "read-clients", 64, "concurrent clients for reads")
 	flag.IntVar(&o.accrualN, "accrual-exchanges", 1_000_000, "due exchanges for the accrual comparison (0 skips it)")
+	flag.IntVar(&o.redemptions, "redemptions", 10000, "redemptions of a reward of the catalogue, one per member who joined (at most -joins; 0 skips them)")
 	flag.Parse()
 	if o.joins < 2 || o.clients < 1 || o.rate < 1 || o.readClients < 1 {
 		fmt.Fprintln(os.Stderr, "quidbench: -joins ≥ 2, -clients, -rate and -read-clients ≥ 1")
 		os.Exit(2)
 	}
-	o.replays, o.reconsents = min(o.replays, o.joins), min(o.reconsents, o.joins)
+	o.replays, o.reconsents, o.redemptions = min(o.replays, o.joins), min(o.reconsents, o.joins), min(o.redemptions, o.joins)
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "quidbench:", err)
 		os.Exit(1)
@@ -349,6 +351,15 @@ func run(o options) error {
 		},
 	})
 
+	var catalogue *phase
+	if o.redemptions > 0 {
+		p, err := b.measureCatalogue(ctx, o.redemptions)
+		if err != nil {
+			return err
+		}
+		catalogue = &p
+	}
+
 	rss := peakRSS(b.serverPID)
 	stop()
 	b.serverPID = 0
@@ -416,6 +427,11 @@ func run(o options) error {
 			fmt.Sprintf("raw set-based SQL %.1f s", acc.raw.Seconds()),
 			ratio(acc.service.Seconds(), acc.raw.Seconds()), "≤ 2× raw",
 			same && acc.service <= 2*acc.raw)
+	}
+	if catalogue != nil {
+		t.info("9", fmt.Sprintf("catalogue redemptions (one reward, counted stock, keys, %d clients)", o.clients), rateText(*catalogue, true),
+			fmt.Sprintf("CPU server %.2f + PostgreSQL %.2f ms each", cpuPer(catalogue.cpu.server, catalogue.n), cpuPer(catalogue.cpu.postgres, catalogue.n)),
+			"(no raw baseline)")
 	}
 	t.add("7", "partner reads with access logging", rateText(partnerPh[0], false),
 		"raw SQL select + insert "+perSec(partnerPh[1].rate()), ratio(partnerPh[0].rate(), partnerPh[1].rate()),
