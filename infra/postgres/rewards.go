@@ -235,11 +235,28 @@ func (s *Store) RedeemReward(ctx context.Context, memberID, rewardID string, cod
 			replayed = true
 			return json.Unmarshal(prior, &res)
 		}
-		rw, err := lockReward(tx, rewardID)
+		now, err := dbNow(tx)
 		if err != nil {
 			return err
 		}
-		now, err := dbNow(tx)
+		// Everything that needs only the member's lock comes first, so the
+		// reward's lock (which every redemption of a counted stock queues
+		// on) is held for the writes alone: the points due to expire are
+		// expired, and the member's active redemptions of the reward
+		// counted from their own entries (the limit; only this member's
+		// transactions change it, and they wait for this lock).
+		_, expired, err := expirePoints(tx, textArray([]string{memberID}), now)
+		if err != nil {
+			return err
+		}
+		var held int64
+		if isUUID(rewardID) {
+			if err := tx.Raw(`SELECT count(*) FROM ledger_entries e JOIN reward_redemptions x ON x.entry_id = e.id
+				WHERE e.member_id = ? AND e.kind = 'redemption' AND x.reward_id = ? AND x.status = 'active'`, memberID, rewardID).Scan(&held).Error; err != nil {
+				return err
+			}
+		}
+		rw, err := lockReward(tx, rewardID)
 		if err != nil {
 			return err
 		}
@@ -247,19 +264,8 @@ func (s *Store) RedeemReward(ctx context.Context, memberID, rewardID string, cod
 		if err := reward.AvailableAt(now); err != nil {
 			return err
 		}
-		if reward.PerMemberLimit != nil {
-			var n int64
-			if err := tx.Raw(`SELECT count(*) FROM reward_redemptions x JOIN ledger_entries e ON e.id = x.entry_id
-				WHERE x.reward_id = ? AND x.status = 'active' AND e.member_id = ?`, reward.ID, memberID).Scan(&n).Error; err != nil {
-				return err
-			}
-			if n >= *reward.PerMemberLimit {
-				return domain.ErrRewardLimit
-			}
-		}
-		_, expired, err := expirePoints(tx, textArray([]string{memberID}), now)
-		if err != nil {
-			return err
+		if reward.PerMemberLimit != nil && held >= *reward.PerMemberLimit {
+			return domain.ErrRewardLimit
 		}
 		after, err := domain.Balance{Available: m.Available - expired, Pending: m.Pending}.Redeem(reward.Cost)
 		if err != nil {
