@@ -225,7 +225,9 @@ var authzMatrix = []authzRow{
 			return req{Method: "PATCH", Path: "/v1/rewards/" + m.a.createReward(m.f, nil), Body: map[string]any{"cost": 2}}
 		}},
 	{route: "POST /v1/rewards/:id/retire", want: [principalCount]int{401, 403, 403, 200, 403, 403, 403, 403},
-		req: func(m *matrixWorld) req { return req{Method: "POST", Path: "/v1/rewards/" + m.a.createReward(m.f, nil) + "/retire"} }},
+		req: func(m *matrixWorld) req {
+			return req{Method: "POST", Path: "/v1/rewards/" + m.a.createReward(m.f, nil) + "/retire"}
+		}},
 	{route: "GET /v1/me/transparency", req: get("/v1/me/transparency"), want: memberReads},
 	{route: "GET /v1/me/export", req: get("/v1/me/export"), want: memberReads},
 	{route: "GET /v1/me/access-log", req: get("/v1/me/access-log"), want: memberReads},

@@ -48,8 +48,8 @@ func sampleBodies() map[string]map[string]any {
 		"POST /v1/partner/deletions":      {"exchange_id": zeroUUID},
 		"PUT /v1/me/restriction":          {"restricted": true},
 		"POST /v1/me/objections":          {"purpose": "research.market"},
-		"POST /v1/rewards":                 reward,
-		"PATCH /v1/rewards/:id":            reward,
+		"POST /v1/rewards":                reward,
+		"PATCH /v1/rewards/:id":           reward,
 	}
 }
 
