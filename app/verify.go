@@ -138,6 +138,15 @@ var (
 	// the database refuse what the rules forbid exist and are enabled
 	// (a disabled trigger lets the next write past unnoticed). STYLE.md
 	// convention 4; DESIGN.md rules 2 and 3.
+	// RuleCatalogueStockCounted: a reward's stock less what is left of it
+	// is exactly the units its active redemptions hold (so it was never
+	// oversold, and a cancellation gave its unit back); every redemption
+	// of a reward has a redemption entry of its points, and every
+	// cancelled one a reversal of its member returning exactly them.
+	// Issue 14 (reward catalogue).
+	RuleCatalogueStockCounted = InvariantRule{ID: "catalogue-stock-counted",
+		Title:  "every reward's stock is counted by its redemptions, and every redemption by its ledger entries",
+		Source: "issue 14 (reward catalogue)", Counts: "rewards"}
 	RuleGuardsInPlace = InvariantRule{ID: "guards-in-place",
 		Title:  "the database's append-only triggers, unique indexes and checks are in place and enabled",
 		Source: "STYLE.md 4; DESIGN.md rules 2 and 3", Counts: "guards"}
@@ -146,7 +155,7 @@ var (
 // InvariantRules lists every rule in report order.
 var InvariantRules = []InvariantRule{
 	RuleBalanceEqualsEntries, RuleBalanceNotNegative, RuleTransactionsBalanced, RuleBalanceEqualsPostings, RuleLotsEqualAvailable,
-	RuleCreditInsideConsent, RuleCreditOutsideRestriction, RuleOneCreditPerPeriod, RuleConsentEventsComplete, RuleBonusOncePerFamily, RuleDeletionDuties, RuleHistoryUnchanged, RuleGuardsInPlace,
+	RuleCreditInsideConsent, RuleCreditOutsideRestriction, RuleOneCreditPerPeriod, RuleConsentEventsComplete, RuleBonusOncePerFamily, RuleDeletionDuties, RuleHistoryUnchanged, RuleCatalogueStockCounted, RuleGuardsInPlace,
 }
 
 // Violation is one breach of a rule: whose, which rows, what is wrong.

@@ -209,6 +209,33 @@ var authzMatrix = []authzRow{
 		req: func(*matrixWorld) req {
 			return req{Method: "POST", Path: "/v1/me/redemptions", Body: map[string]any{"points": 1, "reference": "coffee"}}
 		}},
+	{route: "POST /v1/me/redemptions", what: "a reward of the catalogue", want: [principalCount]int{401, 201, 201, 403, 403, 403, 403, 403},
+		req: func(m *matrixWorld) req {
+			return req{Method: "POST", Path: "/v1/me/redemptions", Body: map[string]any{"reward_id": m.a.createReward(m.f, map[string]any{"cost": 1})}}
+		}},
+	{route: "GET /v1/me/redemptions", req: get("/v1/me/redemptions"), want: memberReads},
+	// Alice's redemption: only she names it.
+	{route: "POST /v1/me/redemptions/:id/cancel", want: [principalCount]int{401, 200, 404, 403, 403, 403, 403, 403},
+		req: func(m *matrixWorld) req {
+			reward := m.a.createReward(m.f, map[string]any{"cost": 1})
+			id := expect(m.a.t, m.a.do(req{Method: "POST", Path: "/v1/me/redemptions", Token: m.f.member, Body: map[string]any{"reward_id": reward}}), 201).
+				json(m.a.t)["redemption"].(map[string]any)["id"].(string)
+			return req{Method: "POST", Path: "/v1/me/redemptions/" + id + "/cancel"}
+		}},
+	{route: "GET /v1/rewards", req: get("/v1/rewards"), want: public},
+	{route: "GET /v1/rewards/:id", want: public, req: func(m *matrixWorld) req {
+		return req{Method: "GET", Path: "/v1/rewards/" + m.a.createReward(m.f, nil)}
+	}},
+	{route: "POST /v1/rewards", want: [principalCount]int{401, 403, 403, 201, 403, 403, 403, 403},
+		req: func(*matrixWorld) req { return req{Method: "POST", Path: "/v1/rewards", Body: rewardBody(nil)} }},
+	{route: "PATCH /v1/rewards/:id", want: [principalCount]int{401, 403, 403, 200, 403, 403, 403, 403},
+		req: func(m *matrixWorld) req {
+			return req{Method: "PATCH", Path: "/v1/rewards/" + m.a.createReward(m.f, nil), Body: map[string]any{"cost": 2}}
+		}},
+	{route: "POST /v1/rewards/:id/retire", want: [principalCount]int{401, 403, 403, 200, 403, 403, 403, 403},
+		req: func(m *matrixWorld) req {
+			return req{Method: "POST", Path: "/v1/rewards/" + m.a.createReward(m.f, nil) + "/retire"}
+		}},
 	{route: "GET /v1/me/transparency", req: get("/v1/me/transparency"), want: memberReads},
 	{route: "GET /v1/me/export", req: get("/v1/me/export"), want: memberReads},
 	{route: "GET /v1/me/access-log", req: get("/v1/me/access-log"), want: memberReads},

@@ -32,6 +32,8 @@ func sampleBodies() map[string]map[string]any {
 		"value_estimate": map[string]any{"amount": "4.80", "currency": "EUR", "per": "P1Y"},
 		"value_method":   "revenue_attributable", "value_explanation": "Revenue per member and year.",
 	}
+	reward := map[string]any{"name": "Cinema ticket", "description": "One seat.", "image_url": "https://img.example.com/t.png", "cost": 100,
+		"stock": 10, "per_member_limit": 2, "valid_from": "2026-01-01T00:00:00Z", "valid_until": "2099-01-01T00:00:00Z"}
 	return map[string]map[string]any{
 		"POST /v1/recipients":             {"name": "Acme", "kind": "third_party", "country": "NO", "privacy_policy_url": "https://acme.example/privacy"},
 		"PUT /v1/programme":               programmeBody("EUR", "0.01"),
@@ -47,6 +49,8 @@ func sampleBodies() map[string]map[string]any {
 		"POST /v1/partner/deletions":      {"exchange_id": zeroUUID},
 		"PUT /v1/me/restriction":          {"restricted": true},
 		"POST /v1/me/objections":          {"purpose": "research.market"},
+		"POST /v1/rewards":                reward,
+		"PATCH /v1/rewards/:id":           reward,
 	}
 }
 

@@ -243,6 +243,8 @@ func hostileRoute(a *api, w world, r bodyRoute, key string) bodyRoute {
 	r.token = byRole[role]
 	if strings.HasPrefix(key, "PATCH /v1/contracts/") {
 		r.path = strings.Replace(r.path, zeroUUID, w.draft, 1)
+	} else if strings.HasPrefix(key, "PATCH /v1/rewards/") {
+		r.path = strings.Replace(r.path, zeroUUID, a.createReward(f, nil), 1)
 	} else {
 		r.path = strings.Replace(r.path, zeroUUID, w.contract, 1)
 	}

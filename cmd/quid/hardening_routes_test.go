@@ -88,6 +88,21 @@ func tour(w world, sub string, call func(routeCall) response) {
 	do("POST /v1/me/exchanges/:id/renew", "POST", "/v1/me/exchanges/"+ex+"/renew", member, nil)
 	do("GET /v1/me/points", "GET", "/v1/me/points", member, nil)
 	do("POST /v1/me/redemptions", "POST", "/v1/me/redemptions", member, map[string]any{"points": 1, "reference": "coffee"})
+	reward := id(do("POST /v1/rewards", "POST", "/v1/rewards", f.marketer, map[string]any{"name": "Gift " + sub, "cost": 1}), zeroUUID)
+	do("GET /v1/rewards", "GET", "/v1/rewards", "", nil)
+	do("GET /v1/rewards/:id", "GET", "/v1/rewards/"+reward, "", nil)
+	do("PATCH /v1/rewards/:id", "PATCH", "/v1/rewards/"+reward, f.marketer, map[string]any{"cost": 2})
+	redeemed := do("POST /v1/me/redemptions", "POST", "/v1/me/redemptions", member, map[string]any{"reward_id": reward})
+	redemption := zeroUUID
+	if redeemed.Status == 201 {
+		var r struct{ Redemption struct{ ID string } }
+		if json.Unmarshal(redeemed.Body, &r) == nil {
+			redemption = r.Redemption.ID
+		}
+	}
+	do("GET /v1/me/redemptions", "GET", "/v1/me/redemptions", member, nil)
+	do("POST /v1/me/redemptions/:id/cancel", "POST", "/v1/me/redemptions/"+redemption+"/cancel", member, nil)
+	do("POST /v1/rewards/:id/retire", "POST", "/v1/rewards/"+reward+"/retire", f.marketer, nil)
 	do("GET /v1/me/transparency", "GET", "/v1/me/transparency", member, nil)
 	do("GET /v1/me/export", "GET", "/v1/me/export", member, nil)
 	do("GET /v1/partner/members/:member_id/data", "GET", "/v1/partner/members/"+url.PathEscape(sub)+"/data?purpose=loyalty.personalised_offers", f.partner, nil)

@@ -152,6 +152,8 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 	contracts := app.NewContracts(store, store, domain.ContractPolicy{Catalog: cat, MinPeriod: cfg.MinRewardPeriod, PointsExpireAfter: cfg.PointsExpireAfter}, systemClock{}, uuidIDs{})
 	members := app.NewMembers(store, cat)
 	exchanges := app.NewExchanges(store, store, store, signer, uuidIDs{}, cat)
+	rewards := app.NewRewards(store, systemClock{}, uuidIDs{})
+	rewards.CancelWindow = cfg.RedemptionCancelWindow
 	accrual := app.NewAccrual(store, store, store, log.With("worker", "accrual"))
 	accrual.Workers = app.DefaultAccrualWorkers
 	accrual.Reminders = store
@@ -179,6 +181,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 			TrustedProxies: cfg.TrustedProxies},
 		Services: httpapi.Services{Contracts: contracts, Members: members, Exchanges: exchanges, Enforcement: enforcement, Catalog: cat,
 			Restrictions: app.NewRestrictions(store), Objections: app.NewObjections(store, cat), Tiers: app.NewTiers(store, systemClock{}),
+			Rewards: rewards,
 			Reports: app.NewReports(store, store, cat.Currency),
 			JWKS:    func() any { return signer.JWKS() }, Snapshot: store.ReadSnapshot},
 	})

@@ -130,6 +130,14 @@ func buildVerifyWorkload(t *onceT) (w verifyWorkload) {
 	}
 	expect(t, a.do(req{Method: "DELETE", Path: "/v1/me/exchanges/" + w.exchanges["bob"], Token: tok["bob"]}), 200)
 	expect(t, a.do(req{Method: "POST", Path: "/v1/me/redemptions", Token: tok["carol"], Body: map[string]any{"points": 30, "reference": "coffee"}}), 201)
+	// carol redeems a reward of the catalogue twice and cancels one.
+	gift := a.createReward(f, map[string]any{"cost": 1, "stock": 5})
+	for range 2 {
+		expect(t, a.do(req{Method: "POST", Path: "/v1/me/redemptions", Token: tok["carol"], Body: map[string]any{"reward_id": gift}}), 201)
+	}
+	var mine struct{ Items []struct{ ID string } }
+	expect(t, a.do(req{Method: "GET", Path: "/v1/me/redemptions", Token: tok["carol"]}), 200).decode(t, &mine)
+	expect(t, a.do(req{Method: "POST", Path: "/v1/me/redemptions/" + mine.Items[0].ID + "/cancel", Token: tok["carol"]}), 200)
 	// carol renews her one-hour consent twice, each time in its window.
 	for range 2 {
 		a.openRenewalWindow(w.exchanges["carol"])
@@ -264,7 +272,7 @@ func TestVerifyPassesEveryRuleAfterARealisticWorkload(t *testing.T) {
 	if statuses != "active,cancelled,erased,expired,superseded,terminated" {
 		t.Errorf("exchange statuses %q: the workload misses one", statuses)
 	}
-	if kinds != "bonus_pending,bonus_vested,bonus_voided,period_credit,redemption" {
+	if kinds != "bonus_pending,bonus_vested,bonus_voided,period_credit,redemption,reversal" {
 		t.Errorf("ledger kinds %q: the workload misses one", kinds)
 	}
 	// Erasure rewrote member ids in the sealed tables, and that is no
@@ -448,7 +456,7 @@ func TestVerifyNamesTheRuleAndMemberOfEveryKindOfTampering(t *testing.T) {
 		{"a posting deleted past its trigger", app.RuleTransactionsBalanced, "carol", "ledger_entries/",
 			[]string{`SET session_replication_role = replica`,
 				`DELETE FROM ledger_postings WHERE account = 'redeemed'
-				   AND entry_id = (SELECT id FROM ledger_entries WHERE member_id = 'carol' AND kind = 'redemption')`}},
+				   AND entry_id = (SELECT id FROM ledger_entries WHERE member_id = 'carol' AND kind = 'redemption' ORDER BY seq LIMIT 1)`}},
 		{"both legs of a transaction rewritten alike", app.RuleHistoryUnchanged, "alice", "ledger_postings/",
 			[]string{`SET session_replication_role = replica`,
 				`UPDATE ledger_postings SET amount = amount + sign(amount) * 5
@@ -468,6 +476,12 @@ func TestVerifyNamesTheRuleAndMemberOfEveryKindOfTampering(t *testing.T) {
 				   WHERE c.id = l.entry_id AND c.member_id = 'alice' AND l.remaining > 0 AND l.entry_id = (
 				     SELECT l2.entry_id FROM points_lots l2 JOIN ledger_entries c2 ON c2.id = l2.entry_id
 				     WHERE c2.member_id = 'alice' AND l2.remaining > 0 LIMIT 1)`}},
+		{"a reward's stock moved without a redemption", app.RuleCatalogueStockCounted, "", "rewards/",
+			[]string{`UPDATE rewards SET stock_left = stock_left - 1`}},
+		{"a cancelled redemption whose points never came back", app.RuleCatalogueStockCounted, "carol", "reward_redemptions/",
+			[]string{`UPDATE reward_redemptions SET status = 'active', cancelled_at = NULL, reversal_id = NULL WHERE status = 'cancelled'`,
+				`UPDATE rewards SET stock_left = stock_left - 1`,
+				`UPDATE reward_redemptions SET points = points + 1`}},
 		{"the lots trigger dropped", app.RuleGuardsInPlace, "", "triggers/ledger_entries.ledger_lots",
 			[]string{`DROP TRIGGER ledger_lots ON ledger_entries`}},
 		{"the posting trigger dropped", app.RuleGuardsInPlace, "", "triggers/ledger_entries.ledger_post",

@@ -49,6 +49,7 @@ type options struct {
 	readClients, accrualN               int
 	expiryN                             int
 	only                                string
+	redemptions                         int
 }
 
 func main() {
@@ -72,6 +73,7 @@ func main() {
 	flag.IntVar(&o.accrualN, "accrual-exchanges", 1_000_000, "due exchanges for the accrual comparison (0 skips it)")
 	flag.IntVar(&o.expiryN, "expiry-lots", 1_000_000, "points lots past their time for the expiry comparison (0 skips it)")
 	flag.StringVar(&o.only, "only", "", "run only this comparison (expiry), not the whole bench")
+	flag.IntVar(&o.redemptions, "redemptions", 10000, "redemptions of a reward of the catalogue, one per member who joined (at most -joins; 0 skips them)")
 	flag.Parse()
 	if o.only != "" && o.only != "expiry" {
 		fmt.Fprintln(os.Stderr, "quidbench: -only takes expiry")
@@ -81,7 +83,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "quidbench: -joins ≥ 2, -clients, -rate and -read-clients ≥ 1")
 		os.Exit(2)
 	}
-	o.replays, o.reconsents = min(o.replays, o.joins), min(o.reconsents, o.joins)
+	o.replays, o.reconsents, o.redemptions = min(o.replays, o.joins), min(o.reconsents, o.joins), min(o.redemptions, o.joins)
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "quidbench:", err)
 		os.Exit(1)
@@ -370,6 +372,15 @@ func run(o options) error {
 		},
 	})
 
+	var catalogue *phase
+	if o.redemptions > 0 {
+		p, err := b.measureCatalogue(ctx, o.redemptions)
+		if err != nil {
+			return err
+		}
+		catalogue = &p
+	}
+
 	rss := peakRSS(b.serverPID)
 	stop()
 	b.serverPID = 0
@@ -448,6 +459,11 @@ func run(o options) error {
 	}
 	if exp != nil {
 		exp.report(t)
+	}
+	if catalogue != nil {
+		t.info("9", fmt.Sprintf("catalogue redemptions (one reward, counted stock, keys, %d clients)", o.clients), rateText(*catalogue, true),
+			fmt.Sprintf("CPU server %.2f + PostgreSQL %.2f ms each", cpuPer(catalogue.cpu.server, catalogue.n), cpuPer(catalogue.cpu.postgres, catalogue.n)),
+			"(no raw baseline)")
 	}
 	t.add("7", "partner reads with access logging", rateText(partnerPh[0], false),
 		"raw SQL select + insert "+perSec(partnerPh[1].rate()), ratio(partnerPh[0].rate(), partnerPh[1].rate()),

@@ -58,6 +58,9 @@ type Config struct {
 	PointsExpiringNotice domain.Duration
 	// NATS is the event stream's connection (issue 15); off when URL is empty.
 	NATS NATS
+	// RedemptionCancelWindow is how long after redeeming a reward a
+	// member may cancel the redemption; zero: never.
+	RedemptionCancelWindow domain.Duration
 }
 
 // NATS configures the optional event stream: every outbox event published
@@ -161,6 +164,7 @@ var Vars = []Var{
 	{"QUID_ACCRUAL_INTERVAL", "1m", "how often the in-process accrual worker runs"},
 	{"QUID_POINTS_EXPIRING_NOTICE", "P14D", "how long before points expire (QUID_POINTS_EXPIRE_AFTER) the brand (the first-party recipients of the contract that earned them) is sent points.expiring, once per lot, as an ISO 8601 duration; zero (PT0S): never"},
 	{"QUID_POINTS_EXPIRE_AFTER", "", "how long after it is credited a point expires, as an ISO 8601 duration (e.g. P24M): each credit to a member's available balance opens a lot that expires then, redemptions take from the lots that expire first, and the accrual worker expires what is due; empty or zero: points never expire. A change applies to points credited after it. A contract may shorten it for its own points (points_expire_after, at most this)"},
+	{"QUID_REDEMPTION_CANCEL_WINDOW", "P14D", "how long after redeeming a reward of the catalogue a member may cancel the redemption (POST /v1/me/redemptions/{id}/cancel: points back to the lots they came from, stock unit back), as an ISO 8601 duration; zero (PT0S): never. A change applies to every redemption not yet cancelled"},
 	{"QUID_WEBHOOK_INTERVAL", "1s", "how often the webhook outbox is polled"},
 	{"QUID_SIGNING_KEY", "", "path to a PEM (PKCS#8) Ed25519 private key for consent receipts; generated and stored in the database when unset"},
 	{"QUID_WEBHOOK_ALLOW_PRIVATE", "false", "allow webhook URLs on loopback, private or link-local addresses (development only)"},
@@ -297,6 +301,13 @@ func Load(getenv func(string) string) (Config, error) {
 		cfg.PointsExpiringNotice = d
 	}
 	cfg.NATS = loadNATS(get, &errs)
+	if d, err := domain.ParseOptionalDuration(get("QUID_REDEMPTION_CANCEL_WINDOW")); err != nil {
+		errs = append(errs, fmt.Errorf("QUID_REDEMPTION_CANCEL_WINDOW: %w", err))
+	} else if d.Exceeds(domain.MustParseDuration("P10Y")) {
+		errs = append(errs, fmt.Errorf("QUID_REDEMPTION_CANCEL_WINDOW: %q is longer than P10Y", get("QUID_REDEMPTION_CANCEL_WINDOW")))
+	} else {
+		cfg.RedemptionCancelWindow = d
+	}
 	if cfg.LogFormat != "json" && cfg.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("QUID_LOG_FORMAT: %q is not json or text", cfg.LogFormat))
 	}
@@ -323,6 +334,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("accrual_interval", c.AccrualInterval),
 		slog.String("points_expire_after", c.PointsExpireAfter.String()),
 		slog.String("points_expiring_notice", c.PointsExpiringNotice.String()),
+		slog.String("redemption_cancel_window", c.RedemptionCancelWindow.String()),
 		slog.Bool("webhook_allow_private", c.WebhookAllowPrivate),
 		slog.Int("max_header_bytes", c.MaxHeaderBytes),
 		slog.Duration("db_statement_timeout", c.DBStatementTimeout),

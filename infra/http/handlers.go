@@ -30,7 +30,9 @@ type Services struct {
 	Reports *app.Reports
 	// Tiers is the programme's tiers (PUT/GET /v1/programme/tiers and the
 	// member's standing in GET /v1/me).
-	Tiers   *app.Tiers
+	Tiers *app.Tiers
+	// Rewards is the reward catalogue.
+	Rewards *app.Rewards
 	Catalog domain.Catalog
 	JWKS    func() any
 	// Snapshot runs fn with a context whose reads see one consistent
@@ -67,6 +69,9 @@ func (h *handlers) routes(a *fiber.App, auth roleGate, optional fiber.Handler) {
 	if h.svc.Tiers != nil {
 		v1.Get("/programme/tiers", h.getTiers)
 		v1.Put("/programme/tiers", auth(app.RoleAdmin), h.putTiers)
+	}
+	if h.svc.Rewards != nil {
+		h.rewardRoutes(v1, auth, optional)
 	}
 	// The Global Privacy Control support resource (GPC specification,
 	// section 4.1): Quid honours the signal on joins (see join).

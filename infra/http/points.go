@@ -1,6 +1,8 @@
 package http
 
 import (
+	"encoding/json"
+
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/quidpro/quid/domain"
@@ -94,9 +96,21 @@ type redeemIn struct {
 type redemptionDTO struct {
 	Entry   entryDTO   `json:"entry"`
 	Balance balanceDTO `json:"balance"`
+	// Redemption is the reward redeemed, with its code; absent for a
+	// points-only redemption.
+	Redemption *rewardRedemptionDTO `json:"redemption,omitempty"`
 }
 
+// redeem answers POST /v1/me/redemptions: a body naming reward_id redeems
+// a reward of the catalogue (redeemReward); otherwise points and reference
+// spend points with a partner, as before the catalogue.
 func (h *handlers) redeem(c *fiber.Ctx) error {
+	var probe map[string]json.RawMessage
+	if json.Unmarshal(c.Body(), &probe) == nil && h.svc.Rewards != nil {
+		if _, ok := probe["reward_id"]; ok {
+			return h.redeemReward(c)
+		}
+	}
 	var in redeemIn
 	if err := decodeJSON(c, &in); err != nil {
 		return err
@@ -112,5 +126,5 @@ func (h *handlers) redeem(c *fiber.Ctx) error {
 	if replayed {
 		c.Set("Idempotent-Replayed", "true")
 	}
-	return c.Status(fiber.StatusCreated).JSON(redemptionDTO{entryOf(e), balanceDTO(b)})
+	return c.Status(fiber.StatusCreated).JSON(redemptionDTO{Entry: entryOf(e), Balance: balanceDTO(b)})
 }

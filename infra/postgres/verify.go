@@ -79,6 +79,19 @@ const guards = `want (kind, tbl, name) AS (VALUES
 const endingKinds = `'cancelled', 'expired', 'terminated', 'superseded', 'erased'`
 
 var invariantChecks = []invariantCheck{
+	{app.RuleCatalogueStockCounted, `SELECT '', ARRAY['rewards/' || w.id],
+       format('stock %s less stock_left %s is %s, but active redemptions hold %s units', w.stock, w.stock_left, w.stock - w.stock_left, coalesce(h.n, 0))
+FROM rewards w LEFT JOIN (SELECT reward_id, count(*) AS n FROM reward_redemptions WHERE status = 'active' GROUP BY reward_id) h ON h.reward_id = w.id
+WHERE w.stock IS NOT NULL AND w.stock - w.stock_left <> coalesce(h.n, 0)
+UNION ALL
+SELECT e.member_id, ARRAY['reward_redemptions/' || x.id], format('redemption of %s points has a %s entry of %s points', x.points, e.kind, e.points)
+FROM reward_redemptions x JOIN ledger_entries e ON e.id = x.entry_id
+WHERE e.kind <> 'redemption' OR e.points <> -x.points
+UNION ALL
+SELECT e.member_id, ARRAY['reward_redemptions/' || x.id], format('cancelled redemption of %s points is not reversed by exactly one reversal of them', x.points)
+FROM reward_redemptions x JOIN ledger_entries e ON e.id = x.entry_id LEFT JOIN ledger_entries v ON v.id = x.reversal_id
+WHERE x.status = 'cancelled' AND (v.id IS NULL OR v.kind <> 'reversal' OR v.points <> x.points OR v.reverses IS DISTINCT FROM x.entry_id OR v.member_id <> e.member_id)`},
+
 	{app.RuleLotsEqualAvailable, `WITH lots AS (
     SELECT c.member_id, sum(l.remaining) AS remaining, count(*) AS n
     FROM points_lots l JOIN ledger_entries c ON c.id = l.entry_id GROUP BY c.member_id
@@ -372,6 +385,12 @@ func (v *Invariants) CheckInvariants(ctx context.Context, found func(app.Violati
 		app.RuleConsentEventsComplete.ID: exchanges, app.RuleBonusOncePerFamily.ID: bonuses,
 		app.RuleLotsEqualAvailable.ID: lots, app.RuleDeletionDuties.ID: ended, app.RuleHistoryUnchanged.ID: history, app.RuleGuardsInPlace.ID: guardCount,
 	}
+	// Counted apart from checkedCounts, so the catalogue's rule stands on its own.
+	var rewards int64
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM rewards`).Scan(&rewards); err != nil {
+		return nil, time.Time{}, fmt.Errorf("count rewards: %w", err)
+	}
+	checked[app.RuleCatalogueStockCounted.ID] = rewards
 	for _, c := range invariantChecks {
 		if err := streamViolations(ctx, tx, c, found); err != nil {
 			return nil, time.Time{}, fmt.Errorf("%s: %w", c.rule.ID, err)
