@@ -43,6 +43,11 @@ func TestPublicPagesPassWCAG21AAInARealBrowser(t *testing.T) {
 		Body: map[string]any{"items": changed["items"], "retention": "P90D", "title": changed["title"]}}), 200)
 	expect(t, a.do(req{Method: "POST", Path: "/v1/contracts/" + v2 + "/publish", Token: f.marketer}), 200)
 
+	st := expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + v2 + "/transparency"}), 200).json(t)
+	if ch, _ := st["changes_since_previous"].(map[string]any); ch == nil || ch["material"] != true {
+		t.Fatalf("the second version's statement has no material changes to show: %v", st["changes_since_previous"])
+	}
+
 	// The pages to check, one a line.
 	pages := []struct{ name, path string }{
 		{"statement", "/v1/contracts/" + v1 + "/transparency"},

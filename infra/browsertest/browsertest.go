@@ -111,14 +111,18 @@ func (b *Browser) Tab(t testing.TB, v Viewport) context.Context {
 	tab, closeTab := chromedp.NewContext(b.ctx)
 	ctx, stop := context.WithTimeout(tab, time.Minute)
 	t.Cleanup(func() { stop(); closeTab() })
-	emulate := []chromedp.EmulateViewportOption{chromedp.EmulateScale(1)}
-	if v.Mobile {
-		emulate = []chromedp.EmulateViewportOption{chromedp.EmulateScale(3), chromedp.EmulateMobile, chromedp.EmulateTouch}
-	}
-	if err := chromedp.Do(ctx, chromedp.EmulateViewport(v.Width, v.Height, emulate...), ColorScheme(false)); err != nil {
+	if err := chromedp.Do(ctx, Show(v), ColorScheme(false)); err != nil {
 		t.Fatalf("opening a %s tab: %v", v.Name, err)
 	}
 	return ctx
+}
+
+// Show is an action that shows the tab's page at v, reflowing it in place.
+func Show(v Viewport) chromedp.Action[chromedp.Void] {
+	if v.Mobile {
+		return chromedp.EmulateViewport(v.Width, v.Height, chromedp.EmulateScale(3), chromedp.EmulateMobile, chromedp.EmulateTouch)
+	}
+	return chromedp.EmulateViewport(v.Width, v.Height, chromedp.EmulateScale(1))
 }
 
 // ColorScheme is an action that makes the page's prefers-color-scheme
@@ -152,16 +156,21 @@ func Open(t testing.TB, ctx context.Context, url string) {
 	}
 }
 
-// CheckAccessible loads url at every viewport of Viewports, each in a
-// subtest of its own tab, and fails the subtest when axe finds a WCAG 2.1
-// A or AA violation in the page, in the light or the dark colour scheme,
-// listing them.
+// CheckAccessible loads url once, in a tab of its own, and checks it at
+// every viewport of Viewports, in the light and the dark colour scheme,
+// with axe; each viewport is a subtest, failed with the list of the WCAG
+// 2.1 A and AA violations found. The page is loaded once and the viewport
+// changed under it, as a browser window is resized: axe-core takes
+// seconds to load into a page on a busy machine, and runs in milliseconds.
 func (b *Browser) CheckAccessible(t *testing.T, url string) {
 	t.Helper()
+	ctx := b.Tab(t, Viewports[0])
+	Open(t, ctx, url)
 	for _, v := range Viewports {
 		t.Run(v.Name, func(t *testing.T) {
-			ctx := b.Tab(t, v)
-			Open(t, ctx, url)
+			if err := chromedp.Do(ctx, Show(v)); err != nil {
+				t.Fatal(err)
+			}
 			for _, dark := range []bool{false, true} {
 				scheme := map[bool]string{false: "light", true: "dark"}[dark]
 				if err := chromedp.Do(ctx, ColorScheme(dark)); err != nil {
