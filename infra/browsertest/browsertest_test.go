@@ -85,6 +85,8 @@ func TestBrowserLeavesNoProcessBehind(t *testing.T) {
 	t.Parallel()
 	dir := ""
 	t.Run("browse", func(t *testing.T) {
+		dir = t.TempDir() // the profile directory sits beside it
+		dir = dir[:strings.LastIndex(dir, "/")]
 		b := Start(t)
 		ctx := b.Tab(t, Desktop)
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -93,9 +95,10 @@ func TestBrowserLeavesNoProcessBehind(t *testing.T) {
 		}))
 		defer srv.Close()
 		Open(t, ctx, srv.URL)
-		dir = t.TempDir() // the profile directory sits beside it
-		dir = dir[:strings.LastIndex(dir, "/")]
 	})
+	if t.Failed() {
+		return
+	}
 	// The profile directory is on every process's command line.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
