@@ -282,7 +282,7 @@ func TestNoticeOfFinancialIncentiveHasEachPartOf7016b(t *testing.T) {
 	}
 	page := pageText(expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + id + "/notice", Headers: htmlAccept}), 200).Body)
 	for _, w := range []string{"<h1>Notice of Financial Incentive", "1. Summary of the incentive", "2. Material terms", "Personal information it implicates",
-		"3. How to opt in", "4. Your right to withdraw at any time", "5. What your data is worth", "Good-faith estimate: 4.80 EUR for every 1 year",
+		"3. How to opt in", "4. Your right to withdraw at any time", "5. What your data is worth", "Good-faith estimate: 4.80 EUR for every year",
 		"Method used to calculate it: the revenue the business makes", "Revenue from personalised offers per member and year.",
 		n.Summary.Plain, "<th scope=\"row\">Most in total</th><td>8.00 EUR</td>"} {
 		if !strings.Contains(page, w) {

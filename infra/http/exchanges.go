@@ -76,7 +76,7 @@ func receivedOf(v app.ExchangeView, rv domain.RewardValue, valued bool, now time
 		if amount, err := est.Over(e.JoinedAt, to, rv.Digits); err == nil {
 			d.EstimatedValue = &amount
 			d.Plain += fmt.Sprintf("; over the same time the brand estimates your data is worth %s %s to it (%s %s per %s)",
-				amount, est.Currency, est.Amount, est.Currency, plainDuration(est.Per))
+				amount, est.Currency, est.Amount, est.Currency, everyDuration(est.Per))
 		}
 	}
 	d.Plain += "."

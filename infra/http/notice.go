@@ -137,8 +137,7 @@ func noticeOf(st app.Statement) noticeDTO {
 	n.OptIn = noticeHow{Plain: "Joining is your choice and nothing is shared until you do: read these terms and the statement, then join this offer " +
 		"in the app. Your consent is recorded with a receipt that carries the fingerprint of these exact terms (" + n.TermsHash + ").",
 		Call: "POST /v1/me/exchanges (contract_id " + c.ID() + ")"}
-	n.Withdrawal = noticeHow{Plain: "You may withdraw at any time, free of charge, as easily as you joined, by cancelling the exchange in the app. " +
-		d.OnCancellation, Call: "DELETE /v1/me/exchanges/{id}"}
+	n.Withdrawal = noticeHow{Plain: "Withdrawing costs nothing: cancel the exchange in the app. " + d.OnCancellation, Call: "DELETE /v1/me/exchanges/{id}"}
 
 	v := noticeValue{MethodLabel: d.ValueMethodLabel, Method: d.ValueMethod, Explanation: d.ValueExplanation,
 		Estimate: d.ValueEstimate, RewardValuePlain: d.RewardValuePlain}

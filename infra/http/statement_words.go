@@ -56,9 +56,9 @@ func valueMethodLabel(key string) string {
 }
 
 // fingerprintPlain says what terms_hash is and how anyone checks it.
-const fingerprintPlain = "The fingerprint is the SHA-256 hash of these terms exactly as published: your consent receipt carries the same value, " +
-	"and you can check it by asking for this page as JSON (Accept: application/json), hashing the bytes of its \"terms\" field with SHA-256 " +
-	"and comparing the result with the fingerprint here and on your receipt."
+const fingerprintPlain = "The fingerprint is the SHA-256 hash of these terms exactly as published, and your consent receipt carries the same value: " +
+	"to check it, take the \"terms\" field of this statement as JSON (Accept: application/json), write it as RFC 8785 canonical JSON, " +
+	"hash that with SHA-256 and compare the result with the fingerprint here and on your receipt."
 
 func controllerOf(p domain.Programme) *stmtController {
 	return &stmtController{ProgrammeVersion: p.Version, LegalName: p.LegalName, Address: p.Address, ContactEmail: p.ContactEmail,
@@ -97,7 +97,7 @@ func valuePlain(t domain.Terms, rv *domain.RewardValue) (reward, value *string) 
 			parts = append(parts, fmt.Sprintf("%s %s when you join", rv.JoinBonus, rv.Currency))
 		}
 		if r.PointsPerPeriod > 0 {
-			parts = append(parts, fmt.Sprintf("%s %s for every full %s", rv.PerPeriod, rv.Currency, plainDuration(r.Period)))
+			parts = append(parts, fmt.Sprintf("%s %s for every full %s", rv.PerPeriod, rv.Currency, everyDuration(r.Period)))
 		}
 		if rv.MaxTotal != "" {
 			parts = append(parts, fmt.Sprintf("at most %s %s in total", rv.MaxTotal, rv.Currency))
@@ -107,7 +107,7 @@ func valuePlain(t domain.Terms, rv *domain.RewardValue) (reward, value *string) 
 	}
 	if e := t.Value; e != nil {
 		s := fmt.Sprintf("The brand estimates in good faith that your data is worth %s %s to it for every %s, calculated from %s.",
-			e.Amount, e.Currency, plainDuration(e.Per), valueMethodLabel(t.ValueMethod))
+			e.Amount, e.Currency, everyDuration(e.Per), valueMethodLabel(t.ValueMethod))
 		value = &s
 	}
 	return reward, value
@@ -203,10 +203,30 @@ var plainTemplateFuncs = template.FuncMap{
 		}
 		return s
 	},
-	"kind": func(k string) string {
-		if k == string(domain.FirstParty) {
-			return "the brand itself (first party)"
+	"kind": kindWords,
+	// every spells an ISO 8601 duration after "every": "year", "3 months".
+	"every": func(s string) string {
+		if d, err := domain.ParseDuration(s); err == nil && !d.IsZero() {
+			return everyDuration(d)
 		}
-		return "another company (third party)"
+		return s
 	},
+	"Kind": func(k string) string { w := kindWords(k); return strings.ToUpper(w[:1]) + w[1:] },
+}
+
+// kindWords says who a recipient is to the member.
+func kindWords(k string) string {
+	if k == string(domain.FirstParty) {
+		return "the brand itself (first party)"
+	}
+	return "another company (third party)"
+}
+
+// everyDuration is a duration after "every": "year" for P1Y, "3 months" for P3M.
+func everyDuration(d domain.Duration) string {
+	p := plainDuration(d)
+	if rest, ok := strings.CutPrefix(p, "1 "); ok && !strings.Contains(rest, " ") {
+		return rest
+	}
+	return p
 }
