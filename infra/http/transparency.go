@@ -16,10 +16,10 @@ import (
 )
 
 type stmtCategory struct {
-	Key           string  `json:"key"`
-	Label         string  `json:"label"`
-	Description   string  `json:"description"`
-	Example       string  `json:"example"`
+	Key         string `json:"key"`
+	Label       string `json:"label"`
+	Description string `json:"description"`
+	Example     string `json:"example"`
 	// ExamplePlain is the example as a person reads it: a list as words
 	// separated by commas, an address on one line, a date spelled out.
 	ExamplePlain  string  `json:"example_plain"`
@@ -122,24 +122,24 @@ type stmtFieldChange struct {
 }
 
 type stmtChanges struct {
-	PreviousVersion   int               `json:"previous_version"`
-	CategoriesAdded   []string          `json:"categories_added"`
-	CategoriesRemoved []string          `json:"categories_removed"`
-	PurposesAdded     []string          `json:"purposes_added"`
-	PurposesRemoved   []string          `json:"purposes_removed"`
+	PreviousVersion   int      `json:"previous_version"`
+	CategoriesAdded   []string `json:"categories_added"`
+	CategoriesRemoved []string `json:"categories_removed"`
+	PurposesAdded     []string `json:"purposes_added"`
+	PurposesRemoved   []string `json:"purposes_removed"`
 	// The same, as catalogue labels.
-	CategoriesAddedLabels   []string `json:"categories_added_labels"`
-	CategoriesRemovedLabels []string `json:"categories_removed_labels"`
-	PurposesAddedLabels     []string `json:"purposes_added_labels"`
-	PurposesRemovedLabels   []string `json:"purposes_removed_labels"`
-	RecipientsAdded   []string          `json:"recipients_added"`
-	RecipientsRemoved []string          `json:"recipients_removed"`
-	Reward            []stmtFieldChange `json:"reward"`
-	Durations         []stmtFieldChange `json:"durations"`
-	Wording           []stmtFieldChange `json:"wording"`
-	Eligibility       []stmtFieldChange `json:"eligibility"`
-	Material          bool              `json:"material"`
-	MaterialReasons   []string          `json:"material_reasons"`
+	CategoriesAddedLabels   []string          `json:"categories_added_labels"`
+	CategoriesRemovedLabels []string          `json:"categories_removed_labels"`
+	PurposesAddedLabels     []string          `json:"purposes_added_labels"`
+	PurposesRemovedLabels   []string          `json:"purposes_removed_labels"`
+	RecipientsAdded         []string          `json:"recipients_added"`
+	RecipientsRemoved       []string          `json:"recipients_removed"`
+	Reward                  []stmtFieldChange `json:"reward"`
+	Durations               []stmtFieldChange `json:"durations"`
+	Wording                 []stmtFieldChange `json:"wording"`
+	Eligibility             []stmtFieldChange `json:"eligibility"`
+	Material                bool              `json:"material"`
+	MaterialReasons         []string          `json:"material_reasons"`
 }
 
 type statementDTO struct {
@@ -189,13 +189,13 @@ type statementDTO struct {
 
 // stmtController is the programme identity the statement names.
 type stmtController struct {
-	ProgrammeVersion     int              `json:"programme_version"`
-	LegalName            string           `json:"legal_name"`
-	Address              string           `json:"address"`
-	ContactEmail         string           `json:"contact_email"`
-	DPOContact           string           `json:"dpo_contact"`
-	SupervisoryAuthority stmtAuthority    `json:"supervisory_authority"`
-	Plain                string           `json:"plain"`
+	ProgrammeVersion     int           `json:"programme_version"`
+	LegalName            string        `json:"legal_name"`
+	Address              string        `json:"address"`
+	ContactEmail         string        `json:"contact_email"`
+	DPOContact           string        `json:"dpo_contact"`
+	SupervisoryAuthority stmtAuthority `json:"supervisory_authority"`
+	Plain                string        `json:"plain"`
 }
 
 type stmtAuthority struct {
