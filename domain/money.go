@@ -129,6 +129,42 @@ type RewardValue struct {
 	JoinBonus string
 	PerPeriod string
 	MaxTotal  string
+	// Digits are the currency's minor units, for amounts derived later
+	// (PointsWorth).
+	Digits int
+}
+
+// PointsWorth is what points are worth at v's point value, rounded once to
+// the currency's minor units: 333 points at 0.003 EUR are "1.00".
+func (v RewardValue) PointsWorth(points int64) string {
+	per, ok := ParseAmount(v.Point)
+	if !ok {
+		return ""
+	}
+	return FormatMoney(new(big.Rat).Mul(per, new(big.Rat).SetInt64(points)), v.Digits)
+}
+
+// Over is the estimate for the time from from to to, prorated exactly: as
+// many whole periods Per as fit on the calendar from from, plus the share of
+// the next period that has elapsed (by its own length: a leap year's 366
+// days), times Amount, rounded once to digits. Before from it is zero.
+func (e ValueEstimate) Over(from, to time.Time, digits int) (string, error) {
+	amount, ok := ParseAmount(e.Amount)
+	if !ok || e.Per.IsZero() {
+		return "", fmt.Errorf("value estimate %q per %s is not usable", e.Amount, e.Per)
+	}
+	periods := new(big.Rat)
+	if to.After(from) {
+		// Per never lasts longer than Longest, so at least n periods fit.
+		n := int(to.Sub(from) / e.Per.Longest())
+		for !e.Per.AddTo(from, n+1).After(to) {
+			n++
+		}
+		start, end := e.Per.AddTo(from, n), e.Per.AddTo(from, n+1)
+		periods.SetFrac(big.NewInt(int64(to.Sub(start))), big.NewInt(int64(end.Sub(start))))
+		periods.Add(periods, new(big.Rat).SetInt64(int64(n)))
+	}
+	return FormatMoney(periods.Mul(periods, amount), digits), nil
 }
 
 // MaxTotalPoints is the most points one consent term pays: the join bonus
@@ -205,7 +241,7 @@ func (t Terms) ValueOf(pv PointValue, digits int) (RewardValue, error) {
 	money := func(points int64) string {
 		return FormatMoney(new(big.Rat).Mul(per, new(big.Rat).SetInt64(points)), digits)
 	}
-	v := RewardValue{Currency: pv.Currency, Point: pv.Amount, JoinBonus: money(t.Reward.JoinBonus), PerPeriod: money(t.Reward.PointsPerPeriod)}
+	v := RewardValue{Currency: pv.Currency, Point: pv.Amount, Digits: digits, JoinBonus: money(t.Reward.JoinBonus), PerPeriod: money(t.Reward.PointsPerPeriod)}
 	if total, ok := t.MaxTotalPoints(); ok {
 		v.MaxTotal = money(total)
 	}

@@ -2,6 +2,7 @@ package domain_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/quidpro/quid/domain"
 )
@@ -76,5 +77,51 @@ func TestMaxTotalCountsThePeriodsOfTheConsentDuration(t *testing.T) {
 		if got != tc.want || ok != tc.bounded {
 			t.Errorf("duration %v, period %s, max %d: %d %v, want %d %v", tc.duration, tc.period, tc.maxPeriods, got, ok, tc.want, tc.bounded)
 		}
+	}
+}
+
+// What a member received is shown beside what the brand estimated their data
+// to be worth over the same time: the estimate per period prorated exactly
+// on the calendar, rounded once, and the points earned in money.
+func TestValueEstimateIsProratedExactlyToTheElapsedTime(t *testing.T) {
+	t.Parallel()
+	at := func(s string) time.Time {
+		tm, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tm
+	}
+	year := domain.MustParseDuration("P1Y")
+	tests := []struct {
+		name     string
+		estimate domain.ValueEstimate
+		from, to string
+		digits   int
+		want     string
+	}{
+		{"half of 2026 (365 days)", domain.ValueEstimate{Amount: "4.80", Currency: "EUR", Per: year}, "2026-01-01T00:00:00Z", "2026-07-02T12:00:00Z", 2, "2.40"},
+		// 2024 has 366 days: 183 of them is exactly half.
+		{"half of a leap year", domain.ValueEstimate{Amount: "4.80", Currency: "EUR", Per: year}, "2024-01-01T00:00:00Z", "2024-07-02T00:00:00Z", 2, "2.40"},
+		{"one and a half years", domain.ValueEstimate{Amount: "1000", Currency: "JPY", Per: year}, "2025-01-01T00:00:00Z", "2026-07-02T12:00:00Z", 0, "1500"},
+		// 1/3 of 1 JPY is 0.33…, rounds to 0 (JPY has no minor unit).
+		{"JPY rounds to whole yen", domain.ValueEstimate{Amount: "1", Currency: "JPY", Per: domain.MustParseDuration("P3D")}, "2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z", 0, "0"},
+		// 0.01 × 1/3 = 0.00333…, 0.01 × 2/3 = 0.00666… → 0.01.
+		{"two thirds of a cent", domain.ValueEstimate{Amount: "0.01", Currency: "EUR", Per: domain.MustParseDuration("P3D")}, "2026-01-01T00:00:00Z", "2026-01-03T00:00:00Z", 2, "0.01"},
+		{"nothing before joining", domain.ValueEstimate{Amount: "4.80", Currency: "EUR", Per: year}, "2026-01-01T00:00:00Z", "2025-01-01T00:00:00Z", 2, "0.00"},
+		{"whole months", domain.ValueEstimate{Amount: "0.30", Currency: "EUR", Per: domain.MustParseDuration("P1M")}, "2026-01-31T00:00:00Z", "2026-04-30T00:00:00Z", 2, "0.90"},
+	}
+	for _, tt := range tests {
+		got, err := tt.estimate.Over(at(tt.from), at(tt.to), tt.digits)
+		if err != nil || got != tt.want {
+			t.Errorf("%s: Over = %q, %v; want %q", tt.name, got, err, tt.want)
+		}
+	}
+	v := domain.RewardValue{Currency: "EUR", Point: "0.003", Digits: 2}
+	if got := v.PointsWorth(333); got != "1.00" {
+		t.Errorf("333 points at 0.003 EUR = %q, want 1.00", got)
+	}
+	if got := (domain.RewardValue{Currency: "JPY", Point: "0.5", Digits: 0}).PointsWorth(3); got != "2" {
+		t.Errorf("3 points at 0.5 JPY = %q, want 2 (1.5 to even)", got)
 	}
 }

@@ -154,6 +154,11 @@ var authzMatrix = []authzRow{
 		req: func(m *matrixWorld) req {
 			return req{Method: "GET", Path: "/v1/contracts/" + m.draft + "/transparency"}
 		}},
+	{route: "GET /v1/contracts/:id/notice", what: "published", want: public,
+		req: func(m *matrixWorld) req { return req{Method: "GET", Path: "/v1/contracts/" + m.contract + "/notice"} }},
+	// A draft has no notice, for staff either: the notice is of published terms.
+	{route: "GET /v1/contracts/:id/notice", what: "draft", want: [principalCount]int{404, 404, 404, 404, 404, 404, 404, 404},
+		req: func(m *matrixWorld) req { return req{Method: "GET", Path: "/v1/contracts/" + m.draft + "/notice"} }},
 	{route: "PATCH /v1/contracts/:id", want: [principalCount]int{401, 403, 403, 200, 403, 403, 403, 403},
 		req: func(m *matrixWorld) req {
 			return req{Method: "PATCH", Path: "/v1/contracts/" + m.draft, Body: map[string]any{"title": "Renamed"}}

@@ -527,7 +527,7 @@ func TestStatementListsEveryRightWithTheCallThatExercisesIt(t *testing.T) {
 	}
 	expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + id + "/transparency"}), 200).decode(t, &st)
 	want := []string{"withdraw", "access", "recipients", "rectification", "erasure", "restriction", "portability", "objection",
-		"automated_decisions", "global_privacy_control", "renewal"}
+		"automated_decisions", "global_privacy_control", "renewal", "complaint"} // complaint: issue 12, GDPR Art. 77
 	var got []string
 	for _, r := range st.Rights {
 		got = append(got, r.Key)

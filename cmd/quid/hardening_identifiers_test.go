@@ -200,6 +200,7 @@ func TestPathParametersAreDecodedOnceAndChecked(t *testing.T) {
 		{"POST", "/v1/contracts/{}/versions", f.marketer},
 		{"GET", "/v1/contracts/{}/stats", f.marketer},
 		{"GET", "/v1/contracts/{}/transparency", ""},
+		{"GET", "/v1/contracts/{}/notice", ""},
 		{"GET", "/v1/me/exchanges/{}", f.member},
 		{"DELETE", "/v1/me/exchanges/{}", f.member},
 	}

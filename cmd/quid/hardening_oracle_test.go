@@ -94,7 +94,7 @@ func TestAnswersDoNotRevealWhatTheCallerHasNoGrantFor(t *testing.T) {
 	// answer for no contract at all.
 	draft := expect(t, a.do(req{Method: "POST", Path: "/v1/contracts", Token: f.marketer, Body: contractBody(f)}), 201).json(t)["id"].(string)
 	unknown := uuid.NewString()
-	for _, route := range []string{"/v1/contracts/%s", "/v1/contracts/%s/transparency"} {
+	for _, route := range []string{"/v1/contracts/%s", "/v1/contracts/%s/transparency", "/v1/contracts/%s/notice"} {
 		for _, tok := range []string{"", members["carol"], f.partner} {
 			sameAnswer(t, "reading "+route, map[string]response{
 				"unknown": a.do(req{Method: "GET", Path: strings.Replace(route, "%s", unknown, 1), Token: tok}),

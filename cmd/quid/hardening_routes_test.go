@@ -76,6 +76,7 @@ func tour(w world, sub string, call func(routeCall) response) {
 	do("POST /v1/contracts/:id/versions", "POST", "/v1/contracts/"+draft+"/versions", f.marketer, nil)
 	do("GET /v1/contracts/:id/stats", "GET", "/v1/contracts/"+w.contract+"/stats", f.marketer, nil)
 	do("GET /v1/contracts/:id/transparency", "GET", "/v1/contracts/"+w.contract+"/transparency", "", nil)
+	do("GET /v1/contracts/:id/notice", "GET", "/v1/contracts/"+w.contract+"/notice", "", nil)
 	do("POST /v1/contracts/:id/retire", "POST", "/v1/contracts/"+draft+"/retire", f.marketer, nil)
 
 	do("PUT /v1/me", "PUT", "/v1/me", member, map[string]any{"attributes": map[string]any{

@@ -33,6 +33,7 @@ func (h *handlers) contractRoutes(v1 fiber.Router, auth roleGate, optional fiber
 	v1.Post("/contracts/:id/versions", auth(app.RoleMarketer), noBody, h.newVersion)
 	v1.Get("/contracts/:id/stats", auth(app.RoleMarketer, app.RoleAdmin), h.snapshot, h.contractStats)
 	v1.Get("/contracts/:id/transparency", optional, h.transparency)
+	v1.Get("/contracts/:id/notice", h.notice)
 }
 
 type categoryDTO struct {
@@ -354,6 +355,9 @@ type contractDTO struct {
 	CreatedAt        string  `json:"created_at"`
 	PublishedAt      *string `json:"published_at"`
 	RetiredAt        *string `json:"retired_at"`
+	// NoticeURL is the version's Notice of Financial Incentive (null for a
+	// draft, which has none).
+	NoticeURL *string `json:"notice_url"`
 	// ConflictsWithObjection marks, for a member's own GET /v1/offers, an
 	// offer that uses a purpose the member objects to.
 	ConflictsWithObjection *bool `json:"conflicts_with_objection,omitempty"`
@@ -404,6 +408,10 @@ func contractOf(c domain.Contract, age int, value *rewardValueDTO) contractDTO {
 	if p := c.Terms().Programme; p != nil {
 		v := p.Version
 		d.ProgrammeVersion = &v
+	}
+	if !c.IsDraft() {
+		u := "/v1/contracts/" + c.ID() + "/notice"
+		d.NoticeURL = &u
 	}
 	if t := c.Terms(); t.Duration != nil {
 		n := t.Notice().String()

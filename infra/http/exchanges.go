@@ -2,6 +2,8 @@ package http
 
 import (
 	"context"
+	"fmt"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -34,7 +36,51 @@ type exchangeDTO struct {
 	// RewardValue is the contract's reward in money (member views only;
 	// null while no programme identity gives points a value).
 	RewardValue *rewardValueDTO `json:"reward_value,omitempty"`
-	Receipt     string          `json:"receipt,omitempty"`
+	// Received is what the member got so far beside what the brand
+	// estimated their data to be worth over the same time (member views).
+	Received *receivedDTO `json:"received,omitempty"`
+	Receipt  string       `json:"receipt,omitempty"`
+}
+
+// receivedDTO sets the points an exchange earned so far, in money, beside
+// the contract's value estimate prorated exactly to the same time (from
+// joining to the end of consent, or to now while it lasts): the two sides
+// of the exchange (Cal. Code Regs. tit. 11 §7016(b)(5)). Money figures are
+// decimal strings with the currency's minor units; they are null while the
+// contract has no value estimate or points have no value.
+type receivedDTO struct {
+	From           string  `json:"from"`
+	To             string  `json:"to"`
+	Points         int64   `json:"points"`
+	Currency       *string `json:"currency"`
+	PointsValue    *string `json:"points_value"`
+	EstimatedValue *string `json:"estimated_value"`
+	Plain          string  `json:"plain"`
+}
+
+// receivedOf is what v earned by now, beside the estimate for that time.
+func receivedOf(v app.ExchangeView, rv domain.RewardValue, valued bool, now time.Time) *receivedDTO {
+	e := v.Exchange.State()
+	to := now
+	if e.EndedAt != nil && e.EndedAt.Before(now) {
+		to = *e.EndedAt
+	}
+	d := &receivedDTO{From: timeText(e.JoinedAt), To: timeText(to), Points: v.PointsEarned}
+	d.Plain = fmt.Sprintf("You have earned %d points so far", v.PointsEarned)
+	if valued {
+		worth := rv.PointsWorth(v.PointsEarned)
+		d.Currency, d.PointsValue = &rv.Currency, &worth
+		d.Plain += fmt.Sprintf(", worth %s %s", worth, rv.Currency)
+	}
+	if est := v.Contract.Terms().Value; est != nil && valued && est.Currency == rv.Currency {
+		if amount, err := est.Over(e.JoinedAt, to, rv.Digits); err == nil {
+			d.EstimatedValue = &amount
+			d.Plain += fmt.Sprintf("; over the same time the brand estimates your data is worth %s %s to it (%s %s per %s)",
+				amount, est.Currency, est.Amount, est.Currency, everyDuration(est.Per))
+		}
+	}
+	d.Plain += "."
+	return d
 }
 
 type bonusDTO struct {
@@ -60,6 +106,7 @@ func exchangeViewOf(v app.ExchangeView, values map[string]domain.RewardValue) ex
 	d := exchangeOf(v.Exchange)
 	rv, ok := values[v.Contract.ID()]
 	d.RewardValue = rewardValueOf(rv, ok)
+	d.Received = receivedOf(v, rv, ok, time.Now())
 	d.Version, d.Title = v.Contract.Version(), v.Contract.Terms().Title
 	earned := v.PointsEarned
 	d.PointsEarned = &earned

@@ -21,7 +21,7 @@ var inlineStyle = regexp.MustCompile(`(?s)<style>(.*?)</style>`)
 // Pages have no scripts, no style attributes and no external resources.
 var htmlPolicy = func() string {
 	styles := []string{}
-	for _, m := range inlineStyle.FindAllStringSubmatch(statementHTML, -1) {
+	for _, m := range inlineStyle.FindAllStringSubmatch(statementHTML+noticeHTML, -1) {
 		sum := sha256.Sum256([]byte(m[1]))
 		styles = append(styles, "'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'")
 	}

@@ -16,10 +16,13 @@ import (
 )
 
 type stmtCategory struct {
-	Key           string  `json:"key"`
-	Label         string  `json:"label"`
-	Description   string  `json:"description"`
-	Example       string  `json:"example"`
+	Key         string `json:"key"`
+	Label       string `json:"label"`
+	Description string `json:"description"`
+	Example     string `json:"example"`
+	// ExamplePlain is the example as a person reads it: a list as words
+	// separated by commas, an address on one line, a date spelled out.
+	ExamplePlain  string  `json:"example_plain"`
 	Sensitive     bool    `json:"sensitive"`
 	Derived       bool    `json:"derived"`
 	Reveals       *string `json:"reveals,omitempty"`
@@ -82,6 +85,7 @@ type stmtRecipient struct {
 	Name             string `json:"name"`
 	Kind             string `json:"kind"`
 	Country          string `json:"country"`
+	CountryName      string `json:"country_name"`
 	PrivacyPolicyURL string `json:"privacy_policy_url"`
 }
 
@@ -95,6 +99,8 @@ type stmtReceives struct {
 	Category string `json:"category"`
 	Label    string `json:"label"`
 	Purpose  string `json:"purpose"`
+	// PurposeLabel is the purpose's catalogue label, the words a member reads.
+	PurposeLabel string `json:"purpose_label"`
 }
 
 type stmtRecipientSummary struct {
@@ -120,19 +126,24 @@ type stmtFieldChange struct {
 }
 
 type stmtChanges struct {
-	PreviousVersion   int               `json:"previous_version"`
-	CategoriesAdded   []string          `json:"categories_added"`
-	CategoriesRemoved []string          `json:"categories_removed"`
-	PurposesAdded     []string          `json:"purposes_added"`
-	PurposesRemoved   []string          `json:"purposes_removed"`
-	RecipientsAdded   []string          `json:"recipients_added"`
-	RecipientsRemoved []string          `json:"recipients_removed"`
-	Reward            []stmtFieldChange `json:"reward"`
-	Durations         []stmtFieldChange `json:"durations"`
-	Wording           []stmtFieldChange `json:"wording"`
-	Eligibility       []stmtFieldChange `json:"eligibility"`
-	Material          bool              `json:"material"`
-	MaterialReasons   []string          `json:"material_reasons"`
+	PreviousVersion   int      `json:"previous_version"`
+	CategoriesAdded   []string `json:"categories_added"`
+	CategoriesRemoved []string `json:"categories_removed"`
+	PurposesAdded     []string `json:"purposes_added"`
+	PurposesRemoved   []string `json:"purposes_removed"`
+	// The same, as catalogue labels.
+	CategoriesAddedLabels   []string          `json:"categories_added_labels"`
+	CategoriesRemovedLabels []string          `json:"categories_removed_labels"`
+	PurposesAddedLabels     []string          `json:"purposes_added_labels"`
+	PurposesRemovedLabels   []string          `json:"purposes_removed_labels"`
+	RecipientsAdded         []string          `json:"recipients_added"`
+	RecipientsRemoved       []string          `json:"recipients_removed"`
+	Reward                  []stmtFieldChange `json:"reward"`
+	Durations               []stmtFieldChange `json:"durations"`
+	Wording                 []stmtFieldChange `json:"wording"`
+	Eligibility             []stmtFieldChange `json:"eligibility"`
+	Material                bool              `json:"material"`
+	MaterialReasons         []string          `json:"material_reasons"`
 }
 
 type statementDTO struct {
@@ -160,6 +171,50 @@ type statementDTO struct {
 	Terms                json.RawMessage        `json:"terms"`
 	PublishedAt          *string                `json:"published_at"`
 	ChangesSincePrevious *stmtChanges           `json:"changes_since_previous"`
+
+	// PublishedOn is PublishedAt as a person reads it (UTC): "30 November 2026".
+	PublishedOn *string `json:"published_on"`
+	// Controller is who answers for the data (GDPR Art. 13(1)(a)-(b),
+	// 13(2)(d)); null while no programme identity was ever set.
+	Controller *stmtController `json:"controller"`
+	LegalBasis stmtLegalBasis  `json:"legal_basis"`
+	// ValueMethodLabel is value_method in words (Cal. Code Regs. tit. 11
+	// §7081(a)); ValuePlain sets the estimate beside the reward in money.
+	ValueMethodLabel *string `json:"value_method_label"`
+	ValuePlain       *string `json:"value_plain"`
+	RewardValuePlain *string `json:"reward_value_plain"`
+	// NoticeURL is the Notice of Financial Incentive of a published version
+	// (null for a draft).
+	NoticeURL *string `json:"notice_url"`
+	// FingerprintPlain says in one sentence what terms_hash is and how to
+	// check it.
+	FingerprintPlain *string `json:"fingerprint_plain"`
+}
+
+// stmtController is the programme identity the statement names.
+type stmtController struct {
+	ProgrammeVersion     int           `json:"programme_version"`
+	LegalName            string        `json:"legal_name"`
+	Address              string        `json:"address"`
+	ContactEmail         string        `json:"contact_email"`
+	DPOContact           string        `json:"dpo_contact"`
+	SupervisoryAuthority stmtAuthority `json:"supervisory_authority"`
+	Plain                string        `json:"plain"`
+}
+
+type stmtAuthority struct {
+	Name         string `json:"name"`
+	ComplaintURL string `json:"complaint_url"`
+}
+
+// stmtLegalBasis is why the processing is lawful: consent (GDPR Art.
+// 6(1)(a)), and explicit consent (Art. 9(2)(a)) when a shared category is
+// sensitive (a special category of Art. 9(1)).
+type stmtLegalBasis struct {
+	Basis           string   `json:"basis"`
+	Articles        []string `json:"articles"`
+	ExplicitConsent bool     `json:"explicit_consent"`
+	Plain           string   `json:"plain"`
 }
 
 // stmtRight is one right the member holds over the data this contract
@@ -231,7 +286,7 @@ func statementOf(st app.Statement) statementDTO {
 		cat, _ := st.Catalog.Category(it.Category)
 		pur, _ := st.Catalog.Purpose(it.Purpose)
 		sc := stmtCategory{Key: cat.Key, Label: cat.Label, Description: cat.Description, Example: cat.Example,
-			Sensitive: cat.Sensitive, Derived: cat.Derived != nil}
+			ExamplePlain: examplePlain(cat), Sensitive: cat.Sensitive, Derived: cat.Derived != nil}
 		if cat.Derived != nil {
 			sc.Reveals, sc.DoesNotReveal = &cat.Derived.Reveals, &cat.Derived.DoesNotReveal
 		}
@@ -239,14 +294,14 @@ func statementOf(st app.Statement) statementDTO {
 			nonNil(pur.AutomatedProcessing), purposeRights(pur)}}
 		for _, rid := range it.Recipients {
 			r := st.Recipients[rid]
-			sr := stmtRecipient{r.ID, r.Name, string(r.Kind), r.Country, r.PrivacyPolicyURL}
+			sr := stmtRecipient{r.ID, r.Name, string(r.Kind), r.Country, countryName(r.Country), r.PrivacyPolicyURL}
 			item.Recipients = append(item.Recipients, sr)
 			sum, ok := byRecipient[rid]
 			if !ok {
 				sum = &stmtRecipientSummary{stmtRecipient: sr}
 				byRecipient[rid] = sum
 			}
-			sum.Receives = append(sum.Receives, stmtReceives{cat.Key, cat.Label, pur.Key})
+			sum.Receives = append(sum.Receives, stmtReceives{cat.Key, cat.Label, pur.Key, pur.Label})
 		}
 		d.Items = append(d.Items, item)
 	}
@@ -275,7 +330,31 @@ func statementOf(st app.Statement) statementDTO {
 	}
 	d.ValueMethod, d.ValueExplanation = in.ValueMethod, in.ValueExplanation
 	d.AgeRule = ageRuleOf(st.Catalog, t, st.Recipients)
-	d.Rights = memberRights
+	d.Rights = append([]stmtRight(nil), memberRights...)
+	if p := st.Programme; p != nil {
+		d.Controller = controllerOf(*p)
+		d.Rights = append(d.Rights, stmtRight{"complaint", "GDPR Art. 77",
+			"You can complain to " + p.AuthorityName + ", the supervisory authority, if you think your data is handled unlawfully. You may first write to " +
+				p.LegalName + " at " + p.ContactEmail + ".", p.ComplaintURL})
+	}
+	d.LegalBasis = legalBasisOf(st.Catalog, t)
+	if in.ValueMethod != nil {
+		label := valueMethodLabel(*in.ValueMethod)
+		d.ValueMethodLabel = &label
+	}
+	d.RewardValuePlain, d.ValuePlain = valuePlain(t, st.RewardValue)
+	if !c.IsDraft() {
+		u := "/v1/contracts/" + c.ID() + "/notice"
+		d.NoticeURL = &u
+	}
+	if at := c.PublishedAt(); at != nil {
+		on := humanDate(*at)
+		d.PublishedOn = &on
+	}
+	if d.TermsHash != nil {
+		f := fingerprintPlain
+		d.FingerprintPlain = &f
+	}
 	d.OnCancellation = "You can cancel at any time, as easily as you joined. Points stop at once: no period that ends after you cancel is paid"
 	if r.JoinBonus > 0 {
 		d.OnCancellation += fmt.Sprintf(", and a join bonus that has not vested yet (%d points) is voided", r.JoinBonus)
@@ -289,7 +368,18 @@ func statementOf(st app.Statement) statementDTO {
 			PurposesAdded: nonNil(ch.PurposesAdded), PurposesRemoved: nonNil(ch.PurposesRemoved),
 			RecipientsAdded: nonNil(names(ch.RecipientsAdded, st)), RecipientsRemoved: nonNil(names(ch.RecipientsRemoved, st)),
 			Reward: fieldChanges(ch.Reward), Durations: fieldChanges(ch.Durations), Wording: fieldChanges(ch.Wording),
-			Eligibility: fieldChanges(ch.Eligibility), Material: ch.Material, MaterialReasons: nonNil(ch.MaterialReasons)}
+			Eligibility: fieldChanges(ch.Eligibility), Material: ch.Material, MaterialReasons: append([]string{}, ch.MaterialReasons...),
+			CategoriesAddedLabels: categoryLabels(st.Catalog, ch.CategoriesAdded), CategoriesRemovedLabels: categoryLabels(st.Catalog, ch.CategoriesRemoved),
+			PurposesAddedLabels: purposeLabels(st.Catalog, ch.PurposesAdded), PurposesRemovedLabels: purposeLabels(st.Catalog, ch.PurposesRemoved)}
+		// The reasons name what was added by key (domain.CompareTerms): a
+		// member reads the label.
+		for i, r := range d.ChangesSincePrevious.MaterialReasons {
+			if k, ok := strings.CutPrefix(r, "adds category "); ok {
+				d.ChangesSincePrevious.MaterialReasons[i] = "adds " + categoryLabels(st.Catalog, []string{k})[0]
+			} else if k, ok := strings.CutPrefix(r, "adds purpose "); ok {
+				d.ChangesSincePrevious.MaterialReasons[i] = "adds the purpose " + purposeLabels(st.Catalog, []string{k})[0]
+			}
+		}
 	}
 	return d
 }
@@ -354,7 +444,7 @@ func plainReward(r domain.Reward) string {
 //go:embed transparency.html
 var statementHTML string
 
-var statementTemplate = template.Must(template.New("statement").Parse(statementHTML))
+var statementTemplate = template.Must(template.New("statement").Funcs(plainTemplateFuncs).Parse(statementHTML))
 
 func (h *handlers) transparency(c *fiber.Ctx) error {
 	id, err := idParam(c, domain.ErrContractNotFound)
