@@ -10,7 +10,7 @@ import (
 // content: several recipients, first and third party, in three countries;
 // a sensitive category, a derived one; direct marketing, profiling and an
 // automated decision; a join bonus with vesting, periods and a cap; a
-// value estimate with its method.
+// value estimate with its method; its own, shorter points expiry.
 func everythingContract(f fixtures) map[string]any {
 	body := contractBody(f)
 	body["items"] = []any{
@@ -19,6 +19,7 @@ func everythingContract(f fixtures) map[string]any {
 		map[string]any{"category": "demographic.age_over_18", "purpose": "loyalty.programme_operation", "recipients": []string{f.partnerCo}},
 		map[string]any{"category": "health.dietary_preferences", "purpose": "service.personalisation", "recipients": []string{f.brand}},
 	}
+	body["points_expire_after"] = "P6M"
 	return body
 }
 
@@ -52,6 +53,8 @@ func TestPublicPagesPassWCAG21AAInARealBrowser(t *testing.T) {
 	pages := []struct{ name, path string }{
 		{"statement", "/v1/contracts/" + v1 + "/transparency"},
 		{"statement-with-changes", "/v1/contracts/" + v2 + "/transparency"},
+		{"notice", "/v1/contracts/" + v1 + "/notice"},
+		{"notice-of-second-version", "/v1/contracts/" + v2 + "/notice"},
 	}
 
 	base := "http://" + a.listen(t)
