@@ -333,7 +333,8 @@ func (s *Store) CancelRedemption(ctx context.Context, memberID, id string, windo
 			return domain.ErrRedemptionNotFound
 		}
 		var recs []redemptionRecord
-		if err := tx.Raw(`SELECT * FROM `+redemptionsSQL+` WHERE r.id = ? AND r.member_id = ?`, window.String(), id, memberID).Scan(&recs).Error; err != nil {
+		if err := tx.Raw(`SELECT r.id, r.reward_id, r.reward_name, r.code, r.points, r.status, r.entry_id, r.reversal_id,
+			r.created_at, r.cancelled_at, r.cancellable_until, r.member_id FROM `+redemptionsSQL+` WHERE r.id = ? AND r.member_id = ?`, window.String(), id, memberID).Scan(&recs).Error; err != nil {
 			return err
 		}
 		if len(recs) == 0 {
