@@ -90,7 +90,7 @@ func (s *Exchanges) JoinWith(ctx context.Context, p Principal, in JoinRequest) (
 			plan.Superseded = &old
 		}
 		receiptID := s.ids.NewID()
-		jws, err := s.signer.SignReceipt(receiptOf(plan.Exchange, receiptID, jc.Contract, jc.Recipients))
+		jws, err := s.signer.SignReceipt(receiptOf(plan.Exchange, receiptID, jc.Contract, jc.Recipients, s.catalog))
 		if err != nil {
 			return JoinPlan{}, fmt.Errorf("sign consent receipt: %w", err)
 		}

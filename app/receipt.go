@@ -32,6 +32,11 @@ type Receipt struct {
 	// which renewal (1 for the first).
 	RenewedAt *time.Time
 	Renewal   int
+	// RewardValue is the reward in money at the point value frozen into
+	// the terms (issue 12: the reward in money wherever it is shown); nil
+	// for terms published before a programme identity was set, which
+	// froze no point value to promise.
+	RewardValue *domain.RewardValue
 }
 
 type ReceiptItem struct {
@@ -40,8 +45,10 @@ type ReceiptItem struct {
 	Recipients []string
 }
 
-// receiptOf is the receipt of a new exchange on c, naming its recipients.
-func receiptOf(e domain.Exchange, receiptID string, c domain.Contract, recipients map[string]domain.Recipient) Receipt {
+// receiptOf is the receipt of a new exchange on c, naming its recipients
+// and valuing its reward at the point value c's terms froze (catalog
+// gives the currency's minor units).
+func receiptOf(e domain.Exchange, receiptID string, c domain.Contract, recipients map[string]domain.Recipient, catalog domain.Catalog) Receipt {
 	t := c.Terms()
 	r := Receipt{ID: receiptID, IssuedAt: e.JoinedAt(), MemberID: e.MemberID(), ExchangeID: e.ID(), ContractID: c.ID(),
 		FamilyID: c.FamilyID(), Version: c.Version(), TermsHash: c.TermsHash(), Title: t.Title, Reward: t.Reward,
@@ -52,6 +59,13 @@ func receiptOf(e domain.Exchange, receiptID string, c domain.Contract, recipient
 			ri.Recipients = append(ri.Recipients, recipients[id].Name)
 		}
 		r.Items = append(r.Items, ri)
+	}
+	if p := t.Programme; p != nil {
+		if digits, ok := catalog.Currency(p.PointValue.Currency); ok {
+			if v, err := t.ValueOf(p.PointValue, digits); err == nil {
+				r.RewardValue = &v
+			}
+		}
 	}
 	return r
 }

@@ -61,7 +61,7 @@ func (s *Exchanges) RenewWith(ctx context.Context, p Principal, id string, in Re
 			return e, err
 		}
 		receiptID := s.ids.NewID()
-		r := receiptOf(e, receiptID, rc.Contract, rc.Recipients)
+		r := receiptOf(e, receiptID, rc.Contract, rc.Recipients, s.catalog)
 		now := rc.Now
 		r.IssuedAt, r.RenewedAt, r.Renewal = now, &now, rc.Renewals+1
 		jws, err := s.signer.SignReceipt(r)

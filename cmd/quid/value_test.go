@@ -129,7 +129,9 @@ func TestTheRewardIsShownInMoneyExactlyForAwkwardPointValues(t *testing.T) {
 	check("offers", expect(t, a.do(req{Method: "GET", Path: "/v1/offers"}), 200).json(t)["items"].([]any)[0].(map[string]any)["reward_value"])
 	check("statement", expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + id + "/transparency"}), 200).json(t)["reward_value"])
 	a.enrol(f.member)
-	ex := a.joinContract(f.member, id)["id"].(string)
+	joined := a.joinContract(f.member, id)
+	ex := joined["id"].(string)
+	check("consent receipt", verifiedReceipt(t, a, joined["receipt"].(string))["reward_value"])
 	check("exchange", expect(t, a.do(req{Method: "GET", Path: "/v1/me/exchanges/" + ex, Token: f.member}), 200).json(t)["reward_value"])
 	check("exchange list", expect(t, a.do(req{Method: "GET", Path: "/v1/me/exchanges", Token: f.member}), 200).json(t)["items"].([]any)[0].(map[string]any)["reward_value"])
 

@@ -102,6 +102,16 @@ type receiptReward struct {
 	MaxPeriods      *int    `json:"max_periods"`
 }
 
+// receiptRewardValue is the reward in money, decimal strings in the
+// currency's minor units (the same figures as reward_value in the API).
+type receiptRewardValue struct {
+	Currency   string  `json:"currency"`
+	PointValue string  `json:"point_value"`
+	JoinBonus  string  `json:"join_bonus"`
+	PerPeriod  string  `json:"per_period"`
+	MaxTotal   *string `json:"max_total"`
+}
+
 type receiptClaims struct {
 	ExchangeID string        `json:"exchange_id"`
 	ContractID string        `json:"contract_id"`
@@ -111,12 +121,14 @@ type receiptClaims struct {
 	Title      string        `json:"title"`
 	Items      []receiptItem `json:"items"`
 	Reward     receiptReward `json:"reward"`
-	Duration   *string       `json:"duration"`
-	Retention  string        `json:"retention"`
-	JoinedAt   string        `json:"joined_at"`
-	ExpiresAt  *string       `json:"expires_at"`
-	RenewedAt  *string       `json:"renewed_at,omitempty"`
-	Renewal    int           `json:"renewal,omitempty"`
+	// RewardValue is omitted for terms that froze no point value.
+	RewardValue *receiptRewardValue `json:"reward_value,omitempty"`
+	Duration    *string             `json:"duration"`
+	Retention   string              `json:"retention"`
+	JoinedAt    string              `json:"joined_at"`
+	ExpiresAt   *string             `json:"expires_at"`
+	RenewedAt   *string             `json:"renewed_at,omitempty"`
+	Renewal     int                 `json:"renewal,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -140,6 +152,10 @@ func (s *ReceiptSigner) SignReceipt(r app.Receipt) (string, error) {
 	if r.Reward.MaxPeriods > 0 {
 		m := r.Reward.MaxPeriods
 		c.Reward.MaxPeriods = &m
+	}
+	if v := r.RewardValue; v != nil {
+		c.RewardValue = &receiptRewardValue{Currency: v.Currency, PointValue: v.Point, JoinBonus: v.JoinBonus, PerPeriod: v.PerPeriod,
+			MaxTotal: opt(v.MaxTotal != "", v.MaxTotal)}
 	}
 	if r.Duration != nil {
 		c.Duration = opt(true, r.Duration.String())
