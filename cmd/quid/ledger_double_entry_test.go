@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -189,6 +191,22 @@ func TestMemberHistoryPostingsAddUpToEachBalance(t *testing.T) {
 			t.Errorf("%s: the entries' points (%d) add up to the balances although a bonus vested; the test shows nothing", member, points)
 		}
 		t.Logf("%s: available %d, pending %d from postings %v (entries' points add up to %d)", member, available, pending, sums, points)
+
+		// The member statement tells the same account, in figures and in
+		// words, as GET /v1/me.
+		mine := expect(t, a.do(req{Method: "GET", Path: "/v1/me/transparency", Token: tk}), 200).json(t)
+		pts, _ := mine["points"].(map[string]any)
+		bal, _ := pts["balance"].(map[string]any)
+		if bal["available"] != float64(sums["available"]) || bal["pending"] != float64(sums["pending"]) {
+			t.Errorf("%s: the member statement shows balances %v, the postings sum to %v", member, bal, sums)
+		}
+		me := expect(t, a.do(req{Method: "GET", Path: "/v1/me", Token: tk}), 200).json(t)
+		if !reflect.DeepEqual(pts["expiring"], me["expiring"]) {
+			t.Errorf("%s: the member statement shows expiring %v, GET /v1/me %v", member, pts["expiring"], me["expiring"])
+		}
+		if words, _ := pts["how_it_adds_up"].(string); !strings.Contains(words, "postings") || !strings.Contains(words, "expire first") {
+			t.Errorf("%s: the member statement does not explain the ledger: %q", member, words)
+		}
 	}
 	// The redemption's own response shows its posting too.
 	r := expect(t, a.do(req{Method: "POST", Path: "/v1/me/redemptions", Token: tok["ana"], Body: map[string]any{"points": 1, "reference": "stamp"}}), 201)

@@ -30,8 +30,29 @@ type myTransparencyDTO struct {
 	Exchanges []myExchangeDTO `json:"exchanges"`
 	AccessLog []accessDTO     `json:"access_log"`
 	// OlderAccess continues the access log at GET /v1/me/access-log?cursor=.
-	OlderAccess string `json:"access_log_next_cursor,omitempty"`
+	OlderAccess string      `json:"access_log_next_cursor,omitempty"`
+	Points      myPointsDTO `json:"points"`
 }
+
+// myPointsDTO is the member statement's account of their points (issue
+// 14: the statement describes the ledger): the two balances, when points
+// expire, the tier, and in words how the history adds up to the balances.
+type myPointsDTO struct {
+	Balance   balanceDTO       `json:"balance"`
+	Expiring  []expiringDTO    `json:"expiring"`
+	Tier      *tierStandingDTO `json:"tier"`
+	HowItAdds string           `json:"how_it_adds_up"`
+}
+
+// pointsHowItAddsUp is the ledger in words, for members: double entry
+// (each entry's postings say which balance it moved), FEFO spending, expiry
+// that cancelling does not hasten, and tiers that never change a reward.
+const pointsHowItAddsUp = "Your points sit in two balances: pending (a join bonus that has not vested yet) and available (points you can spend). " +
+	"Each entry in your points history moves points between the programme and one of your balances, or from pending to available, " +
+	"and its postings say which balance it moved, so the postings of a balance add up to that balance. " +
+	"When you spend points, those that expire first are used first; points you earned stay yours when you cancel an exchange, " +
+	"until the expiry date shown, if the programme sets one. " +
+	"A tier counts the points you earned in its window; it never changes what a contract pays."
 
 func (h *handlers) myTransparency(c *fiber.Ctx) error {
 	p := principal(c)
@@ -94,7 +115,29 @@ func (h *handlers) myTransparency(c *fiber.Ctx) error {
 		}
 		out.Exchanges = append(out.Exchanges, d)
 	}
+	if out.Points, err = h.myPoints(c); err != nil {
+		return err
+	}
 	return c.JSON(out)
+}
+
+// myPoints reads the member's balances, expiring points and tier for the
+// member statement, through the same use cases as GET /v1/me.
+func (h *handlers) myPoints(c *fiber.Ctx) (myPointsDTO, error) {
+	m, err := h.svc.Members.Get(c.UserContext(), principal(c))
+	if err != nil {
+		return myPointsDTO{}, err
+	}
+	out := myPointsDTO{Balance: balanceDTO(m.Balance), HowItAdds: pointsHowItAddsUp}
+	if out.Expiring, err = h.expiring(c); err != nil {
+		return myPointsDTO{}, err
+	}
+	if h.svc.Tiers != nil {
+		if out.Tier, err = h.tierStanding(c); err != nil {
+			return myPointsDTO{}, err
+		}
+	}
+	return out, nil
 }
 
 type consentDTO struct {
