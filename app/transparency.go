@@ -23,6 +23,10 @@ type Statement struct {
 	// published terms, or for a draft (and a version published before
 	// programmes existed) the current one; nil when none was ever set.
 	Programme *domain.Programme
+	// ProgrammePointsExpiry is the programme's points expiry
+	// (QUID_POINTS_EXPIRE_AFTER; zero: points never expire), which applies
+	// to the contract's points unless its terms shorten it.
+	ProgrammePointsExpiry domain.Duration
 }
 
 // Transparency is the public statement of a version: what it shares with
@@ -37,7 +41,7 @@ func (s *Contracts) Transparency(ctx context.Context, p *Principal, id string) (
 	if err != nil {
 		return Statement{}, fmt.Errorf("look up recipients: %w", err)
 	}
-	st := Statement{Contract: c, Recipients: recipients, Catalog: s.policy.Catalog}
+	st := Statement{Contract: c, Recipients: recipients, Catalog: s.policy.Catalog, ProgrammePointsExpiry: s.policy.PointsExpireAfter}
 	values, err := s.RewardValues(ctx, c)
 	if err != nil {
 		return Statement{}, err
@@ -88,7 +92,7 @@ func (s *Contracts) Notice(ctx context.Context, id string) (Statement, error) {
 	if err != nil {
 		return Statement{}, fmt.Errorf("look up recipients: %w", err)
 	}
-	st := Statement{Contract: c, Recipients: recipients, Catalog: s.policy.Catalog, Programme: c.Terms().Programme}
+	st := Statement{Contract: c, Recipients: recipients, Catalog: s.policy.Catalog, ProgrammePointsExpiry: s.policy.PointsExpireAfter, Programme: c.Terms().Programme}
 	if p := st.Programme; p != nil {
 		digits, ok := s.policy.Catalog.Currency(p.PointValue.Currency)
 		if !ok {

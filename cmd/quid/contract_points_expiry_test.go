@@ -47,6 +47,23 @@ func TestAContractsLotsExpireAtItsShorterPointsExpiry(t *testing.T) {
 		t.Fatalf("HTML statement does not say the contract's points expiry:\n%s", html.Body)
 	}
 
+	// A contract that sets none tells the programme's expiry, in the
+	// statement and in the notice, JSON and HTML.
+	pst := expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + plainID + "/transparency"}), 200).json(t)
+	if words, _ := pst["reward"].(map[string]any)["points_expiry_plain"].(string); !strings.Contains(words, "24 months") {
+		t.Errorf("the statement of a contract without its own expiry does not say the programme's: %q", words)
+	}
+	for _, path := range []string{"/transparency", "/notice"} {
+		page := expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + plainID + path, Headers: map[string]string{"Accept": "text/html"}}), 200)
+		if !strings.Contains(string(page.Body), "Points expire 24 months after they are credited") {
+			t.Errorf("the HTML %s does not say the programme's points expiry", path)
+		}
+	}
+	notice := expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + shortID + "/notice", Headers: map[string]string{"Accept": "text/html"}}), 200)
+	if !strings.Contains(string(notice.Body), "Points from this contract expire 6 months after they are credited") {
+		t.Error("the HTML notice does not say the contract's points expiry")
+	}
+
 	tok := token(t, app.RoleMember, "alice")
 	a.enrol(tok)
 	a.joinContract(tok, shortID)

@@ -321,6 +321,8 @@ func statementOf(st app.Statement) statementDTO {
 		s := e.String()
 		d.Reward.PointsExpireAfter = &s
 		d.Reward.PointsExpiryPlain = "Points from this contract expire " + plainDuration(*e) + " after they are credited, unless you spend them first."
+	} else if e := st.ProgrammePointsExpiry; !e.IsZero() {
+		d.Reward.PointsExpiryPlain = "Points expire " + plainDuration(e) + " after they are credited (the programme's rule), unless you spend them first."
 	}
 	if st.RewardValue != nil {
 		d.RewardValue = rewardValueOf(*st.RewardValue, true)
