@@ -156,10 +156,20 @@ func Open(t testing.TB, ctx context.Context, url string) {
 	}
 }
 
+// Overflow is how many CSS pixels the page is wider than its viewport (0
+// when it fits). WCAG 2.1 SC 1.4.10 (Reflow) asks for content that needs
+// no horizontal scrolling at a phone's width, and axe-core does not test
+// it: an unbroken fingerprint or a long number pushes a page sideways.
+func Overflow(ctx context.Context) (int, error) {
+	return chromedp.Run(ctx, chromedp.Evaluate[int](
+		`Math.max(0, document.documentElement.scrollWidth - document.documentElement.clientWidth)`))
+}
+
 // CheckAccessible loads url once, in a tab of its own, and checks it at
 // every viewport of Viewports, in the light and the dark colour scheme,
-// with axe; each viewport is a subtest, failed with the list of the WCAG
-// 2.1 A and AA violations found. The page is loaded once and the viewport
+// with axe, and that it reflows to the viewport's width (Overflow); each
+// viewport is a subtest, failed with the list of the WCAG 2.1 A and AA
+// violations found. The page is loaded once and the viewport
 // changed under it, as a browser window is resized: axe-core takes
 // seconds to load into a page on a busy machine, and runs in milliseconds.
 func (b *Browser) CheckAccessible(t *testing.T, url string) {
@@ -170,6 +180,11 @@ func (b *Browser) CheckAccessible(t *testing.T, url string) {
 		t.Run(v.Name, func(t *testing.T) {
 			if err := chromedp.Do(ctx, Show(v)); err != nil {
 				t.Fatal(err)
+			}
+			if px, err := Overflow(ctx); err != nil {
+				t.Fatal(err)
+			} else if px > 0 {
+				t.Errorf("%s on a %s (%dx%d) is %d px wider than the screen: it scrolls sideways (WCAG 1.4.10 Reflow)", url, v.Name, v.Width, v.Height, px)
 			}
 			for _, dark := range []bool{false, true} {
 				scheme := map[bool]string{false: "light", true: "dark"}[dark]

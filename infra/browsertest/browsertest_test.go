@@ -24,6 +24,8 @@ func TestAxeFindsTheViolationsOfABrokenPageAndNoneInItsFix(t *testing.T) {
 		"/fixed": `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Fixed</title></head>
 <body><main><h1>Fixed</h1><img src="/x.png" alt="A cup of coffee"><p style="color:#555;background:#fff">Readable text</p>
 <label for="q">Search</label> <input id="q"></main></body></html>`,
+		"/wide": `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Wide</title></head>
+<body><main><h1>Wide</h1><p>sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789</p></main></body></html>`,
 		"/dark": `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Dark</title>
 <style>p{color:#222;background:#fff}@media (prefers-color-scheme:dark){p{background:#000}}</style></head>
 <body><main><h1>Dark</h1><p>Unreadable in the dark</p></main></body></html>`,
@@ -61,6 +63,14 @@ func TestAxeFindsTheViolationsOfABrokenPageAndNoneInItsFix(t *testing.T) {
 		t.Errorf("the violations do not read as a list of rule, impact and help:\n%s", s)
 	}
 	b.CheckAccessible(t, srv.URL+"/fixed")
+
+	// An unbroken word wider than a phone makes the page scroll sideways,
+	// which axe does not see.
+	ctx = b.Tab(t, Phone)
+	Open(t, ctx, srv.URL+"/wide")
+	if px, err := Overflow(ctx); err != nil || px == 0 {
+		t.Errorf("a page with a 78-character word is not found wider than a phone: %d px, %v", px, err)
+	}
 
 	// A fault of the dark scheme alone is found once the page is dark.
 	ctx = b.Tab(t, Desktop)

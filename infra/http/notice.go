@@ -75,12 +75,14 @@ type noticeHow struct {
 }
 
 type noticeValue struct {
-	Plain            string            `json:"plain"`
-	Estimate         *valueEstimateDTO `json:"estimate"`
-	Method           *string           `json:"method"`
-	MethodLabel      *string           `json:"method_label"`
-	Explanation      *string           `json:"explanation"`
-	RewardValuePlain *string           `json:"reward_value_plain"`
+	Plain       string            `json:"plain"`
+	Estimate    *valueEstimateDTO `json:"estimate"`
+	Method      *string           `json:"method"`
+	MethodLabel *string           `json:"method_label"`
+	// Explanation is the brand's own words (value_explanation), the one
+	// free text in the notice besides the title: pages quote it as such.
+	Explanation      *string `json:"explanation"`
+	RewardValuePlain *string `json:"reward_value_plain"`
 }
 
 // noticeOf is the notice of a published version, from its statement.
