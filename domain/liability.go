@@ -124,7 +124,15 @@ type LiabilityFigures struct {
 	// (never: Month ""). Each sums to Closing.Available; pending points are
 	// in no lot until they vest.
 	ByVintage, ByExpiry []MonthPoints
+	// AsOf is the time of the ledger snapshot the figures were read on: a
+	// period that ends after it is not over, and its figures are
+	// provisional (later entries of the period are not in them yet).
+	AsOf time.Time
 }
+
+// Provisional reports whether the period [from, to) had not ended by the
+// snapshot the figures were read on.
+func (f LiabilityFigures) Provisional(p ReportPeriod) bool { return p.To.After(f.AsOf) }
 
 // IssuedTotal sums Issued.
 func (f LiabilityFigures) IssuedTotal() int64 {

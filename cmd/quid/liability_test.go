@@ -30,6 +30,8 @@ type liabilityPointsView struct {
 
 type liabilityView struct {
 	From, To    string
+	AsOf        string `json:"as_of"`
+	Provisional bool
 	PointValue  *struct{ Currency, Amount string } `json:"point_value"`
 	RollForward struct {
 		Opening liabilityBalanceView
@@ -298,6 +300,14 @@ func TestTheLiabilityIsValuedExactlyAtThePointValueOrNotAtAll(t *testing.T) {
 	f := a.fixturesWithoutProgramme()
 	from, to := time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
 	r := a.liability(f.admin, from, to)
+	// A period that has not ended is marked provisional; one that has,
+	// final.
+	if !r.Provisional {
+		t.Errorf("a period ending in an hour is not marked provisional (as of %s)", r.AsOf)
+	}
+	if past := a.liability(f.admin, from, time.Now().Add(-time.Minute)); past.Provisional {
+		t.Errorf("a period that ended a minute ago is marked provisional (as of %s)", past.AsOf)
+	}
 	if r.PointValue != nil || r.RollForward.Opening.Value != nil || r.RollForward.Closing.Value != nil {
 		t.Fatalf("without a programme: %+v", r)
 	}

@@ -66,6 +66,8 @@ type outstandingDTO struct {
 type liabilityDTO struct {
 	From        string          `json:"from"`
 	To          string          `json:"to"`
+	AsOf        string          `json:"as_of"`
+	Provisional bool            `json:"provisional"`
 	PointValue  *moneyAmountDTO `json:"point_value"`
 	RollForward rollForwardDTO  `json:"roll_forward"`
 	Outstanding outstandingDTO  `json:"outstanding"`
@@ -84,7 +86,7 @@ func liabilityOf(r app.LiabilityReport) liabilityDTO {
 		return liabilityBalanceDTO{Points: b.Total(), Value: value(b.Total()), Available: b.Available, Pending: b.Pending}
 	}
 	f := r.Figures
-	out := liabilityDTO{From: timeText(r.Period.From), To: timeText(r.Period.To)}
+	out := liabilityDTO{From: timeText(r.Period.From), To: timeText(r.Period.To), AsOf: timeText(f.AsOf), Provisional: f.Provisional(r.Period)}
 	if r.PointValue != nil {
 		out.PointValue = &moneyAmountDTO{Currency: r.PointValue.Currency, Amount: r.PointValue.Amount}
 	}
@@ -163,6 +165,11 @@ func liabilityCSV(r liabilityDTO) ([]byte, error) {
 	_ = w.Write([]string{"section", "line", "contract_id", "month", "points", "value", "currency"})
 	rf := r.RollForward
 	row("period", r.From+" to "+r.To, "", "", 0, nil)
+	status := "final"
+	if r.Provisional {
+		status = "provisional"
+	}
+	row("period", status+" as of "+r.AsOf, "", "", 0, nil)
 	row("roll_forward", "opening", "", "", rf.Opening.Points, rf.Opening.Value)
 	row("roll_forward", "opening_available", "", "", rf.Opening.Available, nil)
 	row("roll_forward", "opening_pending", "", "", rf.Opening.Pending, nil)

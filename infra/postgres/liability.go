@@ -84,8 +84,9 @@ func (s *Store) PointsLiability(ctx context.Context, p domain.ReportPeriod) (dom
 	err := s.ReadSnapshot(ctx, func(ctx context.Context) error {
 		db := s.db.WithContext(ctx)
 		var now domain.LiabilityBalance
-		if err := db.Raw(`SELECT coalesce(sum(available), 0)::bigint AS available, coalesce(sum(pending), 0)::bigint AS pending FROM members`).
-			Row().Scan(&now.Available, &now.Pending); err != nil {
+		// now() is the snapshot transaction's start: the figures' time.
+		if err := db.Raw(`SELECT coalesce(sum(available), 0)::bigint AS available, coalesce(sum(pending), 0)::bigint AS pending, now() AS as_of FROM members`).
+			Row().Scan(&now.Available, &now.Pending, &out.AsOf); err != nil {
 			return err
 		}
 		args := map[string]any{"from": p.From, "to": p.To}
