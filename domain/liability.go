@@ -130,9 +130,19 @@ type LiabilityFigures struct {
 	AsOf time.Time
 }
 
-// Provisional reports whether the period [from, to) had not ended by the
-// snapshot the figures were read on.
-func (f LiabilityFigures) Provisional(p ReportPeriod) bool { return p.To.After(f.AsOf) }
+// LiabilitySettle is how long after a period ends its figures may still
+// change: an entry is dated by its transaction's start (PostgreSQL now()),
+// so a transaction that began before the end and commits after the
+// snapshot adds to the period later. Quid's transactions are short (each
+// statement is bounded by statement_timeout and the workers commit in
+// batches); five minutes covers them with a wide margin.
+const LiabilitySettle = 5 * time.Minute
+
+// Provisional reports whether the period [from, to) had not ended, and
+// settled (LiabilitySettle), by the snapshot the figures were read on.
+func (f LiabilityFigures) Provisional(p ReportPeriod) bool {
+	return p.To.After(f.AsOf.Add(-LiabilitySettle))
+}
 
 // IssuedTotal sums Issued.
 func (f LiabilityFigures) IssuedTotal() int64 {

@@ -305,8 +305,11 @@ func TestTheLiabilityIsValuedExactlyAtThePointValueOrNotAtAll(t *testing.T) {
 	if !r.Provisional {
 		t.Errorf("a period ending in an hour is not marked provisional (as of %s)", r.AsOf)
 	}
-	if past := a.liability(f.admin, from, time.Now().Add(-time.Minute)); past.Provisional {
-		t.Errorf("a period that ended a minute ago is marked provisional (as of %s)", past.AsOf)
+	if past := a.liability(f.admin, from.Add(-time.Hour), time.Now().Add(-6*time.Minute)); past.Provisional {
+		t.Errorf("a period that ended six minutes ago is marked provisional (as of %s)", past.AsOf)
+	}
+	if recent := a.liability(f.admin, from, time.Now().Add(-time.Minute)); !recent.Provisional {
+		t.Errorf("a period that ended a minute ago, inside the settling time, is marked final (as of %s)", recent.AsOf)
 	}
 	if r.PointValue != nil || r.RollForward.Opening.Value != nil || r.RollForward.Closing.Value != nil {
 		t.Fatalf("without a programme: %+v", r)
