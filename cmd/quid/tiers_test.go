@@ -423,3 +423,48 @@ func TestManyWorkersAnnounceEachTierChangeExactlyOnce(t *testing.T) {
 		t.Fatalf("%d member.tier_changed events for %d members, want one each for %d", events, distinct, members)
 	}
 }
+
+// A member earning steadily at a threshold keeps their tier between the
+// worker's runs: the credit of a period that has just ended is written at
+// the next run, and the window counts up to the oldest period still to be
+// credited, so the oldest credit never leaves it before its replacement
+// arrives (an outside tester saw Gold, Silver, Gold… on every run, each
+// change announced to the brand).
+func TestATierDoesNotFlapWhileTheWorkerHasPeriodsToCredit(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	expect(t, a.do(req{Method: "PUT", Path: "/v1/programme/tiers", Token: f.admin, Body: map[string]any{"window": "PT4S", "tiers": []any{
+		map[string]any{"name": "Silver", "threshold": 40, "benefits": ""},
+	}}}), 200)
+	body := contractBody(f)
+	body["reward"] = map[string]any{"join_bonus": 0, "points_per_period": 10, "period": "PT1S"}
+	contract := a.publishContract(f, body)
+	alice := token(t, app.RoleMember, "alice")
+	a.enrol(alice)
+	a.joinContract(alice, contract)
+	time.Sleep(5300 * time.Millisecond)
+	a.accrueNow()
+	ctx := context.Background()
+	if err := a.svc.accrual.Housekeeping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(a.tierEvents()); n != 1 {
+		t.Fatalf("%d tier events after four credited periods, want 1 (to Silver)", n)
+	}
+	// Periods end, the worker has not credited them yet: nothing changes.
+	time.Sleep(1600 * time.Millisecond)
+	if err := a.svc.accrual.Housekeeping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.tierOf(alice); got.Current == nil || got.PointsEarned != 40 {
+		t.Errorf("between the worker's runs alice's standing is %+v, want Silver with 40 earned", got)
+	}
+	a.accrueNow()
+	if err := a.svc.accrual.Housekeeping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if events := a.tierEvents(); len(events) != 1 {
+		t.Errorf("%d tier events, want only the first (to Silver): %s", len(events), events[len(events)-1].Payload)
+	}
+}

@@ -87,18 +87,32 @@ func (s *Store) CurrentTierSchedule(ctx context.Context) (domain.TierSchedule, b
 	return out, err == nil, err
 }
 
-// earnedSQL is what a member earned in the window ending now: the points
-// of their period credits whose period ended after now - window and of
-// their join bonuses that vested after it. In the double-entry ledger
-// these are the entries that move points from the programme (issued, or
-// pending once a bonus vests) into the member's available account; a
-// bonus voided never vested, and a reversal returns spent points, so
-// neither counts, and spending or expiry takes nothing back. A credit's
-// created_at is never before its period's end, so the created_at bound
-// only narrows the scan.
+// creditedThroughSQL is, per member, the end of the oldest period the
+// accrual worker has yet to credit, where that is already past: the
+// member's ledger is complete only up to it. A window ending at now would
+// drop the oldest credit before the worker writes the credit that replaces
+// it, and a member at a threshold would fall and climb back on every run
+// (announcing two tier changes each time); a window ending here cannot.
+// Only active exchanges whose next period ends within their consent count
+// (a period past expires_at is never credited).
+const creditedThroughSQL = `SELECT e.member_id, min(e.next_period_end) AS at FROM exchanges e
+    WHERE e.status = 'active' AND e.next_period_end < now() AND e.next_period_end <= coalesce(e.expires_at, 'infinity')`
+
+// earnedSQL is what a member earned in the window [at - window, at), at
+// being now or, while the worker has periods of theirs to credit, the end
+// of the oldest (creditedThroughSQL; the query joins it as "a"): the
+// points of their period credits whose period ended in it and of their
+// join bonuses that vested in it. In the double-entry ledger these are the
+// entries that move points from the programme (issued, or pending once a
+// bonus vests) into the member's available account; a bonus voided never
+// vested, and a reversal returns spent points, so neither counts, and
+// spending or expiry takes nothing back. A credit's created_at is never
+// before its period's end, so the created_at bound ({floor}: the earliest
+// at less the window) only narrows the scan.
 const earnedSQL = `l.kind IN ('period_credit', 'bonus_vested')
-      AND l.created_at > now() - CAST(@window AS interval)
-      AND coalesce(l.period_end, l.created_at) > now() - CAST(@window AS interval)`
+      AND l.created_at >= {floor}
+      AND coalesce(l.period_end, l.created_at) >= coalesce(a.at, now()) - CAST(@window AS interval)
+      AND coalesce(l.period_end, l.created_at) < coalesce(a.at, now())`
 
 // EarnedInWindow implements app.TierStore.
 func (s *Store) EarnedInWindow(ctx context.Context, memberID string, window domain.Duration) (int64, time.Time, error) {
@@ -106,8 +120,10 @@ func (s *Store) EarnedInWindow(ctx context.Context, memberID string, window doma
 		Earned int64
 		Now    time.Time
 	}
-	err := s.db.WithContext(ctx).Raw(`SELECT coalesce((SELECT sum(l.points) FROM ledger_entries l
-		WHERE l.member_id = @member AND `+earnedSQL+`), 0) AS earned, now() AS now`,
+	err := s.db.WithContext(ctx).Raw(`WITH a AS (`+creditedThroughSQL+` AND e.member_id = @member GROUP BY e.member_id)
+		SELECT coalesce((SELECT sum(l.points) FROM ledger_entries l LEFT JOIN a ON a.member_id = l.member_id
+		WHERE l.member_id = @member AND `+strings.ReplaceAll(earnedSQL, "{floor}", "coalesce((SELECT at FROM a), now()) - CAST(@window AS interval)")+`), 0) AS earned,
+		coalesce((SELECT at FROM a), now()) AS now`,
 		map[string]any{"member": memberID, "window": window.String()}).Scan(&out).Error
 	return out.Earned, out.Now.UTC(), translate(err, "points earned")
 }
@@ -129,9 +145,11 @@ WITH s AS (
     SELECT earning_window, CAST(earning_window AS interval) AS w, tiers FROM tier_schedules ORDER BY version DESC LIMIT 1
 ), t AS (
     SELECT x.name, x.threshold FROM s CROSS JOIN LATERAL jsonb_to_recordset(s.tiers) AS x (name text, threshold bigint)
+), a AS (
+    ` + creditedThroughSQL + ` GROUP BY e.member_id
 ), earned AS (
-    SELECT l.member_id, sum(l.points) AS points FROM ledger_entries l, s
-    WHERE ` + strings.ReplaceAll(earnedSQL, "CAST(@window AS interval)", "s.w") + `
+    SELECT l.member_id, sum(l.points) AS points FROM ledger_entries l CROSS JOIN s LEFT JOIN a ON a.member_id = l.member_id
+    WHERE ` + strings.NewReplacer("CAST(@window AS interval)", "s.w", "{floor}", "least(now(), (SELECT min(at) FROM a)) - s.w").Replace(earnedSQL) + `
     GROUP BY l.member_id
 ), cand AS (
     SELECT coalesce(e.member_id, k.member_id) AS member_id, coalesce(e.points, 0) AS points, k.tier AS old
