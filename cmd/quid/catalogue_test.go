@@ -220,6 +220,14 @@ func TestCatalogueCancelReturnsPointsStockAndPostingsSumToZero(t *testing.T) {
 	if len(other2.Items) != 0 {
 		t.Fatal("another member sees the redemptions")
 	}
+	// The export (portability) carries every redemption with its code.
+	var export struct {
+		Redemptions []struct{ ID, Code, Status string }
+	}
+	expect(t, a.do(req{Method: "GET", Path: "/v1/me/export", Token: tok}), 200).decode(t, &export)
+	if len(export.Redemptions) != 2 || export.Redemptions[0].Code != rd["code"] || export.Redemptions[1].ID != id2 {
+		t.Errorf("the export's redemptions: %+v, want both with their codes", export.Redemptions)
+	}
 	mustVerify(t, a.cfg.DatabaseURL)
 }
 

@@ -173,6 +173,9 @@ type exportDTO struct {
 	// ConsentRecords are GET /v1/me/exchanges/{id}/record of every
 	// exchange: ISO/IEC TS 27560 consent records (DPV-27560 profile).
 	ConsentRecords []consentRecordLD `json:"consent_records"`
+	// Redemptions are every page of GET /v1/me/redemptions: each reward
+	// redeemed from the catalogue, with its code and status.
+	Redemptions []rewardRedemptionDTO `json:"redemptions"`
 }
 
 // export is the right to data portability: everything Quid holds about the
@@ -186,7 +189,8 @@ func (h *handlers) export(c *fiber.Ctx) error {
 	out := exportDTO{Format: "quid-export/1", ExportedAt: timeText(time.Now()), Member: memberOf(m),
 		Exchanges: []exchangeDTO{}, ConsentLog: []consentDTO{}, Ledger: []entryDTO{}, AccessLog: []accessDTO{}, Deletions: []ackDTO{},
 		Recipients: []memberRecipientDTO{}, Renewals: []consentDTO{},
-		Restrictions: []restrictionPeriodDTO{}, Objections: []objectionDTO{}, ConsentRecords: []consentRecordLD{}}
+		Restrictions: []restrictionPeriodDTO{}, Objections: []objectionDTO{}, ConsentRecords: []consentRecordLD{},
+		Redemptions: []rewardRedemptionDTO{}}
 	st, err := h.svc.Exchanges.Transparency(ctx, p)
 	if err != nil {
 		return err
@@ -226,6 +230,18 @@ func (h *handlers) export(c *fiber.Ctx) error {
 		out.ConsentLog = append(out.ConsentLog, d)
 		if e.Kind == "renewed" {
 			out.Renewals = append(out.Renewals, d)
+		}
+	}
+	for page := (app.Page{Limit: 100}); h.svc.Rewards != nil; {
+		rs, next, err := h.svc.Rewards.Redemptions(ctx, p, page)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			out.Redemptions = append(out.Redemptions, rewardRedemptionOf(r))
+		}
+		if page.Cursor = next; next == "" {
+			break
 		}
 	}
 	for page := (app.Page{Limit: 100}); ; {
