@@ -2,6 +2,7 @@ package domain_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,6 +104,95 @@ func TestTextThatHidesWhatItSaysIsRefused(t *testing.T) {
 		}
 		if _, err := domain.NewRecipient("r", "Partner"+s, domain.ThirdParty, "SE", "https://r.example/p", time.Now()); err == nil {
 			t.Errorf("recipient name %q accepted", s)
+		}
+	}
+}
+
+// Every text a member reads refuses what hides its content, each by its
+// kind: a one-line text (a title, a name) also refuses line breaks and
+// tabs, which a page shows as a space; a multi-line text (a summary, an
+// explanation, an address, a description, benefits) keeps them. None
+// takes a zero width space, word joiner, byte order mark or line/paragraph
+// separator (an outside tester found all of them accepted).
+func TestEveryTextRefusesWhatHidesItsContentByItsKind(t *testing.T) {
+	t.Parallel()
+	cat, err := domain.NewCatalog(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pv := domain.PointValue{Currency: "EUR", Amount: "0.01"}
+	programme := func(mut func(*domain.Programme)) error {
+		p := domain.Programme{LegalName: "Acme AS", Address: "Street 1\nOslo", ContactEmail: "privacy@acme.example", DPOContact: "dpo@acme.example",
+			AuthorityName: "Datatilsynet", ComplaintURL: "https://www.datatilsynet.no/", PointValue: pv, Jurisdictions: []string{"NO"}}
+		mut(&p)
+		_, err := cat.WithCurrencies(func(string) (int, bool) { return 2, true }).ValidateProgramme(p)
+		return err
+	}
+	fields := []struct {
+		name    string
+		oneLine bool
+		check   func(s string) error
+	}{
+		{"contract title", true, func(s string) error {
+			return domain.ContractPolicy{}.ValidateTerms(domain.Terms{Title: "T" + s}, func(string) bool { return true })
+		}},
+		{"contract summary", false, func(s string) error {
+			return domain.ContractPolicy{}.ValidateTerms(domain.Terms{Title: "T", Summary: s}, func(string) bool { return true })
+		}},
+		{"value explanation", false, func(s string) error {
+			return domain.ContractPolicy{}.ValidateTerms(domain.Terms{Title: "T", ValueExplanation: s}, func(string) bool { return true })
+		}},
+		{"recipient name", true, func(s string) error {
+			_, err := domain.NewRecipient("r", "Partner"+s, domain.ThirdParty, "SE", "https://r.example/p", time.Now())
+			return err
+		}},
+		{"reward name", true, func(s string) error {
+			return domain.CatalogueReward{Name: "Gift" + s, Description: "d", ImageURL: "https://img.example/g.png", Cost: 1}.Validate()
+		}},
+		{"reward description", false, func(s string) error {
+			return domain.CatalogueReward{Name: "Gift", Description: "d" + s, ImageURL: "https://img.example/g.png", Cost: 1}.Validate()
+		}},
+		{"tier name", true, func(s string) error {
+			_, err := domain.ValidateTierSchedule(domain.TierSchedule{Window: domain.MustParseDuration("P12M"), Tiers: []domain.Tier{{Name: "Gold" + s, Threshold: 1}}})
+			return err
+		}},
+		{"tier benefits", false, func(s string) error {
+			_, err := domain.ValidateTierSchedule(domain.TierSchedule{Window: domain.MustParseDuration("P12M"), Tiers: []domain.Tier{{Name: "Gold", Threshold: 1, Benefits: "b" + s}}})
+			return err
+		}},
+		{"programme legal name", true, func(s string) error { return programme(func(p *domain.Programme) { p.LegalName += s }) }},
+		{"supervisory authority name", true, func(s string) error { return programme(func(p *domain.Programme) { p.AuthorityName += s }) }},
+		{"programme address", false, func(s string) error { return programme(func(p *domain.Programme) { p.Address += s }) }},
+	}
+	for _, f := range fields {
+		refused := func(s string) bool {
+			err := f.check(s)
+			var de *domain.Error
+			if !errors.As(err, &de) {
+				return false
+			}
+			for _, fe := range de.Fields {
+				if strings.Contains(fe.Reason, "characters") {
+					return true
+				}
+			}
+			return false
+		}
+		if refused("") {
+			t.Fatalf("%s: the plain value is refused for its characters", f.name)
+		}
+		for _, s := range []string{" \u202eevil", "a\u0007b", "a\u200bb", "a\ufeffb", "a\u2060b", "a\u2028b", "a\u2029b"} {
+			if !refused(s) {
+				t.Errorf("%s: %q accepted", f.name, s)
+			}
+		}
+		for _, s := range []string{"a\nb", "a\tb"} {
+			if got := refused(s); got != f.oneLine {
+				t.Errorf("%s: %q refused %v, want %v (one line: %v)", f.name, s, got, f.oneLine, f.oneLine)
+			}
+		}
+		if refused("Café \u200d👩‍💻 \u200fשלום") {
+			t.Errorf("%s: text with the joiners and direction marks scripts need is refused", f.name)
 		}
 	}
 }

@@ -230,14 +230,26 @@ func (c Catalog) WithCountries(assigned func(string) bool) Catalog {
 }
 
 // hidesText tells text that can show something other than what it holds:
-// control characters (a line break in a title aside, none belongs in a
-// one-line text) and the bidirectional embeddings, overrides and isolates
+// control characters (but line breaks and tabs, which a multi-line text
+// may hold), the bidirectional embeddings, overrides and isolates
 // (U+202A–U+202E, U+2066–U+2069) that reorder what a reader sees (the
-// "Trojan Source" trick, CVE-2021-42574).
+// "Trojan Source" trick, CVE-2021-42574), and the characters that draw
+// nothing yet split or join what a reader and a search see as one word:
+// zero width space, word joiner, byte order mark, and the line and
+// paragraph separators a page does not break at (U+200B, U+2060, U+FEFF,
+// U+2028, U+2029). Joiners and direction marks that scripts need (ZWJ,
+// ZWNJ, LRM, RLM) stay allowed.
 func hidesText(s string) bool {
 	return strings.ContainsFunc(s, func(r rune) bool {
-		return (unicode.IsControl(r) && r != '\n' && r != '\t') || (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069')
+		return (unicode.IsControl(r) && r != '\n' && r != '\t') || (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069') ||
+			r == '\u200b' || r == '\u2060' || r == '\ufeff' || r == '\u2028' || r == '\u2029'
 	})
+}
+
+// hidesLine is hidesText for a one-line text (a title, a name): a line
+// break or a tab in it is hidden too, where a page shows it as a space.
+func hidesLine(s string) bool {
+	return hidesText(s) || strings.ContainsAny(s, "\n\t\r")
 }
 
 // drawnEmpty are graphic characters that render as nothing.

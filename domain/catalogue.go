@@ -45,7 +45,7 @@ func (r CatalogueReward) Validate() error {
 	var v Violations
 	if s := strings.TrimSpace(r.Name); s == "" || utf8.RuneCountInString(r.Name) > MaxRewardName {
 		v.Add("/name", "must be 1 to 200 characters, not only white space")
-	} else if hidesText(r.Name) || strings.ContainsAny(r.Name, "\n\t") {
+	} else if hidesLine(r.Name) {
 		v.Add("/name", "must not hold control characters or bidirectional overrides")
 	}
 	if utf8.RuneCountInString(r.Description) > MaxRewardDescription {

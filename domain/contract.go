@@ -104,9 +104,12 @@ func (p ContractPolicy) ValidateTerms(t Terms, recipientExists func(string) bool
 		v.Add("/summary", "must be at most 2000 characters")
 	}
 	// Text a member reads and the terms hash pins shows what it says.
-	for ptr, s := range map[string]string{"/title": t.Title, "/summary": t.Summary, "/value_explanation": t.ValueExplanation} {
+	if hidesLine(t.Title) {
+		v.Add("/title", "must be one line without control characters, invisible characters or bidirectional overrides")
+	}
+	for ptr, s := range map[string]string{"/summary": t.Summary, "/value_explanation": t.ValueExplanation} {
 		if hidesText(s) {
-			v.Add(ptr, "must not hold control characters or bidirectional overrides")
+			v.Add(ptr, "must not hold control characters, invisible characters or bidirectional overrides")
 		}
 	}
 	if len(t.Items) == 0 {

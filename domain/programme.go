@@ -43,18 +43,19 @@ const MaxJurisdictions = 300
 // a rule can tell whether a law applies (US-CA: the CCPA's notice).
 func (c Catalog) ValidateProgramme(p Programme) (Programme, error) {
 	var v Violations
-	text := func(at string, s *string, max int) {
+	text := func(at string, s *string, max int, hides func(string) bool) {
 		*s = strings.TrimSpace(*s)
 		if blank(*s) || utf8.RuneCountInString(*s) > max {
 			v.Add(at, fmt.Sprintf("must be 1 to %d visible characters", max))
-		} else if hidesText(*s) {
-			v.Add(at, "must not hold control characters or bidirectional overrides")
+		} else if hides(*s) {
+			v.Add(at, "must not hold control characters, invisible characters or bidirectional overrides")
 		}
 	}
-	text("/legal_name", &p.LegalName, 200)
-	text("/address", &p.Address, 500)
-	text("/dpo_contact", &p.DPOContact, 500)
-	text("/supervisory_authority/name", &p.AuthorityName, 200)
+	// Names are one line; an address or a contact may take several.
+	text("/legal_name", &p.LegalName, 200, hidesLine)
+	text("/address", &p.Address, 500, hidesText)
+	text("/dpo_contact", &p.DPOContact, 500, hidesText)
+	text("/supervisory_authority/name", &p.AuthorityName, 200, hidesLine)
 	if addr, err := mail.ParseAddress(p.ContactEmail); len(p.ContactEmail) > 254 || err != nil || addr.Address != p.ContactEmail || !deliverable(p.ContactEmail) {
 		v.Add("/contact_email", "must be an e-mail address such as privacy@brand.example")
 	}

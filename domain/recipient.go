@@ -30,9 +30,9 @@ func NewRecipient(id, name string, kind RecipientKind, country, policyURL string
 	name = strings.TrimSpace(name)
 	if name == "" || utf8.RuneCountInString(name) > 200 {
 		v.Add("/name", "must be 1 to 200 characters")
-	} else if hidesText(name) {
+	} else if hidesLine(name) {
 		// The name is shown in every statement that names the recipient.
-		v.Add("/name", "must not hold control characters or bidirectional overrides")
+		v.Add("/name", "must be one line without control characters, invisible characters or bidirectional overrides")
 	}
 	if kind != FirstParty && kind != ThirdParty {
 		v.Add("/kind", "must be first_party or third_party")

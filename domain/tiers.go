@@ -67,7 +67,7 @@ func ValidateTierSchedule(s TierSchedule) (TierSchedule, error) {
 		switch {
 		case blank(t.Name) || utf8.RuneCountInString(t.Name) > MaxTierNameRunes:
 			v.Add(at+"/name", fmt.Sprintf("must be 1 to %d characters, not only white space", MaxTierNameRunes))
-		case hidesText(t.Name) || strings.ContainsAny(t.Name, "\n\t"):
+		case hidesLine(t.Name):
 			v.Add(at+"/name", "must not hold control characters or bidirectional overrides")
 		default:
 			key := strings.ToLower(t.Name)
