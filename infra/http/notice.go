@@ -137,7 +137,9 @@ func noticeOf(st app.Statement) noticeDTO {
 	n.Summary = noticeSummary{Plain: summary}
 
 	n.OptIn = noticeHow{Plain: "Joining is your choice and nothing is shared until you do: read these terms and the statement, then join this offer " +
-		"in the app. Your consent is recorded with a receipt that carries the fingerprint of these exact terms (" + n.TermsHash + ").",
+		"in the app. Your consent is recorded with a receipt that carries the fingerprint of these exact terms (" + n.TermsHash + "). " +
+		"This notice describes these terms for as long as anyone holds them: once the brand retires them, they are closed to new members " +
+		"and the app offers the version that replaced them, with its own notice.",
 		Call: "POST /v1/me/exchanges (contract_id " + c.ID() + ")"}
 	n.Withdrawal = noticeHow{Plain: "Withdrawing costs nothing: cancel the exchange in the app. " + d.OnCancellation, Call: "DELETE /v1/me/exchanges/{id}"}
 
