@@ -194,24 +194,50 @@ func blank(s string) bool {
 	return true
 }
 
-// deliverable tells an address whose every character shows (rule 9: an
-// address of invisible characters is no address given) and whose domain
-// is a dotted name with visible labels, so "ㅤ@ㅤ" and "a@b" are refused.
-func deliverable(addr string) bool {
+// IsEmailAddress tells a bare addr-spec (RFC 5322 §3.4.1) that every
+// reader takes to be the same one mailbox: net/mail parses it back to
+// itself (no display name, comment, quoting or angle brackets), it is at
+// most 254 bytes (RFC 5321 §4.5.3.1.3: a path is at most 256 octets with
+// its brackets), every character shows (rule 9: an address of invisible
+// characters is no address given), the local part holds nothing a mailto:
+// URI or a mail header reads as a delimiter (?, &, #, %, no space), and the
+// domain is a dotted host name of letters, digits and hyphens, so
+// "privacy@acme.example?bcc=harvest", "ㅤ@ㅤ" and "a@b" are refused.
+func IsEmailAddress(addr string) bool {
+	if len(addr) > 254 || strings.ContainsAny(addr, "?&#% \"") {
+		return false
+	}
+	if parsed, err := mail.ParseAddress(addr); err != nil || parsed.Name != "" || parsed.Address != addr {
+		return false
+	}
 	at := strings.LastIndexByte(addr, '@')
-	local, domain := addr[:at], addr[at+1:]
-	for _, part := range append([]string{local}, strings.Split(domain, ".")...) {
-		// A part may not start with a mark that has nothing to combine with.
-		if first, _ := utf8.DecodeRuneInString(part); part == "" || unicode.In(first, unicode.Mn, unicode.Me) {
+	local, host := addr[:at], addr[at+1:]
+	if first, _ := utf8.DecodeRuneInString(local); local == "" || unicode.In(first, unicode.Mn, unicode.Me) {
+		return false
+	}
+	for _, r := range local {
+		if unicode.IsSpace(r) || unicode.In(r, unicode.Cf, unicode.Cc) || drawnEmpty[r] {
 			return false
 		}
-		for _, r := range part {
-			if unicode.IsSpace(r) || unicode.In(r, unicode.Cf, unicode.Cc) || drawnEmpty[r] {
+	}
+	labels := strings.Split(host, ".")
+	if len(labels) < 2 {
+		return false
+	}
+	for _, label := range labels {
+		// A label may not start with a mark that has nothing to combine
+		// with, nor start or end with a hyphen (RFC 1123 §2.1).
+		if first, _ := utf8.DecodeRuneInString(label); label == "" || unicode.In(first, unicode.Mn, unicode.Me) ||
+			label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if r != '-' && !unicode.IsLetter(r) && !unicode.IsDigit(r) && !unicode.In(r, unicode.Mn, unicode.Mc) || drawnEmpty[r] {
 				return false
 			}
 		}
 	}
-	return strings.Contains(domain, ".")
+	return true
 }
 
 // IsCountry tells an ISO 3166-1 alpha-2 code assigned to a country or
@@ -277,8 +303,7 @@ func (c Catalog) ValidateAttribute(key string, value any) error {
 	case TypeEmail:
 		// RFC 5321 §4.5.3.1.3: a path is at most 256 octets with its angle
 		// brackets, so an address is at most 254.
-		addr, err := mail.ParseAddress(str)
-		if !isString || len(str) > 254 || err != nil || addr.Address != str || !deliverable(str) {
+		if !isString || !IsEmailAddress(str) {
 			return fmt.Errorf("must be an email address such as alex@example.com, of at most 254 bytes")
 		}
 	case TypePhone:

@@ -56,7 +56,8 @@ func (t Terms) Grants() []Grant {
 // recipient (or gives an existing recipient data or a purpose it did not
 // have), lengthens retention or duration, shortens the renewal notice (the
 // member is reminded later) or its points expiry, or raises the minimum age (members on the old
-// version may no longer be able to join the new one).
+// version may no longer be able to join the new one), or changes who answers
+// for the data or cuts what a point is worth (compareProgrammes).
 // recipientName labels recipients in the reasons; nil leaves their ids.
 func CompareTerms(prevVersion int, prev, next Terms, recipientName func(id string) string) Changes {
 	ch := Changes{PreviousVersion: prevVersion}
@@ -188,8 +189,8 @@ func CompareTerms(prevVersion int, prev, next Terms, recipientName func(id strin
 	if prev.Summary != next.Summary {
 		ch.Wording = append(ch.Wording, FieldChange{"summary", prev.Summary, next.Summary})
 	}
-	// What the data is worth and who answers for it are disclosures: a
-	// change shows, and is no material change of what the member gives.
+	// What the brand thinks the data is worth is a disclosure: a change
+	// shows, and is no material change of what the member gives.
 	estimate := func(e *ValueEstimate) string {
 		if e == nil {
 			return "none"
@@ -205,10 +206,64 @@ func CompareTerms(prevVersion int, prev, next Terms, recipientName func(id strin
 			ch.Wording = append(ch.Wording, fc)
 		}
 	}
-	if pp, np := programmeText(prev.Programme), programmeText(next.Programme); pp != np {
-		ch.Wording = append(ch.Wording, FieldChange{"programme", pp, np})
-	}
+	compareProgrammes(&ch, prev.Programme, next.Programme, reason)
 	return ch
+}
+
+// compareProgrammes says what the programme identity frozen into the terms
+// changes, by content: a new version number with the same content (an
+// identical PUT) changes nothing a member relies on and says only that.
+// Consent is given to a controller for its processing (GDPR Art. 4(11),
+// 7, 13(1)(a)-(b)): a new controller, data-protection officer or
+// supervisory authority is material, as is a cut in what a point is worth
+// (or a change of the currency it is valued in, which cannot be compared),
+// since the reward the member agreed to is then worth less. A new contact
+// address, complaint page or list of jurisdictions shows, and is not.
+func compareProgrammes(ch *Changes, prev, next *Programme, reason func(string)) {
+	switch {
+	case prev == nil && next == nil:
+		return
+	case prev == nil || next == nil:
+		ch.Wording = append(ch.Wording, FieldChange{"programme", programmeText(prev), programmeText(next)})
+		return
+	}
+	changed := false
+	wording := func(field, from, to string) bool {
+		if from == to {
+			return false
+		}
+		changed = true
+		ch.Wording = append(ch.Wording, FieldChange{field, from, to})
+		return true
+	}
+	if wording("controller", prev.LegalName+", "+prev.Address, next.LegalName+", "+next.Address) {
+		reason("changes the company responsible for your data (the controller)")
+	}
+	wording("contact_email", prev.ContactEmail, next.ContactEmail)
+	if wording("dpo_contact", prev.DPOContact, next.DPOContact) {
+		reason("changes the data-protection officer")
+	}
+	if prev.AuthorityName != next.AuthorityName {
+		reason("changes the supervisory authority")
+	}
+	wording("supervisory_authority", prev.AuthorityName+" ("+prev.ComplaintURL+")", next.AuthorityName+" ("+next.ComplaintURL+")")
+	wording("jurisdictions", strings.Join(prev.Jurisdictions, ", "), strings.Join(next.Jurisdictions, ", "))
+	pv, nv := prev.PointValue, next.PointValue
+	if pv != nv {
+		changed = true
+		ch.Reward = append(ch.Reward, FieldChange{"point_value", pv.Amount + " " + pv.Currency, nv.Amount + " " + nv.Currency})
+		pa, okp := ParseAmount(pv.Amount)
+		na, okn := ParseAmount(nv.Amount)
+		switch {
+		case pv.Currency != nv.Currency:
+			reason("values points in another currency, " + nv.Currency + " instead of " + pv.Currency)
+		case !okp || !okn || na.Cmp(pa) < 0:
+			reason("lowers what a point is worth")
+		}
+	}
+	if !changed && prev.Version != next.Version {
+		ch.Wording = append(ch.Wording, FieldChange{"programme_version", strconv.Itoa(prev.Version), strconv.Itoa(next.Version)})
+	}
 }
 
 func diffKeys(prev, next map[string]bool) (added, removed []string) {
@@ -230,7 +285,7 @@ func programmeText(p *Programme) string {
 	if p == nil {
 		return "none"
 	}
-	return fmt.Sprintf("version %d: %s, %s; contact %s; data-protection officer %s; supervisory authority %s (%s); a point is worth %s %s; serves %s",
-		p.Version, p.LegalName, p.Address, p.ContactEmail, p.DPOContact, p.AuthorityName, p.ComplaintURL,
+	return fmt.Sprintf("%s, %s; contact %s; data-protection officer %s; supervisory authority %s (%s); a point is worth %s %s; serves %s",
+		p.LegalName, p.Address, p.ContactEmail, p.DPOContact, p.AuthorityName, p.ComplaintURL,
 		p.PointValue.Amount, p.PointValue.Currency, strings.Join(p.Jurisdictions, ", "))
 }

@@ -2,7 +2,6 @@ package domain
 
 import (
 	"fmt"
-	"net/mail"
 	"regexp"
 	"sort"
 	"strings"
@@ -56,8 +55,18 @@ func (c Catalog) ValidateProgramme(p Programme) (Programme, error) {
 	text("/address", &p.Address, 500, hidesText)
 	text("/dpo_contact", &p.DPOContact, 500, hidesText)
 	text("/supervisory_authority/name", &p.AuthorityName, 200, hidesLine)
-	if addr, err := mail.ParseAddress(p.ContactEmail); len(p.ContactEmail) > 254 || err != nil || addr.Address != p.ContactEmail || !deliverable(p.ContactEmail) {
+	if !IsEmailAddress(p.ContactEmail) {
 		v.Add("/contact_email", "must be an e-mail address such as privacy@brand.example")
+	}
+	// The DPO contact is free text (a name, a postal address, a phone), but
+	// an e-mail address it names is held to the same rule: a reader or a
+	// mail client that makes a link of it must reach that one mailbox.
+	for _, word := range strings.Fields(p.DPOContact) {
+		if word = strings.Trim(word, `()<>[],;:."'`); strings.Contains(word, "@") && !IsEmailAddress(word) {
+			v.Add("/dpo_contact", "names an e-mail address that is not one such as dpo@brand.example: "+
+				"a bare address, without ?, &, # or %")
+			break
+		}
 	}
 	if problem := WebURLProblem(p.ComplaintURL); problem != "" {
 		v.Add("/supervisory_authority/complaint_url", problem)

@@ -255,3 +255,55 @@ func TestPublishedVersionKeepsTheNoticeItWasPublishedWith(t *testing.T) {
 		t.Fatalf("a notice the marketer set was dropped: %v %v", next.Terms().RenewalNotice, err)
 	}
 }
+
+// Consent is given to a controller (GDPR Art. 7, 13(1)(a)-(b)) for a reward
+// of a stated worth: a new version published under another controller,
+// data-protection officer or supervisory authority, or under a lower point
+// value, is material; a new contact address, complaint page or list of
+// jurisdictions, or a higher point value, shows and is not. An identity
+// that differs only in its version number (an identical PUT) changes
+// nothing but that number.
+func TestCompareTermsReportsANewControllerOrACheaperPointAsMaterial(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		mutate   func(*domain.Programme)
+		field    string
+		material bool
+	}{
+		{"legal name", func(p *domain.Programme) { p.LegalName = "Totally Different Data Broker Inc" }, "controller", true},
+		{"address", func(p *domain.Programme) { p.Address = "9 Elsewhere, Delaware" }, "controller", true},
+		{"dpo", func(p *domain.Programme) { p.DPOContact = "none" }, "dpo_contact", true},
+		{"authority", func(p *domain.Programme) { p.AuthorityName = "FTC" }, "supervisory_authority", true},
+		{"point value cut", func(p *domain.Programme) { p.PointValue.Amount = "0.0001" }, "point_value", true},
+		{"point currency", func(p *domain.Programme) { p.PointValue.Currency = "USD" }, "point_value", true},
+		{"point value raised", func(p *domain.Programme) { p.PointValue.Amount = "0.02" }, "point_value", false},
+		{"contact", func(p *domain.Programme) { p.ContactEmail = "privacy2@coffee.example" }, "contact_email", false},
+		{"complaint page", func(p *domain.Programme) { p.ComplaintURL = "https://www.datatilsynet.no/" }, "supervisory_authority", false},
+		{"jurisdictions", func(p *domain.Programme) { p.Jurisdictions = []string{"NO"} }, "jurisdictions", false},
+		{"version only", func(p *domain.Programme) { p.Version = 13 }, "programme_version", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			prev, next := terms(), terms()
+			prev.Programme, next.Programme = programme(), programme()
+			next.Programme.Version = 2
+			tt.mutate(next.Programme)
+			ch := domain.CompareTerms(1, prev, next, nil)
+			if ch.Material != tt.material {
+				t.Fatalf("material = %v (%v), want %v", ch.Material, ch.MaterialReasons, tt.material)
+			}
+			var fields []string
+			for _, fc := range append(ch.Reward, ch.Wording...) {
+				fields = append(fields, fc.Field)
+				if strings.Contains(fc.From+fc.To, "version") {
+					t.Errorf("%s compares version numbers, not content: %+v", fc.Field, fc)
+				}
+			}
+			if got := strings.Join(fields, ","); got != tt.field {
+				t.Fatalf("changes = %q, want %q", got, tt.field)
+			}
+		})
+	}
+}

@@ -44,10 +44,25 @@ func catalogueKeys(t *testing.T, a *api) (cats, purs []string) {
 	return cats, purs
 }
 
-// checkReadable fails when a page shows an internal key, a machine date or
-// JSON.
+// internalReference finds a reference to Quid's own design documents
+// (DESIGN.md, its rules, STYLE.md): they mean nothing to a member.
+var internalReference = regexp.MustCompile(`\bDESIGN\b|\bSTYLE\.md\b`)
+
+// checkNoInternalReference fails when a member-facing document (HTML, JSON
+// or JSON-LD) cites an internal design document.
+func checkNoInternalReference(t *testing.T, where string, body []byte) {
+	t.Helper()
+	text := pageText(body)
+	for _, m := range internalReference.FindAllStringIndex(text, 5) {
+		t.Errorf("%s cites an internal document: …%s…", where, text[max(0, m[0]-60):min(len(text), m[1]+40)])
+	}
+}
+
+// checkReadable fails when a page shows an internal key, an internal
+// document reference, a machine date or JSON.
 func checkReadable(t *testing.T, where string, body []byte, keys []string) {
 	t.Helper()
+	checkNoInternalReference(t, where, body)
 	text := pageText(body)
 	for _, k := range keys {
 		if strings.Contains(text, k) {
@@ -124,7 +139,14 @@ func TestHTMLStatementAndNoticeShowNoInternalKeyTimestampOrJSON(t *testing.T) {
 				CategoriesAdded []string `json:"categories_added"`
 			} `json:"changes_since_previous"`
 		}
-		expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + id + "/transparency"}), 200).decode(t, &js)
+		jsBody := expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + id + "/transparency"}), 200).Body
+		checkNoInternalReference(t, "statement JSON "+id, jsBody)
+		checkNoInternalReference(t, "notice JSON "+id, expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + id + "/notice"}), 200).Body)
+		checkNoInternalReference(t, "statement JSON-LD "+id, expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + id + "/transparency",
+			Headers: map[string]string{"Accept": "application/ld+json"}}), 200).Body)
+		if err := json.Unmarshal(jsBody, &js); err != nil {
+			t.Fatal(err)
+		}
 		for _, it := range js.Items {
 			shown[it.Category.Key], shown[it.Purpose.Key] = true, true
 			if !strings.Contains(pageText(st), it.Category.Label) || !strings.Contains(pageText(st), it.Purpose.Label) {

@@ -4,11 +4,15 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"regexp"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"gorm.io/gorm"
 
+	"github.com/quidpro/quid/app"
 	"github.com/quidpro/quid/infra/config"
 )
 
@@ -227,5 +231,147 @@ func TestAnOlderVersionsMoneyFollowsTheCurrentPointValueOnEveryReplica(t *testin
 			t.Fatalf("replica B still shows %v after the point value doubled", joinBonus())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Every e-mail field takes only a bare address that reaches one mailbox:
+// the programme's contact (a mailto: link in the statement and the notice),
+// an address the DPO contact names, and a member's contact.email. An
+// address with a mailto: query (a hidden Bcc:), a fragment, a display name
+// or a space is refused; a plus tag, an apostrophe or an IDN is not.
+func TestEveryEmailFieldTakesOnlyABareAddress(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	hostile := []string{"privacy@acme.example?bcc=harvest", "privacy@acme.example&bcc=harvest", "privacy?bcc=x@acme.example",
+		"privacy@acme.example#x", "pri%3Fvacy@acme.example", "Privacy <privacy@acme.example>", "privacy@acme .example",
+		"privacy@-acme.example", "privacy@acme_corp.example", "privacy@acme.example.", "privacy@acme", `"a b"@acme.example`}
+	for _, addr := range hostile {
+		b := programmeBody("EUR", "0.01")
+		b["contact_email"] = addr
+		a.unchangedBy("contact_email "+addr, func() {
+			problemAt(t, a.do(req{Method: "PUT", Path: "/v1/programme", Token: f.admin, Body: b}), 422, "/contact_email")
+		})
+		b = programmeBody("EUR", "0.01")
+		b["dpo_contact"] = "Data-protection officer, " + addr
+		// In free text, an address is a word; a full stop after it ends the
+		// sentence.
+		if !strings.ContainsAny(addr, ` "<`) && !strings.HasSuffix(addr, ".") {
+			a.unchangedBy("dpo_contact "+addr, func() {
+				problemAt(t, a.do(req{Method: "PUT", Path: "/v1/programme", Token: f.admin, Body: b}), 422, "/dpo_contact")
+			})
+		}
+		member := token(t, app.RoleMember, "mail-"+strconv.Itoa(len(addr)))
+		a.unchangedBy("contact.email "+addr, func() {
+			expect(t, a.do(req{Method: "PUT", Path: "/v1/me", Token: member, Body: map[string]any{"attributes": map[string]any{"contact.email": addr}}}), 422)
+		})
+	}
+	for _, addr := range []string{"first.last+tag@sub.acme.example", "o'brien@acme.example", "privacy@bücher.example"} {
+		b := programmeBody("EUR", "0.01")
+		b["contact_email"], b["dpo_contact"] = addr, "Jane Doe, data-protection officer ("+addr+")."
+		expect(t, a.do(req{Method: "PUT", Path: "/v1/programme", Token: f.admin, Body: b}), 200)
+	}
+}
+
+// jsonPointer is a pointer made of JSON names (lower case, digits and
+// underscores, as every field of the API is spelled) and array indexes:
+// never a Go field name such as Value.
+var jsonPointer = regexp.MustCompile(`^(/([a-z][a-z0-9_.]*|[0-9]+))+$`)
+
+// A PATCH error inside a nested field points at it by its JSON names, as a
+// POST error does: /value_estimate/per, never /value_estimate/Value/per
+// (the Go field of the nullable wrapper). Every nested field of a PATCH is
+// tried: the value estimate, the reward and the items.
+func TestPatchErrorsInNestedFieldsPointAtTheirJSONNames(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	id := expect(t, a.do(req{Method: "POST", Path: "/v1/contracts", Token: f.marketer, Body: contractBody(f)}), 201).json(t)["id"].(string)
+	for body, want := range map[string][]string{
+		`{"value_estimate":{"amount":"4.80","currency":"EUR"}}`:                                              {"/value_estimate/per"},
+		`{"value_estimate":{"per":"P1Y"}}`:                                                                   {"/value_estimate/amount", "/value_estimate/currency"},
+		`{"value_estimate":{"amount":"4.80","currency":"EUR","per":"a year"}}`:                               {"/value_estimate/per"},
+		`{"reward":{"join_bonus":-1}}`:                                                                       {"/reward/join_bonus"},
+		`{"reward":{"join_bonus":1,"vesting":"soon"}}`:                                                       {"/reward/vesting"},
+		`{"items":[{"purpose":"loyalty.programme_operation","recipients":["x"]}]}`:                           {"/items/0/category"},
+		`{"items":[{"category":"location.city","purpose":"loyalty.programme_operation","recipients":[""]}]}`: {"/items/0/recipients/0"},
+	} {
+		var r response
+		a.unchangedBy(body, func() { r = a.do(req{Method: "PATCH", Path: "/v1/contracts/" + id, Token: f.marketer, Body: body}) })
+		p := problemOf(t, expect(t, r, 422))
+		got := map[string]bool{}
+		for _, e := range p.Errors {
+			got[e.Pointer] = true
+			if !jsonPointer.MatchString(e.Pointer) {
+				t.Errorf("PATCH %s: the pointer %q is not made of JSON names", body, e.Pointer)
+			}
+		}
+		for _, w := range want {
+			if !got[w] {
+				t.Errorf("PATCH %s: errors at %v, want one at %s", body, got, w)
+			}
+		}
+	}
+}
+
+// A new version published under another controller (and authority) and a
+// point worth 30 times less is a material change everywhere it is shown:
+// the statement's changes (JSON and HTML) and the member's exchange. An
+// identical programme identity PUT again says only that its version
+// number changed, never that the company or the point value did.
+func TestANewControllerOrACheaperPointIsAMaterialChangeForMembers(t *testing.T) {
+	t.Parallel()
+	a, f, v1, ex := withJoinedMember(t)
+	latest := v1
+	next := func() string {
+		t.Helper()
+		id := expect(t, a.do(req{Method: "POST", Path: "/v1/contracts/" + latest + "/versions", Token: f.marketer}), 201).json(t)["id"].(string)
+		expect(t, a.do(req{Method: "POST", Path: "/v1/contracts/" + id + "/publish", Token: f.marketer}), 200)
+		latest = id
+		return id
+	}
+	type changes struct {
+		Material        bool
+		MaterialReasons []string `json:"material_reasons"`
+		Reward, Wording []struct{ Field, From, To string }
+	}
+	changesOf := func(id string) (changes, string) {
+		var st struct {
+			Changes *changes `json:"changes_since_previous"`
+		}
+		expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + id + "/transparency"}), 200).decode(t, &st)
+		if st.Changes == nil {
+			t.Fatalf("%s has no changes_since_previous", id)
+		}
+		return *st.Changes, pageText(expect(t, a.do(req{Method: "GET", Path: "/v1/contracts/" + id + "/transparency", Headers: htmlAccept}), 200).Body)
+	}
+
+	// The same identity again: a new programme version, nothing new in it.
+	expect(t, a.do(req{Method: "PUT", Path: "/v1/programme", Token: f.admin, Body: programmeBody("EUR", "0.01")}), 200)
+	v2 := next()
+	ch, page := changesOf(v2)
+	if ch.Material || len(ch.Reward) != 0 || len(ch.Wording) != 1 || ch.Wording[0].Field != "programme_version" {
+		t.Errorf("an identical identity re-published: %+v", ch)
+	}
+	if strings.Contains(page, "company responsible") || strings.Contains(page, "point is worth changed") {
+		t.Errorf("the statement says the company or the point value changed when only a version number did")
+	}
+
+	broker := map[string]any{"legal_name": "Totally Different Data Broker Inc", "address": "9 Elsewhere, Delaware",
+		"contact_email": "x@broker.example", "dpo_contact": "none",
+		"supervisory_authority": map[string]any{"name": "FTC", "complaint_url": "https://ftc.example/"},
+		"point_value":           map[string]any{"currency": "EUR", "amount": "0.0003"}, "jurisdictions": []string{"US"}}
+	expect(t, a.do(req{Method: "PUT", Path: "/v1/programme", Token: f.admin, Body: broker}), 200)
+	v3 := next()
+	ch, page = changesOf(v3)
+	if !ch.Material || len(ch.MaterialReasons) < 4 {
+		t.Fatalf("a new controller, DPO, authority and a cheaper point: material %v, reasons %v", ch.Material, ch.MaterialReasons)
+	}
+	if strings.Contains(page, "No material change") || !strings.Contains(page, "Material change") ||
+		!strings.Contains(page, "company responsible for your data") || !strings.Contains(page, "what a point is worth: 0.01 EUR before, 0.0003 EUR now") {
+		t.Errorf("the statement page does not show the material change")
+	}
+	if nv, _ := a.exchangeByID(f.member, ex["id"].(string))["newer_version"].(map[string]any); nv["contract_id"] != v3 || nv["material"] != true {
+		t.Errorf("the member's exchange: newer_version %v, want %s, material", nv, v3)
 	}
 }

@@ -168,9 +168,11 @@ func (in contractIn) toInput() app.TermsInput {
 }
 
 // nullable distinguishes an absent field from an explicit null in a PATCH.
+// Its fields have no JSON name: an error inside Value points at the
+// PATCH field itself (/value_estimate/per, never /value_estimate/Value/per).
 type nullable[T any] struct {
-	Set   bool
-	Value *T
+	Set   bool `json:"-"`
+	Value *T   `json:"-"`
 }
 
 // nullableElem tells the body scanner what a non-null value must be, so a

@@ -25,11 +25,10 @@ var jsonMarshal = json.Marshal
 var validate = func() *validator.Validate {
 	v := validator.New(validator.WithRequiredStructEnabled())
 	v.RegisterTagNameFunc(func(f reflect.StructField) string {
-		name := strings.SplitN(f.Tag.Get("json"), ",", 2)[0]
-		if name == "-" {
-			return ""
-		}
-		return name
+		// A field with no JSON name of its own (nullable's Value) stands
+		// for its parent's value: "-" marks it, and pointerOf leaves it out,
+		// so a pointer names JSON fields only, never a Go field.
+		return strings.SplitN(f.Tag.Get("json"), ",", 2)[0]
 	})
 	return v
 }()
@@ -139,7 +138,9 @@ func pointerOf(namespace string) string {
 	var b strings.Builder
 	for _, p := range parts {
 		name, idx, hasIdx := strings.Cut(p, "[")
-		b.WriteString("/" + name)
+		if name != "-" {
+			b.WriteString("/" + name)
+		}
 		if hasIdx {
 			b.WriteString("/" + strings.TrimSuffix(idx, "]"))
 		}

@@ -2,6 +2,9 @@ package http
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"net/url"
 	"sort"
 	"strconv"
@@ -237,7 +240,32 @@ func dpvTerm(t string) string {
 
 func ldIRI(kind, id string) string { return "urn:quid:" + kind + ":" + url.PathEscape(id) }
 
-const ldControllerIRI = "urn:quid:controller"
+// partyIRI names a party of the programme identity by what the documents
+// say of it: a SHA-256 of its fields, so two documents that give a party
+// the same IRI say the same of it, and two controllers (or authorities)
+// never merge into one node when records of different programme versions
+// or deployments are loaded into one graph. A party whose details change
+// is a new node, as the records made under the old details still describe
+// the old ones.
+func partyIRI(kind string, fields ...string) string {
+	h := sha256.New()
+	for _, f := range fields {
+		// Length-prefixed, so ("ab", "c") and ("a", "bc") differ.
+		fmt.Fprintf(h, "%d:%s;", len(f), f)
+	}
+	return "urn:quid:" + kind + ":sha256-" + hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+// controllerIRI is the controller of programme p: its name, address and
+// contacts (the DPO's among them) as the records state them.
+func controllerIRI(p *domain.Programme) string {
+	return partyIRI("controller", p.LegalName, p.Address, p.ContactEmail, p.DPOContact)
+}
+
+// authorityIRI is the supervisory authority programme p names.
+func authorityIRI(p *domain.Programme) string {
+	return partyIRI("supervisory-authority", p.AuthorityName, p.ComplaintURL)
+}
 
 // gdprRights maps the rights every statement lists (memberRights) to the
 // DPV EU-GDPR rights concepts.
@@ -257,7 +285,7 @@ type ldModel struct {
 
 func (m ldModel) controllers() []string {
 	if m.programme != nil {
-		return []string{ldControllerIRI}
+		return []string{controllerIRI(m.programme)}
 	}
 	// No programme identity (a version published before issue 12): the
 	// brand's own recipients answer for the data.
@@ -381,14 +409,15 @@ func (m ldModel) entities() []ldEntity {
 	out := []ldEntity{}
 	if p := m.programme; p != nil {
 		email, dpo := p.ContactEmail, p.DPOContact
-		out = append(out, ldEntity{ID: ldControllerIRI, Type: []string{"dpv:LegalEntity", "dpv:DataController"},
-			Name: p.LegalName, Identifier: ldControllerIRI,
+		controller, authority := controllerIRI(p), authorityIRI(p)
+		out = append(out, ldEntity{ID: controller, Type: []string{"dpv:LegalEntity", "dpv:DataController"},
+			Name: p.LegalName, Identifier: controller,
 			Contact: []ldContactPoint{{Type: []string{"schema:ContactPoint"}, ContactType: "privacy", Email: &email},
 				{Type: []string{"schema:ContactPoint"}, ContactType: "data protection officer: " + dpo}},
 			Address: ldPostalAddress{Type: []string{"schema:PostalAddress"}, Street: &p.Address}})
 		complaint := p.ComplaintURL
-		out = append(out, ldEntity{ID: "urn:quid:supervisory-authority", Type: []string{"dpv:Authority", "dpv:DataProtectionAuthority"},
-			Name: p.AuthorityName, Identifier: "urn:quid:supervisory-authority",
+		out = append(out, ldEntity{ID: authority, Type: []string{"dpv:Authority", "dpv:DataProtectionAuthority"},
+			Name: p.AuthorityName, Identifier: authority,
 			Contact: []ldContactPoint{{Type: []string{"schema:ContactPoint"}, ContactType: "complaints", URL: &complaint}},
 			Address: ldPostalAddress{Type: []string{"schema:PostalAddress"}}})
 	}

@@ -191,8 +191,8 @@ func TestConsentRecordHasEveryMandatoryISO27560FieldForEachExchangeStatus(t *tes
 		domain.ExchangeCancelled:  {"ConsentWithdrawn", nsDPV + "DataSubject"},
 		domain.ExchangeErased:     {"ConsentWithdrawn", nsDPV + "DataSubject"},
 		domain.ExchangeSuperseded: {"ConsentWithdrawn", nsDPV + "DataSubject"},
-		domain.ExchangeExpired:    {"ConsentExpired", ldControllerIRI},
-		domain.ExchangeTerminated: {"ConsentRevoked", ldControllerIRI},
+		domain.ExchangeExpired:    {"ConsentExpired", controllerIRI(prog)},
+		domain.ExchangeTerminated: {"ConsentRevoked", controllerIRI(prog)},
 	}
 	for status, w := range want {
 		st := domain.ExchangeState{ID: "e-1", MemberID: "auth0|alice josé", ContractID: c.ID(), FamilyID: c.FamilyID(),
@@ -285,7 +285,7 @@ func checkMandatory(t *testing.T, what string, rec node) {
 // category) and the controller.
 func TestStatementJSONLDExpandsToDPVIRIs(t *testing.T) {
 	t.Parallel()
-	c, recipients, cat, _ := ldFixture(t)
+	c, recipients, cat, prog := ldFixture(t)
 	doc, err := json.Marshal(statementLDOf(app.Statement{Contract: c, Recipients: recipients, Catalog: cat}))
 	if err != nil {
 		t.Fatal(err)
@@ -325,12 +325,12 @@ func TestStatementJSONLDExpandsToDPVIRIs(t *testing.T) {
 			t.Errorf("legal basis %v / %v lack %s", basis, n.iris(nsDPV+"hasLegalBasis"), w)
 		}
 	}
-	if got := n.iris(nsDPV + "hasDataController"); !has(got, ldControllerIRI) {
+	if got := n.iris(nsDPV + "hasDataController"); !has(got, controllerIRI(prog)) {
 		t.Errorf("controller %v", got)
 	}
 	var controller node
 	for _, e := range n.objects(nsDPV + "hasEntity") {
-		if id, _ := e["@id"].(string); id == ldControllerIRI {
+		if id, _ := e["@id"].(string); id == controllerIRI(prog) {
 			controller = e
 		}
 	}
@@ -368,6 +368,63 @@ func TestEveryCatalogueTermRendersAsADPV2IRI(t *testing.T) {
 	for _, p := range cat.Purposes() {
 		if got := dpvTerm(p.DPV); !strings.HasPrefix(got, "dpv:") {
 			t.Errorf("purpose %s: %s renders as %s", p.Key, p.DPV, got)
+		}
+	}
+}
+
+// Each party of a programme identity has an IRI of its own, derived from
+// what the record says of it: records made under two programme versions
+// with different controllers and authorities, expanded by a JSON-LD
+// processor and loaded into one graph, keep them apart (one IRI never
+// names two legal entities), and an identity re-published unchanged keeps
+// its IRIs.
+func TestRecordsOfDifferentControllersNameThemByDifferentIRIs(t *testing.T) {
+	t.Parallel()
+	c, recipients, cat, prog := ldFixture(t)
+	other := *prog
+	other.Version, other.LegalName, other.Address = 14, "Totally Different Data Broker Inc", "9 Elsewhere, Delaware"
+	other.AuthorityName, other.ComplaintURL = "FTC", "https://ftc.example/"
+	same := *prog
+	same.Version = 7
+	joined := time.Date(2026, 2, 1, 10, 0, 0, 0, time.UTC)
+	ex := domain.RehydrateExchange(domain.ExchangeState{ID: "e-1", MemberID: "m-1", ContractID: c.ID(), FamilyID: c.FamilyID(),
+		TermsHash: c.TermsHash(), Status: domain.ExchangeActive, JoinedAt: joined})
+	// names maps each entity IRI to the names the merged graph gives it.
+	names := map[string]map[string]bool{}
+	partyIRIs := func(p *domain.Programme) (controller, authority string) {
+		doc, err := json.Marshal(consentRecordOf(ex, c, recipients, cat, p, nil, joined))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range top(t, expandLD(t, doc)).objects(nsDPV + "hasEntity") {
+			id, _ := e["@id"].(string)
+			if names[id] == nil {
+				names[id] = map[string]bool{}
+			}
+			for _, v := range asList(e[nsDPV+"hasName"]) {
+				names[id][v.(map[string]any)["@value"].(string)] = true
+			}
+			switch {
+			case has(e.iris("@type"), nsDPV+"DataController"):
+				controller = id
+			case has(e.iris("@type"), nsDPV+"DataProtectionAuthority"):
+				authority = id
+			}
+		}
+		return controller, authority
+	}
+	c1, a1 := partyIRIs(prog)
+	c2, a2 := partyIRIs(&other)
+	c3, a3 := partyIRIs(&same)
+	if c1 == "" || a1 == "" || c1 == c2 || a1 == a2 {
+		t.Fatalf("two controllers %q / %q and two authorities %q / %q must have distinct IRIs", c1, c2, a1, a2)
+	}
+	if c1 != c3 || a1 != a3 {
+		t.Errorf("the same identity under another version number changed its IRIs: %q→%q, %q→%q", c1, c3, a1, a3)
+	}
+	for id, n := range names {
+		if len(n) != 1 {
+			t.Errorf("in the merged graph %s names %d entities: %v", id, len(n), n)
 		}
 	}
 }

@@ -9,7 +9,7 @@ import (
 
 type authorityDTO struct {
 	Name         string `json:"name" validate:"required,max=200"`
-	ComplaintURL string `json:"complaint_url" validate:"required"`
+	ComplaintURL string `json:"complaint_url" validate:"required,max=2000"`
 }
 
 type moneyAmountDTO struct {
@@ -26,7 +26,7 @@ type programmeIn struct {
 	DPOContact           string          `json:"dpo_contact" validate:"required,max=500"`
 	SupervisoryAuthority *authorityDTO   `json:"supervisory_authority" validate:"required"`
 	PointValue           *moneyAmountDTO `json:"point_value" validate:"required"`
-	Jurisdictions        []string        `json:"jurisdictions" validate:"required"`
+	Jurisdictions        []string        `json:"jurisdictions" validate:"required,max=300"`
 }
 
 type programmeDTO struct {

@@ -185,11 +185,16 @@ var fieldLabels = map[string]string{
 	"renewal_notice": "reminder before consent ends", "min_age": "minimum age",
 	"title": "title", "summary": "summary", "value_explanation": "explanation of the value",
 	"value_estimate": "estimate of what your data is worth", "value_method": "method of that estimate",
-	"programme": "company responsible and what a point is worth",
+	"programme":  "company responsible and what a point is worth",
+	"controller": "company responsible for your data", "contact_email": "privacy contact address",
+	"dpo_contact": "contact of the data-protection officer", "supervisory_authority": "supervisory authority or its complaint page",
+	"jurisdictions": "list of places the programme is offered in", "point_value": "what a point is worth",
+	"programme_version": "version number of the company's details, though not the details themselves,",
 }
 
 // plainTemplateFuncs are the helpers both HTML pages use.
 var plainTemplateFuncs = template.FuncMap{
+	"mailto": mailtoURL,
 	"field": func(k string) string {
 		if l, ok := fieldLabels[k]; ok {
 			return l
@@ -229,4 +234,25 @@ func everyDuration(d domain.Duration) string {
 		return rest
 	}
 	return p
+}
+
+// mailtoURL is the mailto: URI (RFC 6068) that writes to addr and to no one
+// else: every character of the address but the unreserved ones and the
+// sub-delimiters RFC 6068 §2 lets an addr-spec keep is percent-encoded, so
+// no ?, &, # or % of a stored address can start header fields (a hidden
+// Bcc:) or a fragment. Validation already refuses such addresses; this
+// holds for any stored before it did.
+func mailtoURL(addr string) string {
+	var b strings.Builder
+	b.WriteString("mailto:")
+	for i := 0; i < len(addr); i++ {
+		c := addr[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', strings.IndexByte("-._~!$'()*+,;:@", c) >= 0:
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
 }

@@ -240,7 +240,7 @@ var memberRights = []stmtRight{
 	{"objection", "GDPR Art. 21", "You can object to a purpose: every exchange that uses it ends, and you cannot be asked to join one until you lift the objection. You may object to direct marketing at any time, for any reason.", "POST /v1/me/objections"},
 	{"automated_decisions", "GDPR Art. 22", "Where a purpose above involves automated decisions, you may ask for a person to review a decision, give your view and contest it.", "POST /v1/me/objections"},
 	{"global_privacy_control", "Cal. Code Regs. tit. 11 §7025", "If your browser or device sends the Global Privacy Control signal, joining or renewing an exchange that shares your data with another company or uses it for advertising needs your explicit confirmation.", "Sec-GPC: 1"},
-	{"renewal", "DESIGN rule 3", "Consent with an end date does not renew by itself: you are reminded before it ends and renew it yourself, on the same terms.", "POST /v1/me/exchanges/{id}/renew"},
+	{"renewal", "Renewal only when you ask (a rule of this programme)", "Consent with an end date does not renew by itself: you are reminded before it ends and renew it yourself, on the same terms.", "POST /v1/me/exchanges/{id}/renew"},
 }
 
 func nonNil(s []string) []string {
