@@ -430,3 +430,60 @@ func TestTheBrandIsToldOnceBeforePointsExpire(t *testing.T) {
 		}
 	}
 }
+
+// Points whose lots are past their time are not the member's to spend (a
+// redemption expires them first), so every view of the balance leaves
+// them out before the worker has expired them, and lists only expiries
+// still to come; the views write nothing, and redeeming exactly the
+// balance shown succeeds (attack report F1).
+func TestEveryBalanceShownLeavesOutPointsPastTheirTimeBeforeTheWorkerRuns(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, pointsExpireAfter("P30D"))
+	f := a.fixtures()
+	a.secondLots(f, 6, "alice")
+	a.spreadExpiry("alice", 2) // 20 of alice's 60 points are past their time
+	stored := func() (available int64) {
+		if err := a.svc.db.Raw(`SELECT available FROM members WHERE id = 'alice'`).Row().Scan(&available); err != nil {
+			t.Fatal(err)
+		}
+		return available
+	}
+	onlyFuture := func(view string, exp any) {
+		t.Helper()
+		now := time.Now()
+		for _, x := range exp.([]any) {
+			on, err := time.Parse(time.RFC3339Nano, x.(map[string]any)["on"].(string))
+			if err != nil || !on.After(now) {
+				t.Fatalf("%s lists points expiring on %v, not after now (%v)", view, x, err)
+			}
+		}
+	}
+	balanceOf := func(view string, b any) {
+		t.Helper()
+		if got := b.(map[string]any)["available"]; got != float64(40) {
+			t.Fatalf("%s shows available %v, want the 40 points still spendable", view, got)
+		}
+	}
+	me := expect(t, a.do(req{Method: "GET", Path: "/v1/me", Token: f.member}), 200).json(t)
+	balanceOf("GET /v1/me", me["balance"])
+	onlyFuture("GET /v1/me", me["expiring"])
+	pts := expect(t, a.do(req{Method: "GET", Path: "/v1/me/points", Token: f.member}), 200).json(t)
+	balanceOf("GET /v1/me/points", pts)
+	onlyFuture("GET /v1/me/points", pts["expiring"])
+	st := expect(t, a.do(req{Method: "GET", Path: "/v1/me/transparency", Token: f.member}), 200).json(t)
+	balanceOf("GET /v1/me/transparency", st["points"].(map[string]any)["balance"])
+	onlyFuture("GET /v1/me/transparency", st["points"].(map[string]any)["expiring"])
+	ex := expect(t, a.do(req{Method: "GET", Path: "/v1/me/export", Token: f.member}), 200).json(t)
+	balanceOf("GET /v1/me/export", ex["member"].(map[string]any)["balance"])
+	put := expect(t, a.do(req{Method: "PUT", Path: "/v1/me", Token: f.member,
+		Body: map[string]any{"attributes": map[string]any{"location.city": "Bergen"}}}), 200).json(t)
+	balanceOf("PUT /v1/me", put["balance"])
+	if got := stored(); got != 60 || len(a.expiriesOf("alice")) != 0 {
+		t.Fatalf("the reads wrote: stored available %d, expiries %v", got, a.expiriesOf("alice"))
+	}
+	r := expect(t, a.do(req{Method: "POST", Path: "/v1/me/redemptions", Token: f.member, Body: map[string]any{"points": 40, "reference": "all shown"}}), 201).json(t)
+	if b := r["balance"].(map[string]any); b["available"] != float64(0) {
+		t.Fatalf("balance after redeeming the balance shown: %v", b)
+	}
+	mustVerify(t, a.cfg.DatabaseURL)
+}
