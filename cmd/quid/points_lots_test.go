@@ -487,3 +487,63 @@ func TestEveryBalanceShownLeavesOutPointsPastTheirTimeBeforeTheWorkerRuns(t *tes
 	}
 	mustVerify(t, a.cfg.DatabaseURL)
 }
+
+// Erasure forfeits the member's points in its own transaction: nobody can
+// spend them again, so their available points go to the programme's
+// expired account (breakage) and the unvested bonus is voided, the
+// liability report no longer owes them, and no worker run afterwards
+// credits, expires or reminds anyone of points under the pseudonym
+// (attack report F6).
+func TestErasureForfeitsThePointsSoTheyLeaveTheLiabilityAndNoReminderNamesThem(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, pointsExpireAfter("P30D"), func(c *config.Config) { c.PointsExpiringNotice = domain.MustParseDuration("P14D") })
+	f := a.fixtures()
+	from := time.Now().Add(-time.Hour)
+	a.secondLots(f, 5, "alice")
+	a.joinContract(f.member, a.publishContract(f, contractBody(f))) // a bonus of 200 vesting in 14 days
+	a.spreadExpiry("alice", -10)                                    // every lot within the reminder's notice
+	before := a.liability(f.admin, from, time.Now().Add(time.Minute))
+	if c := before.RollForward.Closing; c.Available != 50 || c.Pending != 200 {
+		t.Fatalf("before the erasure the liability closes at %+v, want 50 available and 200 pending", c)
+	}
+	expect(t, a.do(req{Method: "DELETE", Path: "/v1/me", Token: f.member}), 200)
+	var erased struct {
+		ID                 string
+		Available, Pending int64
+		Lots               int
+	}
+	if err := a.svc.db.Raw(`SELECT m.id, m.available, m.pending, (SELECT count(*) FROM points_lots l JOIN ledger_entries c ON c.id = l.entry_id
+		WHERE c.member_id = m.id AND l.remaining > 0) AS lots FROM members m WHERE m.erased_at IS NOT NULL`).Scan(&erased).Error; err != nil {
+		t.Fatal(err)
+	}
+	if erased.Available != 0 || erased.Pending != 0 || erased.Lots != 0 {
+		t.Fatalf("the erased member still holds %+v", erased)
+	}
+	after := a.liability(f.admin, from, time.Now().Add(time.Minute))
+	if c := after.RollForward.Closing; c.Available != 0 || c.Pending != 0 {
+		t.Fatalf("after the erasure the liability closes at %+v, want nothing owed", c)
+	}
+	if e, v := after.RollForward.Expired.Points, after.RollForward.Voided.Points; e != 50 || v != 200 {
+		t.Fatalf("the forfeiture shows as %d expired and %d voided, want 50 and 200", e, v)
+	}
+	entries := func() (n int) {
+		if err := a.svc.db.Raw(`SELECT count(*) FROM ledger_entries WHERE member_id = ?`, erased.ID).Row().Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	n := entries()
+	a.accrueNow()
+	if err := a.svc.accrual.Housekeeping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var events int
+	if err := a.svc.db.Raw(`SELECT count(*) FROM webhook_outbox WHERE payload->'data'->>'member_id' = ? AND event_type <> 'member.erasure_requested'
+		AND created_at > (SELECT erased_at FROM members WHERE id = ?)`, erased.ID, erased.ID).Row().Scan(&events); err != nil {
+		t.Fatal(err)
+	}
+	if events != 0 || entries() != n {
+		t.Fatalf("after the erasure the workers queued %d member events and wrote %d ledger entries", events, entries()-n)
+	}
+	mustVerify(t, a.cfg.DatabaseURL)
+}
