@@ -2,15 +2,19 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/pressly/goose/v3"
+
 	"github.com/quidpro/quid/app"
 	"github.com/quidpro/quid/domain"
 	"github.com/quidpro/quid/infra/config"
+	"github.com/quidpro/quid/migrations"
 )
 
 // pointsExpireAfter sets QUID_POINTS_EXPIRE_AFTER for a test's service.
@@ -550,6 +554,42 @@ func TestErasureForfeitsThePointsSoTheyLeaveTheLiabilityAndNoReminderNamesThem(t
 	}
 	if events != 0 || entries() != n {
 		t.Fatalf("after the erasure the workers queued %d member events and wrote %d ledger entries", events, entries()-n)
+	}
+	mustVerify(t, a.cfg.DatabaseURL)
+}
+
+// Members erased before erasure forfeited points still held them; migration
+// 00031 forfeits them as erasure now does, and quid verify stays clean.
+func TestMigration00031ForfeitsThePointsOfMembersErasedBefore(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, pointsExpireAfter("P30D"))
+	f := a.fixtures()
+	a.secondLots(f, 3, "alice", "bob")
+	// As an earlier release left an erasure: the row marked erased, its points kept.
+	if err := a.svc.db.Exec(`UPDATE members SET erased_at = now() WHERE id = 'alice'`).Error; err != nil {
+		t.Fatal(err)
+	}
+	withDB(t, a.cfg.DatabaseURL, func(q *sql.DB) {
+		p, err := goose.NewProvider(goose.DialectPostgres, q, migrations.FS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.DownTo(context.Background(), 30); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Up(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+	var held []int64
+	if err := a.svc.db.Raw(`SELECT available FROM members ORDER BY id`).Scan(&held).Error; err != nil {
+		t.Fatal(err)
+	}
+	if len(held) != 2 || held[0] != 0 || held[1] != 30 {
+		t.Fatalf("after 00031 alice (erased) and bob hold %v, want [0 30]", held)
+	}
+	if got := a.expiriesOf("alice"); len(got) != 1 || got[0] != -30 {
+		t.Fatalf("alice's expiry entries %v, want one forfeiture of 30", got)
 	}
 	mustVerify(t, a.cfg.DatabaseURL)
 }
