@@ -2,15 +2,19 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/pressly/goose/v3"
+
 	"github.com/quidpro/quid/app"
 	"github.com/quidpro/quid/domain"
 	"github.com/quidpro/quid/infra/config"
+	"github.com/quidpro/quid/migrations"
 )
 
 // pointsExpireAfter sets QUID_POINTS_EXPIRE_AFTER for a test's service.
@@ -429,4 +433,163 @@ func TestTheBrandIsToldOnceBeforePointsExpire(t *testing.T) {
 			t.Errorf("event %d to %s: %s; want 10 of alice's points expiring at %v, to the brand", i, e.RecipientID, e.Payload, lots[i].ExpiresAt)
 		}
 	}
+}
+
+// Points whose lots are past their time are not the member's to spend (a
+// redemption expires them first), so every view of the balance leaves
+// them out before the worker has expired them, and lists only expiries
+// still to come; the views write nothing, and redeeming exactly the
+// balance shown succeeds (attack report F1).
+func TestEveryBalanceShownLeavesOutPointsPastTheirTimeBeforeTheWorkerRuns(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, pointsExpireAfter("P30D"))
+	f := a.fixtures()
+	a.secondLots(f, 6, "alice")
+	a.spreadExpiry("alice", 2) // 20 of alice's 60 points are past their time
+	stored := func() (available int64) {
+		if err := a.svc.db.Raw(`SELECT available FROM members WHERE id = 'alice'`).Row().Scan(&available); err != nil {
+			t.Fatal(err)
+		}
+		return available
+	}
+	onlyFuture := func(view string, exp any) {
+		t.Helper()
+		now := time.Now()
+		for _, x := range exp.([]any) {
+			on, err := time.Parse(time.RFC3339Nano, x.(map[string]any)["on"].(string))
+			if err != nil || !on.After(now) {
+				t.Fatalf("%s lists points expiring on %v, not after now (%v)", view, x, err)
+			}
+		}
+	}
+	balanceOf := func(view string, b any) {
+		t.Helper()
+		if got := b.(map[string]any)["available"]; got != float64(40) {
+			t.Fatalf("%s shows available %v, want the 40 points still spendable", view, got)
+		}
+	}
+	me := expect(t, a.do(req{Method: "GET", Path: "/v1/me", Token: f.member}), 200).json(t)
+	balanceOf("GET /v1/me", me["balance"])
+	onlyFuture("GET /v1/me", me["expiring"])
+	pts := expect(t, a.do(req{Method: "GET", Path: "/v1/me/points", Token: f.member}), 200).json(t)
+	balanceOf("GET /v1/me/points", pts)
+	onlyFuture("GET /v1/me/points", pts["expiring"])
+	st := expect(t, a.do(req{Method: "GET", Path: "/v1/me/transparency", Token: f.member}), 200).json(t)
+	balanceOf("GET /v1/me/transparency", st["points"].(map[string]any)["balance"])
+	onlyFuture("GET /v1/me/transparency", st["points"].(map[string]any)["expiring"])
+	ex := expect(t, a.do(req{Method: "GET", Path: "/v1/me/export", Token: f.member}), 200).json(t)
+	balanceOf("GET /v1/me/export", ex["member"].(map[string]any)["balance"])
+	put := expect(t, a.do(req{Method: "PUT", Path: "/v1/me", Token: f.member,
+		Body: map[string]any{"attributes": map[string]any{"location.city": "Bergen"}}}), 200).json(t)
+	balanceOf("PUT /v1/me", put["balance"])
+	if got := stored(); got != 60 || len(a.expiriesOf("alice")) != 0 {
+		t.Fatalf("the reads wrote: stored available %d, expiries %v", got, a.expiriesOf("alice"))
+	}
+	r := expect(t, a.do(req{Method: "POST", Path: "/v1/me/redemptions", Token: f.member, Body: map[string]any{"points": 40, "reference": "all shown"}}), 201).json(t)
+	if b := r["balance"].(map[string]any); b["available"] != float64(0) {
+		t.Fatalf("balance after redeeming the balance shown: %v", b)
+	}
+	mustVerify(t, a.cfg.DatabaseURL)
+}
+
+// Erasure forfeits the member's points in its own transaction: nobody can
+// spend them again, so their available points go to the programme's
+// expired account (breakage) and the unvested bonus is voided, the
+// liability report no longer owes them, and no worker run afterwards
+// credits, expires or reminds anyone of points under the pseudonym
+// (attack report F6).
+func TestErasureForfeitsThePointsSoTheyLeaveTheLiabilityAndNoReminderNamesThem(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, pointsExpireAfter("P30D"), func(c *config.Config) { c.PointsExpiringNotice = domain.MustParseDuration("P14D") })
+	f := a.fixtures()
+	from := time.Now().Add(-time.Hour)
+	a.secondLots(f, 5, "alice")
+	a.joinContract(f.member, a.publishContract(f, contractBody(f))) // a bonus of 200 vesting in 14 days
+	a.spreadExpiry("alice", -10)                                    // every lot within the reminder's notice
+	// Owed but not yet settled by the worker when she erases: a bonus of 5
+	// that vested after a second and two periods of 10.
+	quick := contractBody(f)
+	quick["reward"] = map[string]any{"join_bonus": 5, "vesting": "PT1S", "points_per_period": 10, "period": "PT1S", "max_periods": 2}
+	a.joinContract(f.member, a.publishContract(f, quick))
+	time.Sleep(2300 * time.Millisecond)
+	before := a.liability(f.admin, from, time.Now().Add(time.Minute))
+	if c := before.RollForward.Closing; c.Available != 50 || c.Pending != 205 {
+		t.Fatalf("before the erasure the liability closes at %+v, want 50 available and 205 pending", c)
+	}
+	expect(t, a.do(req{Method: "DELETE", Path: "/v1/me", Token: f.member}), 200)
+	var erased struct {
+		ID                 string
+		Available, Pending int64
+		Lots               int
+	}
+	if err := a.svc.db.Raw(`SELECT m.id, m.available, m.pending, (SELECT count(*) FROM points_lots l JOIN ledger_entries c ON c.id = l.entry_id
+		WHERE c.member_id = m.id AND l.remaining > 0) AS lots FROM members m WHERE m.erased_at IS NOT NULL`).Scan(&erased).Error; err != nil {
+		t.Fatal(err)
+	}
+	if erased.Available != 0 || erased.Pending != 0 || erased.Lots != 0 {
+		t.Fatalf("the erased member still holds %+v", erased)
+	}
+	after := a.liability(f.admin, from, time.Now().Add(time.Minute))
+	if c := after.RollForward.Closing; c.Available != 0 || c.Pending != 0 {
+		t.Fatalf("after the erasure the liability closes at %+v, want nothing owed", c)
+	}
+	if e, v := after.RollForward.Expired.Points, after.RollForward.Voided.Points; e != 75 || v != 200 {
+		t.Fatalf("the forfeiture shows as %d expired and %d voided, want 75 (50 held, 5 vested and 20 credited by the end) and 200", e, v)
+	}
+	entries := func() (n int) {
+		if err := a.svc.db.Raw(`SELECT count(*) FROM ledger_entries WHERE member_id = ?`, erased.ID).Row().Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	n := entries()
+	a.accrueNow()
+	if err := a.svc.accrual.Housekeeping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var events int
+	if err := a.svc.db.Raw(`SELECT count(*) FROM webhook_outbox WHERE payload->'data'->>'member_id' = ? AND event_type <> 'member.erasure_requested'
+		AND created_at > (SELECT erased_at FROM members WHERE id = ?)`, erased.ID, erased.ID).Row().Scan(&events); err != nil {
+		t.Fatal(err)
+	}
+	if events != 0 || entries() != n {
+		t.Fatalf("after the erasure the workers queued %d member events and wrote %d ledger entries", events, entries()-n)
+	}
+	mustVerify(t, a.cfg.DatabaseURL)
+}
+
+// Members erased before erasure forfeited points still held them; migration
+// 00031 forfeits them as erasure now does, and quid verify stays clean.
+func TestMigration00031ForfeitsThePointsOfMembersErasedBefore(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, pointsExpireAfter("P30D"))
+	f := a.fixtures()
+	a.secondLots(f, 3, "alice", "bob")
+	// As an earlier release left an erasure: the row marked erased, its points kept.
+	if err := a.svc.db.Exec(`UPDATE members SET erased_at = now() WHERE id = 'alice'`).Error; err != nil {
+		t.Fatal(err)
+	}
+	withDB(t, a.cfg.DatabaseURL, func(q *sql.DB) {
+		p, err := goose.NewProvider(goose.DialectPostgres, q, migrations.FS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.DownTo(context.Background(), 30); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Up(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+	var held []int64
+	if err := a.svc.db.Raw(`SELECT available FROM members ORDER BY id`).Scan(&held).Error; err != nil {
+		t.Fatal(err)
+	}
+	if len(held) != 2 || held[0] != 0 || held[1] != 30 {
+		t.Fatalf("after 00031 alice (erased) and bob hold %v, want [0 30]", held)
+	}
+	if got := a.expiriesOf("alice"); len(got) != 1 || got[0] != -30 {
+		t.Fatalf("alice's expiry entries %v, want one forfeiture of 30", got)
+	}
+	mustVerify(t, a.cfg.DatabaseURL)
 }

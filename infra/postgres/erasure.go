@@ -35,6 +35,9 @@ var errNothingToErase = domain.NotFound("nothing-to-erase", "nothing to erase: n
 //     whichever comes first, because that is how a recipient knows whose
 //     data to delete; then they are pseudonymised too (ForgetErasureRequests
 //     bounds this for recipients that never register an endpoint);
+//   - the member's points are forfeited (forfeitPoints): nobody can spend
+//     them again, so they leave the liability as breakage, and no lot is left
+//     for a points.expiring reminder to name the pseudonym in;
 //   - for each contract family the member was paid a join bonus for, an
 //     HMAC of (family, subject) is kept, so the same subject enrolling again
 //     starts fresh but is not paid that bonus twice.
@@ -53,6 +56,9 @@ func (s *Store) EraseMember(ctx context.Context, memberID string) (app.Erasure, 
 		ended, err := endExchanges(tx, "e.member_id = @member", []any{"member", memberID}, "erased", "clock_timestamp()", "member")
 		if err != nil {
 			return fmt.Errorf("end exchanges: %w", err)
+		}
+		if err := forfeitPoints(s, tx, memberID); err != nil {
+			return fmt.Errorf("forfeit points: %w", err)
 		}
 		named := map[string]any{"member": memberID, "now": now}
 		if err := tx.Exec(`
@@ -98,6 +104,35 @@ SELECT count(*) FROM ins`, named).Scan(&notified).Error; err != nil {
 		return nil
 	})
 	return out, err
+}
+
+// forfeitPoints settles and then writes off, under the member's lock and
+// once their exchanges have ended, everything the member holds: what the
+// ended exchanges still owe is settled first as the accrual worker would
+// (periods up to the end credited, a bonus that vested by then vested, the
+// rest already voided by the end), so that no worker run credits an erased
+// member later; then every lot with points left is brought due now and
+// expired by the one expiry path (expirePoints), so the lots trigger
+// (migration 00024) still checks that the entry empties exactly those lots
+// and the points land on the programme's expired account: breakage in the
+// liability report. Afterwards the member holds nothing, available or
+// pending.
+func forfeitPoints(s *Store, tx *gorm.DB, memberID string) error {
+	now, err := dbNow(tx)
+	if err != nil {
+		return err
+	}
+	ids := textArray([]string{memberID})
+	if _, err := s.accrueMembers(tx, ids, now); err != nil {
+		return fmt.Errorf("settle what ended exchanges owe: %w", err)
+	}
+	if err := tx.Exec(`UPDATE points_lots l SET expires_at = @now FROM ledger_entries c
+		WHERE c.id = l.entry_id AND c.member_id = @member AND l.remaining > 0 AND (l.expires_at IS NULL OR l.expires_at > @now)`,
+		map[string]any{"member": memberID, "now": now}).Error; err != nil {
+		return fmt.Errorf("bring the lots due: %w", err)
+	}
+	_, _, err = expirePoints(tx, ids, now)
+	return err
 }
 
 // pseudonymise deletes what the member typed and replaces their id by a

@@ -339,7 +339,7 @@ func (s *Store) Redeem(ctx context.Context, memberID string, points int64, refer
 
 func (s *Store) Points(ctx context.Context, memberID string, page app.Page) (domain.Balance, []domain.Entry, string, error) {
 	var m memberRecord
-	if err := s.db.WithContext(ctx).First(&m, "id = ? AND erased_at IS NULL", memberID).Error; err != nil {
+	if err := s.db.WithContext(ctx).Select(balanceNowColumns).First(&m, "id = ? AND erased_at IS NULL", memberID).Error; err != nil {
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return domain.Balance{}, nil, "", errNotEnrolled
 		}
@@ -357,12 +357,14 @@ func (s *Store) Points(ctx context.Context, memberID string, page app.Page) (dom
 }
 
 // ExpiringPoints implements app.ExchangeRepository: the member's lots with
-// points left and an expiry, summed per expiry time, soonest first.
+// points left and an expiry still to come, summed per expiry time, soonest
+// first. Lots already past their time are left out, as balanceNowColumns
+// leaves them out of the balance.
 func (s *Store) ExpiringPoints(ctx context.Context, memberID string, limit int) ([]domain.Expiring, error) {
 	var out []domain.Expiring
 	err := s.db.WithContext(ctx).Raw(`SELECT sum(l.remaining) AS points, l.expires_at AS "on"
 		FROM ledger_entries c JOIN points_lots l ON l.entry_id = c.id
-		WHERE c.member_id = ? AND l.remaining > 0 AND l.expires_at IS NOT NULL
+		WHERE c.member_id = ? AND l.remaining > 0 AND l.expires_at > clock_timestamp()
 		GROUP BY l.expires_at ORDER BY l.expires_at LIMIT ?`, memberID, limit).Scan(&out).Error
 	for i := range out {
 		out[i].On = out[i].On.UTC()

@@ -215,7 +215,7 @@ func (w *world) assertLedgerBalances() {
 SELECT m.id, m.available, m.pending, coalesce(s.a, 0) AS sum_a, coalesce(s.p, 0) AS sum_p
 FROM members m LEFT JOIN (
     SELECT member_id,
-        sum(points) FILTER (WHERE kind IN ('period_credit', 'bonus_vested', 'redemption', 'reversal')) AS a,
+        sum(points) FILTER (WHERE kind IN ('period_credit', 'bonus_vested', 'redemption', 'reversal', 'expiry')) AS a,
         coalesce(sum(points) FILTER (WHERE kind IN ('bonus_pending', 'bonus_voided')), 0)
           - coalesce(sum(points) FILTER (WHERE kind = 'bonus_vested'), 0) AS p
     FROM ledger_entries GROUP BY member_id) s ON s.member_id = m.id

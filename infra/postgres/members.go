@@ -40,6 +40,17 @@ func (r memberRecord) toApp() (app.Member, error) {
 		CreatedAt: r.CreatedAt.UTC()}, nil
 }
 
+// balanceNowColumns selects a member row with its available balance as of
+// now: the stored balance less what the member's lots past their expiry
+// (expires_at <= now) still hold, points the accrual worker has not
+// expired yet but that every redemption expires first (expirePoints, under
+// the member's lock). Every member-facing read of the balance selects it,
+// so no view shows points the member can no longer spend, however late the
+// worker runs, and no read writes.
+const balanceNowColumns = `members.id, members.attributes, members.pending, members.created_at, members.updated_at, members.erased_at,
+    members.available - (SELECT coalesce(sum(l.remaining), 0) FROM ledger_entries c JOIN points_lots l ON l.entry_id = c.id
+                         WHERE c.member_id = members.id AND l.remaining > 0 AND l.expires_at <= clock_timestamp()) AS available`
+
 var errNotEnrolled = domain.NotFound("member-not-enrolled", "you are not enrolled yet: PUT /v1/me first")
 
 // activeSharesSQL lists the member's active exchanges that have not lapsed
@@ -241,6 +252,11 @@ func (s *Store) SaveProfile(ctx context.Context, memberID string, changes map[st
 		if out.Restricted, err = restrictedNow(tx, memberID); err != nil {
 			return fmt.Errorf("read restriction: %w", err)
 		}
+		var held memberRecord
+		if err := tx.Select(balanceNowColumns).First(&held, "id = ?", memberID).Error; err != nil {
+			return fmt.Errorf("read balance: %w", err)
+		}
+		m.Balance = domain.Balance{Available: held.Available, Pending: held.Pending}
 		out.Member, out.Created = m, created
 		return nil
 	})
@@ -264,7 +280,7 @@ func (s *Store) RequireEnrolled(ctx context.Context, memberID string) error {
 
 func (s *Store) GetMember(ctx context.Context, memberID string) (app.Member, error) {
 	var rec memberRecord
-	err := s.db.WithContext(ctx).First(&rec, "id = ? AND erased_at IS NULL", memberID).Error
+	err := s.db.WithContext(ctx).Select(balanceNowColumns).First(&rec, "id = ? AND erased_at IS NULL", memberID).Error
 	if err != nil {
 		if translate(err, "member") != err {
 			return app.Member{}, errNotEnrolled

@@ -88,7 +88,9 @@ func TestMigrationMovesReferencesOutAndPseudonymisesEarlierErasures(t *testing.T
 		}
 		check("erased id in "+table, fmt.Sprintf(`SELECT count(*) FROM %s WHERE %s = 'prb8gone@example.com'`, table, col), 0)
 	}
-	check("pseudonymised ledger", `SELECT count(*) FROM ledger_entries WHERE member_id LIKE 'erased:%'`, 2)
+	// Its two entries, and the expiry by which migration 00031 forfeits what they left available.
+	check("pseudonymised ledger", `SELECT count(*) FROM ledger_entries WHERE member_id LIKE 'erased:%'`, 3)
+	check("the erased member's points forfeited", `SELECT count(*) FROM members WHERE id LIKE 'erased:%' AND (available <> 0 OR pending <> 0)`, 0)
 	check("bonus claims kept as a keyed hash", fmt.Sprintf(`SELECT count(*) FROM erased_bonus_claims WHERE digest = bonus_claim_digest('prb8gone@example.com', '%s')`, family), 1)
 	// The history stays append-only outside an erasure.
 	if _, err := db.ExecContext(ctx, `UPDATE ledger_entries SET member_id = 'someone' WHERE member_id = 'prb8kept'`); err == nil {
