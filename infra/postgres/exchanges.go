@@ -291,48 +291,68 @@ type redemptionResult struct {
 	Balance domain.Balance
 }
 
-func (s *Store) Redeem(ctx context.Context, memberID string, points int64, reference string, idem *app.IdempotencyKey,
-	fn func(domain.Balance) (domain.Balance, error)) (domain.Entry, domain.Balance, bool, error) {
-	var res redemptionResult
-	var replayed bool
-	err := s.inMemberTx(ctx, memberID, memberLock{}, func(tx *gorm.DB, m memberRecord) error {
+// inRedemptionTx runs a redemption under the member's lock, points-only
+// and from the catalogue alike (one Idempotency-Key scope, "redeem"): a
+// key already answered replays its stored answer into out and runs
+// nothing; otherwise the member's points whose lots' time has come are
+// expired first, at the database's clock, so a redemption never spends
+// them however late the expiry job runs (and, if the redemption fails,
+// this expiry rolls back with it); fn then writes the redemption from the
+// balance that leaves and fills out, which is stored as the key's answer.
+func (s *Store) inRedemptionTx(ctx context.Context, memberID string, idem *app.IdempotencyKey, out any,
+	fn func(tx *gorm.DB, now time.Time, bal domain.Balance) error) (replayed bool, err error) {
+	err = s.inMemberTx(ctx, memberID, memberLock{}, func(tx *gorm.DB, m memberRecord) error {
 		prior, err := claimIdempotency(tx, memberID, "redeem", idem)
 		if err != nil {
 			return err
 		}
 		if prior != nil {
 			replayed = true
-			return json.Unmarshal(prior, &res)
+			return json.Unmarshal(prior, out)
 		}
 		now, err := dbNow(tx)
 		if err != nil {
 			return err
 		}
-		// Points whose lots' time has come are expired first, under the
-		// member's lock, so a redemption never spends them however late
-		// the expiry job runs (and, if the redemption fails, this
-		// expiry rolls back with it).
 		_, expired, err := expirePoints(tx, textArray([]string{memberID}), now)
 		if err != nil {
 			return err
 		}
-		after, err := fn(domain.Balance{Available: m.Available - expired, Pending: m.Pending})
+		if err := fn(tx, now, domain.Balance{Available: m.Available - expired, Pending: m.Pending}); err != nil {
+			return err
+		}
+		return storeIdempotent(tx, memberID, "redeem", idem, out)
+	})
+	return replayed, err
+}
+
+// writeRedemption writes a redemption of points as of now: its ledger
+// entry (the lots trigger takes the points FEFO; reference, when not nil,
+// is the partner's), and the member's balance after it.
+func writeRedemption(tx *gorm.DB, memberID string, points int64, reference *string, now time.Time, after domain.Balance) (entryRecord, error) {
+	entry := entryRecord{MemberID: memberID, Kind: string(domain.EntryRedemption), Points: -points, Reference: reference, CreatedAt: now}
+	var err error
+	if entry.Postings, err = memberPostingsJSON(domain.EntryRedemption, -points); err != nil {
+		return entry, err
+	}
+	if err := tx.Raw(`INSERT INTO ledger_entries (member_id, kind, points, reference, created_at) VALUES (?, 'redemption', ?, ?, ?) RETURNING id`,
+		memberID, -points, reference, now).Scan(&entry.ID).Error; err != nil {
+		return entry, err
+	}
+	return entry, tx.Exec(`UPDATE members SET available = ?, pending = ? WHERE id = ?`, after.Available, after.Pending, memberID).Error
+}
+
+func (s *Store) Redeem(ctx context.Context, memberID string, points int64, reference string, idem *app.IdempotencyKey,
+	fn func(domain.Balance) (domain.Balance, error)) (domain.Entry, domain.Balance, bool, error) {
+	var res redemptionResult
+	replayed, err := s.inRedemptionTx(ctx, memberID, idem, &res, func(tx *gorm.DB, now time.Time, bal domain.Balance) error {
+		after, err := fn(bal)
 		if err != nil {
 			return err
 		}
-		entry := entryRecord{MemberID: memberID, Kind: string(domain.EntryRedemption), Points: -points, Reference: &reference, CreatedAt: now}
-		if entry.Postings, err = memberPostingsJSON(domain.EntryRedemption, -points); err != nil {
-			return err
-		}
-		if err := tx.Raw(`INSERT INTO ledger_entries (member_id, kind, points, reference, created_at) VALUES (?, 'redemption', ?, ?, ?) RETURNING id`,
-			memberID, -points, reference, now).Scan(&entry.ID).Error; err != nil {
-			return err
-		}
-		if err := tx.Exec(`UPDATE members SET available = ?, pending = ? WHERE id = ?`, after.Available, after.Pending, memberID).Error; err != nil {
-			return err
-		}
+		entry, err := writeRedemption(tx, memberID, points, &reference, now, after)
 		res = redemptionResult{Entry: entry, Balance: after}
-		return storeIdempotent(tx, memberID, "redeem", idem, res)
+		return err
 	})
 	return res.Entry.toDomain(), res.Balance, replayed, err
 }

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"time"
 
@@ -225,30 +224,13 @@ type rewardRedemptionStored struct {
 func (s *Store) RedeemReward(ctx context.Context, memberID, rewardID string, code func() (string, error), window domain.Duration,
 	idem *app.IdempotencyKey) (app.RewardRedemptionResult, bool, error) {
 	var res rewardRedemptionStored
-	var replayed bool
-	err := s.inMemberTx(ctx, memberID, memberLock{}, func(tx *gorm.DB, m memberRecord) error {
-		prior, err := claimIdempotency(tx, memberID, "redeem", idem)
-		if err != nil {
-			return err
-		}
-		if prior != nil {
-			replayed = true
-			return json.Unmarshal(prior, &res)
-		}
-		now, err := dbNow(tx)
-		if err != nil {
-			return err
-		}
-		// Everything that needs only the member's lock comes first, so the
-		// reward's lock (which every redemption of a counted stock queues
-		// on) is held for the writes alone: the points due to expire are
-		// expired, and the member's active redemptions of the reward
-		// counted from their own entries (the limit; only this member's
-		// transactions change it, and they wait for this lock).
-		_, expired, err := expirePoints(tx, textArray([]string{memberID}), now)
-		if err != nil {
-			return err
-		}
+	// Everything that needs only the member's lock comes first, so the
+	// reward's lock (which every redemption of a counted stock queues on)
+	// is held for the writes alone: inRedemptionTx expires the points due,
+	// and the member's active redemptions of the reward are counted from
+	// their own entries (the limit; only this member's transactions change
+	// it, and they wait for this lock).
+	replayed, err := s.inRedemptionTx(ctx, memberID, idem, &res, func(tx *gorm.DB, now time.Time, bal domain.Balance) error {
 		var held int64
 		if isUUID(rewardID) {
 			if err := tx.Raw(`SELECT count(*) FROM ledger_entries e JOIN reward_redemptions x ON x.entry_id = e.id
@@ -267,19 +249,12 @@ func (s *Store) RedeemReward(ctx context.Context, memberID, rewardID string, cod
 		if reward.PerMemberLimit != nil && held >= *reward.PerMemberLimit {
 			return domain.ErrRewardLimit
 		}
-		after, err := domain.Balance{Available: m.Available - expired, Pending: m.Pending}.Redeem(reward.Cost)
+		after, err := bal.Redeem(reward.Cost)
 		if err != nil {
 			return errInsufficientForReward
 		}
-		entry := entryRecord{MemberID: memberID, Kind: string(domain.EntryRedemption), Points: -reward.Cost, CreatedAt: now}
-		if entry.Postings, err = memberPostingsJSON(domain.EntryRedemption, -reward.Cost); err != nil {
-			return err
-		}
-		if err := tx.Raw(`INSERT INTO ledger_entries (member_id, kind, points, created_at) VALUES (?, 'redemption', ?, ?) RETURNING id`,
-			memberID, -reward.Cost, now).Scan(&entry.ID).Error; err != nil {
-			return err
-		}
-		if err := tx.Exec(`UPDATE members SET available = ?, pending = ? WHERE id = ?`, after.Available, after.Pending, memberID).Error; err != nil {
+		entry, err := writeRedemption(tx, memberID, reward.Cost, nil, now, after)
+		if err != nil {
 			return err
 		}
 		if reward.Stock != nil {
@@ -299,7 +274,7 @@ func (s *Store) RedeemReward(ctx context.Context, memberID, rewardID string, cod
 			return err
 		}
 		res = rewardRedemptionStored{Redemption: rec, Entry: entry, Balance: after}
-		return storeIdempotent(tx, memberID, "redeem", idem, res)
+		return nil
 	})
 	return app.RewardRedemptionResult{Redemption: res.Redemption.toDomain(), Entry: res.Entry.toDomain(), Balance: res.Balance},
 		replayed, translateRewardErr(err)
