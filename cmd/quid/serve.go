@@ -37,7 +37,7 @@ import (
 func serveCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	demo := fs.Bool("demo", false, "create a demo recipient and a published demo contract when none exists")
+	demo := fs.Bool("demo", false, "create a demo recipient and a published demo contract when none exists, and offer the web pages' development sign-in (any member id): never on a server with real members")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: quid serve [--demo]\n\nApplies pending migrations, starts the accrual and webhook workers and serves the API on QUID_ADDR.")
 		fs.PrintDefaults()
@@ -51,7 +51,11 @@ func serveCmd(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	log, flushLog := serviceLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	defer flushLog()
+	cfg.Web.DemoSignIn = *demo
 	log.Info("starting", "config", cfg)
+	if *demo {
+		log.Warn("development sign-in is on (--demo): anyone can sign in to /account as anyone")
+	}
 
 	svc, err := build(ctx, cfg, log)
 	if err != nil {
@@ -184,6 +188,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 			Rewards: rewards,
 			Reports: app.NewReports(store, store, cat.Currency),
 			JWKS:    func() any { return signer.JWKS() }, Snapshot: store.ReadSnapshot},
+		Web: webOptions(cfg, store),
 	})
 	s := &service{db: db, store: store, app: a, log: log, contracts: contracts, accrual: accrual, dispatcher: dispatcher}
 	s.workers = append(s.workers,
@@ -303,4 +308,16 @@ func (s *service) serve(ctx context.Context, ln net.Listener, cfg config.Config)
 		return errors.New("shutdown timed out with requests still in flight")
 	}
 	return err
+}
+
+// webOptions turns on the web pages under /account (issue 13): sign-in by
+// OpenID Connect when an identity provider is configured, the development
+// sign-in only with --demo.
+func webOptions(cfg config.Config, store *postgres.Store) *httpapi.WebOptions {
+	w := &httpapi.WebOptions{Sessions: store, SessionTTL: cfg.Web.SessionTTL, Demo: cfg.Web.DemoSignIn}
+	if cfg.Web.OIDC() {
+		w.OIDC = &httpapi.OIDCOptions{Issuer: cfg.Web.Issuer, ClientID: cfg.Web.ClientID, ClientSecret: cfg.Web.ClientSecret,
+			PublicURL: cfg.Web.PublicURL, RoleClaim: cfg.Web.RoleClaim}
+	}
+	return w
 }

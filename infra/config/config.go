@@ -61,7 +61,29 @@ type Config struct {
 	// RedemptionCancelWindow is how long after redeeming a reward a
 	// member may cancel the redemption; zero: never.
 	RedemptionCancelWindow domain.Duration
+	// Web configures the web preference centre's sign-in (issue 13).
+	Web Web
 }
+
+// Web configures sign-in to the pages under /account: OpenID Connect
+// against the programme's identity provider (authorization code + PKCE).
+type Web struct {
+	// PublicURL is where browsers reach Quid (scheme, host, optional path).
+	PublicURL *url.URL
+	// Issuer, ClientID and ClientSecret name the provider and this client;
+	// without Issuer there is no OpenID Connect sign-in.
+	Issuer, ClientID, ClientSecret string
+	// RoleClaim is the ID token claim holding the role.
+	RoleClaim string
+	// SessionTTL is how long a sign-in lasts.
+	SessionTTL time.Duration
+	// DemoSignIn is the development sign-in (any member id). No variable
+	// sets it: only `quid serve --demo`.
+	DemoSignIn bool
+}
+
+// OIDC is true when an identity provider is configured.
+func (w Web) OIDC() bool { return w.Issuer != "" }
 
 // NATS configures the optional event stream: every outbox event published
 // to JetStream subject quid.events.<type>.
@@ -184,6 +206,12 @@ var Vars = []Var{
 	{"QUID_NATS_DUPLICATE_WINDOW", "10m", "duplicate window of a stream Quid creates (1m to 24h): an event published again within it (a replica died between publishing and recording it) is dropped by id"},
 	{"QUID_NATS_MAX_AGE", "168h", "how long a stream Quid creates keeps an event (0s: for ever). Published events carry member ids as webhooks do, and erasure cannot reach them: keep this short"},
 	{"QUID_NATS_REPLICAS", "1", "replica count (1 to 5) of a stream Quid creates; 3 on a three-server JetStream cluster"},
+	{"QUID_PUBLIC_URL", "", "where browsers reach Quid (https://…, or http:// on loopback only), for the web pages' OpenID Connect redirect URI: QUID_PUBLIC_URL + /account/signin/callback. Required with QUID_OIDC_ISSUER"},
+	{"QUID_OIDC_ISSUER", "", "issuer URL of the programme's OpenID Connect identity provider (discovered at the first sign-in): members and marketers sign in to the pages under /account with it (authorization code + PKCE); the ID token's sub is the member id, the same as the API's. Empty: no sign-in to the web pages (except `quid serve --demo`'s development sign-in)"},
+	{"QUID_OIDC_CLIENT_ID", "", "this client's id at the identity provider; required with QUID_OIDC_ISSUER"},
+	{"QUID_OIDC_CLIENT_SECRET", "", "this client's secret at the identity provider (empty for a public client, which PKCE protects); never logged"},
+	{"QUID_OIDC_ROLE_CLAIM", "role", "ID token claim that holds the role (a string: member, marketer or admin); without it the person signs in as a member"},
+	{"QUID_WEB_SESSION_TTL", "12h", "how long a web sign-in lasts (5m to 720h); sessions are kept server side, so signing out or erasure ends them on every replica at once"},
 	{"QUID_MAX_HEADER_BYTES", "16384", "largest request line plus headers accepted, in bytes (1024 to 1048576); larger requests get 431. Raise it for identity-provider tokens with many claims"},
 }
 
@@ -308,6 +336,7 @@ func Load(getenv func(string) string) (Config, error) {
 	} else {
 		cfg.RedemptionCancelWindow = d
 	}
+	cfg.Web = loadWeb(get, &errs)
 	if cfg.LogFormat != "json" && cfg.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("QUID_LOG_FORMAT: %q is not json or text", cfg.LogFormat))
 	}
@@ -346,6 +375,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("nats_url", redactNATSURL(c.NATS.URL)),
 		slog.String("nats_creds", c.NATS.CredsFile),
 		slog.String("nats_stream", c.NATS.Stream),
+		slog.String("oidc_issuer", c.Web.Issuer),
+		slog.String("oidc_client_secret", masked(c.Web.ClientSecret)),
 	)
 }
 
@@ -372,6 +403,55 @@ func redactDatabaseURL(raw string) string {
 		}
 	}
 	return scheme + "://" + urlQuerySecret.ReplaceAllString(rest, "${1}***")
+}
+
+// loadWeb reads QUID_PUBLIC_URL, QUID_OIDC_* and QUID_WEB_SESSION_TTL.
+func loadWeb(get func(string) string, errs *[]error) Web {
+	w := Web{Issuer: get("QUID_OIDC_ISSUER"), ClientID: get("QUID_OIDC_CLIENT_ID"), ClientSecret: get("QUID_OIDC_CLIENT_SECRET"),
+		RoleClaim: get("QUID_OIDC_ROLE_CLAIM")}
+	if raw := get("QUID_PUBLIC_URL"); raw != "" {
+		u, err := url.Parse(raw)
+		switch {
+		case err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "":
+			*errs = append(*errs, fmt.Errorf("QUID_PUBLIC_URL: %q is not an absolute URL without user, query or fragment", raw))
+		case u.Scheme == "https":
+		case u.Scheme == "http" && loopback(u.Hostname()):
+		default:
+			*errs = append(*errs, fmt.Errorf("QUID_PUBLIC_URL: %q must be https:// (http:// only on loopback): session cookies are Secure", raw))
+		}
+		w.PublicURL = u
+	}
+	if w.Issuer != "" {
+		if u, err := url.Parse(w.Issuer); err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && loopback(u.Hostname()))) {
+			*errs = append(*errs, fmt.Errorf("QUID_OIDC_ISSUER: %q is not an https:// URL (http:// only on loopback)", w.Issuer))
+		}
+		if w.ClientID == "" {
+			*errs = append(*errs, errors.New("QUID_OIDC_CLIENT_ID: required with QUID_OIDC_ISSUER"))
+		}
+		if w.PublicURL == nil {
+			*errs = append(*errs, errors.New("QUID_PUBLIC_URL: required with QUID_OIDC_ISSUER (it makes the redirect URI)"))
+		}
+	}
+	if !claimName.MatchString(w.RoleClaim) {
+		*errs = append(*errs, fmt.Errorf("QUID_OIDC_ROLE_CLAIM: %q is not a claim name (1 to 64 letters, digits, '_', '-', '.', ':' or '/')", w.RoleClaim))
+	}
+	if d, err := time.ParseDuration(get("QUID_WEB_SESSION_TTL")); err != nil || d < 5*time.Minute || d > 720*time.Hour {
+		*errs = append(*errs, fmt.Errorf("QUID_WEB_SESSION_TTL: %q is not a duration from 5m to 720h", get("QUID_WEB_SESSION_TTL")))
+	} else {
+		w.SessionTTL = d
+	}
+	return w
+}
+
+var claimName = regexp.MustCompile(`^[A-Za-z0-9_.:/-]{1,64}$`)
+
+// loopback is true for localhost and loopback addresses.
+func loopback(host string) bool {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
 }
 
 var streamName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)

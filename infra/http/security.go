@@ -56,7 +56,11 @@ func secureResponses(a *fiber.App) {
 func secureHeaders(h *fasthttp.ResponseHeader) {
 	h.Set(fiber.HeaderXContentTypeOptions, "nosniff")
 	if isDocument(string(h.ContentType())) {
-		h.Set(fiber.HeaderContentSecurityPolicy, htmlPolicy)
+		// The web pages (/account) set their own policy, which allows their
+		// stylesheet and forms; every other page gets htmlPolicy.
+		if len(h.Peek(fiber.HeaderContentSecurityPolicy)) == 0 {
+			h.Set(fiber.HeaderContentSecurityPolicy, htmlPolicy)
+		}
 		h.Set(fiber.HeaderXFrameOptions, "DENY")
 		h.Set(fiber.HeaderReferrerPolicy, "no-referrer")
 	}

@@ -57,6 +57,8 @@ type Options struct {
 	RateLimits RateLimits
 
 	Services Services
+	// Web turns on the web preference centre under /account (issue 13).
+	Web *WebOptions
 }
 
 // New builds the fiber application with every route.
@@ -144,6 +146,9 @@ func New(opts Options) *fiber.App {
 	a.Use("/v1/recipients", h.cache.dropOnWrite)
 	gate := authenticate(opts.Verifier, limits.byPrincipal)
 	h.routes(a, gate, optionalAuth(opts.Verifier))
+	if opts.Web != nil {
+		newWeb(*opts.Web, h).routes(a, limits.byPrincipal)
+	}
 	for _, r := range a.GetRoutes(true) {
 		routes.add(r.Method, r.Path)
 	}

@@ -93,6 +93,11 @@ WITH per_recipient AS (
 SELECT count(*) FROM ins`, named).Scan(&notified).Error; err != nil {
 			return fmt.Errorf("ask recipients to delete: %w", err)
 		}
+		// Signed out everywhere: a browser of the erased member must not
+		// go on acting as the subject (issue 13, "signed out and gone").
+		if err := tx.Exec(`DELETE FROM web_sessions WHERE subject = ? AND role = 'member'`, memberID).Error; err != nil {
+			return fmt.Errorf("end web sessions: %w", err)
+		}
 		if err := pseudonymise(tx, memberID, now); err != nil {
 			return fmt.Errorf("pseudonymise: %w", err)
 		}
