@@ -69,6 +69,9 @@ type EnforcementRepository interface {
 	// as for a member who gave this recipient nothing: a refusal must not
 	// take longer for members than for strangers.
 	GrantsAny(ctx context.Context, memberID, recipientID, purpose string) (bool, error)
+	// GrantedBefore lists the ended exchanges of memberID (newest first, at
+	// most 10) whose terms granted recipientID something for purpose.
+	GrantedBefore(ctx context.Context, memberID, recipientID, purpose string) ([]string, error)
 	// ReadMember takes a shared lock on the member (so no cancellation can
 	// commit halfway through), gives fn what is in force now, and writes the
 	// access entry fn returns in the same transaction. When fn returns an

@@ -43,7 +43,7 @@ func (s *Enforcement) ReadMemberData(ctx context.Context, p Principal, memberID,
 	if granted, err := s.store.GrantsAny(ctx, memberID, p.Subject, purpose); err != nil {
 		return PartnerRead{}, fmt.Errorf("check grants: %w", err)
 	} else if !granted {
-		return PartnerRead{}, errNoConsent
+		return PartnerRead{}, s.refuseEnded(ctx, p.Subject, partner.Name, memberID, purpose, requestID)
 	}
 	var out PartnerRead
 	err = s.store.ReadMember(ctx, memberID, func(m MemberSnapshot) (*AccessEntry, error) {
@@ -92,3 +92,39 @@ func (s *Enforcement) ReadMemberData(ctx context.Context, p Principal, memberID,
 // errNoConsent is the one answer a partner gets for every member it may not
 // read: unknown, erased, never consented, consent ended, or another purpose.
 var errNoConsent = domain.Forbidden("no-consent", "no active consent of this member grants you any data for this purpose")
+
+// refuseEnded refuses a read no active consent grants and, when an ended
+// exchange of this member once granted this partner this purpose, logs the
+// refused attempt where the member sees it: a member who cancelled sees the
+// partner still trying (issue 13's journey). The extra work happens only
+// for members this partner already knows it had data of (it was told of
+// the ending), so the answer's timing tells it nothing new; strangers,
+// erased members and members of other partners are refused without a write.
+func (s *Enforcement) refuseEnded(ctx context.Context, partnerID, partnerName, memberID, purpose, requestID string) error {
+	ended, err := s.store.GrantedBefore(ctx, memberID, partnerID, purpose)
+	if err != nil {
+		return fmt.Errorf("check ended grants: %w", err)
+	}
+	if len(ended) == 0 {
+		return errNoConsent
+	}
+	err = s.store.ReadMember(ctx, memberID, func(m MemberSnapshot) (*AccessEntry, error) {
+		for _, a := range m.Active {
+			if len(domain.GrantedCategories(a.Terms, partnerID, purpose)) > 0 {
+				// Joined again since the check: refused all the same (the
+				// partner asks again), logged against the new exchange.
+				ended = []string{a.ExchangeID}
+			}
+		}
+		return &AccessEntry{MemberID: memberID, AccessorRole: "partner", AccessorID: partnerID, AccessorName: partnerName,
+			Purpose: purpose, Categories: []string{}, ExchangeIDs: ended, RequestID: requestID, At: m.Now,
+			Refused: errNoConsent.Code}, errNoConsent
+	})
+	if errors.Is(err, domain.ErrNotFound) || errors.Is(err, errNoConsent) {
+		return errNoConsent
+	}
+	if err != nil {
+		return fmt.Errorf("log refused read: %w", err)
+	}
+	return errNoConsent
+}

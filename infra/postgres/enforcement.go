@@ -33,6 +33,19 @@ func (s *Store) GrantsAny(ctx context.Context, memberID, recipientID, purpose st
 	return len(found) > 0, err
 }
 
+// GrantedBefore lists the member's ended exchanges (newest first, at most
+// 10) whose terms granted the recipient something for the purpose; it
+// runs only when GrantsAny refused.
+func (s *Store) GrantedBefore(ctx context.Context, memberID, recipientID, purpose string) ([]string, error) {
+	var ids []string
+	err := s.db.WithContext(ctx).Raw(`SELECT CAST(e.id AS text) FROM exchanges e JOIN contracts c ON c.id = e.contract_id
+		WHERE e.member_id = ? AND NOT (`+activeAt("clock_timestamp()")+`) AND e.status <> 'erased'
+		  AND EXISTS (SELECT 1 FROM jsonb_array_elements(c.terms->'items') i
+		              WHERE i->>'purpose' = ? AND i->'recipients' @> to_jsonb(CAST(? AS text)))
+		ORDER BY e.joined_at DESC LIMIT 10`, memberID, purpose, recipientID).Scan(&ids).Error
+	return ids, err
+}
+
 // The partner read's statements. readLockSQL takes the member's row in
 // share mode (no cancellation or erasure can commit halfway through the
 // read); readActiveSQL runs after it in the same transaction, so under READ
