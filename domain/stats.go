@@ -282,7 +282,7 @@ func (c Count) Value() (int64, bool) { return c.N, !c.Withheld }
 // PublishedStats are ContractCounts made k-anonymous (Anonymise).
 type PublishedStats struct {
 	// MinCount is k: no published count is below it.
-	MinCount                                                         int64
+	MinCount                                                          int64
 	Joins, Active, Cancelled, Expired, Terminated, Superseded, Erased Count
 	// PointsIssued is withheld when fewer than k members earned them.
 	PointsIssued Count
@@ -301,7 +301,7 @@ type PublishedBucket struct {
 //
 //   - joins = active + cancelled + expired + terminated + superseded + erased;
 //   - the series' joins add up to joins, its endings to cancelled + expired
-//     + terminated + superseded + erased (taken to cover the contract's
+//   - terminated + superseded + erased (taken to cover the contract's
 //     whole life even when the series is capped: withholding more than
 //     needed, never less);
 //   - the last bucket's active is the active count;
