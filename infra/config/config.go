@@ -61,6 +61,9 @@ type Config struct {
 	// RedemptionCancelWindow is how long after redeeming a reward a
 	// member may cancel the redemption; zero: never.
 	RedemptionCancelWindow domain.Duration
+	// StatsMinCount is k of the k-anonymous contract statistics: no count
+	// below it is shown (domain.ContractCounts.Anonymise).
+	StatsMinCount int64
 }
 
 // NATS configures the optional event stream: every outbox event published
@@ -184,6 +187,7 @@ var Vars = []Var{
 	{"QUID_NATS_DUPLICATE_WINDOW", "10m", "duplicate window of a stream Quid creates (1m to 24h): an event published again within it (a replica died between publishing and recording it) is dropped by id"},
 	{"QUID_NATS_MAX_AGE", "168h", "how long a stream Quid creates keeps an event (0s: for ever). Published events carry member ids as webhooks do, and erasure cannot reach them: keep this short"},
 	{"QUID_NATS_REPLICAS", "1", "replica count (1 to 5) of a stream Quid creates; 3 on a three-server JetStream cluster"},
+	{"QUID_STATS_MIN_COUNT", "10", "k of the k-anonymous contract statistics (`GET /v1/contracts/{id}/stats`, the marketer pages), at least 2: a count below it, zero included, is shown as \"fewer than k\" (JSON null, named in `suppressed`), and so is any count that would let one be worked out from the others; the points issued and their value are withheld when fewer than k members earned them"},
 	{"QUID_MAX_HEADER_BYTES", "16384", "largest request line plus headers accepted, in bytes (1024 to 1048576); larger requests get 431. Raise it for identity-provider tokens with many claims"},
 }
 
@@ -270,6 +274,11 @@ func Load(getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("QUID_MAX_HEADER_BYTES: %q is not a number of bytes from 1024 to 1048576", get("QUID_MAX_HEADER_BYTES")))
 	}
 	cfg.MaxHeaderBytes = maxHeader
+	if k, err := strconv.ParseInt(get("QUID_STATS_MIN_COUNT"), 10, 64); err != nil || k < domain.MinStatsMinCount || k > 1_000_000 {
+		errs = append(errs, fmt.Errorf("QUID_STATS_MIN_COUNT: %q is not a whole number from %d to 1000000", get("QUID_STATS_MIN_COUNT"), domain.MinStatsMinCount))
+	} else {
+		cfg.StatsMinCount = k
+	}
 	for _, q := range []struct {
 		name string
 		into *Quota
@@ -337,6 +346,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("redemption_cancel_window", c.RedemptionCancelWindow.String()),
 		slog.Bool("webhook_allow_private", c.WebhookAllowPrivate),
 		slog.Int("max_header_bytes", c.MaxHeaderBytes),
+		slog.Int64("stats_min_count", c.StatsMinCount),
 		slog.Duration("db_statement_timeout", c.DBStatementTimeout),
 		slog.Duration("db_idle_in_transaction_timeout", c.DBIdleInTransactionTimeout),
 		slog.String("rate_limit_principal", c.RateLimitPrincipal.String()),
