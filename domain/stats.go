@@ -53,10 +53,11 @@ func suppressCells(values []int64, k int64, relations []relation) []bool {
 			out[pick] = true
 			continue
 		}
-		found := determined(out, relations)
-		if found < 0 {
+		given := determined(out, relations)
+		if len(given) == 0 {
 			return out
 		}
+		found := given[0]
 		pick := complement(values, out, relations, found)
 		if pick < 0 {
 			return out // nothing left to withhold beside it
@@ -100,12 +101,13 @@ func zeroSumPick(values []int64, out []bool, relations []relation) int {
 	return -1
 }
 
-// determined is a withheld cell that the relations, taken together, give
-// away (solving them for it from the published cells), or -1: a cell is
+// determined are the withheld cells that the relations, taken together,
+// give away (solving them for it from the published cells), in index
+// order: a cell is
 // given away when its column in the relations restricted to the withheld
 // cells is independent of the others', that is when every solution of
 // the homogeneous system leaves it unchanged.
-func determined(out []bool, relations []relation) int {
+func determined(out []bool, relations []relation) []int {
 	var cols []int
 	index := map[int]int{}
 	for _, r := range relations {
@@ -117,7 +119,7 @@ func determined(out []bool, relations []relation) int {
 		}
 	}
 	if len(cols) == 0 {
-		return -1
+		return nil
 	}
 	m := make([][]float64, 0, len(relations))
 	for _, r := range relations {
@@ -163,7 +165,7 @@ func determined(out []bool, relations []relation) int {
 		pivotRow[c] = rank
 		rank++
 	}
-	best := -1
+	var given []int
 	for c, pr := range pivotRow {
 		if pr < 0 {
 			continue
@@ -175,11 +177,12 @@ func determined(out []bool, relations []relation) int {
 				break
 			}
 		}
-		if alone && (best < 0 || cols[c] < best) {
-			best = cols[c]
+		if alone {
+			given = append(given, cols[c])
 		}
 	}
-	return best
+	slices.Sort(given)
+	return given
 }
 
 // complement is the published cell to withhold so that the withheld cell
@@ -214,7 +217,7 @@ func complement(values []int64, out []bool, relations []relation, found int) int
 	order(all)
 	for _, c := range near {
 		out[c] = true
-		still := determined(out, relations) == found
+		still := slices.Contains(determined(out, relations), found)
 		out[c] = false
 		if !still {
 			return c

@@ -260,3 +260,14 @@ func TestStatsWithheldNamesFollowTheFields(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+func TestStatsSecondarySuppressionWithholdsNoMoreThanItNeeds(t *testing.T) {
+	t.Parallel()
+	// Everyone still active: active (and the day's active) must go, or
+	// they would tell that every other status is zero; joins need not.
+	c := domain.ContractCounts{Joins: 3, Active: 3, Series: []domain.StatsBucket{{Joins: 3, Active: 3}}}
+	p := c.Anonymise(3)
+	if !p.Active.Withheld || p.Joins.Withheld || p.Series[0].Joins.Withheld || !p.Series[0].Active.Withheld {
+		t.Fatalf("%+v", p)
+	}
+}
