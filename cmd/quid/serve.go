@@ -153,7 +153,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 	if err != nil {
 		return nil, err
 	}
-	contracts := app.NewContracts(store, store, domain.ContractPolicy{Catalog: cat, MinPeriod: cfg.MinRewardPeriod, PointsExpireAfter: cfg.PointsExpireAfter}, systemClock{}, uuidIDs{})
+	contracts := app.NewContracts(store, store, domain.ContractPolicy{Catalog: cat, MinPeriod: cfg.MinRewardPeriod, PointsExpireAfter: cfg.PointsExpireAfter, StatsMinCount: cfg.StatsMinCount}, systemClock{}, uuidIDs{})
 	members := app.NewMembers(store, cat)
 	exchanges := app.NewExchanges(store, store, store, signer, uuidIDs{}, cat)
 	rewards := app.NewRewards(store, systemClock{}, uuidIDs{})
