@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -496,6 +497,10 @@ func TestWebRightsPagesAnswerHostileFormsWith4xx(t *testing.T) {
 		if p.path == "/account/profile" {
 			bodies["huge list"] = csrf + "&key=health.allergies&health.allergies=" + strings.Repeat("a%0A", 5000)
 			bodies["huge email"] = csrf + "&key=contact.email&contact.email=" + huge
+			// Numbers JSON cannot carry (PostgreSQL's jsonb neither).
+			for i, n := range []string{"NaN", "Infinity", "-Inf", "1e400", "0x10", "1_000", "-1"} {
+				bodies["number "+strconv.Itoa(i)] = csrf + "&key=demographic.household_size&demographic.household_size=" + url.QueryEscape(n)
+			}
 		}
 		for name, body := range bodies {
 			r := alice.postRaw(p.path, body)
