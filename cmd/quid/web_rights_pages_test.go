@@ -17,9 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
 	"github.com/getkin/kin-openapi/openapi3filter"
 
 	"github.com/quidpro/quid/app"
+	"github.com/quidpro/quid/infra/browsertest"
 )
 
 // The member's pages of who read and who holds their data, the profile
@@ -30,6 +33,7 @@ import (
 // from a page, as a browser's form carries it).
 type rpBrowser struct {
 	a      *api
+	token  string
 	cookie string
 	csrf   string
 }
@@ -47,7 +51,7 @@ func (a *api) rpSignIn(subject string) *rpBrowser {
 		Principal: app.Principal{Subject: subject, Role: app.RoleMember}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
 		a.t.Fatal(err)
 	}
-	b := &rpBrowser{a: a, cookie: "__Host-quid-session=" + tok + "; quid-session=" + tok}
+	b := &rpBrowser{a: a, token: tok, cookie: "__Host-quid-session=" + tok + "; quid-session=" + tok}
 	page := b.get("/account/rights")
 	expect(a.t, page, 200)
 	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(page.Body)
@@ -518,4 +522,39 @@ func TestWebRightsPagesAnswerHostileFormsWith4xx(t *testing.T) {
 	if after := rpState(t, a, f.member); after != before {
 		t.Fatalf("a hostile post wrote:\n%s\n%s", before, after)
 	}
+}
+
+// TestMemberRightsPagesPassWCAG21AAInARealBrowser: the access log, the
+// recipients, the profile (with an address being added, and the enrol
+// form) and the rights pages have no WCAG 2.1 A or AA violation axe-core
+// finds, and reflow, on a phone and a desktop, light and dark.
+func TestMemberRightsPagesPassWCAG21AAInARealBrowser(t *testing.T) {
+	t.Parallel()
+	a, f, _, ex := withJoinedMember(t)
+	expect(t, a.partnerRead(f.partner, "alice", "loyalty.personalised_offers"), 200)
+	expect(t, a.do(req{Method: "PUT", Path: "/v1/me/restriction", Token: f.member, Body: map[string]any{"restricted": true}}), 200)
+	expect(t, a.partnerRead(f.partner, "alice", "loyalty.personalised_offers"), 403)
+	expect(t, a.do(req{Method: "POST", Path: "/v1/me/objections", Token: f.member, Body: map[string]any{"purpose": "research.market"}}), 201)
+	expect(t, a.do(req{Method: "DELETE", Path: "/v1/me/exchanges/" + ex["id"].(string), Token: f.member}), 200)
+	alice, carol := a.rpSignIn("alice"), a.rpSignIn("carol")
+	base := "http://" + a.listen(t)
+	b := browsertest.Start(t)
+	signIn := func(t *testing.T, who *rpBrowser) {
+		ctx := b.Tab(t, browsertest.Viewports[0])
+		if _, err := chromedp.Call(ctx, network.SetCookie, network.SetCookieParams{Name: "quid-session", Value: who.token, URL: base, Path: "/"}); err != nil {
+			t.Fatal(err)
+		}
+		// The browser is signed in: the page is not the sign-in page it
+		// would be sent to otherwise.
+		browsertest.Open(t, ctx, base+"/account/rights")
+		if at, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.pathname`)); err != nil || at != "/account/rights" {
+			t.Fatalf("the browser is at %q (%v), not signed in", at, err)
+		}
+	}
+	signIn(t, alice)
+	for _, p := range []string{"/account/access-log", "/account/recipients", "/account/profile", "/account/profile?add=location.address", "/account/rights"} {
+		t.Run(strings.TrimPrefix(p, "/account/"), func(t *testing.T) { b.CheckAccessible(t, base+p) })
+	}
+	signIn(t, carol)
+	t.Run("enrol", func(t *testing.T) { b.CheckAccessible(t, base+"/account/profile") })
 }
