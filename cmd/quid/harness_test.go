@@ -39,6 +39,7 @@ func spec(t testing.TB) routers.Router {
 	t.Helper()
 	specOnce.Do(func() {
 		openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder)
+		openapi3filter.RegisterBodyDecoder("text/css", openapi3filter.PlainBodyDecoder)
 		loader := openapi3.NewLoader()
 		doc, err := loader.LoadFromData(quid.OpenAPI)
 		if err != nil {

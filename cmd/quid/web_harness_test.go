@@ -90,6 +90,28 @@ func webPost(cookie, path string, fields url.Values) req {
 	return r
 }
 
+// withSession is r (from webGet or webPost) sent as the browser with
+// cookie: its Cookie header and, in a form, its session's CSRF token.
+func withSession(r req, cookie string) req {
+	h := map[string]string{}
+	for k, v := range r.Headers {
+		h[k] = v
+	}
+	r.Headers = h
+	if cookie == "" {
+		return r
+	}
+	h["Cookie"] = cookie
+	if body, ok := r.Body.(string); ok && r.Method == "POST" {
+		f, _ := url.ParseQuery(body)
+		if !f.Has("csrf") {
+			f.Set("csrf", webCSRF(cookie))
+		}
+		r.Body = f.Encode()
+	}
+	return r
+}
+
 // page GETs a page as the browser with cookie.
 func (a *api) page(cookie, path string) response {
 	a.t.Helper()
