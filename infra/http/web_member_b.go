@@ -80,6 +80,8 @@ func refusalWords(code string) string {
 	switch code {
 	case "processing-restricted":
 		return "Refused: you had restricted the use of your data, so nothing was disclosed."
+	case "no-consent":
+		return "Refused: your consent had ended, so nothing was disclosed."
 	default:
 		return "Refused (" + code + "): nothing was disclosed."
 	}
