@@ -277,7 +277,9 @@ func (w *web) joinConfirmed(c *fiber.Ctx) error {
 	if err != nil {
 		_, dto, sErr := w.statement(c, id)
 		if sErr != nil {
-			return err
+			// An id that names no offer: the statement's 404, not the
+			// join's 422 for its body field.
+			return sErr
 		}
 		return w.joinRefused(c, dto, err)
 	}
