@@ -369,8 +369,8 @@ func TestWebMemberPostsWithoutTheRightCSRFTokenAreRefusedAndWriteNothing(t *test
 	alice := signedInBrowser(a, "alice")
 	for _, path := range memberPostRoutes(other, ex, reward, redemption) {
 		for name, form := range map[string]url.Values{
-			"without a token": {"key": {"k-" + path}},
-			"with a wrong one": {"csrf": {"not-the-token"}, "key": {"k-" + path}},
+			"without a token":        {"key": {"k-" + path}},
+			"with a wrong one":       {"csrf": {"not-the-token"}, "key": {"k-" + path}},
 			"with another session's": {"csrf": {signedInBrowser(a, "alice").csrf()}, "key": {"k-" + path}},
 		} {
 			r := alice.post(path, form)
