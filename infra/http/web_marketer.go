@@ -60,6 +60,8 @@ type mkContractsData struct {
 	First bool
 	// Statuses are the filters the page links to.
 	Statuses []mkStatus
+	// K is k of the statistics (WebOptions.MinCount), for the page's words.
+	K int
 }
 
 type mkStatus struct{ Key, Label string }
@@ -84,7 +86,7 @@ func (w *web) contractsPage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	d := mkContractsData{Families: groupFamilies(cs), Status: status, First: page.Cursor == "", Statuses: mkStatuses}
+	d := mkContractsData{Families: groupFamilies(cs), Status: status, First: page.Cursor == "", Statuses: mkStatuses, K: w.opts.MinCount}
 	if next != "" {
 		q := url.Values{"cursor": {next}}
 		if status != "" {

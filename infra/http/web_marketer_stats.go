@@ -9,30 +9,64 @@ import (
 )
 
 // mkStats is a version's statistics as its page shows them: each figure
-// already in words ("fewer than k" when withheld, never a number).
+// already in words, a withheld one as withheldText(k), never a number.
+// The rule that withholds them is domain.ContractCounts.Anonymise, through
+// Contracts.Stats; this only words its result.
 type mkStats struct {
 	K      int64
 	Counts []mkStatRow
 	// Points and Value are the points issued and their money value, in
-	// words; Value is "" when no point value is known.
+	// words; Value is "" when withheld or no point value is known.
 	Points, Value string
-	// Chart is the SVG of the series and Table the same figures as a table
-	// (the chart's text alternative); both "" without a series.
+	// Chart is the SVG of the series (renderChart) and Table the same
+	// figures as a table (renderChartTable), its text alternative; both
+	// empty without a series (nobody joined).
 	Chart, Table template.HTML
-	// Withheld is true when any figure on the page is withheld.
-	Withheld bool
 }
 
 type mkStatRow struct{ Label, Text string }
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-// statsOf is PLACEHOLDER until the k-anonymous statistics land: it shows
-// the raw counts.
-func (w *web) statsOf(_ domain.Contract, st app.ContractStats) (mkStats, error) {
-	n := func(v int64) string { return strconv.FormatInt(v, 10) }
-	out := mkStats{K: int64(w.opts.MinCount), Points: n(st.PointsIssued)}
-	out.Counts = []mkStatRow{{"Joined", n(st.Joins)}, {"Active now", n(st.Active)}, {"Cancelled", n(st.Cancelled)},
-		{"Expired", n(st.Expired)}, {"Terminated", n(st.Terminated)}, {"Moved to a newer version", n(st.Superseded)}, {"Erased their account", n(st.Erased)}}
+// countText is a published count in words: the number, or withheldText.
+func countText(c domain.Count, k int64) string {
+	n, ok := c.Value()
+	if !ok {
+		return withheldText(k)
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// statsOf words st (Contracts.Stats) for the version's page, with its
+// series drawn by renderChart and tabled by renderChartTable.
+func (w *web) statsOf(ct domain.Contract, st app.ContractStats) (mkStats, error) {
+	k := st.MinCount
+	out := mkStats{K: k, Points: countText(st.PointsIssued, k)}
+	out.Counts = []mkStatRow{
+		{"Joined", countText(st.Joins, k)},
+		{"Active now", countText(st.Active, k)},
+		{"Cancelled by the member", countText(st.Cancelled, k)},
+		{"Expired", countText(st.Expired, k)},
+		{"Ended by the brand (terminated)", countText(st.Terminated, k)},
+		{"Moved to a newer version", countText(st.Superseded, k)},
+		{"Ended by erasing the account", countText(st.Erased, k)},
+	}
+	if _, ok := st.PointsIssued.Value(); ok {
+		out.Points += " points"
+		if st.PointsValue != "" {
+			out.Value = st.PointsValue + " " + st.Currency
+		}
+	}
+	if len(st.Series) == 0 {
+		return out, nil
+	}
+	s := statsChart("stats-"+ct.ID(), "Joins, active exchanges and endings of version "+itoa(ct.Version()), st)
+	var err error
+	if out.Chart, err = renderChart(s); err != nil {
+		return mkStats{}, err
+	}
+	if out.Table, err = renderChartTable(s); err != nil {
+		return mkStats{}, err
+	}
 	return out, nil
 }
