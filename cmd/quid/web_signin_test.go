@@ -143,7 +143,7 @@ func newOIDCQuid(t *testing.T, issuer, clientID, secret string) *oidcQuid {
 	return &oidcQuid{api: a, base: base}
 }
 
-// browser is an HTTP client with a cookie jar that follows redirects.
+// jarClient is an HTTP client with a cookie jar that follows redirects.
 func jarClient(t *testing.T) *http.Client {
 	jar, err := cookiejar.New(nil)
 	if err != nil {
