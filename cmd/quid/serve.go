@@ -62,7 +62,7 @@ func serveCmd(ctx context.Context, args []string, getenv func(string) string, st
 		// Under a database lock, so replicas started together seed once.
 		// It logs once the lock is released: nothing logs while holding a lock.
 		var said []any
-		if err := postgres.Exclusively(ctx, svc.sqlDB(), "demo", func(ctx context.Context) (err error) {
+		if err := postgres.Exclusively(ctx, postgres.SessionDB(svc.db), "demo", func(ctx context.Context) (err error) {
 			said, err = seedDemo(ctx, svc)
 			return err
 		}); err != nil {
@@ -120,7 +120,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 	tracer, _ := ctx.Value(statementTracer{}).(pgx.QueryTracer)
 	db, err := postgres.Open(ctx, cfg.DatabaseURL, log, postgres.Settings{
 		StatementTimeout: cfg.DBStatementTimeout, IdleInTransactionTimeout: cfg.DBIdleInTransactionTimeout,
-		PointsExpireAfter: cfg.PointsExpireAfter, Tracer: tracer})
+		PointsExpireAfter: cfg.PointsExpireAfter, Tracer: tracer, DirectURL: cfg.DatabaseDirectURL})
 	if err != nil {
 		return nil, err
 	}
@@ -128,9 +128,10 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 	if err != nil {
 		return nil, err
 	}
-	// Over a connection without the statement timeout (see MigrateURL).
-	if _, err := postgres.MigrateURL(ctx, cfg.DatabaseURL); err != nil {
-		sqlDB.Close()
+	// Over a direct connection (goose holds a session lock) without the
+	// statement timeout (see MigrateURL).
+	if _, err := postgres.MigrateURL(ctx, cfg.DatabaseDirectURL); err != nil {
+		closeDB(db)
 		return nil, err
 	}
 	verifier, err := auth.NewVerifier(auth.VerifierOptions{
@@ -145,7 +146,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 		return nil, err
 	}
 	store := postgres.NewStore(db)
-	signer, err := receiptSigner(ctx, cfg, store, sqlDB)
+	signer, err := receiptSigner(ctx, cfg, store, postgres.SessionDB(db))
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +192,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 		func(ctx context.Context) { dispatcher.Run(ctx, cfg.WebhookInterval) },
 		changes.Run)
 	if err := s.wireEventStream(ctx, cfg, reg); err != nil {
-		sqlDB.Close()
+		closeDB(db)
 		return nil, err
 	}
 	return s, nil
@@ -273,7 +274,15 @@ func (s *service) close() {
 	if s.publisher != nil {
 		s.publisher.Close()
 	}
-	if sqlDB, err := s.db.DB(); err == nil {
+	closeDB(s.db)
+}
+
+// closeDB closes db's pool and its session pool (postgres.SessionDB).
+func closeDB(db *gorm.DB) {
+	if sqlDB, err := db.DB(); err == nil {
+		if direct := postgres.SessionDB(db); direct != sqlDB {
+			_ = direct.Close()
+		}
 		_ = sqlDB.Close()
 	}
 }

@@ -19,7 +19,17 @@ import (
 
 // Config is everything the service can be told at start.
 type Config struct {
-	DatabaseURL         string
+	// DatabaseURL is the PostgreSQL URL of the service's pooled
+	// connections: every transaction-scoped statement goes through it, so
+	// it may name PgBouncer in transaction pooling mode.
+	DatabaseURL string
+	// DatabaseDirectURL reaches PostgreSQL itself, never a transaction
+	// pooler: the sessions that hold state across transactions use it
+	// (LISTEN for the public-change feed, the session advisory locks of
+	// start-up work, migrations). QUID_DATABASE_DIRECT_URL; DatabaseURL
+	// when unset. Behind a failover it may list every host with
+	// target_session_attrs=read-write (README, Production topology).
+	DatabaseDirectURL   string
 	Addr                string
 	JWTSecret           string
 	JWTPublicKeysFile   string
@@ -154,6 +164,7 @@ type Var struct {
 // Vars lists every variable Quid reads.
 var Vars = []Var{
 	{"DATABASE_URL", "", "PostgreSQL connection URL (required by the binary; make run/test start a private cluster when unset)"},
+	{"QUID_DATABASE_DIRECT_URL", "", "PostgreSQL URL of a direct connection (never through a transaction pooler), for what holds session state: LISTEN for the public-change feed, the session advisory locks of start-up work, and migrations. When it differs from `DATABASE_URL`, that one may name PgBouncer in transaction mode (README, Production topology); a multi-host URL with `target_session_attrs=read-write` follows a failover. Empty: `DATABASE_URL`"},
 	{"QUID_ADDR", ":8080", "HTTP listen address"},
 	{"QUID_JWT_SECRET", "", "HS256 secret for development tokens (at least 32 bytes)"},
 	{"QUID_JWT_PUBLIC_KEYS", "", "path to the identity provider's public keys (RS256, ES256, EdDSA): its JWK Set (the `jwks_uri` document, whose `kid`s tokens name) or a PEM file of PUBLIC KEY blocks (each named by its RFC 7638 thumbprint). A token naming a `kid` is checked with that key only, and refused when no key has it"},
@@ -210,6 +221,7 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	cfg := Config{
 		DatabaseURL:       get("DATABASE_URL"),
+		DatabaseDirectURL: get("QUID_DATABASE_DIRECT_URL"),
 		Addr:              get("QUID_ADDR"),
 		JWTSecret:         get("QUID_JWT_SECRET"),
 		JWTPublicKeysFile: get("QUID_JWT_PUBLIC_KEYS"),
@@ -228,6 +240,11 @@ func Load(getenv func(string) string) (Config, error) {
 		errs = append(errs, errors.New("DATABASE_URL: required (postgres://user@host:port/db)"))
 	} else if u, err := url.Parse(cfg.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		errs = append(errs, errors.New("DATABASE_URL: must be a postgres:// URL"))
+	}
+	if cfg.DatabaseDirectURL == "" {
+		cfg.DatabaseDirectURL = cfg.DatabaseURL
+	} else if u, err := url.Parse(cfg.DatabaseDirectURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		errs = append(errs, errors.New("QUID_DATABASE_DIRECT_URL: must be a postgres:// URL"))
 	}
 	if cfg.JWTSecret == "" && cfg.JWTPublicKeysFile == "" {
 		errs = append(errs, errors.New("QUID_JWT_SECRET or QUID_JWT_PUBLIC_KEYS: one is required to verify tokens"))
@@ -324,6 +341,7 @@ func (c Config) LogValue() slog.Value {
 	}
 	return slog.GroupValue(
 		slog.String("database_url", redactDatabaseURL(c.DatabaseURL)),
+		slog.String("database_direct_url", redactDatabaseURL(c.DatabaseDirectURL)),
 		slog.String("addr", c.Addr),
 		slog.String("jwt_secret", masked(c.JWTSecret)),
 		slog.String("jwt_public_keys", c.JWTPublicKeysFile),
