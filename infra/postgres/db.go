@@ -95,19 +95,19 @@ func connConfig(url string) (*pgx.ConnConfig, error) {
 // hold from the first statement and survive reconnection; or, behind a
 // transaction pooler (settings.DirectURL), set as role defaults.
 //
-// Statements use pgx's describe mode (QueryExecModeCacheDescribe; a
-// default_query_exec_mode in url wins): unnamed statements, parsed, bound
-// and executed in one round trip once their description is cached, never
-// a named prepared statement kept on a server session, which a
-// transaction pooler would hand to another client (PgBouncer before 1.21
-// has no protocol-level prepared statements).
+// Behind a pooler, statements use pgx's describe mode
+// (QueryExecModeCacheDescribe): unnamed statements, parsed, bound and
+// executed in one round trip once their description is cached, never a
+// named prepared statement kept on a server session, which a transaction
+// pooler would hand to another client (PgBouncer before 1.21 has no
+// protocol-level prepared statements). PostgreSQL then plans each
+// statement anew, so a direct pool keeps pgx's prepared statements. A
+// default_query_exec_mode in url wins either way (cache_statement through
+// PgBouncer ≥ 1.21 with max_prepared_statements set).
 func Open(ctx context.Context, url string, log *slog.Logger, settings Settings) (*gorm.DB, error) {
 	pgCfg, err := connConfig(url)
 	if err != nil {
 		return nil, err
-	}
-	if !strings.Contains(url, "default_query_exec_mode") {
-		pgCfg.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
 	}
 	params := sessionParams(settings)
 	// The listener and session locks connect as the pool does, or to
@@ -121,6 +121,9 @@ func Open(ctx context.Context, url string, log *slog.Logger, settings Settings) 
 			if v != "" {
 				directCfg.RuntimeParams[name] = v
 			}
+		}
+		if !strings.Contains(url, "default_query_exec_mode") {
+			pgCfg.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
 		}
 		direct = stdlib.OpenDB(*directCfg)
 		direct.SetMaxOpenConns(4)
