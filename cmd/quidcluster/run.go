@@ -197,8 +197,7 @@ func (l *load) token(member string) string {
 // do sends one request and classifies its outcome: "" for a wanted
 // status, else the kind of error.
 func (l *load) do(method, path, tok, key string, body []byte, want ...int) (int, []byte, string) {
-	st := l.phase.Load()
-	st.requests.Add(1)
+	l.phase.Load().requests.Add(1)
 	var r io.Reader
 	if body != nil {
 		r = bytes.NewReader(body)
@@ -214,6 +213,9 @@ func (l *load) do(method, path, tok, key string, body []byte, want ...int) (int,
 		req.Header.Set("Idempotency-Key", key)
 	}
 	res, err := l.hc.Do(req)
+	// An error counts in the phase it ends in: a request begun just
+	// before a fault and failed by it belongs to the fault.
+	st := l.phase.Load()
 	if err != nil {
 		kind := "transport"
 		var ne net.Error
