@@ -183,6 +183,9 @@ type load struct {
 	retried    atomic.Int64 // joins re-sent with the same key after a failure or as a replay
 	mismatched atomic.Int64 // a retried key answered with another exchange
 	tokens     sync.Map
+	cancels    atomic.Int64 // cancels answered 200
+	reads      atomic.Int64 // partner reads answered 200
+	redeemed   atomic.Int64 // redemptions answered 201
 }
 
 func (l *load) token(member string) string {
@@ -309,18 +312,24 @@ func (l *load) worker(ctx context.Context, w int) {
 		case op == 4:
 			if a, ok := l.someAck(); ok {
 				// A cancel may meet an exchange cancelled already (200 all the same).
-				l.do("DELETE", "/v1/me/exchanges/"+a.exchange, l.token(a.member), "", nil, 200)
+				if _, _, kind := l.do("DELETE", "/v1/me/exchanges/"+a.exchange, l.token(a.member), "", nil, 200); kind == "" {
+					l.cancels.Add(1)
+				}
 			}
 		case op < 7:
 			if a, ok := l.someAck(); ok {
 				// 403/404 for a member who cancelled: refused, as it should be.
-				l.do("GET", "/v1/partner/members/"+a.member+"/data?purpose="+purpose, l.partnerTok, "", nil, 200, 403, 404)
+				if code, _, _ := l.do("GET", "/v1/partner/members/"+a.member+"/data?purpose="+purpose, l.partnerTok, "", nil, 200, 403, 404); code == 200 {
+					l.reads.Add(1)
+				}
 			}
 		case op == 7:
 			if a, ok := l.someAck(); ok {
 				// 1 point: granted once accrual paid a period, else insufficient.
-				l.do("POST", "/v1/me/redemptions", l.token(a.member), "redeem-"+a.member+"-"+strconv.Itoa(i),
-					[]byte(`{"points":1,"reference":"cluster"}`), 201, 422)
+				if code, _, _ := l.do("POST", "/v1/me/redemptions", l.token(a.member), "redeem-"+a.member+"-"+strconv.Itoa(i),
+					[]byte(`{"points":1,"reference":"cluster"}`), 201, 422); code == 201 {
+					l.redeemed.Add(1)
+				}
 			}
 		default:
 			l.do("GET", "/v1/offers", "", "", nil, 200)
@@ -726,7 +735,12 @@ func run(ctx context.Context, quidBin string, keep bool) (bool, error) {
 	fmt.Printf("%-34s %s\n", "fault", "time to recover")
 	fmt.Printf("%-34s %s (SIGKILL to /readyz 200 after restart, 1 s down)\n", "replica SIGKILL + restart", replicaRecovery.Round(time.Millisecond))
 	fmt.Printf("%-34s %s (primary stopped to the next acknowledged join)\n\n", "failover to the standby", failoverRecovery.Round(time.Millisecond))
-	fmt.Printf("%d joins acknowledged\n", len(l.acks))
+	var credits, points int64
+	if err := db.QueryRow(ctx, `SELECT count(*), coalesce(sum(points), 0) FROM ledger_entries WHERE kind = 'period_credit'`).Scan(&credits, &points); err != nil {
+		return false, err
+	}
+	fmt.Printf("work: %d joins acknowledged, %d cancels, %d partner reads granted, %d redemptions, %d periods paid by accrual (%d points), %d webhook events\n",
+		len(l.acks), l.cancels.Load(), l.reads.Load(), l.redeemed.Load(), credits, points, len(outbox))
 	passed = true
 	for _, ch := range checks {
 		mark := "ok  "

@@ -219,3 +219,24 @@ func TestNATSSettingsAreCheckedAndItsCredentialsNeverShown(t *testing.T) {
 		t.Errorf("error repeats the URL's password:\n%v", err)
 	}
 }
+
+// QUID_DATABASE_DIRECT_URL defaults to DATABASE_URL, must be a postgres URL,
+// may name several hosts, and its password is never shown.
+func TestDatabaseDirectURLDefaultsToDatabaseURLAndHidesItsPassword(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(env(nil))
+	if err != nil || cfg.DatabaseDirectURL != cfg.DatabaseURL {
+		t.Fatalf("default direct URL %q, want DATABASE_URL (%v)", cfg.DatabaseDirectURL, err)
+	}
+	multi := "postgres://quid:s3cret-direct@db1:5432,db2:5432/quid?target_session_attrs=read-write"
+	cfg, err = config.Load(env(map[string]string{"QUID_DATABASE_DIRECT_URL": multi}))
+	if err != nil || cfg.DatabaseDirectURL != multi {
+		t.Fatalf("multi-host direct URL: %q, %v", cfg.DatabaseDirectURL, err)
+	}
+	if logged := fmt.Sprint(cfg.LogValue()); strings.Contains(logged, "s3cret-direct") || !strings.Contains(logged, "db2") {
+		t.Errorf("logged config %s shows the direct URL's password or not its hosts", logged)
+	}
+	if _, err := config.Load(env(map[string]string{"QUID_DATABASE_DIRECT_URL": "mysql://x"})); err == nil || !strings.Contains(err.Error(), "QUID_DATABASE_DIRECT_URL") {
+		t.Errorf("a mysql URL accepted: %v", err)
+	}
+}
