@@ -55,6 +55,10 @@ type Settings struct {
 	// (ALTER ROLE … IN DATABASE … SET), which the pooler's server sessions
 	// take when they log in. Empty: one URL for everything.
 	DirectURL string
+	// Pooled says the URL may go through a transaction pooler although no
+	// DirectURL is given (a command that holds no session state, such as
+	// quid verify): no named prepared statements, as with a DirectURL.
+	Pooled bool
 	// Tracer, when set, sees every statement sent on the pool's
 	// connections, gorm's and the pipelined paths' alike (pgx calls it for
 	// each query and each statement of a batch). Tests count with it.
@@ -133,6 +137,9 @@ func Open(ctx context.Context, url string, log *slog.Logger, settings Settings) 
 			return nil, err
 		}
 	} else {
+		if settings.Pooled && !strings.Contains(url, "default_query_exec_mode") {
+			pgCfg.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
+		}
 		for name, v := range params {
 			if v != "" {
 				pgCfg.RuntimeParams[name] = v
