@@ -637,7 +637,9 @@ func run(ctx context.Context, quidBin string, keep bool) (bool, error) {
 		dup, l.mismatched.Load(), l.retried.Load()), dup == 0 && l.mismatched.Load() == 0})
 
 	verify := exec.CommandContext(ctx, bin, "verify")
-	verify.Env = append(os.Environ(), "DATABASE_URL="+c.url("quid", c.standby.port))
+	// Through PgBouncer, now in front of the new primary: verify must work
+	// through a transaction pooler too.
+	verify.Env = append(os.Environ(), "DATABASE_URL="+pooled)
 	out, err := verify.CombinedOutput()
 	checks = append(checks, check{"quid verify clean", lastLine(out), err == nil})
 
