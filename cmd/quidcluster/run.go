@@ -256,6 +256,9 @@ func (l *load) join() {
 		begun := time.Now().UnixNano()
 		code, data, kind := l.do("POST", "/v1/me/exchanges", l.token(member), key, body, 201, 409)
 		if code == 409 {
+			// The publish that retired this version may not have been
+			// taken up by the load yet.
+			time.Sleep(100 * time.Millisecond)
 			if contract != l.contract.Load().(string) {
 				key += "-next" // sent as the version it named was superseded: a new request
 				continue
