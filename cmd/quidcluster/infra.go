@@ -130,13 +130,31 @@ func (c *cluster) setup() error {
 		}
 		c.owner = u
 	}
-	dir, err := os.MkdirTemp("", "quid-cluster-")
+	base := os.TempDir()
+	if c.owner != nil && !othersCanEnter(base) {
+		base = "/tmp" // a private TMPDIR (under /root) the server's user cannot reach
+	}
+	dir, err := os.MkdirTemp(base, "quid-cluster-")
 	if err != nil {
 		return err
 	}
 	c.dir = dir
 	c.password = rand.Text()
 	return c.chown(dir)
+}
+
+// othersCanEnter reports whether a user who neither owns nor shares a group
+// with path and its parents can traverse them.
+func othersCanEnter(path string) bool {
+	for p := filepath.Clean(path); ; p = filepath.Dir(p) {
+		st, err := os.Stat(p)
+		if err != nil || st.Mode().Perm()&0o001 == 0 {
+			return false
+		}
+		if p == filepath.Dir(p) {
+			return true
+		}
+	}
 }
 
 func (c *cluster) chown(paths ...string) error {
