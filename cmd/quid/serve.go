@@ -163,7 +163,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 	enforcement := app.NewEnforcement(store, store, store, cat, webhook.Guard{AllowPrivate: cfg.WebhookAllowPrivate}, webhook.Secrets{})
 	dispatcher := app.NewDispatcher(store, webhook.NewSender(cfg.WebhookAllowPrivate, 10*time.Second, systemClock{}),
 		systemClock{}, log.With("worker", "webhooks"))
-	dispatcher.MaxAttempts, dispatcher.BaseBackoff, dispatcher.MaxBackoff, dispatcher.Lease = 12, 5*time.Second, time.Hour, time.Minute
+	dispatcher.MaxAttempts, dispatcher.BaseBackoff, dispatcher.MaxBackoff, dispatcher.Lease = 12, 5*time.Second, time.Hour, cfg.WebhookLease
 
 	changes := store.NewChangeListener(log)
 	reg := prometheus.NewRegistry()

@@ -396,7 +396,7 @@ func run(ctx context.Context, quidBin string, keep bool) (bool, error) {
 	for i, p := range ports {
 		r := &replica{n: i + 1, port: p, bin: bin, dir: c.dir, env: append(os.Environ(),
 			"DATABASE_URL="+pooled, "QUID_DATABASE_DIRECT_URL="+direct, "QUID_ADDR=127.0.0.1:"+strconv.Itoa(p),
-			"QUID_JWT_SECRET="+secret, "QUID_MIN_REWARD_PERIOD=1s", "QUID_ACCRUAL_INTERVAL=1s", "QUID_WEBHOOK_INTERVAL=500ms",
+			"QUID_JWT_SECRET="+secret, "QUID_MIN_REWARD_PERIOD=1s", "QUID_ACCRUAL_INTERVAL=1s", "QUID_WEBHOOK_INTERVAL=500ms", "QUID_WEBHOOK_LEASE=10s",
 			"QUID_WEBHOOK_ALLOW_PRIVATE=true", "QUID_RATE_LIMIT_PRINCIPAL=0", "QUID_RATE_LIMIT_ADDRESS=0",
 			"QUID_LOG_FORMAT=text", "QUID_LOG_LEVEL=warn", "QUID_SHUTDOWN_TIMEOUT=2s")}
 		replicas = append(replicas, r)
@@ -648,10 +648,10 @@ func run(ctx context.Context, quidBin string, keep bool) (bool, error) {
 
 	// Every event for the partner delivered: wait for the outbox to drain
 	// (a replica killed holding a lease leaves its rows to the others
-	// once the lease, one minute, is over).
+	// once the lease, QUID_WEBHOOK_LEASE, is over).
 	var pending int
 	drainStart := time.Now()
-	deadline := time.Now().Add(75 * time.Second)
+	deadline := time.Now().Add(40 * time.Second)
 	for {
 		if err := db.QueryRow(ctx, `SELECT count(*) FROM webhook_outbox WHERE recipient_id = $1 AND delivered_at IS NULL`, partner.ID).Scan(&pending); err != nil {
 			return false, err

@@ -29,16 +29,19 @@ type Config struct {
 	// start-up work, migrations). QUID_DATABASE_DIRECT_URL; DatabaseURL
 	// when unset. Behind a failover it may list every host with
 	// target_session_attrs=read-write (README, Production topology).
-	DatabaseDirectURL   string
-	Addr                string
-	JWTSecret           string
-	JWTPublicKeysFile   string
-	JWTIssuer           string
-	JWTAudience         string
-	JWTLeeway           time.Duration
-	MinRewardPeriod     time.Duration
-	AccrualInterval     time.Duration
-	WebhookInterval     time.Duration
+	DatabaseDirectURL string
+	Addr              string
+	JWTSecret         string
+	JWTPublicKeysFile string
+	JWTIssuer         string
+	JWTAudience       string
+	JWTLeeway         time.Duration
+	MinRewardPeriod   time.Duration
+	AccrualInterval   time.Duration
+	WebhookInterval   time.Duration
+	// WebhookLease is how long a replica keeps the webhook events it
+	// claimed before another may send them (QUID_WEBHOOK_LEASE).
+	WebhookLease        time.Duration
 	LogLevel            slog.Level
 	LogFormat           string
 	SigningKeyFile      string
@@ -177,6 +180,7 @@ var Vars = []Var{
 	{"QUID_POINTS_EXPIRE_AFTER", "", "how long after it is credited a point expires, as an ISO 8601 duration (e.g. P24M): each credit to a member's available balance opens a lot that expires then, redemptions take from the lots that expire first, and the accrual worker expires what is due; empty or zero: points never expire. A change applies to points credited after it. A contract may shorten it for its own points (points_expire_after, at most this)"},
 	{"QUID_REDEMPTION_CANCEL_WINDOW", "P14D", "how long after redeeming a reward of the catalogue a member may cancel the redemption (POST /v1/me/redemptions/{id}/cancel: points back to the lots they came from, stock unit back), as an ISO 8601 duration; zero (PT0S): never. A change applies to every redemption not yet cancelled"},
 	{"QUID_WEBHOOK_INTERVAL", "1s", "how often the webhook outbox is polled"},
+	{"QUID_WEBHOOK_LEASE", "1m", "how long a replica keeps the webhook events it claimed (up to 50 at a time, 8 sent at once, each within 10 s) before another replica may send them (10s to 1h): events a replica claimed and died with wait this long; shorter than a claimed batch takes to send, an event may be sent twice"},
 	{"QUID_SIGNING_KEY", "", "path to a PEM (PKCS#8) Ed25519 private key for consent receipts; generated and stored in the database when unset"},
 	{"QUID_WEBHOOK_ALLOW_PRIVATE", "false", "allow webhook URLs on loopback, private or link-local addresses (development only)"},
 	{"QUID_LOG_LEVEL", "info", "debug, info, warn or error"},
@@ -274,6 +278,11 @@ func Load(getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("%s: %q is not a duration from 0s (off) to 24h in whole milliseconds", name, get(name)))
 		}
 		return d
+	}
+	if d, err := time.ParseDuration(get("QUID_WEBHOOK_LEASE")); err != nil || d < 10*time.Second || d > time.Hour {
+		errs = append(errs, fmt.Errorf("QUID_WEBHOOK_LEASE: %q is not a duration from 10s to 1h", get("QUID_WEBHOOK_LEASE")))
+	} else {
+		cfg.WebhookLease = d
 	}
 	cfg.DBStatementTimeout = dbTimeout("QUID_DB_STATEMENT_TIMEOUT")
 	cfg.DBIdleInTransactionTimeout = dbTimeout("QUID_DB_IDLE_IN_TRANSACTION_TIMEOUT")

@@ -240,3 +240,19 @@ func TestDatabaseDirectURLDefaultsToDatabaseURLAndHidesItsPassword(t *testing.T)
 		t.Errorf("a mysql URL accepted: %v", err)
 	}
 }
+
+func TestWebhookLeaseDefaultsToAMinuteAndIsBounded(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(env(nil))
+	if err != nil || cfg.WebhookLease != time.Minute {
+		t.Fatalf("default lease %s, %v", cfg.WebhookLease, err)
+	}
+	if cfg, err = config.Load(env(map[string]string{"QUID_WEBHOOK_LEASE": "15s"})); err != nil || cfg.WebhookLease != 15*time.Second {
+		t.Fatalf("15s: %s, %v", cfg.WebhookLease, err)
+	}
+	for _, bad := range []string{"1s", "2h", "soon"} {
+		if _, err := config.Load(env(map[string]string{"QUID_WEBHOOK_LEASE": bad})); err == nil || !strings.Contains(err.Error(), "QUID_WEBHOOK_LEASE") {
+			t.Errorf("%q accepted: %v", bad, err)
+		}
+	}
+}
