@@ -33,14 +33,14 @@ func migrateCmd(ctx context.Context, args []string, getenv func(string) string, 
 	// No statement or idle timeout: a migration may rightly run long. A
 	// direct connection: goose holds a session lock, which a transaction
 	// pooler would not keep.
-	db, err := postgres.Open(ctx, cfg.DatabaseDirectURL, log, postgres.Settings{})
+	db, err := postgres.Open(ctx, cfg.DirectURL(), log, postgres.Settings{})
 	if err != nil {
 		return err
 	}
 	sqlDB, _ := db.DB()
 	defer sqlDB.Close()
 	if fs.Arg(0) == "up" {
-		res, err := postgres.MigrateURL(ctx, cfg.DatabaseDirectURL)
+		res, err := postgres.MigrateURL(ctx, cfg.DirectURL())
 		for _, r := range res {
 			fmt.Fprintf(stdout, "applied %s (%s)\n", r.Source.Path, r.Duration)
 		}

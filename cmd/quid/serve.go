@@ -120,7 +120,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 	tracer, _ := ctx.Value(statementTracer{}).(pgx.QueryTracer)
 	db, err := postgres.Open(ctx, cfg.DatabaseURL, log, postgres.Settings{
 		StatementTimeout: cfg.DBStatementTimeout, IdleInTransactionTimeout: cfg.DBIdleInTransactionTimeout,
-		PointsExpireAfter: cfg.PointsExpireAfter, Tracer: tracer, DirectURL: cfg.DatabaseDirectURL})
+		PointsExpireAfter: cfg.PointsExpireAfter, Tracer: tracer, DirectURL: cfg.DirectURL()})
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +130,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 	}
 	// Over a direct connection (goose holds a session lock) without the
 	// statement timeout (see MigrateURL).
-	if _, err := postgres.MigrateURL(ctx, cfg.DatabaseDirectURL); err != nil {
+	if _, err := postgres.MigrateURL(ctx, cfg.DirectURL()); err != nil {
 		closeDB(db)
 		return nil, err
 	}

@@ -38,7 +38,7 @@ func streamCmd(ctx context.Context, args []string, getenv func(string) string, s
 	log, flushLog := serviceLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	defer flushLog()
 	// The direct URL: a pooler refuses statement_timeout at login.
-	db, err := postgres.Open(ctx, cfg.DatabaseDirectURL, log, postgres.Settings{StatementTimeout: cfg.DBStatementTimeout})
+	db, err := postgres.Open(ctx, cfg.DirectURL(), log, postgres.Settings{StatementTimeout: cfg.DBStatementTimeout})
 	if err != nil {
 		return err
 	}

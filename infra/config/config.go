@@ -26,9 +26,10 @@ type Config struct {
 	// DatabaseDirectURL reaches PostgreSQL itself, never a transaction
 	// pooler: the sessions that hold state across transactions use it
 	// (LISTEN for the public-change feed, the session advisory locks of
-	// start-up work, migrations). QUID_DATABASE_DIRECT_URL; DatabaseURL
-	// when unset. Behind a failover it may list every host with
-	// target_session_attrs=read-write (README, Production topology).
+	// start-up work, migrations). QUID_DATABASE_DIRECT_URL; empty means
+	// DatabaseURL: read it through DirectURL. Behind a failover it may
+	// list every host with target_session_attrs=read-write (README,
+	// Production topology).
 	DatabaseDirectURL string
 	Addr              string
 	JWTSecret         string
@@ -245,9 +246,7 @@ func Load(getenv func(string) string) (Config, error) {
 	} else if u, err := url.Parse(cfg.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		errs = append(errs, errors.New("DATABASE_URL: must be a postgres:// URL"))
 	}
-	if cfg.DatabaseDirectURL == "" {
-		cfg.DatabaseDirectURL = cfg.DatabaseURL
-	} else if u, err := url.Parse(cfg.DatabaseDirectURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+	if u, err := url.Parse(cfg.DatabaseDirectURL); cfg.DatabaseDirectURL != "" && (err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql")) {
 		errs = append(errs, errors.New("QUID_DATABASE_DIRECT_URL: must be a postgres:// URL"))
 	}
 	if cfg.JWTSecret == "" && cfg.JWTPublicKeysFile == "" {
@@ -340,6 +339,14 @@ func Load(getenv func(string) string) (Config, error) {
 	return cfg, errors.Join(errs...)
 }
 
+// DirectURL is DatabaseDirectURL, or DatabaseURL when that is empty.
+func (c Config) DirectURL() string {
+	if c.DatabaseDirectURL == "" {
+		return c.DatabaseURL
+	}
+	return c.DatabaseDirectURL
+}
+
 // LogValue masks secrets so a Config can be logged safely at start.
 func (c Config) LogValue() slog.Value {
 	masked := func(s string) string {
@@ -350,7 +357,7 @@ func (c Config) LogValue() slog.Value {
 	}
 	return slog.GroupValue(
 		slog.String("database_url", redactDatabaseURL(c.DatabaseURL)),
-		slog.String("database_direct_url", redactDatabaseURL(c.DatabaseDirectURL)),
+		slog.String("database_direct_url", redactDatabaseURL(c.DirectURL())),
 		slog.String("addr", c.Addr),
 		slog.String("jwt_secret", masked(c.JWTSecret)),
 		slog.String("jwt_public_keys", c.JWTPublicKeysFile),

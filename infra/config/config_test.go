@@ -225,13 +225,18 @@ func TestNATSSettingsAreCheckedAndItsCredentialsNeverShown(t *testing.T) {
 func TestDatabaseDirectURLDefaultsToDatabaseURLAndHidesItsPassword(t *testing.T) {
 	t.Parallel()
 	cfg, err := config.Load(env(nil))
-	if err != nil || cfg.DatabaseDirectURL != cfg.DatabaseURL {
-		t.Fatalf("default direct URL %q, want DATABASE_URL (%v)", cfg.DatabaseDirectURL, err)
+	if err != nil || cfg.DirectURL() != cfg.DatabaseURL {
+		t.Fatalf("default direct URL %q, want DATABASE_URL (%v)", cfg.DirectURL(), err)
+	}
+	// A DatabaseURL changed after loading (as tests do) takes the default along.
+	cfg.DatabaseURL = "postgres://quid@elsewhere/quid"
+	if cfg.DirectURL() != cfg.DatabaseURL {
+		t.Fatalf("direct URL %q after DatabaseURL changed, want it", cfg.DirectURL())
 	}
 	multi := "postgres://quid:s3cret-direct@db1:5432,db2:5432/quid?target_session_attrs=read-write"
 	cfg, err = config.Load(env(map[string]string{"QUID_DATABASE_DIRECT_URL": multi}))
-	if err != nil || cfg.DatabaseDirectURL != multi {
-		t.Fatalf("multi-host direct URL: %q, %v", cfg.DatabaseDirectURL, err)
+	if err != nil || cfg.DirectURL() != multi {
+		t.Fatalf("multi-host direct URL: %q, %v", cfg.DirectURL(), err)
 	}
 	if logged := fmt.Sprint(cfg.LogValue()); strings.Contains(logged, "s3cret-direct") || !strings.Contains(logged, "db2") {
 		t.Errorf("logged config %s shows the direct URL's password or not its hosts", logged)
