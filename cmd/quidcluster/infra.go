@@ -406,8 +406,11 @@ func (c *cluster) startHAProxy(backends []int) error {
 	// is ever re-sent (retry-on's default is connect failures only).
 	cfg := fmt.Sprintf(`global
     maxconn 4000
+    log stderr format raw local0 info
 defaults
     mode http
+    log global
+    option httplog
     timeout connect 2s
     timeout client 30s
     timeout server 30s
