@@ -22,7 +22,7 @@ DEV_ENV := QUID_JWT_SECRET=$${QUID_JWT_SECRET:-dev-secret-change-me-dev-secret-c
 # Exports DATABASE_URL, starting the private cluster when it is unset.
 WITH_DB := if [ -z "$$DATABASE_URL" ]; then DATABASE_URL=$$(go run ./cmd/devdb url) || exit 1; fi; export DATABASE_URL;
 
-.PHONY: lint-spec lint-vuln vulndb-latest help run test lint bench fuzz db-stop generate build
+.PHONY: lint-spec lint-vuln vulndb-latest help run test lint bench fuzz db-stop generate build cluster-test
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -77,6 +77,14 @@ lint-spec:
 	if grep -n 'interface{}' "$$tmp/client/client.gen.go" | grep -v '	Attributes map\[string\]interface{} '; then \
 		echo "oapi-codegen: untyped fields above; give their schemas a type (only free-form attribute maps may stay untyped)"; exit 1; fi
 	go -C cmd/speclint tool vacuum lint --ruleset vacuum-ruleset.yaml --fail-severity warn --no-banner --no-style --details ../../openapi.yaml
+
+# Quid in its production topology on loopback (README, Production topology):
+# PostgreSQL primary + synchronous standby, PgBouncer (transaction pooling),
+# three replicas behind HAProxy, under load through a replica SIGKILL and a
+# failover, then the checks; under 150 s. Needs no DATABASE_URL: it runs its
+# own servers on free ports, installing pgbouncer and haproxy when root lacks them.
+cluster-test: build ## run three replicas behind HAProxy and PgBouncer through a replica kill and a database failover
+	go run ./cmd/quidcluster -quid bin/quid
 
 bench: build ## measure the performance bars (see README)
 	@$(WITH_DB) go run ./cmd/quidbench

@@ -30,15 +30,17 @@ func migrateCmd(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	log, flushLog := serviceLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	defer flushLog()
-	// No statement or idle timeout: a migration may rightly run long.
-	db, err := postgres.Open(ctx, cfg.DatabaseURL, log, postgres.Settings{})
+	// No statement or idle timeout: a migration may rightly run long. A
+	// direct connection: goose holds a session lock, which a transaction
+	// pooler would not keep.
+	db, err := postgres.Open(ctx, cfg.DirectURL(), log, postgres.Settings{})
 	if err != nil {
 		return err
 	}
 	sqlDB, _ := db.DB()
 	defer sqlDB.Close()
 	if fs.Arg(0) == "up" {
-		res, err := postgres.Migrate(ctx, sqlDB)
+		res, err := postgres.MigrateURL(ctx, cfg.DirectURL())
 		for _, r := range res {
 			fmt.Fprintf(stdout, "applied %s (%s)\n", r.Source.Path, r.Duration)
 		}

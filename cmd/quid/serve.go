@@ -66,7 +66,7 @@ func serveCmd(ctx context.Context, args []string, getenv func(string) string, st
 		// Under a database lock, so replicas started together seed once.
 		// It logs once the lock is released: nothing logs while holding a lock.
 		var said []any
-		if err := postgres.Exclusively(ctx, svc.sqlDB(), "demo", func(ctx context.Context) (err error) {
+		if err := postgres.Exclusively(ctx, postgres.SessionDB(svc.db), "demo", func(ctx context.Context) (err error) {
 			said, err = seedDemo(ctx, svc)
 			return err
 		}); err != nil {
@@ -124,7 +124,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 	tracer, _ := ctx.Value(statementTracer{}).(pgx.QueryTracer)
 	db, err := postgres.Open(ctx, cfg.DatabaseURL, log, postgres.Settings{
 		StatementTimeout: cfg.DBStatementTimeout, IdleInTransactionTimeout: cfg.DBIdleInTransactionTimeout,
-		PointsExpireAfter: cfg.PointsExpireAfter, Tracer: tracer})
+		PointsExpireAfter: cfg.PointsExpireAfter, Tracer: tracer, DirectURL: cfg.DirectURL()})
 	if err != nil {
 		return nil, err
 	}
@@ -132,9 +132,10 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 	if err != nil {
 		return nil, err
 	}
-	// Over a connection without the statement timeout (see MigrateURL).
-	if _, err := postgres.MigrateURL(ctx, cfg.DatabaseURL); err != nil {
-		sqlDB.Close()
+	// Over a direct connection (goose holds a session lock) without the
+	// statement timeout (see MigrateURL).
+	if _, err := postgres.MigrateURL(ctx, cfg.DirectURL()); err != nil {
+		closeDB(db)
 		return nil, err
 	}
 	verifier, err := auth.NewVerifier(auth.VerifierOptions{
@@ -149,7 +150,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 		return nil, err
 	}
 	store := postgres.NewStore(db)
-	signer, err := receiptSigner(ctx, cfg, store, sqlDB)
+	signer, err := receiptSigner(ctx, cfg, store, postgres.SessionDB(db))
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +167,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 	enforcement := app.NewEnforcement(store, store, store, cat, webhook.Guard{AllowPrivate: cfg.WebhookAllowPrivate}, webhook.Secrets{})
 	dispatcher := app.NewDispatcher(store, webhook.NewSender(cfg.WebhookAllowPrivate, 10*time.Second, systemClock{}),
 		systemClock{}, log.With("worker", "webhooks"))
-	dispatcher.MaxAttempts, dispatcher.BaseBackoff, dispatcher.MaxBackoff, dispatcher.Lease = 12, 5*time.Second, time.Hour, time.Minute
+	dispatcher.MaxAttempts, dispatcher.BaseBackoff, dispatcher.MaxBackoff, dispatcher.Lease = 12, 5*time.Second, time.Hour, cfg.WebhookLease
 
 	changes := store.NewChangeListener(log)
 	reg := prometheus.NewRegistry()
@@ -196,7 +197,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 		func(ctx context.Context) { dispatcher.Run(ctx, cfg.WebhookInterval) },
 		changes.Run)
 	if err := s.wireEventStream(ctx, cfg, reg); err != nil {
-		sqlDB.Close()
+		closeDB(db)
 		return nil, err
 	}
 	return s, nil
@@ -278,7 +279,15 @@ func (s *service) close() {
 	if s.publisher != nil {
 		s.publisher.Close()
 	}
-	if sqlDB, err := s.db.DB(); err == nil {
+	closeDB(s.db)
+}
+
+// closeDB closes db's pool and its session pool (postgres.SessionDB).
+func closeDB(db *gorm.DB) {
+	if sqlDB, err := db.DB(); err == nil {
+		if direct := postgres.SessionDB(db); direct != sqlDB {
+			_ = direct.Close()
+		}
 		_ = sqlDB.Close()
 	}
 }

@@ -37,7 +37,8 @@ func streamCmd(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	log, flushLog := serviceLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	defer flushLog()
-	db, err := postgres.Open(ctx, cfg.DatabaseURL, log, postgres.Settings{StatementTimeout: cfg.DBStatementTimeout})
+	// The direct URL: a pooler refuses statement_timeout at login.
+	db, err := postgres.Open(ctx, cfg.DirectURL(), log, postgres.Settings{StatementTimeout: cfg.DBStatementTimeout})
 	if err != nil {
 		return err
 	}

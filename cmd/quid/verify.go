@@ -92,7 +92,8 @@ func verifyRun(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	// No statement timeout: a full check of a large ledger may take minutes.
-	db, err := postgres.Open(ctx, url, log, postgres.Settings{})
+	// Pooled: DATABASE_URL may name PgBouncer in transaction mode.
+	db, err := postgres.Open(ctx, url, log, postgres.Settings{Pooled: true})
 	if err != nil {
 		return err
 	}

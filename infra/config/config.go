@@ -19,16 +19,30 @@ import (
 
 // Config is everything the service can be told at start.
 type Config struct {
-	DatabaseURL         string
-	Addr                string
-	JWTSecret           string
-	JWTPublicKeysFile   string
-	JWTIssuer           string
-	JWTAudience         string
-	JWTLeeway           time.Duration
-	MinRewardPeriod     time.Duration
-	AccrualInterval     time.Duration
-	WebhookInterval     time.Duration
+	// DatabaseURL is the PostgreSQL URL of the service's pooled
+	// connections: every transaction-scoped statement goes through it, so
+	// it may name PgBouncer in transaction pooling mode.
+	DatabaseURL string
+	// DatabaseDirectURL reaches PostgreSQL itself, never a transaction
+	// pooler: the sessions that hold state across transactions use it
+	// (LISTEN for the public-change feed, the session advisory locks of
+	// start-up work, migrations). QUID_DATABASE_DIRECT_URL; empty means
+	// DatabaseURL: read it through DirectURL. Behind a failover it may
+	// list every host with target_session_attrs=read-write (README,
+	// Production topology).
+	DatabaseDirectURL string
+	Addr              string
+	JWTSecret         string
+	JWTPublicKeysFile string
+	JWTIssuer         string
+	JWTAudience       string
+	JWTLeeway         time.Duration
+	MinRewardPeriod   time.Duration
+	AccrualInterval   time.Duration
+	WebhookInterval   time.Duration
+	// WebhookLease is how long a replica keeps the webhook events it
+	// claimed before another may send them (QUID_WEBHOOK_LEASE).
+	WebhookLease        time.Duration
 	LogLevel            slog.Level
 	LogFormat           string
 	SigningKeyFile      string
@@ -179,6 +193,7 @@ type Var struct {
 // Vars lists every variable Quid reads.
 var Vars = []Var{
 	{"DATABASE_URL", "", "PostgreSQL connection URL (required by the binary; make run/test start a private cluster when unset)"},
+	{"QUID_DATABASE_DIRECT_URL", "", "PostgreSQL URL of a direct connection (never through a transaction pooler), for what holds session state: LISTEN for the public-change feed, the session advisory locks of start-up work, and migrations. When it differs from `DATABASE_URL`, that one may name PgBouncer in transaction mode (README, Production topology); a multi-host URL with `target_session_attrs=read-write` follows a failover. Empty: `DATABASE_URL`"},
 	{"QUID_ADDR", ":8080", "HTTP listen address"},
 	{"QUID_JWT_SECRET", "", "HS256 secret for development tokens (at least 32 bytes)"},
 	{"QUID_JWT_PUBLIC_KEYS", "", "path to the identity provider's public keys (RS256, ES256, EdDSA): its JWK Set (the `jwks_uri` document, whose `kid`s tokens name) or a PEM file of PUBLIC KEY blocks (each named by its RFC 7638 thumbprint). A token naming a `kid` is checked with that key only, and refused when no key has it"},
@@ -191,6 +206,7 @@ var Vars = []Var{
 	{"QUID_POINTS_EXPIRE_AFTER", "", "how long after it is credited a point expires, as an ISO 8601 duration (e.g. P24M): each credit to a member's available balance opens a lot that expires then, redemptions take from the lots that expire first, and the accrual worker expires what is due; empty or zero: points never expire. A change applies to points credited after it. A contract may shorten it for its own points (points_expire_after, at most this)"},
 	{"QUID_REDEMPTION_CANCEL_WINDOW", "P14D", "how long after redeeming a reward of the catalogue a member may cancel the redemption (POST /v1/me/redemptions/{id}/cancel: points back to the lots they came from, stock unit back), as an ISO 8601 duration; zero (PT0S): never. A change applies to every redemption not yet cancelled"},
 	{"QUID_WEBHOOK_INTERVAL", "1s", "how often the webhook outbox is polled"},
+	{"QUID_WEBHOOK_LEASE", "1m", "how long a replica keeps the webhook events it claimed (up to 50 at a time, 8 sent at once, each within 10 s) before another replica may send them (10s to 1h): events a replica claimed and died with wait this long; shorter than a claimed batch takes to send, an event may be sent twice"},
 	{"QUID_SIGNING_KEY", "", "path to a PEM (PKCS#8) Ed25519 private key for consent receipts; generated and stored in the database when unset"},
 	{"QUID_WEBHOOK_ALLOW_PRIVATE", "false", "allow webhook URLs on loopback, private or link-local addresses (development only)"},
 	{"QUID_LOG_LEVEL", "info", "debug, info, warn or error"},
@@ -242,6 +258,7 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	cfg := Config{
 		DatabaseURL:       get("DATABASE_URL"),
+		DatabaseDirectURL: get("QUID_DATABASE_DIRECT_URL"),
 		Addr:              get("QUID_ADDR"),
 		JWTSecret:         get("QUID_JWT_SECRET"),
 		JWTPublicKeysFile: get("QUID_JWT_PUBLIC_KEYS"),
@@ -260,6 +277,9 @@ func Load(getenv func(string) string) (Config, error) {
 		errs = append(errs, errors.New("DATABASE_URL: required (postgres://user@host:port/db)"))
 	} else if u, err := url.Parse(cfg.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		errs = append(errs, errors.New("DATABASE_URL: must be a postgres:// URL"))
+	}
+	if u, err := url.Parse(cfg.DatabaseDirectURL); cfg.DatabaseDirectURL != "" && (err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql")) {
+		errs = append(errs, errors.New("QUID_DATABASE_DIRECT_URL: must be a postgres:// URL"))
 	}
 	if cfg.JWTSecret == "" && cfg.JWTPublicKeysFile == "" {
 		errs = append(errs, errors.New("QUID_JWT_SECRET or QUID_JWT_PUBLIC_KEYS: one is required to verify tokens"))
@@ -289,6 +309,11 @@ func Load(getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("%s: %q is not a duration from 0s (off) to 24h in whole milliseconds", name, get(name)))
 		}
 		return d
+	}
+	if d, err := time.ParseDuration(get("QUID_WEBHOOK_LEASE")); err != nil || d < 10*time.Second || d > time.Hour {
+		errs = append(errs, fmt.Errorf("QUID_WEBHOOK_LEASE: %q is not a duration from 10s to 1h", get("QUID_WEBHOOK_LEASE")))
+	} else {
+		cfg.WebhookLease = d
 	}
 	cfg.DBStatementTimeout = dbTimeout("QUID_DB_STATEMENT_TIMEOUT")
 	cfg.DBIdleInTransactionTimeout = dbTimeout("QUID_DB_IDLE_IN_TRANSACTION_TIMEOUT")
@@ -352,6 +377,14 @@ func Load(getenv func(string) string) (Config, error) {
 	return cfg, errors.Join(errs...)
 }
 
+// DirectURL is DatabaseDirectURL, or DatabaseURL when that is empty.
+func (c Config) DirectURL() string {
+	if c.DatabaseDirectURL == "" {
+		return c.DatabaseURL
+	}
+	return c.DatabaseDirectURL
+}
+
 // LogValue masks secrets so a Config can be logged safely at start.
 func (c Config) LogValue() slog.Value {
 	masked := func(s string) string {
@@ -362,6 +395,7 @@ func (c Config) LogValue() slog.Value {
 	}
 	return slog.GroupValue(
 		slog.String("database_url", redactDatabaseURL(c.DatabaseURL)),
+		slog.String("database_direct_url", redactDatabaseURL(c.DirectURL())),
 		slog.String("addr", c.Addr),
 		slog.String("jwt_secret", masked(c.JWTSecret)),
 		slog.String("jwt_public_keys", c.JWTPublicKeysFile),

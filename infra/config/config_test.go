@@ -220,6 +220,48 @@ func TestNATSSettingsAreCheckedAndItsCredentialsNeverShown(t *testing.T) {
 	}
 }
 
+// QUID_DATABASE_DIRECT_URL defaults to DATABASE_URL, must be a postgres URL,
+// may name several hosts, and its password is never shown.
+func TestDatabaseDirectURLDefaultsToDatabaseURLAndHidesItsPassword(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(env(nil))
+	if err != nil || cfg.DirectURL() != cfg.DatabaseURL {
+		t.Fatalf("default direct URL %q, want DATABASE_URL (%v)", cfg.DirectURL(), err)
+	}
+	// A DatabaseURL changed after loading (as tests do) takes the default along.
+	cfg.DatabaseURL = "postgres://quid@elsewhere/quid"
+	if cfg.DirectURL() != cfg.DatabaseURL {
+		t.Fatalf("direct URL %q after DatabaseURL changed, want it", cfg.DirectURL())
+	}
+	multi := "postgres://quid:s3cret-direct@db1:5432,db2:5432/quid?target_session_attrs=read-write"
+	cfg, err = config.Load(env(map[string]string{"QUID_DATABASE_DIRECT_URL": multi}))
+	if err != nil || cfg.DirectURL() != multi {
+		t.Fatalf("multi-host direct URL: %q, %v", cfg.DirectURL(), err)
+	}
+	if logged := fmt.Sprint(cfg.LogValue()); strings.Contains(logged, "s3cret-direct") || !strings.Contains(logged, "db2") {
+		t.Errorf("logged config %s shows the direct URL's password or not its hosts", logged)
+	}
+	if _, err := config.Load(env(map[string]string{"QUID_DATABASE_DIRECT_URL": "mysql://x"})); err == nil || !strings.Contains(err.Error(), "QUID_DATABASE_DIRECT_URL") {
+		t.Errorf("a mysql URL accepted: %v", err)
+	}
+}
+
+func TestWebhookLeaseDefaultsToAMinuteAndIsBounded(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(env(nil))
+	if err != nil || cfg.WebhookLease != time.Minute {
+		t.Fatalf("default lease %s, %v", cfg.WebhookLease, err)
+	}
+	if cfg, err = config.Load(env(map[string]string{"QUID_WEBHOOK_LEASE": "15s"})); err != nil || cfg.WebhookLease != 15*time.Second {
+		t.Fatalf("15s: %s, %v", cfg.WebhookLease, err)
+	}
+	for _, bad := range []string{"1s", "2h", "soon"} {
+		if _, err := config.Load(env(map[string]string{"QUID_WEBHOOK_LEASE": bad})); err == nil || !strings.Contains(err.Error(), "QUID_WEBHOOK_LEASE") {
+			t.Errorf("%q accepted: %v", bad, err)
+		}
+	}
+}
+
 func TestStatsMinCountDefaultsToTenAndRefusesOne(t *testing.T) {
 	t.Parallel()
 	cfg, err := config.Load(env(nil))

@@ -46,6 +46,19 @@ type Settings struct {
 	// points lot expires: the session setting quid.points_expire_after,
 	// which the lots trigger reads (migration 00024); zero: never.
 	PointsExpireAfter domain.Duration
+	// DirectURL, when set and not the URL Open is given, reaches
+	// PostgreSQL itself while that URL goes through a transaction pooler
+	// (PgBouncer in transaction mode, whose server sessions clients share
+	// and which refuses startup parameters it does not track): LISTEN and
+	// session advisory locks then use it (SessionDB), and the settings
+	// above become the defaults of the connecting role in its database
+	// (ALTER ROLE … IN DATABASE … SET), which the pooler's server sessions
+	// take when they log in. Empty: one URL for everything.
+	DirectURL string
+	// Pooled says the URL may go through a transaction pooler although no
+	// DirectURL is given (a command that holds no session state, such as
+	// quid verify): no named prepared statements, as with a DirectURL.
+	Pooled bool
 	// Tracer, when set, sees every statement sent on the pool's
 	// connections, gorm's and the pipelined paths' alike (pgx calls it for
 	// each query and each statement of a batch). Tests count with it.
@@ -82,26 +95,67 @@ func connConfig(url string) (*pgx.ConnConfig, error) {
 }
 
 // Open connects to PostgreSQL with a pool sized for a small service, every
-// session with the given settings (sent in the startup message, so they
-// hold from the first statement and survive reconnection).
+// session with the given settings: sent in the startup message, so they
+// hold from the first statement and survive reconnection; or, behind a
+// transaction pooler (settings.DirectURL), set as role defaults.
+//
+// Behind a pooler, statements use pgx's describe mode
+// (QueryExecModeCacheDescribe): unnamed statements, parsed, bound and
+// executed in one round trip once their description is cached, never a
+// named prepared statement kept on a server session, which a transaction
+// pooler would hand to another client (PgBouncer before 1.21 has no
+// protocol-level prepared statements). PostgreSQL then plans each
+// statement anew, so a direct pool keeps pgx's prepared statements. A
+// default_query_exec_mode in url wins either way (cache_statement through
+// PgBouncer ≥ 1.21 with max_prepared_statements set).
 func Open(ctx context.Context, url string, log *slog.Logger, settings Settings) (*gorm.DB, error) {
 	pgCfg, err := connConfig(url)
 	if err != nil {
 		return nil, err
 	}
-	for name, d := range map[string]time.Duration{"statement_timeout": settings.StatementTimeout,
-		"idle_in_transaction_session_timeout": settings.IdleInTransactionTimeout} {
-		if d > 0 {
-			pgCfg.RuntimeParams[name] = strconv.FormatInt(d.Milliseconds(), 10)
+	params := sessionParams(settings)
+	// The listener and session locks connect as the pool does, or to
+	// DirectURL when the pool goes through a pooler.
+	directCfg, direct := pgCfg, (*sql.DB)(nil)
+	if settings.DirectURL != "" && settings.DirectURL != url {
+		if directCfg, err = connConfig(settings.DirectURL); err != nil {
+			return nil, fmt.Errorf("QUID_DATABASE_DIRECT_URL: %w", errors.Unwrap(err))
 		}
-	}
-	if !settings.PointsExpireAfter.IsZero() {
-		pgCfg.RuntimeParams["quid.points_expire_after"] = settings.PointsExpireAfter.String()
+		for name, v := range params {
+			if v != "" {
+				directCfg.RuntimeParams[name] = v
+			}
+		}
+		if !strings.Contains(url, "default_query_exec_mode") {
+			pgCfg.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
+		}
+		direct = stdlib.OpenDB(*directCfg)
+		direct.SetMaxOpenConns(4)
+		direct.SetConnMaxIdleTime(time.Minute)
+		if err := setRoleDefaults(ctx, direct, params); err != nil {
+			direct.Close()
+			return nil, err
+		}
+	} else {
+		if settings.Pooled && !strings.Contains(url, "default_query_exec_mode") {
+			pgCfg.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
+		}
+		for name, v := range params {
+			if v != "" {
+				pgCfg.RuntimeParams[name] = v
+			}
+		}
 	}
 	pgCfg.Tracer = settings.Tracer
 	o := &outage{}
 	sqlDB := sql.OpenDB(unavailableConnector{o: o, Connector: stdlib.GetConnector(*pgCfg, stdlib.OptionShouldPing(o.shouldPing))})
-	db, err := gorm.Open(translatingDialector{o: o, cfg: pgCfg, Dialector: pgdriver.New(pgdriver.Config{Conn: sqlDB}).(*pgdriver.Dialector)}, &gorm.Config{
+	closeAll := func() {
+		sqlDB.Close()
+		if direct != nil {
+			direct.Close()
+		}
+	}
+	db, err := gorm.Open(translatingDialector{o: o, cfg: directCfg, direct: direct, Dialector: pgdriver.New(pgdriver.Config{Conn: sqlDB}).(*pgdriver.Dialector)}, &gorm.Config{
 		TranslateError:         true,
 		SkipDefaultTransaction: true,
 		PrepareStmt:            false,
@@ -114,11 +168,11 @@ func Open(ctx context.Context, url string, log *slog.Logger, settings Settings) 
 		Logger: sqlLogger{log: log.With("component", "sql"), slow: 500 * time.Millisecond},
 	})
 	if err != nil {
-		sqlDB.Close()
+		closeAll()
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	if err := o.register(db); err != nil {
-		sqlDB.Close()
+		closeAll()
 		return nil, err
 	}
 	sqlDB.SetMaxOpenConns(16)
@@ -127,8 +181,11 @@ func Open(ctx context.Context, url string, log *slog.Logger, settings Settings) 
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := sqlDB.PingContext(pingCtx); err != nil {
-		sqlDB.Close()
+		closeAll()
 		return nil, fmt.Errorf("reach database: %w", err)
+	}
+	if direct != nil {
+		checkPooledSettings(pingCtx, log, sqlDB, direct)
 	}
 	return db, nil
 }
@@ -204,9 +261,117 @@ func (c unavailableConnector) Connect(ctx context.Context) (driver.Conn, error) 
 type translatingDialector struct {
 	*pgdriver.Dialector
 	o *outage
-	// cfg is what the pool connects with, for connections kept outside it
-	// (the change listener): same hosts, credentials and settings.
+	// cfg is what connections kept outside the pool (the change listener)
+	// connect with: the pool's hosts, credentials and settings, or
+	// Settings.DirectURL's.
 	cfg *pgx.ConnConfig
+	// direct is the pool of sessions for session state when the main
+	// pool goes through a transaction pooler; nil otherwise.
+	direct *sql.DB
+}
+
+// SessionDB is the pool to hold session state on (session advisory locks,
+// as Exclusively takes): Settings.DirectURL's when Open had one, else db's
+// own. The caller closes it with db when they differ.
+func SessionDB(db *gorm.DB) *sql.DB {
+	if d, ok := db.Dialector.(translatingDialector); ok && d.direct != nil {
+		return d.direct
+	}
+	sqlDB, _ := db.DB()
+	return sqlDB
+}
+
+// sessionParams are the PostgreSQL settings of Settings by name; "" leaves
+// the server's default.
+func sessionParams(settings Settings) map[string]string {
+	params := map[string]string{"statement_timeout": "", "idle_in_transaction_session_timeout": "", "quid.points_expire_after": ""}
+	for name, d := range map[string]time.Duration{"statement_timeout": settings.StatementTimeout,
+		"idle_in_transaction_session_timeout": settings.IdleInTransactionTimeout} {
+		if d > 0 {
+			params[name] = strconv.FormatInt(d.Milliseconds(), 10)
+		}
+	}
+	if !settings.PointsExpireAfter.IsZero() {
+		params["quid.points_expire_after"] = settings.PointsExpireAfter.String()
+	}
+	return params
+}
+
+// setRoleDefaults makes params the defaults of the connecting role in its
+// database ("" resets one), so sessions a transaction pooler opens take
+// them at login: such a pooler refuses them as startup parameters, and a
+// session SET would leak to the pooler's other clients. Replicas starting
+// together take turns (ALTER ROLE on one row concurrently fails), and a
+// default already in place is left alone.
+func setRoleDefaults(ctx context.Context, direct *sql.DB, params map[string]string) error {
+	return Exclusively(ctx, direct, "role-defaults", func(ctx context.Context) error {
+		var current []string
+		rows, err := direct.QueryContext(ctx, `SELECT unnest(setconfig) FROM pg_db_role_setting
+    WHERE setrole = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+      AND setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())`)
+		if err != nil {
+			return fmt.Errorf("read role defaults: %w", markUnreachable(err))
+		}
+		for rows.Next() {
+			var kv string
+			if err := rows.Scan(&kv); err != nil {
+				rows.Close()
+				return err
+			}
+			current = append(current, kv)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read role defaults: %w", markUnreachable(err))
+		}
+		var db string
+		if err := direct.QueryRowContext(ctx, "SELECT current_database()").Scan(&db); err != nil {
+			return fmt.Errorf("read role defaults: %w", markUnreachable(err))
+		}
+		for name, v := range params {
+			had := ""
+			for _, kv := range current {
+				if k, val, ok := strings.Cut(kv, "="); ok && k == name {
+					had = val
+				}
+			}
+			if had == v {
+				continue
+			}
+			// Names are Quid's own constants and values digits or an ISO
+			// 8601 duration; the literal is quoted all the same.
+			stmt := "ALTER ROLE CURRENT_USER IN DATABASE " + pgx.Identifier{db}.Sanitize() + " RESET " + name
+			if v != "" {
+				stmt = "ALTER ROLE CURRENT_USER IN DATABASE " + pgx.Identifier{db}.Sanitize() + " SET " + name + " = '" + strings.ReplaceAll(v, "'", "''") + "'"
+			}
+			if _, err := direct.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("set %s as the role's default for sessions through the pooler: %w", name, markUnreachable(err))
+			}
+		}
+		return nil
+	})
+}
+
+// checkPooledSettings warns when a session reached through the pooler does
+// not have the settings a direct session has: the pooler's server
+// sessions logged in before setRoleDefaults changed them (PgBouncer:
+// RECONNECT on its admin console, or wait for server_lifetime).
+func checkPooledSettings(ctx context.Context, log *slog.Logger, pooled, direct *sql.DB) {
+	const q = `SELECT current_setting('statement_timeout') || ' ' || current_setting('idle_in_transaction_session_timeout') || ' ' ||
+    coalesce(current_setting('quid.points_expire_after', true), '')`
+	var p, d string
+	if err := pooled.QueryRowContext(ctx, q).Scan(&p); err != nil {
+		log.WarnContext(ctx, "could not read the settings of a pooled session", "error", err)
+		return
+	}
+	if err := direct.QueryRowContext(ctx, q).Scan(&d); err != nil {
+		log.WarnContext(ctx, "could not read the settings of a direct session", "error", err)
+		return
+	}
+	if p != d {
+		log.WarnContext(ctx, "sessions through DATABASE_URL lack the settings a direct session has (statement_timeout, idle_in_transaction_session_timeout, quid.points_expire_after): the pooler's server sessions predate them; reconnect them (PgBouncer: RECONNECT)",
+			"pooled", p, "direct", d)
+	}
 }
 
 func (d translatingDialector) Translate(err error) error {
@@ -253,6 +418,9 @@ func MigrateURL(ctx context.Context, url string) ([]*goose.MigrationResult, erro
 	if err != nil {
 		return nil, err
 	}
+	// Off explicitly: behind a pooler they are the role's defaults.
+	pgCfg.RuntimeParams["statement_timeout"] = "0"
+	pgCfg.RuntimeParams["idle_in_transaction_session_timeout"] = "0"
 	db := stdlib.OpenDB(*pgCfg)
 	defer db.Close()
 	return Migrate(ctx, db)
