@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"html"
 	"net/http"
 	"net/http/httptest"
@@ -124,6 +125,18 @@ func (b *browser) follow(r response) response {
 	expectPage(b.a.t, r, http.StatusSeeOther)
 	to, _, _ := strings.Cut(r.Header.Get("Location"), "#") // a browser keeps the fragment to itself
 	return expectPage(b.a.t, b.get(to), http.StatusOK)
+}
+
+// hiddenValue is the value of the page's hidden field name.
+func hiddenValue(t testing.TB, page response, name string) string {
+	t.Helper()
+	for _, m := range hiddenRe.FindAllStringSubmatch(string(page.Body), -1) {
+		if m[1] == name {
+			return html.UnescapeString(m[2])
+		}
+	}
+	t.Fatalf("no hidden field %s on the page", name)
+	return ""
 }
 
 // csrf is the session's CSRF token, read from a page's sign-out form.
@@ -304,8 +317,22 @@ func TestWebDoubleSubmittedJoinConfirmationJoinsOnce(t *testing.T) {
 	if bonuses != 1 {
 		t.Fatalf("%d join bonuses, want 1", bonuses)
 	}
+	// Two submissions at once (a double click) join once too.
+	a.enrol(token(t, app.RoleMember, "bob"))
+	bob := signedInBrowser(a, "bob")
+	confirm = expectPage(t, bob.click(expectPage(t, bob.get("/account/offers/"+id), 200), "Join", nil), 200)
+	form := url.Values{"csrf": {bob.csrf()}, "key": {hiddenValue(t, confirm, "key")}}
+	concurrently(t, 2, func() error {
+		if r := bob.page("POST", "/account/offers/"+id+"/join/confirm", form); r.Status != http.StatusSeeOther {
+			return fmt.Errorf("concurrent confirmation: %d %s", r.Status, r.Body)
+		}
+		return nil
+	})
+	if xs := a.myExchanges(token(t, app.RoleMember, "bob")); len(xs) != 1 {
+		t.Fatalf("%d exchanges after two concurrent submissions, want 1", len(xs))
+	}
 	// A confirmation form without its key joins nothing.
-	form := url.Values{"csrf": {alice.csrf()}}
+	form = url.Values{"csrf": {alice.csrf()}}
 	if r := alice.post("/account/offers/"+id+"/join/confirm", form); r.Status != http.StatusUnprocessableEntity {
 		t.Fatalf("confirm without key: %d %s", r.Status, r.Body)
 	}
