@@ -343,7 +343,6 @@ func TestOIDCSignInEndToEnd(t *testing.T) {
 	})
 }
 
-
 // With the identity provider down at the first sign-in, the page says so
 // (503) and Quid retries discovery at the next one.
 func TestOIDCProviderDownAtFirstSignInThenBack(t *testing.T) {
