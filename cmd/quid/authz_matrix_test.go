@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -30,10 +31,14 @@ var principalNames = [principalCount]string{"none", "member", "other member", "m
 // matrixWorld is what the matrix rows build their requests from: one
 // published contract both members joined, and the principals' tokens.
 type matrixWorld struct {
-	a        *api
-	f        fixtures
-	tokens   [principalCount][]string // a column may hold several tokens, each a case
-	contract string                   // published, with an immediately vested bonus
+	a      *api
+	f      fixtures
+	tokens [principalCount][]string // a column may hold several tokens, each a case
+	// cookies are the principals' signed-in browsers, for the web rows: a
+	// partner cannot sign in to the pages, yet a session row saying so
+	// must still be refused.
+	cookies  [principalCount][]string
+	contract string // published, with an immediately vested bonus
 	draft    string
 	aliceEx  string // alice's exchange of contract, active
 	// objections counts the purposes freshObjectionPurpose handed out.
@@ -74,6 +79,12 @@ func newMatrixWorld(a *api) *matrixWorld {
 		asNone: {""}, asMember: {f.member}, asOtherMember: {token(a.t, app.RoleMember, "bob")}, asMarketer: {f.marketer},
 		asPartner: {f.partner}, asOtherPartner: {partner(f.adCo)}, asOrphanPartner: orphans, asAdmin: {f.admin},
 	}
+	m.cookies = [principalCount][]string{
+		asNone: {""}, asMember: {a.webSession(app.RoleMember, "alice")}, asOtherMember: {a.webSession(app.RoleMember, "bob")},
+		asMarketer: {a.webSession(app.RoleMarketer, "mark")}, asPartner: {a.webSession(app.RolePartner, f.partnerCo)},
+		asOtherPartner: {a.webSession(app.RolePartner, f.adCo)}, asOrphanPartner: {a.webSession(app.RolePartner, uuid.NewString())},
+		asAdmin: {a.webSession(app.RoleAdmin, "root")},
+	}
 	m.contract = m.freshContract()
 	m.draft = m.freshDraft()
 	a.enrol(f.member)
@@ -94,6 +105,9 @@ type authzRow struct {
 	what  string // tells rows of one route apart
 	req   func(m *matrixWorld) req
 	want  [principalCount]int
+	// web rows are pages (under /account): sent with each principal's
+	// session cookie (and its CSRF token in a form) instead of a token.
+	web bool
 }
 
 // Columns: none, member, other member, marketer, partner, other partner,
@@ -303,6 +317,17 @@ var authzMatrix = []authzRow{
 	{route: "GET /v1/audit/webhook-deliveries", req: get("/v1/audit/webhook-deliveries"), want: adminOnly},
 	{route: "GET /v1/reports/points-liability", req: get("/v1/reports/points-liability?from=2026-01-01&to=2026-02-01"), want: adminOnly},
 
+	// The web pages (issue 13), signed in with a session cookie: a page a
+	// principal may not open is a 403 page, signed out a GET is sent to sign
+	// in (303) and a form is a 401 page. One line per route.
+	{route: "GET /account/static/quid.css", web: true, req: webRow("GET", "/account/static/quid.css", nil), want: public},
+	{route: "GET /account/signin", web: true, req: webRow("GET", "/account/signin", nil), want: public},
+	{route: "GET /account/signed-out", web: true, req: webRow("GET", "/account/signed-out", nil), want: public},
+	// A member's start page; a marketer's is their contracts.
+	{route: "GET /account", web: true, req: webRow("GET", "/account", nil), want: [principalCount]int{303, 200, 200, 303, 403, 403, 403, 303}},
+	// Last of the pages: it ends each session (anyone may end their own).
+	{route: "POST /account/signout", web: true, req: webRow("POST", "/account/signout", nil), want: [principalCount]int{303, 303, 303, 303, 303, 303, 303, 303}},
+
 	// Last: erasure ends alice's and bob's data for every row after it.
 	{route: "DELETE /v1/me", want: [principalCount]int{401, 200, 200, 403, 403, 403, 403, 403},
 		req: func(*matrixWorld) req { return req{Method: "DELETE", Path: "/v1/me"} }},
@@ -352,7 +377,11 @@ func TestEveryRouteAnswersEveryPrincipalAsTheMatrixSays(t *testing.T) {
 		}
 		for pass, ps := range [][]int{refused, allowed, refused} {
 			for _, p := range ps {
-				for i, tok := range m.tokens[p] {
+				creds := m.tokens[p]
+				if row.web {
+					creds = m.cookies[p]
+				}
+				for i, tok := range creds {
 					// HEAD runs GET's handler and must answer as GET does.
 					methods := []string{base.Method}
 					if base.Method == "GET" {
@@ -361,6 +390,10 @@ func TestEveryRouteAnswersEveryPrincipalAsTheMatrixSays(t *testing.T) {
 					for _, method := range methods {
 						r := base
 						r.Method, r.Token = method, tok
+						if row.web {
+							r = withSession(base, tok)
+							r.Method = method
+						}
 						name := fmt.Sprintf("%s %s [%s] as %s #%d (pass %d)", r.Method, r.Path, row.what, principalNames[p], i, pass)
 						var got response
 						if row.want[p] >= 400 {
@@ -372,7 +405,10 @@ func TestEveryRouteAnswersEveryPrincipalAsTheMatrixSays(t *testing.T) {
 						if got.Status != row.want[p] {
 							t.Errorf("%s: status %d, want %d: %s", name, got.Status, row.want[p], got.Body)
 						}
-						if got.Status == http.StatusUnauthorized && !strings.HasPrefix(got.Header.Get("WWW-Authenticate"), "Bearer") {
+						if row.web && got.Status >= 400 {
+							checkWebPage(t, name, got, row.want[p])
+						}
+						if !row.web && got.Status == http.StatusUnauthorized && !strings.HasPrefix(got.Header.Get("WWW-Authenticate"), "Bearer") {
 							t.Errorf("%s: 401 without a Bearer challenge", name)
 						}
 					}
@@ -381,4 +417,15 @@ func TestEveryRouteAnswersEveryPrincipalAsTheMatrixSays(t *testing.T) {
 		}
 	}
 	t.Logf("authorization matrix: %d rows × %d principals (%d tokens) = %d requests", len(authzMatrix), principalCount, tokens, cases)
+}
+
+// webRow is a web row's request, without a cookie: a page, or a form with
+// fields (withSession adds the cookie and its CSRF token).
+func webRow(method, path string, fields url.Values) func(*matrixWorld) req {
+	return func(*matrixWorld) req {
+		if method == "POST" {
+			return webPost("", path, fields)
+		}
+		return webGet("", path)
+	}
 }

@@ -17,7 +17,6 @@ import (
 	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/oauth2-proxy/mockoidc"
 
 	"github.com/quidpro/quid/infra/browsertest"
@@ -38,27 +37,6 @@ func screenshotDir() string {
 		return d
 	}
 	return filepath.Join("..", "..", "docs", "screenshots")
-}
-
-// oidcUser is a mockoidc user whose ID token also carries a role claim
-// (QUID_OIDC_ROLE_CLAIM, "role"); an empty role leaves the claim out.
-type oidcUser struct {
-	sub, role string
-}
-
-func (u oidcUser) ID() string { return u.sub }
-
-func (u oidcUser) Userinfo([]string) ([]byte, error) {
-	return json.Marshal(map[string]string{"sub": u.sub})
-}
-
-type roleClaims struct {
-	*mockoidc.IDTokenClaims
-	Role string `json:"role,omitempty"`
-}
-
-func (u oidcUser) Claims(_ []string, c *mockoidc.IDTokenClaims) (jwt.Claims, error) {
-	return roleClaims{IDTokenClaims: c, Role: u.role}, nil
 }
 
 // webWorld is a Quid serving on a real listener, signed in to through a
@@ -333,7 +311,7 @@ func (v *visitor) screenshot(name string, vp browsertest.Viewport) {
 
 // signIn signs the tab in through the identity provider as user: the
 // sign-in page's button, the provider, and back.
-func (v *visitor) signIn(w *webWorld, user oidcUser, returnTo string) {
+func (v *visitor) signIn(w *webWorld, user idpUser, returnTo string) {
 	v.t.Helper()
 	v.open(returnTo)
 	if p := v.path(); !strings.HasPrefix(p, "/account/signin?") {
@@ -425,7 +403,7 @@ func TestMemberJourneyInARealBrowser(t *testing.T) {
 	b := browsertest.Start(t)
 	v := newVisitor(t, b, w.base)
 	const sub = "journey-member"
-	member := oidcUser{sub: sub}
+	member := idpUser{sub: sub}
 	partnerRead := func() response {
 		return w.do(req{Method: "GET", Path: "/v1/partner/members/" + sub + "/data?purpose=loyalty.personalised_offers", Token: f.partner})
 	}
@@ -589,8 +567,9 @@ func TestMemberJourneyInARealBrowser(t *testing.T) {
 		joinPosts, cancelPosts, len(v.seen), time.Since(start).Seconds())
 }
 
-// oidcMarketer is a marketer in the identity provider: the role claim says so.
-var oidcMarketer = oidcUser{sub: "mark", role: "marketer"}
+// oidcMarketer is a marketer at the identity provider (idpUser,
+// web_signin_test.go): the role claim says so.
+var oidcMarketer = idpUser{sub: "mark", role: "marketer"}
 
 // TestMarketerJourneyInARealBrowser signs a marketer in through the
 // identity provider (role claim marketer), lists the contracts and opens

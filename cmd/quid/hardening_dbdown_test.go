@@ -18,7 +18,9 @@ func TestDatabaseDownIsServiceUnavailableOnEveryRoute(t *testing.T) {
 	w := a.world()
 	// No database needed: served from memory.
 	inMemory := map[string]bool{"GET /healthz": true, "GET /metrics": true, "GET /openapi.yaml": true,
-		"GET /.well-known/jwks.json": true, "GET /.well-known/gpc.json": true, "GET /v1/catalog/categories": true, "GET /v1/catalog/purposes": true}
+		"GET /.well-known/jwks.json": true, "GET /.well-known/gpc.json": true, "GET /v1/catalog/categories": true, "GET /v1/catalog/purposes": true,
+		// The web pages a signed-out browser opens need no session.
+		"GET /account/static/quid.css": true, "GET /account/signin": true, "GET /account/signed-out": true}
 
 	proxy.down()
 	// The hot path first, while every pooled connection is dead but nothing
@@ -37,6 +39,12 @@ func TestDatabaseDownIsServiceUnavailableOnEveryRoute(t *testing.T) {
 		case inMemory[c.route]:
 			if r.Status >= 500 {
 				t.Errorf("%s: %d without the database: %s", c.route, r.Status, r.Body)
+			}
+		case isWebPath(c.r.Path):
+			// A page says it, as a page: the browser shows it, not JSON.
+			checkWebPage(t, c.route+" with the database down", r, 503)
+			if r.Header.Get("Retry-After") == "" {
+				t.Errorf("%s with the database down: no Retry-After", c.route)
 			}
 		case r.Status != 503 || r.Header.Get("Retry-After") == "" ||
 			r.Header.Get("Content-Type") != "application/problem+json" || !strings.Contains(string(r.Body), `"code":"unavailable"`):

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -97,6 +98,33 @@ func TestEveryWriteRouteRefusesAPrincipalsWriteOverItsQuota(t *testing.T) {
 		}
 		fresh++
 		sub := fmt.Sprintf("rl-%d", fresh)
+		if rc.route == "POST /account/signout" {
+			// One write per session: once it ends, the same cookie is
+			// nobody's and signing out again writes nothing to limit.
+			refused[rc.route] = true
+			return a.do(r)
+		}
+		if rc.web != "" {
+			// A signed-in browser of its own: the page's gate counts its
+			// writes after the CSRF check, as the API's gate counts a
+			// token's, and refuses the n+1th with a page.
+			r = webPost(w.session(rc.web, sub), r.Path, formOf(t, r))
+			first := a.do(r)
+			for i := 1; i < n; i++ {
+				if res := a.do(r); res.Status == 429 {
+					t.Errorf("%s: write %d of %d answered 429", rc.route, i+1, n)
+				}
+			}
+			a.unchangedBy(rc.route+" over quota", func() {
+				res := a.do(r)
+				checkWebPage(t, rc.route+" over quota", res, 429)
+				if res.Header.Get("Retry-After") == "" {
+					t.Errorf("%s over quota: no Retry-After", rc.route)
+				}
+			})
+			refused[rc.route] = true
+			return first
+		}
 		role := roleOf(t, r.Token)
 		if role == app.RolePartner {
 			// A partner's subject must name a recipient; each write route has its own.
@@ -292,4 +320,16 @@ func TestTheTCPPeerIsTheClientAddressUnlessItIsATrustedProxy(t *testing.T) {
 	if got := []int{write(proxied, "198.51.100.1"), write(proxied, "198.51.100.2"), write(proxied, "198.51.100.1")}; got[0] != 201 || got[1] != 201 || got[2] != 429 {
 		t.Errorf("clients forwarded by a trusted proxy: %v, want [201 201 429]", got)
 	}
+}
+
+// formOf is the form a web tour call posts, without its CSRF token.
+func formOf(t *testing.T, r req) url.Values {
+	t.Helper()
+	s, _ := r.Body.(string)
+	f, err := url.ParseQuery(s)
+	if err != nil {
+		t.Fatalf("%s %s: form %q: %v", r.Method, r.Path, s, err)
+	}
+	f.Del("csrf")
+	return f
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -64,9 +63,8 @@ func TestAdditiveMigrationsUnderTrafficCauseNoErrors(t *testing.T) {
 		toured[c.route] = true
 		mu.Unlock()
 		var body io.Reader
-		if c.r.Body != nil {
-			b, _ := json.Marshal(c.r.Body)
-			body = bytes.NewReader(b)
+		if raw := c.r.raw(); raw != nil {
+			body = bytes.NewReader(raw)
 		}
 		hr, _ := http.NewRequest(c.r.Method, base+c.r.Path, body)
 		if body != nil {
@@ -74,6 +72,9 @@ func TestAdditiveMigrationsUnderTrafficCauseNoErrors(t *testing.T) {
 		}
 		if c.r.Token != "" {
 			hr.Header.Set("Authorization", "Bearer "+c.r.Token)
+		}
+		for k, v := range c.r.Headers {
+			hr.Header.Set(k, v) // the web pages' cookie and form type
 		}
 		res, err := client.Do(hr)
 		calls.Add(1)

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/quidpro/quid/app"
 )
@@ -17,12 +18,21 @@ type world struct {
 	contract string // published
 	draft    string
 	exchange string // alice's, active
+	// session signs a browser in (web pages) and returns its Cookie value;
+	// with the database down it still returns one (nobody's), so a tour
+	// run then meets the page's own refusal.
+	session func(role app.Role, sub string) string
 }
 
 func (a *api) world() world {
 	a.t.Helper()
 	f := a.fixtures()
 	w := world{f: f, contract: a.publishContract(f, contractBody(f))}
+	store := a.svc.store
+	w.session = func(role app.Role, sub string) string {
+		cookie, _ := newWebSession(store, role, sub, time.Hour)
+		return cookie
+	}
 	w.draft = expect(a.t, a.do(req{Method: "POST", Path: "/v1/contracts", Token: f.marketer, Body: contractBody(f)}), 201).json(a.t)["id"].(string)
 	a.enrol(f.member)
 	w.exchange = a.joinContract(f.member, w.contract)["id"].(string)
@@ -34,6 +44,10 @@ func (a *api) world() world {
 type routeCall struct {
 	route string
 	r     req
+	// web is the role of the signed-in browser a web page call (under
+	// /account) is made as, its cookie in r.Headers; "" for the API and for
+	// pages called signed out.
+	web app.Role
 }
 
 // tour calls every route of the API once with a request that is valid as far
@@ -123,7 +137,39 @@ func tour(w world, sub string, call func(routeCall) response) {
 	do("GET /v1/audit/overdue-deletions", "GET", "/v1/audit/overdue-deletions", f.admin, nil)
 	do("GET /v1/audit/webhook-deliveries", "GET", "/v1/audit/webhook-deliveries", f.admin, nil)
 	do("GET /v1/reports/points-liability", "GET", "/v1/reports/points-liability?from=2026-01-01&to=2026-02-01", f.admin, nil)
+	webTour(w, sub, call)
 	do("DELETE /v1/me", "DELETE", "/v1/me", member, nil)
+}
+
+// webTour calls every web page (/account) once, as a browser: signed in as
+// the tour's member (or as a marketer) with the session cookie, forms as
+// application/x-www-form-urlencoded with the session's CSRF token. One line
+// per route: page(route, who, path) for a GET, form(route, who, path,
+// fields) for a POST; who is "" for a page anyone may open.
+func webTour(w world, sub string, call func(routeCall) response) {
+	cookies := map[app.Role]string{}
+	page := func(route string, who app.Role, path string) response {
+		if who != "" && cookies[who] == "" {
+			cookies[who] = w.session(who, sub)
+		}
+		return call(routeCall{route: route, r: webGet(cookies[who], path), web: who})
+	}
+	form := func(route string, who app.Role, path string, fields url.Values) response {
+		if who != "" && cookies[who] == "" {
+			cookies[who] = w.session(who, sub)
+		}
+		return call(routeCall{route: route, r: webPost(cookies[who], path, fields), web: who})
+	}
+	const member, marketer = app.RoleMember, app.RoleMarketer
+	page("GET /account/static/quid.css", "", "/account/static/quid.css")
+	page("GET /account/signin", "", "/account/signin?return_to=%2Faccount")
+	page("GET /account/signed-out", "", "/account/signed-out")
+	page("GET /account", member, "/account")
+	_ = marketer
+	// Pages of later branches go here, one line each.
+
+	// Last: it ends the member's session.
+	form("POST /account/signout", member, "/account/signout", nil)
 }
 
 // tokenFor mints a test token without a testing.TB, for tours run from

@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -208,6 +209,9 @@ func TestTokenAttacksAre401OnEveryRouteAndWriteNothing(t *testing.T) {
 		t.Fatalf("QUID_JWT_LEEWAY default is %s; README and this table say 30s", a.cfg.JWTLeeway)
 	}
 	w := a.world()
+	// The web pages' calls are sent with a forged cookie (forgedSession):
+	// the tour need not sign anyone in, which would write a session.
+	w.session = func(app.Role, string) string { return webCookie("unused") }
 	attacks := kit.tokenAttacks()
 	calls := 0
 	for i := range attacks {
@@ -219,6 +223,9 @@ func TestTokenAttacksAre401OnEveryRouteAndWriteNothing(t *testing.T) {
 		a.unchangedBy(attack.name, func() {
 			tour(w, "alice", func(c routeCall) response {
 				toured[c.route] = true
+				if c.web != "" {
+					return a.forgedSession(t, c) // no token; the page's cookie is attacked
+				}
 				if c.r.Token == "" {
 					return response{Status: http.StatusTeapot} // a public route: no token to attack
 				}
@@ -314,4 +321,29 @@ func TestTokenIssuerAudienceAndLeewayFollowTheConfiguration(t *testing.T) {
 			t.Errorf("%s: %d, want 201: %s", ok.name, r.Status, r.Body)
 		}
 	}
+}
+
+// forgedSession sends a web page call with a session cookie nobody was
+// given (a token the server never issued): a page is a redirect to sign in
+// and a form a 401 page, as for a browser signed out.
+func (a *api) forgedSession(t *testing.T, c routeCall) response {
+	t.Helper()
+	forged := webCookie("forged-" + strings.Repeat("x", 40))
+	c.r.Headers["Cookie"] = forged
+	if c.r.Method == "POST" {
+		c.r.Body = url.Values{"csrf": {webCSRF(forged)}}.Encode()
+	}
+	r := a.do(c.r)
+	switch {
+	case c.route == "POST /account/signout":
+		// Signing out a browser nobody signed in: nothing to end.
+		if r.Status != http.StatusSeeOther || r.Header.Get("Location") != "/account/signed-out" {
+			t.Errorf("%s with a forged session: %d to %q, want 303 to /account/signed-out", c.route, r.Status, r.Header.Get("Location"))
+		}
+	case c.r.Method == "POST":
+		checkWebPage(t, c.route+" with a forged session", r, http.StatusUnauthorized)
+	case r.Status != http.StatusSeeOther || !strings.HasPrefix(r.Header.Get("Location"), "/account/signin?return_to="):
+		t.Errorf("%s with a forged session: %d to %q, want 303 to sign in", c.route, r.Status, r.Header.Get("Location"))
+	}
+	return r
 }

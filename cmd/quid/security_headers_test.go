@@ -24,10 +24,21 @@ func TestEveryResponseForbidsSniffingAndEveryPageLocksItselfDown(t *testing.T) {
 		tour(w, fmt.Sprintf("sechdr%d", i), func(c routeCall) response {
 			toured[c.route] = true
 			if accept != "" {
-				c.r.Headers = map[string]string{"Accept": accept}
+				h := map[string]string{}
+				for k, v := range c.r.Headers {
+					h[k] = v // the web pages' cookie and form type
+				}
+				h["Accept"] = accept
+				c.r.Headers = h
 			}
 			r := a.do(c.r)
 			name := fmt.Sprintf("%s (Accept %q) → %d", c.route, accept, r.Status)
+			if isWebPath(c.r.Path) {
+				if checkWebSecurityHeaders(t, name, r) {
+					pages++
+				}
+				return r
+			}
 			if checkSecurityHeaders(t, name, r.Header, r.Body) {
 				pages++
 			}
@@ -118,6 +129,41 @@ func checkSecurityHeaders(t *testing.T, name string, h http.Header, body []byte)
 		if hash := "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"; !allowed[hash] {
 			t.Errorf("%s: an inline stylesheet's hash %s is not in style-src %v: the page would render unstyled", name, hash, directives["style-src"])
 		}
+	}
+	return true
+}
+
+// checkWebSecurityHeaders is checkSecurityHeaders for the web pages under
+// /account: their policy is webPolicy, which allows Quid's own stylesheet
+// and forms posting to Quid ('self') but still no script, no inline style,
+// no framing; every answer there, a redirect or the stylesheet too, is
+// nosniff. It reports whether the response was a page.
+func checkWebSecurityHeaders(t *testing.T, name string, r response) bool {
+	t.Helper()
+	if got := r.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+		t.Errorf("%s: X-Content-Type-Options %q, want nosniff", name, got)
+	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt != "text/html" {
+		return false
+	}
+	if got := r.Header.Get("Content-Security-Policy"); got != webPolicy {
+		t.Errorf("%s: CSP %q, want the web pages' %q", name, got, webPolicy)
+	}
+	if got := r.Header.Get("X-Frame-Options"); got != "DENY" {
+		t.Errorf("%s: X-Frame-Options %q, want DENY", name, got)
+	}
+	// same-origin, not no-referrer: under no-referrer a browser posts the
+	// pages' forms with Origin: null, which the origin check refuses
+	// (TestMemberJourneyInARealBrowser found it).
+	if got := r.Header.Get("Referrer-Policy"); got != "same-origin" {
+		t.Errorf("%s: Referrer-Policy %q, want same-origin", name, got)
+	}
+	if m := scriptOrInline.Find(r.Body); m != nil {
+		t.Errorf("%s: the page holds %q, which its policy blocks", name, m)
+	}
+	if styleElement.Match(r.Body) {
+		t.Errorf("%s: the page has a <style> element, which webPolicy blocks (style-src 'self' only)", name)
 	}
 	return true
 }

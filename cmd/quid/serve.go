@@ -314,7 +314,8 @@ func (s *service) serve(ctx context.Context, ln net.Listener, cfg config.Config)
 // OpenID Connect when an identity provider is configured, the development
 // sign-in only with --demo.
 func webOptions(cfg config.Config, store *postgres.Store) *httpapi.WebOptions {
-	w := &httpapi.WebOptions{Sessions: store, SessionTTL: cfg.Web.SessionTTL, Demo: cfg.Web.DemoSignIn, MinCount: int(cfg.StatsMinCount)}
+	w := &httpapi.WebOptions{Sessions: store, SessionTTL: cfg.Web.SessionTTL, Demo: cfg.Web.DemoSignIn, MinCount: int(cfg.StatsMinCount),
+		PublicURL: cfg.Web.PublicURL}
 	if cfg.Web.OIDC() {
 		w.OIDC = &httpapi.OIDCOptions{Issuer: cfg.Web.Issuer, ClientID: cfg.Web.ClientID, ClientSecret: cfg.Web.ClientSecret,
 			PublicURL: cfg.Web.PublicURL, RoleClaim: cfg.Web.RoleClaim}

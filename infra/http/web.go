@@ -10,6 +10,7 @@ import (
 	"html/template"
 	"net"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -45,6 +46,10 @@ type WebOptions struct {
 	// word a withheld figure with the k its statistics carry, and name k
 	// where they have none.
 	MinCount int
+	// PublicURL is where browsers reach Quid (QUID_PUBLIC_URL), or nil; with
+	// OIDC it is OIDC.PublicURL. Its scheme decides the session cookie's
+	// Secure flag and name, and its origin is the one forms may come from.
+	PublicURL *url.URL
 }
 
 // OIDCOptions name the identity provider and this client (OpenID Connect
@@ -102,8 +107,13 @@ type webSession struct {
 
 // csrf is the session's CSRF token: an HMAC of the session token, so it
 // needs no storage and only the holder of the cookie can compute it.
-func (s *webSession) csrf() string {
-	m := hmac.New(sha256.New, []byte(s.token))
+func (s *webSession) csrf() string { return SessionCSRF(s.token) }
+
+// SessionCSRF is the CSRF token every form of the session with the cookie
+// value sessionToken carries in its csrf field (HMAC-SHA256, base64url).
+// Exported for tests that post forms without parsing a page first.
+func SessionCSRF(sessionToken string) string {
+	m := hmac.New(sha256.New, []byte(sessionToken))
 	m.Write([]byte("quid csrf v1"))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
@@ -188,7 +198,7 @@ func (w *web) routes(a *fiber.App, limit func(*fiber.Ctx) error) {
 		// no-referrer made browsers post every form with Origin: null.
 		c.Set(fiber.HeaderReferrerPolicy, "same-origin")
 		if c.Method() == fiber.MethodPost {
-			if err := sameOrigin(c); err != nil {
+			if err := w.sameOrigin(c); err != nil {
 				return err
 			}
 		}
@@ -211,21 +221,43 @@ func (w *web) routes(a *fiber.App, limit func(*fiber.Ctx) error) {
 // sameOrigin refuses a form posted from another site: Sec-Fetch-Site
 // (Fetch Metadata) when the browser sends it, else Origin. It backs up
 // the CSRF token and SameSite=Lax, which leave subdomains and old
-// browsers open.
-func sameOrigin(c *fiber.Ctx) error {
+// browsers open. Origin is compared with QUID_PUBLIC_URL when set (behind
+// a reverse proxy the Host header may be the proxy's upstream name, and
+// c.Hostname would trust X-Forwarded-Host from anyone when no proxy is
+// configured), else with the request's Host; hosts compare case-blind and
+// an opaque origin ("null": a sandboxed frame, a data: URL) is refused.
+func (w *web) sameOrigin(c *fiber.Ctx) error {
 	refuse := domain.Forbidden("cross-site-form", "this form was sent from another site; open the page here and send it again")
 	switch c.Get("Sec-Fetch-Site") {
 	case "", "same-origin", "none":
 	default:
 		return refuse
 	}
-	if origin := c.Get(fiber.HeaderOrigin); origin != "" {
-		u, err := url.Parse(origin)
-		if err != nil || u.Host != c.Hostname() && u.Host != string(c.Request().Host()) {
-			return refuse
+	origin := c.Get(fiber.HeaderOrigin)
+	if origin == "" {
+		return nil
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || u.Path != "" || u.User != nil {
+		return refuse
+	}
+	if pub := w.publicURL(); pub != nil {
+		if strings.EqualFold(u.Scheme, pub.Scheme) && strings.EqualFold(u.Host, pub.Host) {
+			return nil
 		}
 	}
-	return nil
+	if strings.EqualFold(u.Host, string(c.Request().Host())) {
+		return nil
+	}
+	return refuse
+}
+
+// publicURL is QUID_PUBLIC_URL, or nil.
+func (w *web) publicURL() *url.URL {
+	if w.opts.OIDC != nil && w.opts.OIDC.PublicURL != nil {
+		return w.opts.OIDC.PublicURL
+	}
+	return w.opts.PublicURL
 }
 
 // isLoopbackHost is true for localhost and loopback addresses: only there
@@ -242,8 +274,21 @@ func isLoopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// plainHTTP is true when cookies go without Secure: only over plain HTTP
+// on loopback. With QUID_PUBLIC_URL set its scheme decides, not the
+// request: behind a TLS-terminating proxy that forwards to
+// http://localhost the request looks like plain loopback HTTP, yet the
+// browser speaks HTTPS on the public name, and the session cookie must be
+// Secure there.
+func (w *web) plainHTTP(c *fiber.Ctx) bool {
+	if pub := w.publicURL(); pub != nil {
+		return pub.Scheme == "http" && isLoopbackHost(pub.Host)
+	}
+	return isLoopbackHost(string(c.Request().Host())) && c.Protocol() == "http"
+}
+
 func (w *web) cookieName(c *fiber.Ctx) string {
-	if isLoopbackHost(string(c.Request().Host())) && c.Protocol() == "http" {
+	if w.plainHTTP(c) {
 		return sessionCookieRaw
 	}
 	return sessionCookieTLS
@@ -252,7 +297,7 @@ func (w *web) cookieName(c *fiber.Ctx) string {
 // setCookie sets an HttpOnly, SameSite=Lax cookie, Secure except over
 // plain HTTP on loopback. maxAge < 0 deletes it.
 func (w *web) setCookie(c *fiber.Ctx, name, value, path string, maxAge time.Duration) {
-	secure := !(isLoopbackHost(string(c.Request().Host())) && c.Protocol() == "http")
+	secure := !w.plainHTTP(c)
 	ck := &fiber.Cookie{Name: name, Value: value, Path: path, HTTPOnly: true, Secure: secure, SameSite: fiber.CookieSameSiteLaxMode}
 	if maxAge < 0 {
 		ck.MaxAge, ck.Expires = -1, time.Unix(0, 0)
@@ -427,6 +472,11 @@ func safeReturn(to string) string {
 		return webPrefix
 	}
 	if rest := strings.TrimPrefix(u.Path, webPrefix); rest != "" && rest[0] != '/' {
+		return webPrefix
+	}
+	// Dot segments would climb out of /account once the browser resolves
+	// them (/account/../v1/me); encoded ones too (%2e%2e).
+	if clean := path.Clean(u.Path); clean != u.Path && clean+"/" != u.Path || strings.Contains(strings.ToLower(u.RawPath+u.Path), "%2e") {
 		return webPrefix
 	}
 	return to
