@@ -309,22 +309,7 @@ func (v *visitor) screenshot(name string, vp browsertest.Viewport) {
 	}
 }
 
-// signIn signs the tab in through the identity provider as user: the
-// sign-in page's button, the provider, and back.
-func (v *visitor) signIn(w *webWorld, user idpUser, returnTo string) {
-	v.t.Helper()
-	v.open(returnTo)
-	if p := v.path(); !strings.HasPrefix(p, "/account/signin?") {
-		v.t.Fatalf("signed out, %s shows %s, want the sign-in page", returnTo, p)
-	}
-	w.idp.QueueUser(user)
-	v.follow("Sign in with your account")
-	v.see() // a page, not an error
-	if v.hasButton("Sign out") == false {
-		v.t.Fatalf("after signing in, %s has no Sign out button:\n%s", v.path(), v.text())
-	}
-}
-
+// hasButton is true when the page has a button named text.
 func (v *visitor) hasButton(text string) bool {
 	v.t.Helper()
 	n, err := chromedp.Run(v.ctx, chromedp.Evaluate[int](fmt.Sprintf(
