@@ -91,7 +91,7 @@ type visitor struct {
 
 func newVisitor(t *testing.T, b *browsertest.Browser, base string) *visitor {
 	t.Helper()
-	v := &visitor{t: t, ctx: b.Tab(t, browsertest.Phone), base: base, shots: screenshotDir(), seen: map[string]bool{}}
+	v := &visitor{t: t, ctx: b.TabWithin(t, browsertest.Phone, 4*time.Minute), base: base, shots: screenshotDir(), seen: map[string]bool{}}
 	if err := chromedp.Listen(v.ctx, func(ev any) {
 		if e, ok := ev.(*network.EventRequestWillBeSent); ok && e.Request != nil && e.Request.Method == "POST" && e.Type == network.ResourceTypeDocument {
 			v.posts.Add(1)
@@ -557,8 +557,9 @@ func TestMemberJourneyInARealBrowser(t *testing.T) {
 var oidcMarketer = idpUser{sub: "mark", role: "marketer"}
 
 // TestMarketerJourneyInARealBrowser signs a marketer in through the
-// identity provider (role claim marketer), lists the contracts and opens
-// one's statistics with its SVG chart; every page checked and photographed.
+// identity provider (role claim marketer), lists the contracts, opens
+// one's statistics with its SVG chart and the confirmation of retiring it
+// (left without acting); every page checked and photographed.
 func TestMarketerJourneyInARealBrowser(t *testing.T) {
 	t.Parallel()
 	start := time.Now()
@@ -589,6 +590,11 @@ func TestMarketerJourneyInARealBrowser(t *testing.T) {
 		t.Fatalf("the contract's page has no SVG chart (%d, %v)", n, err)
 	}
 	v.check("marketer-contract-stats")
+	// An action's confirmation page, left without acting.
+	v.follow("Retire version 1")
+	v.check("marketer-retire-confirm")
+	v.follow("Go back without changing anything")
+	v.see("published")
 	v.press("Sign out")
 	v.see("You are signed out")
 	t.Logf("marketer journey: %d pages checked; %.1f s", len(v.seen), time.Since(start).Seconds())
