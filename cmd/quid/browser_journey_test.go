@@ -366,7 +366,7 @@ func journeyContract(f fixtures) map[string]any {
 	body := contractBody(f)
 	body["title"], body["summary"] = "Coffee club", "Your city, for offers at the coffee bars near you."
 	body["items"] = []any{map[string]any{"category": "location.city", "purpose": "loyalty.personalised_offers", "recipients": []string{f.brand, f.partnerCo}}}
-	body["reward"] = map[string]any{"points_per_period": 10, "period": "PT1S", "max_periods": 100000}
+	body["reward"] = map[string]any{"points_per_period": 10, "period": "PT1S", "max_periods": 1000}
 	return body
 }
 
