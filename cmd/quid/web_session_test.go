@@ -19,7 +19,7 @@ import (
 // demoSignIn signs a browser in through the --demo sign-in, in process, at
 // base (scheme and host the browser uses), and returns the session's
 // Set-Cookie.
-func demoSignIn(t *testing.T, a *api, base, subject string) *http.Cookie {
+func demoSignIn(t *testing.T, a *api, base, subject string, prior ...*http.Cookie) *http.Cookie {
 	t.Helper()
 	res, err := a.svc.app.Test(httptest.NewRequest("GET", base+"/account/signin", nil), -1)
 	if err != nil {
@@ -39,6 +39,9 @@ func demoSignIn(t *testing.T, a *api, base, subject string) *http.Cookie {
 	hr := httptest.NewRequest("POST", base+"/account/signin/demo", strings.NewReader(form.Encode()))
 	hr.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	hr.AddCookie(&http.Cookie{Name: "quid-csrf", Value: anon.Value})
+	for _, c := range prior {
+		hr.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+	}
 	res, err = a.svc.app.Test(hr, -1)
 	if err != nil {
 		t.Fatal(err)
@@ -92,10 +95,14 @@ func TestSignInReplacesTheBrowsersSession(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t, func(c *config.Config) { c.Web.DemoSignIn = true })
 	first := demoSignIn(t, a, "https://q.example", "alice")
-	second := demoSignIn(t, a, "https://q.example", "alice")
+	second := demoSignIn(t, a, "https://q.example", "bob", first)
 	if first.Value == second.Value {
 		t.Fatal("a sign-in reused a session token")
 	}
+	if r := a.page(webCookie(first.Value), "/account"); r.Status != 303 {
+		t.Errorf("the browser's earlier session still opens /account after signing in again: %d", r.Status)
+	}
+	expect(t, a.page(webCookie(second.Value), "/account"), 200)
 }
 
 func TestSignOutErasureAndExpiryEndSessionsOnTheServer(t *testing.T) {

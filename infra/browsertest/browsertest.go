@@ -108,8 +108,15 @@ func Start(t testing.TB) *Browser {
 // with it times out after a minute.
 func (b *Browser) Tab(t testing.TB, v Viewport) context.Context {
 	t.Helper()
+	return b.TabWithin(t, v, time.Minute)
+}
+
+// TabWithin is Tab whose calls time out after d: a journey through many
+// pages needs more than a minute on a machine busy with the whole suite.
+func (b *Browser) TabWithin(t testing.TB, v Viewport, d time.Duration) context.Context {
+	t.Helper()
 	tab, closeTab := chromedp.NewContext(b.ctx)
-	ctx, stop := context.WithTimeout(tab, time.Minute)
+	ctx, stop := context.WithTimeout(tab, d)
 	t.Cleanup(func() { stop(); closeTab() })
 	if err := chromedp.Do(ctx, Show(v), ColorScheme(false)); err != nil {
 		t.Fatalf("opening a %s tab: %v", v.Name, err)

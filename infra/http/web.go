@@ -194,6 +194,9 @@ func (w *web) routes(a *fiber.App, limit func(*fiber.Ctx) error) {
 		c.Locals(webKeySelf{}, w)
 		c.Set(fiber.HeaderContentSecurityPolicy, webPolicy)
 		c.Set(fiber.HeaderCacheControl, "no-store")
+		// Origin on the pages' own form posts, nothing to other sites;
+		// no-referrer made browsers post every form with Origin: null.
+		c.Set(fiber.HeaderReferrerPolicy, "same-origin")
 		if c.Method() == fiber.MethodPost {
 			if err := w.sameOrigin(c); err != nil {
 				return err
