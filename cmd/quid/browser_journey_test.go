@@ -375,7 +375,8 @@ func journeyContract(f fixtures) map[string]any {
 // offers, start a profile, join (the confirmation shows what is shared
 // with whom) and get the receipt, watch points arrive, restrict processing
 // and see the partner's refused read in the access log, cancel in as many
-// form submissions as joining took, see a later partner read refused,
+// form submissions as joining took, see the partner's next read refused in
+// the access log,
 // download the export, erase the account, and find the old session gone
 // and a new sign-in empty. Every page on the way is checked with axe at a
 // phone's and a desktop's size and photographed.
@@ -492,12 +493,12 @@ func TestMemberJourneyInARealBrowser(t *testing.T) {
 		t.Errorf("joining took %d form submissions and cancelling %d: cancel must take as many steps as join", joinPosts, cancelPosts)
 	}
 
-	// After the cancellation the partner is refused; a refusal for want of
-	// consent is answered before the member is touched, so the access log
-	// holds the earlier reads and nothing new (the page says so).
+	// After the cancellation the partner is refused, and the member sees the
+	// refused attempt in the access log: the consent had ended.
 	refusedWith(t, partnerRead(), 403, "no-consent")
 	v.follow("Who read my data")
-	v.see("Refused PartnerCo", "after you cancel")
+	v.see("Refused PartnerCo", "your consent had ended")
+	v.check("access-log-after-cancel")
 	v.follow("Who holds my data")
 	v.see("PartnerCo")
 	v.check("recipients")
