@@ -71,10 +71,14 @@ func withheldText(k int64) string { return fmt.Sprintf("fewer than %d or withhel
 
 // Geometry of the chart in viewBox units; it scales to its container.
 const (
-	chartW, chartH = 720.0, 380.0
-	plotL, plotR   = 56.0, 600.0 // the right margin holds the direct labels
-	plotT, plotB   = 20.0, 290.0
-	legendY        = 350.0
+	// 480 wide, so text stays readable on a 390 px phone (a scale of 0.75)
+	chartW       = 480.0
+	plotL, plotR = 48.0, 380.0 // the right margin holds the direct labels
+	plotT, plotB = 20.0, 250.0
+	legendY      = 300.0
+	// legendRow is the height of one legend entry: entries are stacked, one
+	// per row, so long names (a withheld note) are never cut at the edge.
+	legendRow = 22.0
 )
 
 // lineStyles tell lines apart without colour: a dash pattern and a marker
@@ -97,6 +101,7 @@ type chartLineView struct {
 	LabelX, LabelY             string
 	Labelled                   bool
 	LegendX, LegendX2, LegendM string
+	LegendY                    string
 	Note                       string
 }
 
@@ -118,7 +123,7 @@ type chartBand struct{ X, W, Title string }
 
 func num(f float64) string { return strconv.FormatFloat(math.Round(f*10)/10, 'f', -1, 64) }
 
-var chartTemplate = template.Must(template.New("chart").Funcs(template.FuncMap{"markerAt": markerAt}).Parse(`<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-labelledby="{{.ID}}-title {{.ID}}-desc" viewBox="0 0 {{.Width}} {{.Height}}" width="100%" preserveAspectRatio="xMidYMid meet" font-family="sans-serif" font-size="12">
+var chartTemplate = template.Must(template.New("chart").Funcs(template.FuncMap{"markerAt": markerAt}).Parse(`<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-labelledby="{{.ID}}-title {{.ID}}-desc" viewBox="0 0 {{.Width}} {{.Height}}" width="100%" preserveAspectRatio="xMidYMid meet" font-family="sans-serif" font-size="13">
 <title id="{{.ID}}-title">{{.Title}}</title>
 <desc id="{{.ID}}-desc">{{.Desc}}</desc>
 <defs>
@@ -137,9 +142,9 @@ var chartTemplate = template.Must(template.New("chart").Funcs(template.FuncMap{"
 {{end}}</g>
 {{if .Labelled}}<text x="{{.LabelX}}" y="{{.LabelY}}" dominant-baseline="middle" fill="{{.Stroke}}" font-weight="bold">{{.Name}}</text>
 {{end}}{{end}}<g aria-hidden="true">
-{{range .Lines}}<line x1="{{.LegendX}}" y1="{{$.LegendY}}" x2="{{.LegendX2}}" y2="{{$.LegendY}}" stroke="{{.Stroke}}" stroke-width="2"{{if .Dash}} stroke-dasharray="{{.Dash}}"{{end}}/>
-{{template "marker" (markerAt .Marker .LegendM $.LegendY .Stroke)}}
-<text x="{{.LegendX2}}" y="{{$.LegendY}}" dx="6" dominant-baseline="middle" fill="#222">{{.Name}}{{.Note}}</text>
+{{range .Lines}}<line x1="{{.LegendX}}" y1="{{.LegendY}}" x2="{{.LegendX2}}" y2="{{.LegendY}}" stroke="{{.Stroke}}" stroke-width="2"{{if .Dash}} stroke-dasharray="{{.Dash}}"{{end}}/>
+{{template "marker" (markerAt .Marker .LegendM .LegendY .Stroke)}}
+<text x="{{.LegendX2}}" y="{{.LegendY}}" dx="6" dominant-baseline="middle" fill="#222">{{.Name}}{{.Note}}</text>
 {{end}}</g>
 {{if .Note}}<text x="{{.PlotL}}" y="{{.LegendTextY}}" fill="#222"><tspan font-weight="bold">Hatched:</tspan> {{.Note}}</text>
 {{end}}</svg>
@@ -185,9 +190,10 @@ func renderChart(s chartSeries) (template.HTML, error) {
 	if id == "" {
 		id = "chart"
 	}
-	v := chartView{ID: id, Title: s.Title, Width: num(chartW), Height: num(chartH), PlotL: num(plotL), PlotR: num(plotR),
+	legendEnd := legendY + legendRow*float64(len(s.Lines))
+	v := chartView{ID: id, Title: s.Title, Width: num(chartW), Height: num(legendEnd + 30), PlotL: num(plotL), PlotR: num(plotR),
 		PlotT: num(plotT), PlotB: num(plotB), PlotW: num(plotR - plotL), PlotH: num(plotB - plotT),
-		LegendY: num(legendY), LegendTextY: num(legendY + 24)}
+		LegendY: num(legendY), LegendTextY: num(legendEnd + 6)}
 	var top int64
 	withheldAt := make([]bool, n)
 	for _, l := range s.Lines {
@@ -228,11 +234,11 @@ func renderChart(s chartSeries) (template.HTML, error) {
 	}
 	desc := s.Description
 	if anyWithheld {
-		v.Note = fmt.Sprintf("%s (k-anonymity); the lines break there.", withheldText(s.MinCount))
+		v.Note = fmt.Sprintf("%s; the lines break there.", withheldText(s.MinCount))
 		desc += fmt.Sprintf(" Counts below %d are not shown, nor counts that would reveal one: those buckets are hatched and the lines break there.", s.MinCount)
 	}
 	v.Desc = strings.TrimSpace(desc)
-	legendX := plotL
+	legendX, rowY := plotL, legendY
 	var lastYs []float64
 	for li, l := range s.Lines {
 		st := lineStyles[li%len(lineStyles)]
@@ -273,8 +279,8 @@ func renderChart(s chartSeries) (template.HTML, error) {
 			lastYs = append(lastYs, y)
 			lv.LabelY = num(y)
 		}
-		lv.LegendX, lv.LegendX2, lv.LegendM = num(legendX), num(legendX+28), num(legendX+14)
-		legendX += 40 + 7*float64(len([]rune(l.Name+lv.Note)))
+		lv.LegendX, lv.LegendX2, lv.LegendM, lv.LegendY = num(legendX), num(legendX+28), num(legendX+14), num(rowY)
+		rowY += legendRow
 		v.Lines = append(v.Lines, lv)
 	}
 	var b bytes.Buffer

@@ -80,7 +80,7 @@ func TestChartEscapesHostileLabelsAndStaysWellFormedXML(t *testing.T) {
 		}
 	}
 	for _, want := range []string{`role="img"`, `aria-labelledby="c1onloadalert1-title c1onloadalert1-desc"`, `<title id="c1onloadalert1-title">`,
-		`<desc id="c1onloadalert1-desc">`, `viewBox="0 0 720 380"`, `width="100%"`} {
+		`<desc id="c1onloadalert1-desc">`, `viewBox="0 0 480 `, `width="100%"`} {
 		if !strings.Contains(string(svg), want) {
 			t.Errorf("svg lacks %s", want)
 		}
