@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -46,6 +48,45 @@ type workerRun struct {
 	doubleCredits, imbalance int           // (exchange, period) credited twice; members whose balance differs from the ledger
 	cpuQuid, cpuPostgres     time.Duration
 	verify                   string // quid verify's verdict on the rules the seeding keeps
+	locked, passes           int    // members the replicas' accrual passes locked, in all; passes that locked any
+}
+
+// passLog reads the replicas' JSON logs: it adds up the members each
+// accrual pass locked ("accrual" lines) and passes errors on to stderr.
+type passLog struct {
+	mu             sync.Mutex
+	partial        []byte
+	locked, passes int
+}
+
+func (l *passLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.partial = append(l.partial, p...)
+	for {
+		i := bytes.IndexByte(l.partial, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		line := l.partial[:i]
+		var rec struct {
+			Level, Msg string
+			Members    int
+		}
+		if json.Unmarshal(line, &rec) == nil && rec.Msg == "accrual" {
+			l.locked += rec.Members
+			l.passes++
+		} else if rec.Level != "INFO" {
+			os.Stderr.Write(append(line, '\n'))
+		}
+		l.partial = l.partial[i+1:]
+	}
+}
+
+func (l *passLog) total() (int, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.locked, l.passes
 }
 
 // receiver is the partner's webhook endpoint: it answers 204 and counts
@@ -74,7 +115,7 @@ func (r *receiver) reset() map[string]int {
 
 // startServe starts `quid serve` on dbURL, on a free loopback port, with
 // env and extra settings, and returns the process and its base URL.
-func startServe(env []string, dbURL string, extra ...string) (*exec.Cmd, string, error) {
+func startServe(env []string, dbURL string, stderr io.Writer, extra ...string) (*exec.Cmd, string, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, "", err
@@ -82,7 +123,7 @@ func startServe(env []string, dbURL string, extra ...string) (*exec.Cmd, string,
 	cmd := exec.Command(filepath.Join("bin", "quid"), "serve")
 	cmd.Env = append(append(env, "DATABASE_URL="+dbURL, "QUID_ADDR=127.0.0.1:"+strconv.Itoa(port),
 		"QUID_MIN_REWARD_PERIOD=1s", "QUID_WEBHOOK_ALLOW_PRIVATE=true", "QUID_RATE_LIMIT_ADDRESS=0"), extra...)
-	cmd.Stderr = os.Stderr
+	cmd.Stderr = stderr
 	// A replica outliving a quidbench that crashed would hold its pipes
 	// and keep working on the database.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
@@ -135,7 +176,7 @@ func (b *bench) measureWorkers(ctx context.Context, env []string) ([]workerRun, 
 // server again, -worker-joins members who join with keys and the partner's
 // webhook endpoint.
 func (b *bench) seedWorkers(ctx context.Context, env []string, dbURL, hook string) error {
-	srv, base, err := startServe(env, dbURL, "QUID_ACCRUAL_INTERVAL=24h", "QUID_WEBHOOK_INTERVAL=24h")
+	srv, base, err := startServe(env, dbURL, os.Stderr, "QUID_ACCRUAL_INTERVAL=24h", "QUID_WEBHOOK_INTERVAL=24h")
 	if err != nil {
 		return err
 	}
@@ -216,8 +257,10 @@ func (b *bench) workerRun(ctx context.Context, env []string, templateURL string,
 		}
 	}()
 	var bases []string
+	passes := &passLog{}
 	for range k {
-		p, base, err := startServe(env, dbURL, "QUID_ACCRUAL_INTERVAL=1s", "QUID_WEBHOOK_INTERVAL="+b.o.workerWebhookInterval.String())
+		p, base, err := startServe(env, dbURL, passes, "QUID_ACCRUAL_INTERVAL=1s", "QUID_WEBHOOK_INTERVAL="+b.o.workerWebhookInterval.String(),
+			"QUID_LOG_LEVEL=info", "QUID_LOG_FORMAT=json")
 		if err != nil {
 			return r, err
 		}
@@ -255,6 +298,7 @@ func (b *bench) workerRun(ctx context.Context, env []string, templateURL string,
 	}
 	r.cpuPostgres = b.cpuNow().postgres - pgBefore
 	r.ready = <-ready
+	r.locked, r.passes = passes.total()
 	for _, p := range procs {
 		stopServe(p)
 	}
@@ -415,7 +459,8 @@ func reportWorkers(runs []workerRun, o options) {
 	for _, r := range runs {
 		t.info("", fmt.Sprintf("%d replica(s): ready, CPU", r.replicas),
 			fmt.Sprintf("all ready after %.2f s", r.ready.Seconds()),
-			fmt.Sprintf("CPU quid %.1f s + PostgreSQL %.1f s", r.cpuQuid.Seconds(), r.cpuPostgres.Seconds()), "")
+			fmt.Sprintf("CPU quid %.1f s + PostgreSQL %.1f s", r.cpuQuid.Seconds(), r.cpuPostgres.Seconds()),
+			fmt.Sprintf("accrual passes locked %d members in %d passes (%d due)", r.locked, r.passes, o.workerExchanges/10))
 	}
 	t.print(os.Stdout)
 	fmt.Print(storageNote)
