@@ -43,13 +43,16 @@ const secret = "bench-secret-bench-secret-bench-secret!!"
 const purpose = "loyalty.personalised_offers"
 
 type options struct {
-	joins, clients, replays, reconsents int
-	rate, pacedRuns                     int
-	pacedFor, readFor                   time.Duration
-	readClients, accrualN               int
-	expiryN                             int
-	only                                string
-	redemptions                         int
+	joins, clients, replays, reconsents  int
+	rate, pacedRuns                      int
+	pacedFor, readFor                    time.Duration
+	readClients, accrualN                int
+	expiryN                              int
+	only                                 string
+	redemptions                          int
+	workerReplicas                       []int
+	workerExchanges, workerJoins         int
+	workerWebhookInterval, workerTimeout time.Duration
 }
 
 func main() {
@@ -72,11 +75,21 @@ func main() {
 	flag.IntVar(&o.readClients, "read-clients", 64, "concurrent clients for reads")
 	flag.IntVar(&o.accrualN, "accrual-exchanges", 1_000_000, "due exchanges for the accrual comparison (0 skips it)")
 	flag.IntVar(&o.expiryN, "expiry-lots", 1_000_000, "points lots past their time for the expiry comparison (0 skips it)")
-	flag.StringVar(&o.only, "only", "", "run only this comparison (expiry), not the whole bench")
+	flag.StringVar(&o.only, "only", "", "run only this scenario (expiry, or workers: throughput of the background workers with -worker-replicas replicas), not the whole bench")
 	flag.IntVar(&o.redemptions, "redemptions", 10000, "redemptions of a reward of the catalogue, one per member who joined (at most -joins; 0 skips them)")
+	replicas := flag.String("worker-replicas", "1,2,3", "-only workers: replica counts to run, each on a copy of one seeded database")
+	flag.IntVar(&o.workerExchanges, "worker-exchanges", 500_000, "-only workers: due exchanges, ten per member (accrual batches take 5,000 members each)")
+	flag.IntVar(&o.workerJoins, "worker-joins", 2000, "-only workers: joins through the API, each leaving one webhook event for the partner to deliver")
+	flag.DurationVar(&o.workerWebhookInterval, "worker-webhook-interval", time.Second, "-only workers: QUID_WEBHOOK_INTERVAL of the replicas (the default's)")
+	flag.DurationVar(&o.workerTimeout, "worker-timeout", 15*time.Minute, "-only workers: longest wait for one run")
 	flag.Parse()
-	if o.only != "" && o.only != "expiry" {
-		fmt.Fprintln(os.Stderr, "quidbench: -only takes expiry")
+	if o.only != "" && o.only != "expiry" && o.only != "workers" {
+		fmt.Fprintln(os.Stderr, "quidbench: -only takes expiry or workers")
+		os.Exit(2)
+	}
+	var err error
+	if o.workerReplicas, err = parseReplicas(*replicas); err != nil || o.workerExchanges < 10 || o.workerJoins < 1 {
+		fmt.Fprintln(os.Stderr, "quidbench: -worker-replicas 1,2,3 (counts from 1 to 16), -worker-exchanges ≥ 10, -worker-joins ≥ 1")
 		os.Exit(2)
 	}
 	if o.joins < 2 || o.clients < 1 || o.rate < 1 || o.readClients < 1 {
@@ -133,6 +146,16 @@ func run(o options) error {
 		exp.notes()
 		return nil
 	}
+	if o.only == "workers" {
+		runs, err := b.measureWorkers(ctx, serverEnv)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("\nquidbench -only workers %s UTC, %.1f min; load average %s at the start, %s at the end (the machine may be shared)\n",
+			started.Format("2006-01-02 15:04"), time.Since(started).Minutes(), loadBefore, loadAverage())
+		reportWorkers(runs, o)
+		return nil
+	}
 	var drop func()
 	if b.dbURL, drop, err = b.createDatabase(ctx, ""); err != nil {
 		return err
@@ -181,37 +204,11 @@ func run(o options) error {
 
 	// Setup: a brand and a partner, one published contract naming both.
 	hc := &http.Client{Timeout: 30 * time.Second}
-	marketer, admin := mint("marketer", "mark"), mint("admin", "root")
-	var brand, partner struct{ ID string }
-	if err := call(hc, "POST", b.base+"/v1/recipients", admin, map[string]any{"name": "Bench Brand", "kind": "first_party", "country": "NO", "privacy_policy_url": "https://bench.example/p"}, &brand); err != nil {
+	marketer := mint("marketer", "mark")
+	v1, partnerID, err := publishBenchContract(hc, b.base)
+	if err != nil {
 		return err
 	}
-	const partnerName = "Bench Partner"
-	if err := call(hc, "POST", b.base+"/v1/recipients", admin, map[string]any{"name": partnerName, "kind": "third_party", "country": "SE", "privacy_policy_url": "https://partner.example/p"}, &partner); err != nil {
-		return err
-	}
-	// A contract is published under the programme's identity and with a
-	// value estimate (issue 12).
-	if err := call(hc, "PUT", b.base+"/v1/programme", admin, map[string]any{
-		"legal_name": "Bench AS", "address": "Storgata 1, 0155 Oslo, Norway", "contact_email": "privacy@bench.example",
-		"dpo_contact":           "dpo@bench.example",
-		"supervisory_authority": map[string]any{"name": "Datatilsynet", "complaint_url": "https://www.datatilsynet.no/en/"},
-		"point_value":           map[string]any{"currency": "EUR", "amount": "0.01"},
-		"jurisdictions":         []string{"NO"}}, nil); err != nil {
-		return err
-	}
-	var draft struct{ ID string }
-	if err := call(hc, "POST", b.base+"/v1/contracts", marketer, map[string]any{"title": "Bench", "retention": "P30D",
-		"items":          []any{map[string]any{"category": "location.city", "purpose": purpose, "recipients": []string{brand.ID, partner.ID}}},
-		"reward":         map[string]any{"join_bonus": 100, "vesting": "P7D", "points_per_period": 10, "period": "PT1H"},
-		"value_estimate": map[string]any{"amount": "4.80", "currency": "EUR", "per": "P1Y"}, "value_method": "revenue_attributable",
-		"value_explanation": "Offer revenue per member who shares a city, a year."}, &draft); err != nil {
-		return err
-	}
-	if err := call(hc, "POST", b.base+"/v1/contracts/"+draft.ID+"/publish", marketer, nil, nil); err != nil {
-		return err
-	}
-	v1 := draft.ID
 	rawV1, err := loadRawContract(ctx, b.pool, v1)
 	if err != nil {
 		return err
@@ -292,7 +289,7 @@ func run(o options) error {
 
 	// 7: partner reads of members who joined with a key.
 	fmt.Fprintf(os.Stderr, "partner reads: %s each over HTTP and raw SQL, %d clients…\n", o.readFor, o.readClients)
-	partnerTok := mint("partner", partner.ID)
+	partnerTok := mint("partner", partnerID)
 	var pick atomic.Int64
 	readMember := func() string { return memberID(J + int(pick.Add(1)%int64(J))) }
 	partnerPh := b.interleaveFor(o.readFor, []func(d time.Duration) phase{
@@ -303,7 +300,7 @@ func run(o options) error {
 		},
 		func(d time.Duration) phase {
 			return b.during(d, o.readClients, func(_, _ int) error {
-				return rawPartnerRead(ctx, b.pool, readMember(), partner.ID, partnerName, purpose)
+				return rawPartnerRead(ctx, b.pool, readMember(), partnerID, partnerName, purpose)
 			})
 		},
 	})
@@ -491,6 +488,44 @@ func run(o options) error {
 	return nil
 }
 
+const partnerName = "Bench Partner"
+
+// publishBenchContract sets up, through the API at base, a brand and a
+// partner, the programme's identity and one published contract naming
+// both, and returns the contract's and the partner's ids.
+func publishBenchContract(hc *http.Client, base string) (contract, partner string, err error) {
+	marketer, admin := mint("marketer", "mark"), mint("admin", "root")
+	var brandRec, partnerRec struct{ ID string }
+	if err := call(hc, "POST", base+"/v1/recipients", admin, map[string]any{"name": "Bench Brand", "kind": "first_party", "country": "NO", "privacy_policy_url": "https://bench.example/p"}, &brandRec); err != nil {
+		return "", "", err
+	}
+	if err := call(hc, "POST", base+"/v1/recipients", admin, map[string]any{"name": partnerName, "kind": "third_party", "country": "SE", "privacy_policy_url": "https://partner.example/p"}, &partnerRec); err != nil {
+		return "", "", err
+	}
+	// A contract is published under the programme's identity and with a
+	// value estimate (issue 12).
+	if err := call(hc, "PUT", base+"/v1/programme", admin, map[string]any{
+		"legal_name": "Bench AS", "address": "Storgata 1, 0155 Oslo, Norway", "contact_email": "privacy@bench.example",
+		"dpo_contact":           "dpo@bench.example",
+		"supervisory_authority": map[string]any{"name": "Datatilsynet", "complaint_url": "https://www.datatilsynet.no/en/"},
+		"point_value":           map[string]any{"currency": "EUR", "amount": "0.01"},
+		"jurisdictions":         []string{"NO"}}, nil); err != nil {
+		return "", "", err
+	}
+	var draft struct{ ID string }
+	if err := call(hc, "POST", base+"/v1/contracts", marketer, map[string]any{"title": "Bench", "retention": "P30D",
+		"items":          []any{map[string]any{"category": "location.city", "purpose": purpose, "recipients": []string{brandRec.ID, partnerRec.ID}}},
+		"reward":         map[string]any{"join_bonus": 100, "vesting": "P7D", "points_per_period": 10, "period": "PT1H"},
+		"value_estimate": map[string]any{"amount": "4.80", "currency": "EUR", "per": "P1Y"}, "value_method": "revenue_attributable",
+		"value_explanation": "Offer revenue per member who shares a city, a year."}, &draft); err != nil {
+		return "", "", err
+	}
+	if err := call(hc, "POST", base+"/v1/contracts/"+draft.ID+"/publish", marketer, nil, nil); err != nil {
+		return "", "", err
+	}
+	return draft.ID, partnerRec.ID, nil
+}
+
 // writesPerMember counts the rows written for members lo+1..hi, per member.
 func writesPerMember(ctx context.Context, pool *pgxpool.Pool, lo, hi int) (string, error) {
 	if hi <= lo {
@@ -570,7 +605,10 @@ func (b *bench) join(member int, contract, key string, replay bool) error {
 
 type tableRow struct{ num, scenario, measured, baseline, ratio, target, ok string }
 
-type table struct{ rows []tableRow }
+type table struct {
+	rows []tableRow
+	head *tableRow // the column names, when not those of the bench's table
+}
 
 func (t *table) add(num, scenario, measured, baseline, ratio, target string, ok bool) {
 	okText := "NO"
@@ -586,6 +624,9 @@ func (t *table) info(num, scenario, measured, baseline, ratio string) {
 
 func (t *table) print(w io.Writer) {
 	head := tableRow{"#", "scenario", "measured", "raw baseline (same run)", "ratio", "target", "ok"}
+	if t.head != nil {
+		head = *t.head
+	}
 	cells := func(r tableRow) []string {
 		return []string{r.num, r.scenario, r.measured, r.baseline, r.ratio, r.target, r.ok}
 	}
