@@ -593,17 +593,10 @@ func (h *handlers) exchangeRecord(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.UserContext()
-	r, err := h.svc.Exchanges.Record(ctx, principal(c), id)
+	d, err := h.consentRecord(c, id)
 	if err != nil {
 		return err
 	}
-	current, err := h.currentProgramme(ctx, r.View.Contract)
-	if err != nil {
-		return err
-	}
-	d := consentRecordOf(r.View.Exchange, r.View.Contract, r.Recipients, h.svc.Catalog, answeringProgramme(r.View.Contract, current),
-		r.Events, time.Now())
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	if wantsLD(c) {
 		body, err := jsonMarshal(d)
@@ -614,6 +607,22 @@ func (h *handlers) exchangeRecord(c *fiber.Ctx) error {
 		return c.Send(body)
 	}
 	return c.JSON(d)
+}
+
+// consentRecord is the consent record of the member's own exchange id
+// (another's is not found), for the API and the web pages alike.
+func (h *handlers) consentRecord(c *fiber.Ctx, id string) (consentRecordLD, error) {
+	ctx := c.UserContext()
+	r, err := h.svc.Exchanges.Record(ctx, principal(c), id)
+	if err != nil {
+		return consentRecordLD{}, err
+	}
+	current, err := h.currentProgramme(ctx, r.View.Contract)
+	if err != nil {
+		return consentRecordLD{}, err
+	}
+	return consentRecordOf(r.View.Exchange, r.View.Contract, r.Recipients, h.svc.Catalog, answeringProgramme(r.View.Contract, current),
+		r.Events, time.Now()), nil
 }
 
 // currentProgramme is the programme identity in force, read only when one
