@@ -6,4 +6,5 @@ import "github.com/gofiber/fiber/v2"
 // (role member) and drives the same use cases as /v1/me.
 func (w *web) memberRoutes(g fiber.Router, member fiber.Handler) {
 	w.memberPagesA(g, member)
+	w.memberPagesB(g, member)
 }
