@@ -29,7 +29,11 @@ type ContractRepository interface {
 	CreateNextVersion(ctx context.Context, fromID string, fn func(from domain.Contract) (domain.Contract, error)) (domain.Contract, error)
 	// ContractVersion finds a version of a family; ok is false when absent.
 	ContractVersion(ctx context.Context, familyID string, version int) (c domain.Contract, ok bool, err error)
-	ContractStats(ctx context.Context, id string) (ContractStats, error)
+	// ContractStats reads a version's raw aggregates (no series) and when
+	// its first exchange joined (zero when none did); ContractSeries its
+	// time series over the buckets [from, to] of step.
+	ContractStats(ctx context.Context, id string) (domain.ContractCounts, time.Time, error)
+	ContractSeries(ctx context.Context, id string, step domain.StatsStep, from, to time.Time) ([]domain.StatsBucket, error)
 	// AddProgramme stores p as the next version of the programme identity
 	// and returns it numbered; CurrentProgramme reads the latest (ok false
 	// before the first).
@@ -37,16 +41,17 @@ type ContractRepository interface {
 	CurrentProgramme(ctx context.Context) (p domain.Programme, ok bool, err error)
 }
 
-// ContractStats are aggregates only: never a member id or an attribute.
+// ContractStats are a version's aggregates made k-anonymous
+// (domain.ContractCounts.Anonymise): never a member id, an attribute, nor
+// a count below MinCount. Step is the width of Series' buckets ("" with no
+// series: nobody joined). PointsValue is PointsIssued in money at the
+// version's point value (domain.RewardValue.PointsWorth, as the exchange
+// views show points), "" when the points are withheld or no point value is
+// known; Currency is its ISO 4217 code.
 type ContractStats struct {
-	Joins        int64
-	Active       int64
-	Cancelled    int64
-	Expired      int64
-	Terminated   int64
-	Superseded   int64
-	Erased       int64
-	PointsIssued int64
+	domain.PublishedStats
+	Step                  domain.StatsStep
+	PointsValue, Currency string
 }
 
 // Contracts is the marketer's and the public's side of contracts, and the
@@ -417,6 +422,12 @@ func (s *Contracts) Offers(ctx context.Context, page Page) ([]domain.Contract, s
 	return s.store.ListOffers(ctx, page.Normalised())
 }
 
+// Stats are the k-anonymous aggregates of a version, any version (drafts
+// too), for marketers and admins (403 for anyone else; 404 for no such
+// version): counts by status, the points issued and their money value,
+// and the time series of joins, active exchanges and endings
+// (domain.StatsSeriesPlan chooses its buckets). k is the deployment's
+// QUID_STATS_MIN_COUNT (ContractPolicy.StatsMinCount).
 func (s *Contracts) Stats(ctx context.Context, p Principal, id string) (domain.Contract, ContractStats, error) {
 	if err := p.Require(RoleMarketer, RoleAdmin); err != nil {
 		return domain.Contract{}, ContractStats{}, err
@@ -425,9 +436,29 @@ func (s *Contracts) Stats(ctx context.Context, p Principal, id string) (domain.C
 	if err != nil {
 		return domain.Contract{}, ContractStats{}, fmt.Errorf("read contract: %w", err)
 	}
-	st, err := s.store.ContractStats(ctx, id)
+	counts, first, err := s.store.ContractStats(ctx, id)
 	if err != nil {
 		return domain.Contract{}, ContractStats{}, fmt.Errorf("contract stats: %w", err)
 	}
-	return c, st, nil
+	step, from, to, ok := domain.StatsSeriesPlan(first, s.clock.Now())
+	if ok {
+		if counts.Series, err = s.store.ContractSeries(ctx, id, step, from, to); err != nil {
+			return domain.Contract{}, ContractStats{}, fmt.Errorf("contract series: %w", err)
+		}
+	}
+	k := s.policy.StatsMinCount
+	if k == 0 {
+		k = domain.DefaultStatsMinCount
+	}
+	out := ContractStats{PublishedStats: counts.Anonymise(k), Step: step}
+	if points, shown := out.PointsIssued.Value(); shown {
+		values, err := s.RewardValues(ctx, c)
+		if err != nil {
+			return domain.Contract{}, ContractStats{}, fmt.Errorf("value points: %w", err)
+		}
+		if v, valued := values[c.ID()]; valued {
+			out.PointsValue, out.Currency = v.PointsWorth(points), v.Currency
+		}
+	}
+	return c, out, nil
 }

@@ -91,6 +91,10 @@ type ContractPolicy struct {
 	// PointsExpireAfter is the programme's points expiry
 	// (QUID_POINTS_EXPIRE_AFTER); zero: points never expire.
 	PointsExpireAfter Duration
+	// StatsMinCount is k of the k-anonymous contract statistics
+	// (QUID_STATS_MIN_COUNT, at least MinStatsMinCount); zero:
+	// DefaultStatsMinCount.
+	StatsMinCount int64
 }
 
 // ValidateTerms reports every problem of t at once. recipientExists tells

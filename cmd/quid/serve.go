@@ -153,7 +153,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*service, 
 	if err != nil {
 		return nil, err
 	}
-	contracts := app.NewContracts(store, store, domain.ContractPolicy{Catalog: cat, MinPeriod: cfg.MinRewardPeriod, PointsExpireAfter: cfg.PointsExpireAfter}, systemClock{}, uuidIDs{})
+	contracts := app.NewContracts(store, store, domain.ContractPolicy{Catalog: cat, MinPeriod: cfg.MinRewardPeriod, PointsExpireAfter: cfg.PointsExpireAfter, StatsMinCount: cfg.StatsMinCount}, systemClock{}, uuidIDs{})
 	members := app.NewMembers(store, cat)
 	exchanges := app.NewExchanges(store, store, store, signer, uuidIDs{}, cat)
 	rewards := app.NewRewards(store, systemClock{}, uuidIDs{})
@@ -314,7 +314,8 @@ func (s *service) serve(ctx context.Context, ln net.Listener, cfg config.Config)
 // OpenID Connect when an identity provider is configured, the development
 // sign-in only with --demo.
 func webOptions(cfg config.Config, store *postgres.Store) *httpapi.WebOptions {
-	w := &httpapi.WebOptions{Sessions: store, SessionTTL: cfg.Web.SessionTTL, Demo: cfg.Web.DemoSignIn, PublicURL: cfg.Web.PublicURL}
+	w := &httpapi.WebOptions{Sessions: store, SessionTTL: cfg.Web.SessionTTL, Demo: cfg.Web.DemoSignIn, PublicURL: cfg.Web.PublicURL,
+		MinCount: int(cfg.StatsMinCount)}
 	if cfg.Web.OIDC() {
 		w.OIDC = &httpapi.OIDCOptions{Issuer: cfg.Web.Issuer, ClientID: cfg.Web.ClientID, ClientSecret: cfg.Web.ClientSecret,
 			PublicURL: cfg.Web.PublicURL, RoleClaim: cfg.Web.RoleClaim}

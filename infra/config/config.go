@@ -63,6 +63,9 @@ type Config struct {
 	RedemptionCancelWindow domain.Duration
 	// Web configures the web preference centre's sign-in (issue 13).
 	Web Web
+	// StatsMinCount is k of the k-anonymous contract statistics: no count
+	// below it is shown (domain.ContractCounts.Anonymise).
+	StatsMinCount int64
 }
 
 // Web configures sign-in to the pages under /account: OpenID Connect
@@ -212,6 +215,7 @@ var Vars = []Var{
 	{"QUID_OIDC_CLIENT_SECRET", "", "this client's secret at the identity provider (empty for a public client, which PKCE protects); never logged"},
 	{"QUID_OIDC_ROLE_CLAIM", "role", "ID token claim that holds the role (a string: member, marketer or admin); without it the person signs in as a member"},
 	{"QUID_WEB_SESSION_TTL", "12h", "how long a web sign-in lasts (5m to 720h); sessions are kept server side, so signing out or erasure ends them on every replica at once"},
+	{"QUID_STATS_MIN_COUNT", "10", "k of the k-anonymous contract statistics (`GET /v1/contracts/{id}/stats`, the marketer pages), at least 2: a count below it, zero included, is shown as \"fewer than k\" (JSON null, named in `suppressed`), and so is any count that would let one be worked out from the others; the points issued and their value are withheld when fewer than k members earned them"},
 	{"QUID_MAX_HEADER_BYTES", "16384", "largest request line plus headers accepted, in bytes (1024 to 1048576); larger requests get 431. Raise it for identity-provider tokens with many claims"},
 }
 
@@ -298,6 +302,11 @@ func Load(getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("QUID_MAX_HEADER_BYTES: %q is not a number of bytes from 1024 to 1048576", get("QUID_MAX_HEADER_BYTES")))
 	}
 	cfg.MaxHeaderBytes = maxHeader
+	if k, err := strconv.ParseInt(get("QUID_STATS_MIN_COUNT"), 10, 64); err != nil || k < domain.MinStatsMinCount || k > 1_000_000 {
+		errs = append(errs, fmt.Errorf("QUID_STATS_MIN_COUNT: %q is not a whole number from %d to 1000000", get("QUID_STATS_MIN_COUNT"), domain.MinStatsMinCount))
+	} else {
+		cfg.StatsMinCount = k
+	}
 	for _, q := range []struct {
 		name string
 		into *Quota
@@ -366,6 +375,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("redemption_cancel_window", c.RedemptionCancelWindow.String()),
 		slog.Bool("webhook_allow_private", c.WebhookAllowPrivate),
 		slog.Int("max_header_bytes", c.MaxHeaderBytes),
+		slog.Int64("stats_min_count", c.StatsMinCount),
 		slog.Duration("db_statement_timeout", c.DBStatementTimeout),
 		slog.Duration("db_idle_in_transaction_timeout", c.DBIdleInTransactionTimeout),
 		slog.String("rate_limit_principal", c.RateLimitPrincipal.String()),

@@ -219,3 +219,19 @@ func TestNATSSettingsAreCheckedAndItsCredentialsNeverShown(t *testing.T) {
 		t.Errorf("error repeats the URL's password:\n%v", err)
 	}
 }
+
+func TestStatsMinCountDefaultsToTenAndRefusesOne(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(env(nil))
+	if err != nil || cfg.StatsMinCount != 10 {
+		t.Fatalf("default k %d, %v", cfg.StatsMinCount, err)
+	}
+	if cfg, err := config.Load(env(map[string]string{"QUID_STATS_MIN_COUNT": "2"})); err != nil || cfg.StatsMinCount != 2 {
+		t.Fatalf("k=2: %d, %v", cfg.StatsMinCount, err)
+	}
+	for _, bad := range []string{"1", "0", "-3", "ten", "2.5"} {
+		if _, err := config.Load(env(map[string]string{"QUID_STATS_MIN_COUNT": bad})); err == nil || !strings.Contains(err.Error(), "QUID_STATS_MIN_COUNT") {
+			t.Errorf("k=%s accepted (%v)", bad, err)
+		}
+	}
+}

@@ -641,18 +641,80 @@ func (h *handlers) newVersion(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusCreated).JSON(view)
 }
 
+// statsDTO is GET /v1/contracts/{id}/stats: k-anonymous aggregates
+// (app.ContractStats). A withheld count is null and named in Suppressed,
+// never a number; MinCount is k.
 type statsDTO struct {
-	ContractID   string `json:"contract_id"`
-	Version      int    `json:"version"`
-	Status       string `json:"status"`
-	Joins        int64  `json:"joins"`
-	Active       int64  `json:"active"`
-	Cancelled    int64  `json:"cancelled"`
-	Expired      int64  `json:"expired"`
-	Terminated   int64  `json:"terminated"`
-	Superseded   int64  `json:"superseded"`
-	Erased       int64  `json:"erased"`
-	PointsIssued int64  `json:"points_issued"`
+	ContractID   string          `json:"contract_id"`
+	Version      int             `json:"version"`
+	Status       string          `json:"status"`
+	MinCount     int64           `json:"min_count"`
+	Suppressed   []string        `json:"suppressed"`
+	Joins        *int64          `json:"joins"`
+	Active       *int64          `json:"active"`
+	Cancelled    *int64          `json:"cancelled"`
+	Expired      *int64          `json:"expired"`
+	Terminated   *int64          `json:"terminated"`
+	Superseded   *int64          `json:"superseded"`
+	Erased       *int64          `json:"erased"`
+	PointsIssued *int64          `json:"points_issued"`
+	PointsValue  *moneyAmountDTO `json:"points_value"`
+	Series       statsSeriesDTO  `json:"series"`
+}
+
+type statsSeriesDTO struct {
+	Step  *string          `json:"step"`
+	Items []statsBucketDTO `json:"items"`
+}
+
+type statsBucketDTO struct {
+	Start      string   `json:"start"`
+	End        string   `json:"end"`
+	Joins      *int64   `json:"joins"`
+	Active     *int64   `json:"active"`
+	Endings    *int64   `json:"endings"`
+	Suppressed []string `json:"suppressed"`
+}
+
+// countOf is a published count, nil when withheld; a withheld count's name
+// is added to suppressed.
+func countOf(c domain.Count, name string, suppressed *[]string) *int64 {
+	n, ok := c.Value()
+	if !ok {
+		*suppressed = append(*suppressed, name)
+		return nil
+	}
+	return &n
+}
+
+func statsOf(ct domain.Contract, st app.ContractStats) statsDTO {
+	d := statsDTO{ContractID: ct.ID(), Version: ct.Version(), Status: string(ct.Status()), MinCount: st.MinCount, Suppressed: []string{}}
+	d.Joins = countOf(st.Joins, "joins", &d.Suppressed)
+	d.Active = countOf(st.Active, "active", &d.Suppressed)
+	d.Cancelled = countOf(st.Cancelled, "cancelled", &d.Suppressed)
+	d.Expired = countOf(st.Expired, "expired", &d.Suppressed)
+	d.Terminated = countOf(st.Terminated, "terminated", &d.Suppressed)
+	d.Superseded = countOf(st.Superseded, "superseded", &d.Suppressed)
+	d.Erased = countOf(st.Erased, "erased", &d.Suppressed)
+	d.PointsIssued = countOf(st.PointsIssued, "points_issued", &d.Suppressed)
+	if d.PointsIssued == nil {
+		d.Suppressed = append(d.Suppressed, "points_value")
+	} else if st.PointsValue != "" {
+		d.PointsValue = &moneyAmountDTO{Currency: st.Currency, Amount: st.PointsValue}
+	}
+	d.Series.Items = make([]statsBucketDTO, len(st.Series))
+	if st.Step != "" {
+		step := string(st.Step)
+		d.Series.Step = &step
+	}
+	for i, b := range st.Series {
+		item := statsBucketDTO{Start: timeText(b.Start), End: timeText(b.End), Suppressed: []string{}}
+		item.Joins = countOf(b.Joins, "joins", &item.Suppressed)
+		item.Active = countOf(b.Active, "active", &item.Suppressed)
+		item.Endings = countOf(b.Endings, "endings", &item.Suppressed)
+		d.Series.Items[i] = item
+	}
+	return d
 }
 
 func (h *handlers) contractStats(c *fiber.Ctx) error {
@@ -664,6 +726,5 @@ func (h *handlers) contractStats(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(statsDTO{ct.ID(), ct.Version(), string(ct.Status()), st.Joins, st.Active, st.Cancelled, st.Expired,
-		st.Terminated, st.Superseded, st.Erased, st.PointsIssued})
+	return c.JSON(statsOf(ct, st))
 }

@@ -41,7 +41,10 @@ type WebOptions struct {
 	// Demo offers a development sign-in (pick any member id), shown as
 	// such on every page. Only `quid serve --demo` sets it.
 	Demo bool
-	// MinCount is k of the marketer pages' k-anonymous statistics.
+	// MinCount is k of the marketer pages' k-anonymous statistics
+	// (QUID_STATS_MIN_COUNT, the k Contracts.Stats applies): the pages
+	// word a withheld figure with the k its statistics carry, and name k
+	// where they have none.
 	MinCount int
 	// PublicURL is where browsers reach Quid (QUID_PUBLIC_URL), or nil; with
 	// OIDC it is OIDC.PublicURL. Its scheme decides the session cookie's

@@ -441,12 +441,18 @@ func (s *Store) RetireContract(ctx context.Context, id string, terminate bool, f
 	return out, n, err
 }
 
-// ContractStats counts exchanges by status and the points they earned. The
-// points come from the exchanges' own counters (credited periods, vested
-// bonus), which move in the same transactions as the ledger entries, so the
-// statistic needs no scan of the ledger.
-func (s *Store) ContractStats(ctx context.Context, id string) (app.ContractStats, error) {
-	var st app.ContractStats
+// ContractStats counts exchanges by status, the points they earned and the
+// members who earned any, and tells when the first exchange joined (zero
+// when none did). The points come from the exchanges' own counters
+// (credited periods, vested bonus), which move in the same transactions as
+// the ledger entries, so the statistic needs no scan of the ledger. The
+// counts are raw: app.Contracts.Stats makes them k-anonymous.
+func (s *Store) ContractStats(ctx context.Context, id string) (domain.ContractCounts, time.Time, error) {
+	var row struct {
+		Joins, Active, Cancelled, Expired, Terminated, Superseded, Erased int64
+		PointsIssued, Contributors                                        int64
+		First                                                             *time.Time
+	}
 	err := s.db.WithContext(ctx).Raw(`
 SELECT count(*) AS joins,
        count(*) FILTER (WHERE e.status = 'active') AS active,
@@ -456,10 +462,68 @@ SELECT count(*) AS joins,
        count(*) FILTER (WHERE e.status = 'superseded') AS superseded,
        count(*) FILTER (WHERE e.status = 'erased') AS erased,
        coalesce(sum(e.credited_periods * c.points_per_period), 0)
-         + coalesce(sum(e.bonus_points) FILTER (WHERE e.bonus_state = 'vested'), 0) AS points_issued
+         + coalesce(sum(e.bonus_points) FILTER (WHERE e.bonus_state = 'vested'), 0) AS points_issued,
+       count(DISTINCT e.member_id) FILTER (WHERE e.credited_periods * c.points_per_period > 0
+         OR (e.bonus_state = 'vested' AND e.bonus_points > 0)) AS contributors,
+       min(e.joined_at) AS first
 FROM exchanges e JOIN contracts c ON c.id = e.contract_id
-WHERE e.contract_id = @id`, map[string]any{"id": id}).Scan(&st).Error
-	return st, err
+WHERE e.contract_id = @id`, map[string]any{"id": id}).Scan(&row).Error
+	var first time.Time
+	if row.First != nil {
+		first = row.First.UTC()
+	}
+	return domain.ContractCounts{Joins: row.Joins, Active: row.Active, Cancelled: row.Cancelled, Expired: row.Expired,
+		Terminated: row.Terminated, Superseded: row.Superseded, Erased: row.Erased,
+		PointsIssued: row.PointsIssued, Contributors: row.Contributors}, first, err
+}
+
+// ContractSeries is a version's time series from the bucket starting at
+// from to the one starting at to (both UTC, truncated to step): per bucket
+// the exchanges joined, the exchanges that stopped being active (every
+// ending, supersession included: domain.StatsBucket) and those active at
+// its end, counting exchanges from before from. One statement: the
+// exchanges are read once for their joins and once for their endings,
+// grouped by bucket, and generate_series lays out every bucket, empty ones
+// too; a running sum gives the active count.
+func (s *Store) ContractSeries(ctx context.Context, id string, step domain.StatsStep, from, to time.Time) ([]domain.StatsBucket, error) {
+	var rows []struct {
+		Start                  time.Time
+		Joins, Endings, Active int64
+	}
+	const layout = "2006-01-02 15:04:05"
+	err := s.db.WithContext(ctx).Raw(`
+WITH per AS (
+  SELECT b, sum(j) AS j, sum(en) AS en FROM (
+    SELECT date_trunc(@step, e.joined_at AT TIME ZONE 'UTC') AS b, 1 AS j, 0 AS en
+    FROM exchanges e WHERE e.contract_id = @id
+    UNION ALL
+    SELECT date_trunc(@step, e.ended_at AT TIME ZONE 'UTC'), 0, 1
+    FROM exchanges e WHERE e.contract_id = @id AND e.ended_at IS NOT NULL
+  ) ev GROUP BY b
+), before AS (
+  SELECT coalesce(sum(j - en), 0) AS n FROM per WHERE b < CAST(@from AS timestamp)
+)
+SELECT s.b AT TIME ZONE 'UTC' AS start, coalesce(per.j, 0) AS joins, coalesce(per.en, 0) AS endings,
+       (SELECT n FROM before) + sum(coalesce(per.j, 0) - coalesce(per.en, 0)) OVER (ORDER BY s.b) AS active
+FROM generate_series(CAST(@from AS timestamp), CAST(@to AS timestamp), CAST('1 ' || @step AS interval)) AS s(b)
+LEFT JOIN per ON per.b = s.b
+ORDER BY s.b`, map[string]any{"id": id, "step": string(step), "from": from.UTC().Format(layout), "to": to.UTC().Format(layout)}).Scan(&rows).Error
+	if err != nil {
+		return nil, err
+	}
+	out := make([]domain.StatsBucket, len(rows))
+	for i, r := range rows {
+		start := r.Start.UTC()
+		end := start.AddDate(0, 0, 1)
+		switch step {
+		case domain.StatsWeek:
+			end = start.AddDate(0, 0, 7)
+		case domain.StatsMonth:
+			end = start.AddDate(0, 1, 0)
+		}
+		out[i] = domain.StatsBucket{Start: start, End: end, Joins: r.Joins, Active: r.Active, Endings: r.Endings}
+	}
+	return out, nil
 }
 
 // lockVersionsExclusive waits for joins in progress on the versions to end

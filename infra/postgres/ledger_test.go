@@ -242,7 +242,7 @@ func TestLateWorkerPaysEveryEarnedPeriodAndNoMore(t *testing.T) {
 	if again := w.accrue(); again.Credits != 0 {
 		t.Fatalf("second run paid again: %+v", again)
 	}
-	if st, err := w.store.ContractStats(context.Background(), c.ID()); err != nil || st.PointsIssued != 1680 || st.Active != 1 {
+	if st, _, err := w.store.ContractStats(context.Background(), c.ID()); err != nil || st.PointsIssued != 1680 || st.Active != 1 {
 		t.Fatalf("stats %+v, %v: want the 1,680 points the ledger holds", st, err)
 	}
 	got := w.credits(e.ID())
