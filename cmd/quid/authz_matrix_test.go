@@ -325,12 +325,94 @@ var authzMatrix = []authzRow{
 	{route: "GET /account/signed-out", web: true, req: webRow("GET", "/account/signed-out", nil), want: public},
 	// A member's start page; a marketer's is their contracts.
 	{route: "GET /account", web: true, req: webRow("GET", "/account", nil), want: [principalCount]int{303, 200, 200, 303, 403, 403, 403, 303}},
-	// Last of the pages: it ends each session (anyone may end their own).
-	{route: "POST /account/signout", web: true, req: webRow("POST", "/account/signout", nil), want: [principalCount]int{303, 303, 303, 303, 303, 303, 303, 303}},
+	{route: "GET /account/erased", web: true, req: webRow("GET", "/account/erased", nil), want: public},
+	{route: "GET /account/offers", web: true, req: webRow("GET", "/account/offers", nil), want: memberPage},
+	{route: "GET /account/offers/:id", web: true, req: webAt("GET", func(m *matrixWorld) string { return "/account/offers/" + m.contract }, nil), want: memberPage},
+	{route: "POST /account/offers/:id/join", web: true, want: memberForm(200, 200),
+		req: webAt("POST", func(m *matrixWorld) string { return "/account/offers/" + m.freshContract() + "/join" }, nil)},
+	{route: "POST /account/offers/:id/join/confirm", web: true, want: memberForm(303, 303),
+		req: webAt("POST", func(m *matrixWorld) string { return "/account/offers/" + m.freshContract() + "/join/confirm" }, url.Values{"key": {"matrix-join"}})},
+	{route: "GET /account/exchanges", web: true, req: webRow("GET", "/account/exchanges", nil), want: memberPage},
+	{route: "GET /account/exchanges/:id", web: true, req: webAt("GET", aliceExchange(""), nil), want: alicesPage},
+	{route: "GET /account/exchanges/:id/receipt", web: true, req: webAt("GET", aliceExchange("/receipt"), nil), want: alicesPage},
+	{route: "GET /account/exchanges/:id/record", web: true, req: webAt("GET", aliceExchange("/record"), nil), want: alicesPage},
+	// Not yet in its renewal window: a 409 page for alice, bob learns nothing.
+	{route: "POST /account/exchanges/:id/renew", web: true, req: webAt("POST", aliceExchange("/renew"), nil), want: memberForm(409, 404)},
+	{route: "GET /account/points", web: true, req: webRow("GET", "/account/points", nil), want: memberPage},
+	{route: "POST /account/rewards/:id/redeem", web: true, want: memberForm(404, 404),
+		req: webAt("POST", func(*matrixWorld) string { return "/account/rewards/" + zeroUUID + "/redeem" }, url.Values{"key": {"matrix-redeem"}})},
+	{route: "POST /account/redemptions/:id/cancel", web: true, want: memberForm(404, 404),
+		req: webAt("POST", func(*matrixWorld) string { return "/account/redemptions/" + zeroUUID + "/cancel" }, nil)},
+	{route: "POST /account/exchanges/:id/cancel", web: true, req: webAt("POST", aliceExchange("/cancel"), nil), want: memberForm(200, 404)},
+	{route: "POST /account/exchanges/:id/cancel/confirm", web: true, want: memberForm(303, 404),
+		req: webAt("POST", func(m *matrixWorld) string {
+			return "/account/exchanges/" + m.a.joinContract(m.f.member, m.freshContract())["id"].(string) + "/cancel/confirm"
+		}, nil)},
+	{route: "GET /account/access-log", web: true, req: webRow("GET", "/account/access-log", nil), want: memberPage},
+	{route: "GET /account/recipients", web: true, req: webRow("GET", "/account/recipients", nil), want: memberPage},
+	{route: "GET /account/profile", web: true, req: webRow("GET", "/account/profile", nil), want: memberPage},
+	{route: "POST /account/profile", web: true, want: memberForm(303, 303),
+		req: webRow("POST", "/account/profile", url.Values{"key": {"contact.email"}, "contact.email": {"matrix@example.com"}})},
+	{route: "POST /account/profile/remove", web: true, want: memberForm(303, 303),
+		req: webRow("POST", "/account/profile/remove", url.Values{"key": {"contact.email"}})},
+	{route: "GET /account/rights", web: true, req: webRow("GET", "/account/rights", nil), want: memberPage},
+	{route: "GET /account/rights/export", web: true, req: webRow("GET", "/account/rights/export", nil), want: memberPage},
+	{route: "POST /account/rights/restriction", web: true, want: memberForm(303, 303),
+		req: webRow("POST", "/account/rights/restriction", url.Values{"restricted": {"false"}})},
+	{route: "POST /account/rights/objections", web: true, want: memberForm(303, 303),
+		req: webRow("POST", "/account/rights/objections", url.Values{"purpose": {"loyalty.personalised_offers"}})},
+	{route: "POST /account/rights/objections/lift", web: true, want: memberForm(303, 303),
+		req: webRow("POST", "/account/rights/objections/lift", url.Values{"purpose": {"loyalty.personalised_offers"}})},
+	// The confirmation step writes nothing.
+	{route: "POST /account/rights/erase", web: true, req: webRow("POST", "/account/rights/erase", nil), want: memberForm(200, 200)},
+
+	{route: "GET /account/contracts", web: true, req: webRow("GET", "/account/contracts", nil), want: staffPage},
+	{route: "GET /account/contracts/:id", web: true, req: webAt("GET", func(m *matrixWorld) string { return "/account/contracts/" + m.contract }, nil), want: staffPage},
+	{route: "GET /account/contracts/:id/publish", web: true, req: webAt("GET", func(m *matrixWorld) string { return "/account/contracts/" + m.draft + "/publish" }, nil), want: marketerPage},
+	{route: "POST /account/contracts/:id/publish", web: true, want: marketerForm,
+		req: webAt("POST", func(m *matrixWorld) string { return "/account/contracts/" + m.freshDraft() + "/publish" }, nil)},
+	{route: "GET /account/contracts/:id/new-version", web: true, req: webAt("GET", func(m *matrixWorld) string { return "/account/contracts/" + m.contract + "/new-version" }, nil), want: marketerPage},
+	{route: "POST /account/contracts/:id/new-version", web: true, want: marketerForm,
+		req: webAt("POST", func(m *matrixWorld) string { return "/account/contracts/" + m.freshContract() + "/new-version" }, nil)},
+	{route: "GET /account/contracts/:id/retire", web: true, req: webAt("GET", func(m *matrixWorld) string { return "/account/contracts/" + m.contract + "/retire" }, nil), want: marketerPage},
+	{route: "POST /account/contracts/:id/retire", web: true, want: marketerForm,
+		req: webAt("POST", func(m *matrixWorld) string { return "/account/contracts/" + m.freshContract() + "/retire" }, nil)},
 
 	// Last: erasure ends alice's and bob's data for every row after it.
 	{route: "DELETE /v1/me", want: [principalCount]int{401, 200, 200, 403, 403, 403, 403, 403},
 		req: func(*matrixWorld) req { return req{Method: "DELETE", Path: "/v1/me"} }},
+	// After erasure: alice's and bob's sessions ended with it (a 401 page
+	// now); nobody else may erase through the pages.
+	{route: "POST /account/rights/erase/confirm", web: true, req: webRow("POST", "/account/rights/erase/confirm", nil),
+		want: [principalCount]int{401, 401, 401, 403, 403, 403, 403, 403}},
+	// Last of all: it ends each session (anyone may end their own).
+	{route: "POST /account/signout", web: true, req: webRow("POST", "/account/signout", nil), want: [principalCount]int{303, 303, 303, 303, 303, 303, 303, 303}},
+}
+
+// The web pages' columns: signed out a GET is sent to sign in (303) and a
+// form is a 401 page; a principal the page is not for gets a 403 page.
+var (
+	memberPage   = [principalCount]int{303, 200, 200, 403, 403, 403, 403, 403}
+	alicesPage   = [principalCount]int{303, 200, 404, 403, 403, 403, 403, 403}
+	staffPage    = [principalCount]int{303, 403, 403, 200, 403, 403, 403, 200}
+	marketerPage = [principalCount]int{303, 403, 403, 200, 403, 403, 403, 403}
+	marketerForm = [principalCount]int{401, 403, 403, 303, 403, 403, 403, 403}
+)
+
+// memberForm is a member's form: alice gets the first status, bob the
+// second.
+func memberForm(alice, bob int) [principalCount]int {
+	return [principalCount]int{401, alice, bob, 403, 403, 403, 403, 403}
+}
+
+// aliceExchange is the path of a page of alice's exchange.
+func aliceExchange(suffix string) func(*matrixWorld) string {
+	return func(m *matrixWorld) string { return "/account/exchanges/" + m.aliceEx + suffix }
+}
+
+// webAt is webRow with a path built from the world.
+func webAt(method string, path func(*matrixWorld) string, fields url.Values) func(*matrixWorld) req {
+	return func(m *matrixWorld) req { return webRow(method, path(m), fields)(m) }
 }
 
 // TestEveryRouteAnswersEveryPrincipalAsTheMatrixSays sends each row's

@@ -20,7 +20,7 @@ func TestDatabaseDownIsServiceUnavailableOnEveryRoute(t *testing.T) {
 	inMemory := map[string]bool{"GET /healthz": true, "GET /metrics": true, "GET /openapi.yaml": true,
 		"GET /.well-known/jwks.json": true, "GET /.well-known/gpc.json": true, "GET /v1/catalog/categories": true, "GET /v1/catalog/purposes": true,
 		// The web pages a signed-out browser opens need no session.
-		"GET /account/static/quid.css": true, "GET /account/signin": true, "GET /account/signed-out": true}
+		"GET /account/static/quid.css": true, "GET /account/signin": true, "GET /account/signed-out": true, "GET /account/erased": true}
 
 	proxy.down()
 	// The hot path first, while every pooled connection is dead but nothing

@@ -164,12 +164,58 @@ func webTour(w world, sub string, call func(routeCall) response) {
 	page("GET /account/static/quid.css", "", "/account/static/quid.css")
 	page("GET /account/signin", "", "/account/signin?return_to=%2Faccount")
 	page("GET /account/signed-out", "", "/account/signed-out")
+	page("GET /account/erased", "", "/account/erased")
 	page("GET /account", member, "/account")
-	_ = marketer
-	// Pages of later branches go here, one line each.
 
-	// Last: it ends the member's session.
-	form("POST /account/signout", member, "/account/signout", nil)
+	// The member's offers and exchanges (a join through the pages gives the
+	// exchange the later lines use; the world's when it did not succeed).
+	c := w.contract
+	page("GET /account/offers", member, "/account/offers?limit=20")
+	page("GET /account/offers/:id", member, "/account/offers/"+c)
+	form("POST /account/offers/:id/join", member, "/account/offers/"+c+"/join", nil)
+	ex := w.exchange
+	joined := form("POST /account/offers/:id/join/confirm", member, "/account/offers/"+c+"/join/confirm", url.Values{"key": {"tour-" + sub}})
+	if loc := joined.Header.Get("Location"); joined.Status == 303 && strings.HasPrefix(loc, "/account/exchanges/") {
+		ex = strings.SplitN(strings.TrimPrefix(loc, "/account/exchanges/"), "?", 2)[0]
+	}
+	page("GET /account/exchanges", member, "/account/exchanges?limit=20")
+	page("GET /account/exchanges/:id", member, "/account/exchanges/"+ex)
+	page("GET /account/exchanges/:id/receipt", member, "/account/exchanges/"+ex+"/receipt")
+	page("GET /account/exchanges/:id/record", member, "/account/exchanges/"+ex+"/record")
+	form("POST /account/exchanges/:id/renew", member, "/account/exchanges/"+ex+"/renew", nil)
+	page("GET /account/points", member, "/account/points?limit=20")
+	form("POST /account/rewards/:id/redeem", member, "/account/rewards/"+zeroUUID+"/redeem", url.Values{"key": {"tour-r-" + sub}})
+	form("POST /account/redemptions/:id/cancel", member, "/account/redemptions/"+zeroUUID+"/cancel", nil)
+	form("POST /account/exchanges/:id/cancel", member, "/account/exchanges/"+ex+"/cancel", nil)
+	form("POST /account/exchanges/:id/cancel/confirm", member, "/account/exchanges/"+ex+"/cancel/confirm", nil)
+
+	// Who read and who holds the member's data, the profile, the rights.
+	page("GET /account/access-log", member, "/account/access-log")
+	page("GET /account/recipients", member, "/account/recipients")
+	page("GET /account/profile", member, "/account/profile")
+	form("POST /account/profile", member, "/account/profile", url.Values{"key": {"contact.email"}, "contact.email": {"tour@example.com"}})
+	form("POST /account/profile/remove", member, "/account/profile/remove", url.Values{"key": {"contact.email"}})
+	page("GET /account/rights", member, "/account/rights")
+	page("GET /account/rights/export", member, "/account/rights/export")
+	form("POST /account/rights/restriction", member, "/account/rights/restriction", url.Values{"restricted": {"true"}})
+	form("POST /account/rights/restriction", member, "/account/rights/restriction", url.Values{"restricted": {"false"}})
+	form("POST /account/rights/objections", member, "/account/rights/objections", url.Values{"purpose": {"research.market"}})
+	form("POST /account/rights/objections/lift", member, "/account/rights/objections/lift", url.Values{"purpose": {"research.market"}})
+
+	// The marketer's contracts.
+	page("GET /account/contracts", marketer, "/account/contracts?status=published&limit=20")
+	page("GET /account/contracts/:id", marketer, "/account/contracts/"+c)
+	page("GET /account/contracts/:id/publish", marketer, "/account/contracts/"+w.draft+"/publish")
+	form("POST /account/contracts/:id/publish", marketer, "/account/contracts/"+w.draft+"/publish", nil)
+	page("GET /account/contracts/:id/new-version", marketer, "/account/contracts/"+c+"/new-version")
+	form("POST /account/contracts/:id/new-version", marketer, "/account/contracts/"+c+"/new-version", nil)
+	page("GET /account/contracts/:id/retire", marketer, "/account/contracts/"+w.draft+"/retire")
+	form("POST /account/contracts/:id/retire", marketer, "/account/contracts/"+w.draft+"/retire", nil)
+
+	// Last: they end the member's session.
+	form("POST /account/signout", marketer, "/account/signout", nil)
+	form("POST /account/rights/erase", member, "/account/rights/erase", nil)
+	form("POST /account/rights/erase/confirm", member, "/account/rights/erase/confirm", nil)
 }
 
 // tokenFor mints a test token without a testing.TB, for tours run from

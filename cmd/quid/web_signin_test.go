@@ -143,8 +143,8 @@ func newOIDCQuid(t *testing.T, issuer, clientID, secret string) *oidcQuid {
 	return &oidcQuid{api: a, base: base}
 }
 
-// jarClient is an HTTP client with a cookie jar that follows redirects.
-func jarClient(t *testing.T) *http.Client {
+// jarBrowser is an HTTP client with a cookie jar that follows redirects.
+func jarBrowser(t *testing.T) *http.Client {
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +214,7 @@ func TestOIDCSignInEndToEnd(t *testing.T) {
 	t.Run("the ID token's sub is the member, whatever its characters", func(t *testing.T) {
 		for _, sub := range []string{"auth0|abc", "a&b", "josé", "a/b"} {
 			idp.QueueUser(idpUser{sub: sub})
-			b := jarClient(t)
+			b := jarBrowser(t)
 			res, body := fetch(t, b, start)
 			if res.StatusCode != 200 || res.Request.URL.Path != "/account" {
 				t.Fatalf("%s: landed on %s with %d: %.300s", sub, res.Request.URL, res.StatusCode, body)
@@ -235,7 +235,7 @@ func TestOIDCSignInEndToEnd(t *testing.T) {
 		idp.authorize, idp.token = nil, nil
 		idp.mu.Unlock()
 		idp.QueueUser(idpUser{sub: "pkce"})
-		if res, body := fetch(t, jarClient(t), start); res.Request.URL.Path != "/account" {
+		if res, body := fetch(t, jarBrowser(t), start); res.Request.URL.Path != "/account" {
 			t.Fatalf("sign-in failed: %d %.300s", res.StatusCode, body)
 		}
 		idp.mu.Lock()
@@ -258,14 +258,14 @@ func TestOIDCSignInEndToEnd(t *testing.T) {
 
 	t.Run("the state binds the callback to the browser and is usable once", func(t *testing.T) {
 		idp.QueueUser(idpUser{sub: "bound"})
-		a := jarClient(t)
+		a := jarBrowser(t)
 		res, _ := fetch(t, stopAtCallback(a), start)
 		callback := res.Header.Get("Location")
 		if !strings.Contains(callback, "/account/signin/callback?") {
 			t.Fatalf("the provider sent the browser to %q", callback)
 		}
 		before := q.sessions(t)
-		other := jarClient(t)
+		other := jarBrowser(t)
 		res, body := fetch(t, other, callback)
 		if res.StatusCode != 401 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
 			t.Errorf("callback in another browser: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
@@ -279,7 +279,7 @@ func TestOIDCSignInEndToEnd(t *testing.T) {
 			t.Fatalf("callback in the browser that started: %d at %s", res.StatusCode, res.Request.URL)
 		}
 		// Replayed with the state cookie put back: the sign-in is used up.
-		replay := jarClient(t)
+		replay := jarBrowser(t)
 		replay.Jar.SetCookies(cu, []*http.Cookie{{Name: "quid-signin", Value: state, Path: "/account/signin"}})
 		before = q.sessions(t)
 		if res, _ := fetch(t, replay, callback); res.StatusCode != 401 {
@@ -292,7 +292,7 @@ func TestOIDCSignInEndToEnd(t *testing.T) {
 
 	refused := func(t *testing.T, name string, status int) {
 		t.Helper()
-		b := jarClient(t)
+		b := jarBrowser(t)
 		before := q.sessions(t)
 		res, _ := fetch(t, b, start)
 		if res.StatusCode != status || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
@@ -316,7 +316,7 @@ func TestOIDCSignInEndToEnd(t *testing.T) {
 
 	t.Run("the role claim: marketer pages for a marketer, 403 for an unknown role", func(t *testing.T) {
 		idp.QueueUser(idpUser{sub: "mark", role: "marketer"})
-		b := jarClient(t)
+		b := jarBrowser(t)
 		fetch(t, b, start)
 		if p, ok := q.signedInAs(t, b); !ok || p.Role != app.RoleMarketer || p.Subject != "mark" {
 			t.Errorf("marketer signed in as %+v (%v)", p, ok)
@@ -331,7 +331,7 @@ func TestOIDCSignInEndToEnd(t *testing.T) {
 		for _, to := range []string{"//evil.example", "https://evil.example", "/account@evil", "/\\evil", "/account/../v1/me",
 			"/account/%2e%2e/v1/me", "/account\\@evil.example", "javascript:alert(1)", "/account/offers"} {
 			idp.QueueUser(idpUser{sub: "walker"})
-			b := stopAtCallback(jarClient(t))
+			b := stopAtCallback(jarBrowser(t))
 			res, _ := fetch(t, b, q.base+"/account/signin/start?return_to="+url.QueryEscape(to))
 			b.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 			res, _ = fetch(t, b, res.Header.Get("Location"))
@@ -358,7 +358,7 @@ func TestOIDCProviderDownAtFirstSignInThenBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	q := newOIDCQuid(t, "http://"+addr+mockoidc.IssuerBase, m.ClientID, m.ClientSecret)
-	b := jarClient(t)
+	b := jarBrowser(t)
 	res, _ := fetch(t, b, q.base+"/account/signin/start")
 	if res.StatusCode != 503 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") || res.Header.Get("Retry-After") == "" {
 		t.Fatalf("provider down: %d %s, want a 503 page with Retry-After", res.StatusCode, res.Header.Get("Content-Type"))
