@@ -487,7 +487,7 @@ func TestMemberJourneyInARealBrowser(t *testing.T) {
 	v.check("cancel-confirm")
 	v.press("Confirm and cancel")
 	cancelPosts := v.posts.Load() - cancelFrom
-	v.see("Cancelled by you")
+	v.see("Cancelled")
 	v.check("exchange-cancelled")
 	if joinPosts != cancelPosts || joinPosts == 0 {
 		t.Errorf("joining took %d form submissions and cancelling %d: cancel must take as many steps as join", joinPosts, cancelPosts)

@@ -558,3 +558,24 @@ func TestMemberRightsPagesPassWCAG21AAInARealBrowser(t *testing.T) {
 	signIn(t, carol)
 	t.Run("enrol", func(t *testing.T) { b.CheckAccessible(t, base+"/account/profile") })
 }
+
+// A birthdate corrected on the profile page below an exchange's age rule
+// ends the exchange (rule 10), and the page says so: the member is never
+// left to find an exchange ended without being told why.
+func TestWebProfileSaysWhichCorrectionEndedAnExchange(t *testing.T) {
+	t.Parallel()
+	a, _, _, _ := withJoinedMember(t) // shares with a third party: 16 or older
+	alice := a.rpSignIn("alice")
+	r := alice.post("/account/profile", url.Values{"key": {"demographic.birthdate"}, "demographic.birthdate": {bornYearsAgo(15)}})
+	rpRedirect(t, r, "/account/profile")
+	page := string(alice.get(r.Header.Get("Location")).Body)
+	if !strings.Contains(page, "one exchange no longer meets its terms") || !strings.Contains(page, `href="/account/exchanges"`) {
+		t.Fatalf("the profile page does not say the correction ended an exchange:\n%s", page)
+	}
+	// A correction that ends nothing says only that it was saved.
+	r = alice.post("/account/profile", url.Values{"key": {"contact.email"}, "contact.email": {"alice@new.example"}})
+	rpRedirect(t, r, "/account/profile")
+	if page := string(alice.get(r.Header.Get("Location")).Body); strings.Contains(page, "no longer meet") {
+		t.Fatalf("a correction that ended nothing says exchanges ended:\n%s", page)
+	}
+}

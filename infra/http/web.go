@@ -447,7 +447,25 @@ func webErrorPage(c *fiber.Ctx, p problem) error {
 		c.Set(fiber.HeaderContentType, fiber.MIMETextPlainCharsetUTF8)
 		return c.SendString(p.Title + ": " + p.Detail)
 	}
+	if plain, ok := plainTitles[p.Status]; ok {
+		p.Title = plain
+	}
 	return w.render(c, p.Status, "error", p.Title, "", p)
+}
+
+// plainTitles head an error page in plain words instead of the HTTP
+// reason phrase ("Unprocessable Entity"); the status stays the API's.
+var plainTitles = map[int]string{
+	fiber.StatusBadRequest:            "This request could not be read",
+	fiber.StatusUnauthorized:          "Please sign in",
+	fiber.StatusForbidden:             "This is not allowed",
+	fiber.StatusNotFound:              "Not found",
+	fiber.StatusConflict:              "This cannot be done now",
+	fiber.StatusRequestEntityTooLarge: "What you sent is too large",
+	fiber.StatusUnsupportedMediaType:  "This form could not be read",
+	fiber.StatusUnprocessableEntity:   "Please check what you entered",
+	fiber.StatusTooManyRequests:       "Too many changes at once: wait a moment and try again",
+	fiber.StatusServiceUnavailable:    "Temporarily unavailable: try again in a moment",
 }
 
 type webKeySelf struct{}

@@ -305,6 +305,9 @@ type profileView struct {
 	// Cancel are the active exchanges to cancel before a removal.
 	Cancel []exchangeRef
 	Saved  bool
+	// Ended is how many exchanges the save ended (their terms no longer
+	// hold for the corrected data).
+	Ended int
 }
 
 type attributeGroup struct {
@@ -568,6 +571,9 @@ func (w *web) profilePage(c *fiber.Ctx) error {
 		return err
 	}
 	v.Saved = c.Query("saved") == "1"
+	if n, err := strconv.Atoi(c.Query("ended")); err == nil && n > 0 && n < 1000 {
+		v.Ended = n
+	}
 	return w.render(c, fiber.StatusOK, "profile", "My profile", "profile", v)
 }
 
@@ -698,10 +704,11 @@ func (w *web) saveProfile(c *fiber.Ctx) error {
 			}
 		}
 	}
-	if _, err := w.h.svc.Members.Enrol(c.UserContext(), principal(c), attrs); err != nil {
+	saved, err := w.h.svc.Members.Enrol(c.UserContext(), principal(c), attrs)
+	if err != nil {
 		return w.profileRefused(c, err, form, addKey)
 	}
-	return c.Redirect(webPrefix+"/profile?saved=1", fiber.StatusSeeOther)
+	return c.Redirect(profileSavedURL(len(saved.Ended)), fiber.StatusSeeOther)
 }
 
 // removeAttribute removes one attribute (PUT /v1/me with null): refused
@@ -715,10 +722,22 @@ func (w *web) removeAttribute(c *fiber.Ctx) error {
 	if key == "" {
 		return invalidInput("/form/key", "is required: the attribute to remove")
 	}
-	if _, err := w.h.svc.Members.Enrol(c.UserContext(), principal(c), map[string]any{key: nil}); err != nil {
+	saved, err := w.h.svc.Members.Enrol(c.UserContext(), principal(c), map[string]any{key: nil})
+	if err != nil {
 		return w.profileRefused(c, err, nil, "")
 	}
-	return c.Redirect(webPrefix+"/profile?saved=1", fiber.StatusSeeOther)
+	return c.Redirect(profileSavedURL(len(saved.Ended)), fiber.StatusSeeOther)
+}
+
+// profileSavedURL is the profile page after a save, saying how many
+// exchanges the correction ended (a birthdate under a contract's minimum
+// age ends it, as PUT /v1/me's ended_exchanges says): a member must never
+// find an exchange ended without being told why.
+func profileSavedURL(ended int) string {
+	if ended > 0 {
+		return webPrefix + "/profile?saved=1&ended=" + strconv.Itoa(ended)
+	}
+	return webPrefix + "/profile?saved=1"
 }
 
 // ---- My rights ----
