@@ -359,9 +359,13 @@ func TestOIDCProviderDownAtFirstSignInThenBack(t *testing.T) {
 	}
 	q := newOIDCQuid(t, "http://"+addr+mockoidc.IssuerBase, m.ClientID, m.ClientSecret)
 	b := jarBrowser(t)
-	res, _ := fetch(t, b, q.base+"/account/signin/start")
+	res, page := fetch(t, b, q.base+"/account/signin/start")
 	if res.StatusCode != 503 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") || res.Header.Get("Retry-After") == "" {
 		t.Fatalf("provider down: %d %s, want a 503 page with Retry-After", res.StatusCode, res.Header.Get("Content-Type"))
+	}
+	// It names what is down: the identity provider, not the database.
+	if !strings.Contains(page, "identity provider cannot be reached") || strings.Contains(page, "database") {
+		t.Fatalf("provider down, the page says:\n%s", page)
 	}
 	ln, err = net.Listen("tcp", addr)
 	if err != nil {

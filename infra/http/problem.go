@@ -57,13 +57,20 @@ type httpError struct {
 	code   string
 	detail string
 	fields []problemField
+	// cause is logged with a 5xx, never shown.
+	cause error
 	// anonymous problems are answers to requests whose framing is in doubt:
 	// they carry no instance, since the target read may belong to another
 	// request glued on by a proxy that framed the bytes differently.
 	anonymous bool
 }
 
-func (e *httpError) Error() string { return e.detail }
+func (e *httpError) Error() string {
+	if e.cause != nil {
+		return e.detail + ": " + e.cause.Error()
+	}
+	return e.detail
+}
 
 // retryAfterSeconds is what a 503 asks clients to wait before retrying.
 const retryAfterSeconds = "2"
@@ -120,6 +127,9 @@ func problemFor(c *fiber.Ctx, err error, log *slog.Logger) problem {
 		}
 	case errors.As(err, &he):
 		p.Status, p.Code, p.Detail, p.Errors = he.status, he.code, he.detail, he.fields
+		if he.status == fiber.StatusServiceUnavailable {
+			c.Set(fiber.HeaderRetryAfter, retryAfterSeconds)
+		}
 		if he.anonymous {
 			p.Instance = ""
 		}

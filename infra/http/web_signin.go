@@ -51,7 +51,7 @@ func (o *oidcClient) discover(ctx context.Context) (*oidc.Provider, error) {
 	defer cancel()
 	p, err := oidc.NewProvider(ctx, o.opts.Issuer)
 	if err != nil {
-		return nil, fmt.Errorf("%w: identity provider discovery: %v", app.ErrUnavailable, err)
+		return nil, providerUnavailable(fmt.Errorf("identity provider discovery: %w", err))
 	}
 	o.provider = p
 	return p, nil
@@ -104,6 +104,10 @@ func (w *web) signInPage(c *fiber.Ctx) error {
 // state, nonce and PKCE verifier; the state is also set in a cookie, so
 // the callback is accepted only in the browser that started it.
 func (w *web) signInStart(c *fiber.Ctx) error {
+	if c.Method() == fiber.MethodHead {
+		// A HEAD (a link checker, a prefetch) starts nothing.
+		return c.Redirect(webPrefix+"/signin", fiber.StatusSeeOther)
+	}
 	p, err := w.oidc.discover(c.UserContext())
 	if err != nil {
 		return err
@@ -122,6 +126,10 @@ func (w *web) signInStart(c *fiber.Ctx) error {
 // verified (signature, issuer, audience, expiry, nonce) before its sub
 // becomes the session's member id — the same id the API's tokens carry.
 func (w *web) signInCallback(c *fiber.Ctx) error {
+	if c.Method() == fiber.MethodHead {
+		// A HEAD must not use up the sign-in's one-time state.
+		return c.Redirect(webPrefix+"/signin", fiber.StatusSeeOther)
+	}
 	refused := func(code, msg string) error {
 		return &domain.Error{Kind: domain.KindUnauthenticated, Code: code, Message: msg}
 	}
@@ -153,7 +161,7 @@ func (w *web) signInCallback(c *fiber.Ctx) error {
 		if errors.As(err, &re) {
 			return refused("signin-code", "the identity provider refused this sign-in; sign in again")
 		}
-		return fmt.Errorf("%w: identity provider token endpoint: %v", app.ErrUnavailable, err)
+		return providerUnavailable(fmt.Errorf("identity provider token endpoint: %w", err))
 	}
 	raw, _ := tok.Extra("id_token").(string)
 	if raw == "" {
@@ -248,4 +256,11 @@ func (w *web) signOut(c *fiber.Ctx) error {
 	}
 	w.setCookie(c, w.cookieName(c), "", "/", -1)
 	return c.Redirect(webPrefix+"/signed-out", fiber.StatusSeeOther)
+}
+
+// providerUnavailable is a 503 that names the identity provider, not the
+// database, as what cannot be reached; the cause is logged, never shown.
+func providerUnavailable(cause error) error {
+	return &httpError{status: fiber.StatusServiceUnavailable, code: "identity-provider-unavailable",
+		detail: "the identity provider cannot be reached; try again in a moment", cause: cause}
 }
