@@ -53,6 +53,14 @@ func TestInvisibleTextAndImpossibleBirthdatesAreNotData(t *testing.T) {
 	if err := c.ValidateAttribute("location.city", "\u200bOslo"); err != nil {
 		t.Errorf("a visible value with an invisible character was refused: %v", err)
 	}
+	// Text that reads in another order than it is stored is refused, in
+	// every kind of value a member types.
+	for key, value := range map[string]any{"location.city": "\u202eolsO", "behaviour.interests": []any{"a\u2066b"},
+		"contact.address": map[string]any{"city": "B\u202dø", "country": "NO"}, "contact.email": "a\u202e@example.com"} {
+		if err := c.ValidateAttribute(key, value); err == nil {
+			t.Errorf("%s = %q was accepted", key, value)
+		}
+	}
 	future := time.Now().UTC().AddDate(0, 0, 2).Format(time.DateOnly)
 	for _, d := range []string{"0000-01-01", "0001-01-01", "1899-12-31", future, "9999-12-31"} {
 		if err := c.ValidateAttribute("demographic.birthdate", d); err == nil {

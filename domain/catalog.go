@@ -294,6 +294,12 @@ func (c Catalog) ValidateAttribute(key string, value any) error {
 	if !storableText(value) {
 		return fmt.Errorf("must hold only valid UTF-8 text without the NUL character")
 	}
+	// What a member types reaches partners and the member's own pages: no
+	// string in it may reorder what a reader sees (reordersText). Invisible
+	// characters in a visible value stay accepted: pasted data often has them.
+	if reordersAnyText(value) {
+		return fmt.Errorf("must not hold control characters or bidirectional embeddings, overrides or isolates")
+	}
 	str, isString := value.(string)
 	switch cat.Type {
 	case TypeString:
@@ -371,6 +377,38 @@ func (c Catalog) ValidateAttribute(key string, value any) error {
 		return fmt.Errorf("cannot be stored")
 	}
 	return nil
+}
+
+// reordersText tells text whose characters a reader may not see in the
+// order they are stored: control characters (but line breaks and tabs)
+// and the bidirectional embeddings, overrides and isolates of hidesText
+// (CVE-2021-42574).
+func reordersText(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool {
+		return (unicode.IsControl(r) && r != '\n' && r != '\t') || (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069')
+	})
+}
+
+// reordersAnyText says whether any string in a decoded JSON value (object
+// keys included) reorders text (reordersText).
+func reordersAnyText(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return reordersText(x)
+	case []any:
+		for _, e := range x {
+			if reordersAnyText(e) {
+				return true
+			}
+		}
+	case map[string]any:
+		for k, e := range x {
+			if reordersAnyText(k) || reordersAnyText(e) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // storableText says whether every string in a decoded JSON value (object
