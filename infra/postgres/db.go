@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
@@ -345,6 +346,13 @@ func setRoleDefaults(ctx context.Context, direct *sql.DB, params map[string]stri
 				stmt = "ALTER ROLE CURRENT_USER IN DATABASE " + pgx.Identifier{db}.Sanitize() + " SET " + name + " = '" + strings.ReplaceAll(v, "'", "''") + "'"
 			}
 			if _, err := direct.ExecContext(ctx, stmt); err != nil {
+				var pgErr *pgconn.PgError
+				if errors.As(err, &pgErr) && pgErr.Code == "42501" {
+					// A role may set its own defaults of the built-in settings,
+					// but a custom one (quid.*) needs a superuser's grant.
+					return fmt.Errorf("set %s as the role's default for sessions through the pooler: %w; "+
+						"as a superuser run GRANT SET ON PARAMETER %s TO <Quid's role> (PostgreSQL 15 or later)", name, err, name)
+				}
 				return fmt.Errorf("set %s as the role's default for sessions through the pooler: %w", name, markUnreachable(err))
 			}
 		}
