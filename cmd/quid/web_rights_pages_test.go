@@ -579,3 +579,27 @@ func TestWebProfileSaysWhichCorrectionEndedAnExchange(t *testing.T) {
 		t.Fatalf("a correction that ended nothing says exchanges ended:\n%s", page)
 	}
 }
+
+// A form in another charset than UTF-8 is refused (415), never read as
+// UTF-8 as if it had been understood; UTF-8 named or implied is read.
+func TestWebFormsInAnotherCharsetAreRefused(t *testing.T) {
+	t.Parallel()
+	a, _, _, _ := withJoinedMember(t)
+	alice := a.rpSignIn("alice")
+	body := url.Values{"csrf": {alice.csrf}, "restricted": {"true"}}.Encode()
+	send := func(contentType string) response {
+		return a.rpDo(req{Method: "POST", Path: "/account/rights/restriction", Body: body,
+			Headers: map[string]string{"Cookie": alice.cookie, "Content-Type": contentType}})
+	}
+	for _, ct := range []string{"application/x-www-form-urlencoded; charset=utf-16", "application/x-www-form-urlencoded; charset=latin1",
+		"application/x-www-form-urlencoded; charset", "text/plain"} {
+		if r := send(ct); r.Status != 415 {
+			t.Errorf("Content-Type %q: %d, want 415", ct, r.Status)
+		}
+	}
+	for _, ct := range []string{"application/x-www-form-urlencoded; charset=UTF-8", "application/x-www-form-urlencoded"} {
+		if r := send(ct); r.Status != 303 {
+			t.Errorf("Content-Type %q: %d, want 303:\n%s", ct, r.Status, r.Body)
+		}
+	}
+}

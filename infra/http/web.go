@@ -2,6 +2,7 @@ package http
 
 import (
 	"bytes"
+	"mime"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -375,10 +376,12 @@ func readForm(c *fiber.Ctx) (url.Values, error) {
 	}
 	body := c.Body()
 	if len(body) > 0 {
-		mt := strings.ToLower(strings.TrimSpace(strings.Split(c.Get(fiber.HeaderContentType), ";")[0]))
-		if mt != fiber.MIMEApplicationForm {
+		// A charset other than UTF-8 would be read as UTF-8 all the same:
+		// refused, so no client believes its UTF-16 form was understood.
+		mt, params, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
+		if cs, ok := params["charset"]; err != nil || mt != fiber.MIMEApplicationForm || ok && !strings.EqualFold(cs, "utf-8") {
 			return nil, &httpError{status: fiber.StatusUnsupportedMediaType, code: "unsupported-media-type",
-				detail: "send the form as application/x-www-form-urlencoded"}
+				detail: "send the form as application/x-www-form-urlencoded in UTF-8"}
 		}
 	}
 	form := url.Values{}
