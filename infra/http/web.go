@@ -2,13 +2,13 @@ package http
 
 import (
 	"bytes"
-	"mime"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
 	"html/template"
+	"mime"
 	"net"
 	"net/url"
 	"path"
