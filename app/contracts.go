@@ -397,19 +397,9 @@ func (s *Contracts) List(ctx context.Context, p Principal, status string, page P
 // rule 10), 0 where no age rule applies. Recipients are read through the
 // recipient cache, once for all of cs.
 func (s *Contracts) RequiredAges(ctx context.Context, cs ...domain.Contract) (map[string]int, error) {
-	seen := map[string]bool{}
-	var ids []string
-	for _, c := range cs {
-		for _, id := range c.RecipientIDs() {
-			if !seen[id] {
-				seen[id] = true
-				ids = append(ids, id)
-			}
-		}
-	}
-	recipients, err := s.recipients.RecipientsByID(ctx, ids)
+	recipients, err := s.RecipientsOf(ctx, cs...)
 	if err != nil {
-		return nil, fmt.Errorf("look up recipients: %w", err)
+		return nil, err
 	}
 	out := make(map[string]int, len(cs))
 	for _, c := range cs {

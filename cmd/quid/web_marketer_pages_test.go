@@ -1,26 +1,17 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"html"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/getkin/kin-openapi/openapi3filter"
 
 	"github.com/quidpro/quid/app"
 )
@@ -32,18 +23,7 @@ import (
 // sign-in pages would, and returns the Cookie header that carries it.
 func mkSession(a *api, subject string, role app.Role) string {
 	a.t.Helper()
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		a.t.Fatal(err)
-	}
-	tok := base64.RawURLEncoding.EncodeToString(b)
-	sum := sha256.Sum256([]byte(tok))
-	now := time.Now()
-	if err := a.svc.store.CreateSession(context.Background(), sum[:], app.WebSession{
-		Principal: app.Principal{Subject: subject, Role: role}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
-		a.t.Fatal(err)
-	}
-	return "__Host-quid-session=" + tok + "; quid-session=" + tok
+	return a.webSession(role, subject)
 }
 
 // mkPage sends a request with the session cookie and checks the answer
@@ -56,26 +36,7 @@ func mkPage(a *api, cookie, method, path string, form url.Values) response {
 		r.Body = form.Encode()
 		r.Headers["Content-Type"] = "application/x-www-form-urlencoded"
 	}
-	resp := a.send(r)
-	hr := httptest.NewRequest(r.Method, "http://quid.test"+r.Path, bytes.NewReader(r.raw()))
-	for k, v := range r.Headers {
-		hr.Header.Set(k, v)
-	}
-	route, params, err := spec(a.t).FindRoute(hr)
-	if err != nil {
-		a.t.Fatalf("%s %s is not in openapi.yaml: %v", method, path, err)
-	}
-	in := &openapi3filter.ResponseValidationInput{
-		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: hr, PathParams: params, Route: route,
-			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}},
-		Status: resp.Status, Header: resp.Header,
-		Options: &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
-	}
-	in.SetBodyBytes(resp.Body)
-	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
-		a.t.Fatalf("%s %s → %d does not match openapi.yaml: %v\nbody: %s", method, path, resp.Status, err, resp.Body)
-	}
-	return resp
+	return a.do(r)
 }
 
 // mkExpectPage fails unless r is an HTML page with the status.

@@ -1,20 +1,13 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"fmt"
 	"html"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/getkin/kin-openapi/openapi3filter"
 
@@ -41,21 +34,10 @@ type browser struct {
 }
 
 // signedInBrowser signs subject in as a member, through the session store
-// as the sign-in pages would.
+// as the sign-in pages would (a.webSession).
 func signedInBrowser(a *api, subject string) *browser {
 	a.t.Helper()
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		a.t.Fatal(err)
-	}
-	tok := base64.RawURLEncoding.EncodeToString(b)
-	sum := sha256.Sum256([]byte(tok))
-	now := time.Now()
-	if err := a.svc.store.CreateSession(context.Background(), sum[:], app.WebSession{
-		Principal: app.Principal{Subject: subject, Role: app.RoleMember}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
-		a.t.Fatal(err)
-	}
-	return &browser{a: a, cookie: "__Host-quid-session=" + tok + "; quid-session=" + tok, subject: subject}
+	return &browser{a: a, cookie: a.webSession(app.RoleMember, subject), subject: subject}
 }
 
 // page sends a request with the session and checks the answer against
@@ -69,7 +51,7 @@ func (b *browser) page(method, path string, form url.Values) response {
 		r.Headers["Content-Type"] = "application/x-www-form-urlencoded"
 	}
 	resp := b.a.send(r)
-	checkPageSpec(b.a.t, r, resp)
+	b.a.checkSpec(r, r.raw(), resp)
 	if resp.Status >= 500 {
 		b.a.t.Fatalf("%s %s → %d:\n%s", method, path, resp.Status, resp.Body)
 	}
@@ -147,30 +129,6 @@ func (b *browser) csrf() string {
 		b.a.t.Fatal("no CSRF token on the start page")
 	}
 	return html.UnescapeString(m[2])
-}
-
-// checkPageSpec fails the test when a response is not what openapi.yaml
-// says for its route (a.checkSpec less its problem+json rule for 4xx).
-func checkPageSpec(t testing.TB, r req, resp response) {
-	t.Helper()
-	hr := httptest.NewRequest(r.Method, "http://quid.test"+r.Path, bytes.NewReader(r.raw()))
-	for k, v := range r.Headers {
-		hr.Header.Set(k, v)
-	}
-	route, params, err := spec(t).FindRoute(hr)
-	if err != nil {
-		t.Fatalf("%s %s is not in openapi.yaml: %v", r.Method, r.Path, err)
-	}
-	in := &openapi3filter.ResponseValidationInput{
-		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: hr, PathParams: params, Route: route,
-			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}},
-		Status: resp.Status, Header: resp.Header,
-		Options: &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
-	}
-	in.SetBodyBytes(resp.Body)
-	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
-		t.Fatalf("%s %s → %d does not match openapi.yaml: %v\nbody: %s", r.Method, r.Path, resp.Status, err, resp.Body)
-	}
 }
 
 // expectPage fails unless r has the status; a 2xx or 4xx must be HTML.
