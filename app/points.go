@@ -17,6 +17,10 @@ func (s *Exchanges) Redeem(ctx context.Context, p Principal, points int64, refer
 	if reference == "" || utf8.RuneCountInString(reference) > 200 {
 		return domain.Entry{}, domain.Balance{}, false, domain.Invalid("/reference", "must be 1 to 200 characters")
 	}
+	if domain.ReordersLine(reference) {
+		// Shown back to the member in the history, like a profile value.
+		return domain.Entry{}, domain.Balance{}, false, domain.Invalid("/reference", "must be one line without control characters or bidirectional embeddings, overrides or isolates")
+	}
 	return s.store.Redeem(ctx, p.Subject, points, reference, idem, func(b domain.Balance) (domain.Balance, error) {
 		return b.Redeem(points)
 	})

@@ -389,6 +389,12 @@ func reordersText(s string) bool {
 	})
 }
 
+// ReordersLine is reordersText for one line a member types (a redemption's
+// reference): a line break or a tab in it is refused too.
+func ReordersLine(s string) bool {
+	return reordersText(s) || strings.ContainsAny(s, "\n\t")
+}
+
 // reordersAnyText says whether any string in a decoded JSON value (object
 // keys included) reorders text (reordersText).
 func reordersAnyText(v any) bool {

@@ -48,3 +48,22 @@ func TestAReadRefusedAfterTheMemberCancelledIsLoggedWhereTheMemberSeesIt(t *test
 		t.Fatalf("a member the partner never had data of gets entries: %v", got)
 	}
 }
+
+// A redemption's reference is text the member types and sees again in the
+// history: like a profile value, it may not reorder what a reader sees,
+// and a refusal writes nothing.
+func TestARedemptionReferenceThatReordersTextIsRefused(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	f := a.fixtures()
+	a.enrol(f.member)
+	for _, ref := range []string{"\u202eema", "a\u2066b", "two\nlines", "tab\there", "bell\a"} {
+		var r response
+		a.unchangedBy("reference "+ref, func() {
+			r = a.do(req{Method: "POST", Path: "/v1/me/redemptions", Token: f.member, Body: map[string]any{"points": 1, "reference": ref}})
+		})
+		if r.Status != 422 || problemOf(t, r).Errors[0].Pointer != "/reference" {
+			t.Errorf("reference %q: %d %s", ref, r.Status, r.Body)
+		}
+	}
+}
